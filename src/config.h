@@ -1,0 +1,51 @@
+/*
+ * config.h - courant's options, from the command line and COURANT_* variables.
+ *
+ * Every option --name-with-dashes can also be given as the environment
+ * variable COURANT_NAME_WITH_DASHES; the command line wins. Repeatable
+ * options (--listen, --cors-origin) take a comma-separated list from the
+ * environment. The parsed config is built once on the main thread and is
+ * read-only afterwards, so every thread may read it without a lock.
+ */
+#ifndef COURANT_CONFIG_H
+#define COURANT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_LISTEN 8
+#define CONFIG_MAX_ORIGINS 16
+
+typedef struct config {
+    char *listen[CONFIG_MAX_LISTEN]; /* owns: "host:port" strings */
+    int num_listen;
+    int workers;                     /* event-loop threads; default: CPU count */
+    int demo;                        /* publish the clock and serve the demo page */
+    long max_connections;            /* 0 = size from the descriptor limit */
+    int header_timeout_s;            /* a request head must arrive within this */
+    int idle_timeout_s;              /* an idle keep-alive connection is closed after */
+    size_t max_header_bytes;         /* request line + headers; 431 past it */
+    size_t max_event_bytes;          /* publish body; 413 past it */
+    long history;                    /* events kept for resume (count) */
+    int history_age_s;               /* and no older than this; 0 = no age limit */
+    int heartbeat_s;                 /* comment on idle streams; 0 = off */
+    long retry_ms;                   /* retry: hint sent on stream start; -1 = none */
+    size_t max_pending_bytes;        /* queued output per subscriber before it is dropped */
+    int max_lifetime_s;              /* streams end after this, jittered; 0 = never */
+    char *cors_origins[CONFIG_MAX_ORIGINS]; /* owns; "*" = any origin */
+    int num_cors_origins;
+    int log_level;                   /* log_level_t */
+} config_t;
+
+/* Fills `c` from defaults, the environment and argv. Returns 0; 1 if --help or
+ * --version was printed (exit 0); -1 after printing a one-line error. */
+int config_parse(config_t *c, int argc, char **argv);
+
+/* Frees the strings `c` owns. */
+void config_dispose(config_t *c);
+
+/* Splits "host:port", "[v6]:port" or ":port"; host is copied into host_out
+ * (empty for ":port"). Returns 0 or -1. */
+int config_split_hostport(const char *s, char *host_out, size_t host_cap, int *port_out);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * demo.c - see demo.h.
+ */
+#include "demo.h"
+
+#include "id.h"
+
+#include <string.h>
+#include <time.h>
+
+int demo_publish_tick(hub_t *hub)
+{
+    char id[ID_UUID_URN_LEN + 1], now[64];
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    size_t n = strftime(now, sizeof(now), "%Y-%m-%d %H:%M:%S", &tm);
+    id_new_uuid7(id);
+    const char *topic = DEMO_CLOCK_TOPIC;
+    size_t topic_len = strlen(topic);
+    evbuf_spec_t spec = {
+        .id = id, .id_len = strlen(id), .data = now, .data_len = n, .retry = -1,
+        .topics = &topic, .topic_lens = &topic_len, .num_topics = 1,
+    };
+    evbuf_t *ev = evbuf_try_new(&spec);
+    if (!ev)
+        return -1;
+    hub_publish(hub, ev);
+    return 0;
+}

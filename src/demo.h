@@ -1,0 +1,19 @@
+/*
+ * demo.h - the demo clock: the seed article's server time, once a second.
+ *
+ * With --demo, main publishes one event per second on DEMO_CLOCK_TOPIC,
+ * carrying the server's local time as "2026-11-26 10:45:51" (the seed's Go
+ * server's format). GET /events without a topic subscribes to it.
+ * Threads: called by main's thread; publishing is thread-safe.
+ */
+#ifndef COURANT_DEMO_H
+#define COURANT_DEMO_H
+
+#include "hub.h"
+
+#define DEMO_CLOCK_TOPIC "urn:courant:clock"
+
+/* Publishes one clock event. Returns 0, or -1 if memory runs out. */
+int demo_publish_tick(hub_t *hub);
+
+#endif

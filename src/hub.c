@@ -1,0 +1,206 @@
+/*
+ * hub.c - see hub.h for the design; this file holds the history ring.
+ *
+ *   ring: [ .. | oldest | ... | newest | .. ]   capacity = --history
+ *              ^head            ^(head + count - 1) % cap
+ *   seq of ring[(head + k) % cap] == first_seq + k
+ *
+ * So an event found through the id index is located in the ring by
+ * arithmetic on its seq: O(1), no scan.
+ */
+#include "hub.h"
+
+#include "strmap.h"
+#include "worker.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct hub {
+    pthread_mutex_t lock;   /* guards everything below */
+    uint64_t last_seq;      /* seq of the newest published event, 0 if none */
+    evbuf_t **ring;         /* owns: one reference per held event */
+    size_t cap;             /* ring capacity (--history) */
+    size_t head;            /* index of the oldest event */
+    size_t count;           /* events held */
+    uint64_t first_seq;     /* seq of ring[head] when count > 0 */
+    int64_t max_age_ms;     /* 0 = no age limit */
+    strmap_t by_id;         /* id -> evbuf_t* (borrowed from the ring) */
+    struct worker **workers; /* borrows: set once at start */
+    int num_workers;
+    uint64_t published;
+};
+
+hub_t *hub_new(long history, int history_age_s)
+{
+    hub_t *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    pthread_mutex_init(&h->lock, NULL);
+    h->cap = history > 0 ? (size_t)history : 0;
+    if (h->cap && !(h->ring = calloc(h->cap, sizeof(*h->ring)))) {
+        free(h);
+        return NULL;
+    }
+    h->max_age_ms = (int64_t)history_age_s * 1000;
+    strmap_init(&h->by_id);
+    return h;
+}
+
+static void evict_oldest(hub_t *h)
+{
+    evbuf_t *old = h->ring[h->head];
+    if (strmap_get(&h->by_id, old->id, old->id_len) == old)
+        strmap_remove(&h->by_id, old->id, old->id_len);
+    h->ring[h->head] = NULL;
+    h->head = (h->head + 1) % h->cap;
+    h->count--;
+    h->first_seq++;
+    evbuf_unref(old);
+}
+
+void hub_free(hub_t *h)
+{
+    if (!h)
+        return;
+    while (h->count)
+        evict_oldest(h);
+    strmap_dispose(&h->by_id);
+    free(h->ring);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+void hub_set_workers(hub_t *h, struct worker **workers, int n)
+{
+    h->workers = workers;
+    h->num_workers = n;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Evicts by age; bounded per call so one publish never pays for a huge purge
+ * (the periodic hub_trim finishes the job). */
+static void trim_by_age(hub_t *h, size_t budget)
+{
+    if (!h->max_age_ms)
+        return;
+    int64_t cutoff = now_ms() - h->max_age_ms;
+    while (h->count && budget-- && h->ring[h->head]->published_ms < cutoff)
+        evict_oldest(h);
+}
+
+static void history_append(hub_t *h, evbuf_t *ev)
+{
+    if (!h->cap)
+        return;
+    if (h->count == h->cap)
+        evict_oldest(h);
+    if (h->count == 0)
+        h->first_seq = ev->seq;
+    evbuf_ref(ev);
+    h->ring[(h->head + h->count) % h->cap] = ev;
+    h->count++;
+    /* If the index cannot grow, resume by this id fails over to "unknown
+     * id" (the client is told through Last-Event-ID); delivery is unharmed. */
+    (void)!strmap_try_put(&h->by_id, ev->id, ev->id_len, ev);
+}
+
+void hub_publish(hub_t *h, evbuf_t *ev)
+{
+    pthread_mutex_lock(&h->lock);
+    ev->seq = ++h->last_seq;
+    h->published++;
+    trim_by_age(h, 64);
+    history_append(h, ev);
+    for (int i = 0; i < h->num_workers; i++)
+        worker_post(h->workers[i], ev);
+    pthread_mutex_unlock(&h->lock);
+    evbuf_unref(ev); /* the caller's reference, now carried by ring and inboxes */
+}
+
+void hub_trim(hub_t *h)
+{
+    pthread_mutex_lock(&h->lock);
+    trim_by_age(h, SIZE_MAX);
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* Index in the ring of the first event to replay, as an offset from head. */
+static size_t replay_start(hub_t *h, const char *last_id, size_t len, int *known)
+{
+    *known = 1;
+    if (!last_id)
+        return h->count; /* nothing to replay */
+    if (len == 8 && memcmp(last_id, "earliest", 8) == 0)
+        return 0;
+    evbuf_t *ev = strmap_get(&h->by_id, last_id, len);
+    if (!ev) {
+        *known = 0;
+        return h->count;
+    }
+    assert(ev->seq >= h->first_seq && ev->seq < h->first_seq + h->count);
+    return (size_t)(ev->seq - h->first_seq) + 1;
+}
+
+int hub_try_snapshot(hub_t *h, const char *last_id, size_t last_id_len, hub_match_cb match,
+                     void *ctx, hub_snapshot_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&h->lock);
+    trim_by_age(h, SIZE_MAX);
+    int known;
+    size_t from = replay_start(h, last_id, last_id_len, &known);
+    size_t n = h->count - from;
+    int rc = 0;
+    if (n && !(out->events = malloc(n * sizeof(*out->events))))
+        rc = -1;
+    for (size_t k = from; rc == 0 && k < h->count; k++) {
+        evbuf_t *ev = h->ring[(h->head + k) % h->cap];
+        if (match(ctx, ev)) {
+            evbuf_ref(ev);
+            out->events[out->count++] = ev;
+        }
+    }
+    /* The id of the event just before the first one this client gets. */
+    const char *resume;
+    if (last_id && known)
+        resume = strndup(last_id, last_id_len);
+    else if (h->count)
+        resume = strdup(h->ring[(h->head + h->count - 1) % h->cap]->id);
+    else
+        resume = strdup("earliest");
+    out->last_event_id = (char *)resume;
+    if (!resume)
+        rc = -1;
+    out->start_seq = h->last_seq;
+    pthread_mutex_unlock(&h->lock);
+    if (rc)
+        hub_snapshot_dispose(out);
+    return rc;
+}
+
+void hub_snapshot_dispose(hub_snapshot_t *s)
+{
+    for (size_t i = 0; i < s->count; i++)
+        evbuf_unref(s->events[i]);
+    free(s->events);
+    free(s->last_event_id);
+    memset(s, 0, sizeof(*s));
+}
+
+void hub_get_stats(hub_t *h, hub_stats_t *out)
+{
+    pthread_mutex_lock(&h->lock);
+    out->published = h->published;
+    out->history_len = h->count;
+    pthread_mutex_unlock(&h->lock);
+}

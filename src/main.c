@@ -1,0 +1,294 @@
+/*
+ * main.c - start-up, the main thread's duties, and shutdown.
+ *
+ * Threads:
+ *   main      parses options, binds the listening sockets, starts the
+ *             workers, then waits for signals; once a second it publishes
+ *             the demo clock (--demo) and trims history by age.
+ *   w0..wN-1  one event loop each (worker.c); each has its own listening
+ *             socket per address, bound with SO_REUSEPORT, so the kernel
+ *             spreads new connections over the workers.
+ *
+ * SIGTERM/SIGINT: main sets server.stopping and wakes every worker; workers
+ * stop accepting, end their streams over about a second (jittered, so
+ * clients don't all reconnect at once) and exit; main joins them and exits
+ * 0. SIGPIPE is ignored: writes report EPIPE instead.
+ */
+#include "config.h"
+#include "demo.h"
+#include "hub.h"
+#include "log.h"
+#include "server.h"
+#include "worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_BOUND 16 /* distinct addresses after name resolution */
+#define FD_RESERVE 64 /* descriptors kept for epoll, eventfds, listeners, logs */
+
+typedef struct bound {
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    int *fds;   /* one socket per worker */
+} bound_t;
+
+static long raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl))
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? 1L << 20 : (long)rl.rlim_cur;
+}
+
+static int open_listener(const struct sockaddr *sa, socklen_t len)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (sa->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, sa, len) || listen(fd, 4096)) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static void set_port(struct sockaddr_storage *ss, int port)
+{
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+}
+
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+        snprintf(out, cap, "%s:%d", host, port);
+    } else {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+        snprintf(out, cap, "[%s]:%d", host, port);
+    }
+}
+
+/* Binds one socket per worker on every address `spec` resolves to. The first
+ * socket fixes the port (so ":0" gives all workers the same port). */
+static int bind_spec(const char *spec, int workers, int optional, bound_t *out, int *num_out)
+{
+    char host[256];
+    int port;
+    if (config_split_hostport(spec, host, sizeof(host), &port))
+        return -1;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res;
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    int gai = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res);
+    if (gai) {
+        fprintf(stderr, "courant: cannot resolve --listen %s: %s\n", spec, gai_strerror(gai));
+        return -1;
+    }
+    int bound_any = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if (*num_out == MAX_BOUND)
+            break;
+        bound_t *b = &out[*num_out];
+        memcpy(&b->addr, ai->ai_addr, ai->ai_addrlen);
+        b->addr_len = ai->ai_addrlen;
+        b->fds = calloc((size_t)workers, sizeof(int));
+        int i = 0;
+        for (; b->fds && i < workers; i++) {
+            b->fds[i] = open_listener((struct sockaddr *)&b->addr, b->addr_len);
+            if (b->fds[i] < 0)
+                break;
+            if (i == 0) { /* learn the port the kernel chose for ":0" */
+                struct sockaddr_storage got;
+                socklen_t gl = sizeof(got);
+                getsockname(b->fds[0], (struct sockaddr *)&got, &gl);
+                set_port(&b->addr, ntohs(got.ss_family == AF_INET
+                                             ? ((struct sockaddr_in *)&got)->sin_port
+                                             : ((struct sockaddr_in6 *)&got)->sin6_port));
+            }
+        }
+        if (!b->fds || i < workers) {
+            int e = errno;
+            char a[80];
+            format_addr(&b->addr, a, sizeof(a));
+            while (b->fds && i-- > 0)
+                close(b->fds[i]);
+            free(b->fds);
+            if (optional && (e == EADDRNOTAVAIL || e == EAFNOSUPPORT)) {
+                log_warn("not listening on %s: %s", a, strerror(e));
+                continue;
+            }
+            fprintf(stderr, "courant: cannot listen on %s: %s\n", a, strerror(e));
+            freeaddrinfo(res);
+            return -1;
+        }
+        (*num_out)++;
+        bound_any = 1;
+    }
+    freeaddrinfo(res);
+    return bound_any || optional ? 0 : -1;
+}
+
+static int64_t realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for SIGTERM/SIGINT, doing the once-a-second duties meanwhile. */
+static int main_loop(server_t *srv, const sigset_t *sigs)
+{
+    for (;;) {
+        /* Sleep to the next whole second, so clock ticks land on it. */
+        int64_t now = realtime_ms();
+        long wait_ms = 1000 - (long)(now % 1000);
+        struct timespec ts = {wait_ms / 1000, (wait_ms % 1000) * 1000000L};
+        int sig = sigtimedwait(sigs, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT)
+            return sig;
+        if (sig < 0 && errno != EAGAIN && errno != EINTR)
+            return -1;
+        if (sig < 0 && errno == EAGAIN) {
+            if (srv->cfg->demo && demo_publish_tick(srv->hub))
+                log_warn("demo clock: out of memory");
+            hub_trim(srv->hub);
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    config_t cfg;
+    int rc = config_parse(&cfg, argc, argv);
+    if (rc) {
+        config_dispose(&cfg);
+        return rc > 0 ? 0 : 2;
+    }
+    log_set_level((log_level_t)cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by the workers */
+
+    long fd_limit = raise_fd_limit();
+    server_t srv = {.cfg = &cfg, .num_workers = cfg.workers, .started_ms = realtime_ms()};
+    long budget = fd_limit - FD_RESERVE - (long)cfg.workers * (2 + CONFIG_MAX_LISTEN);
+    if (budget < 16)
+        budget = 16;
+    srv.max_connections = cfg.max_connections ? cfg.max_connections : budget;
+    if (srv.max_connections > budget) {
+        log_warn("--max-connections %ld is above what the descriptor limit (%ld) allows; using %ld",
+                 srv.max_connections, fd_limit, budget);
+        srv.max_connections = budget;
+    }
+    atomic_init(&srv.open_conns, 0);
+    atomic_init(&srv.stopping, 0);
+
+    bound_t bound[MAX_BOUND];
+    int num_bound = 0;
+    int defaults = argc > 0 && !getenv("COURANT_LISTEN");
+    for (int i = 0; i < cfg.num_listen; i++) {
+        /* The default [::1] is optional: a host without IPv6 still starts. */
+        int optional = defaults && !strcmp(cfg.listen[i], "[::1]:8000");
+        if (bind_spec(cfg.listen[i], cfg.workers, optional, bound, &num_bound)) {
+            rc = 1;
+            goto out;
+        }
+    }
+    if (num_bound == 0) {
+        fprintf(stderr, "courant: no address to listen on\n");
+        rc = 1;
+        goto out;
+    }
+    srv.hub = hub_new(cfg.history, cfg.history_age_s);
+    srv.workers = calloc((size_t)cfg.workers, sizeof(worker_t *));
+    if (!srv.hub || !srv.workers) {
+        fprintf(stderr, "courant: out of memory\n");
+        rc = 1;
+        goto out;
+    }
+    for (int i = 0; i < cfg.workers; i++) {
+        int fds[MAX_BOUND];
+        for (int b = 0; b < num_bound; b++) {
+            fds[b] = bound[b].fds[i];
+            bound[b].fds[i] = -1; /* the worker owns it now */
+        }
+        if (!(srv.workers[i] = worker_new(i, &srv, fds, num_bound))) {
+            rc = 1;
+            goto out;
+        }
+    }
+    hub_set_workers(srv.hub, srv.workers, cfg.workers);
+    int started = 0;
+    for (; started < cfg.workers; started++)
+        if (worker_start(srv.workers[started]))
+            break;
+    if (started == cfg.workers) {
+        for (int b = 0; b < num_bound; b++) {
+            char a[80];
+            format_addr(&bound[b].addr, a, sizeof(a));
+            log_info("listening on http://%s/", a);
+        }
+        log_info("courant ready: %d workers, up to %ld connections, history %ld%s", cfg.workers,
+                 srv.max_connections, cfg.history, cfg.demo ? ", demo clock on" : "");
+        int sig = main_loop(&srv, &sigs);
+        log_info("%s received: draining and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    } else {
+        rc = 1;
+    }
+    atomic_store(&srv.stopping, 1);
+    for (int i = 0; i < started; i++)
+        worker_wake(srv.workers[i]);
+    for (int i = 0; i < started; i++)
+        worker_join(srv.workers[i]);
+    if (rc == 0)
+        log_info("stopped");
+out:
+    for (int i = 0; srv.workers && i < cfg.workers; i++)
+        worker_free(srv.workers[i]);
+    free(srv.workers);
+    hub_free(srv.hub);
+    for (int b = 0; b < num_bound; b++) {
+        for (int i = 0; i < cfg.workers; i++)
+            if (bound[b].fds[i] >= 0)
+                close(bound[b].fds[i]);
+        free(bound[b].fds);
+    }
+    config_dispose(&cfg);
+    return rc;
+}

@@ -1,0 +1,214 @@
+/*
+ * publish.c - see publish.h.
+ *
+ * The form is percent-decoded into one scratch buffer the size of the body
+ * (decoding never grows), and the fields point into it; the event is then
+ * built with one allocation (evbuf_try_new) and the scratch freed.
+ */
+#include "publish.h"
+
+#include "hub.h"
+#include "id.h"
+#include "log.h"
+#include "worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RESERVED_PREFIX "/.well-known/mercure"
+
+typedef struct form {
+    const char *topics[EVBUF_MAX_TOPICS];
+    size_t topic_lens[EVBUF_MAX_TOPICS];
+    size_t num_topics;
+    const char *data, *id, *type, *retry;
+    size_t data_len, id_len, type_len, retry_len;
+    int is_private;
+    const char *error_status; /* set by the field callback on a bad field */
+    const char *error;
+} form_t;
+
+static int field_is(const char *n, size_t len, const char *lit)
+{
+    return strlen(lit) == len && memcmp(n, lit, len) == 0;
+}
+
+static int form_fail(form_t *f, const char *status, const char *why)
+{
+    f->error_status = status;
+    f->error = why;
+    return 1;
+}
+
+static int on_field(void *ctx, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    form_t *f = ctx;
+    if (field_is(name, nlen, "topic")) {
+        if (f->num_topics == EVBUF_MAX_TOPICS)
+            return form_fail(f, "400 Bad Request", "too many topics (at most 64)");
+        f->topics[f->num_topics] = value;
+        f->topic_lens[f->num_topics++] = vlen;
+    } else if (field_is(name, nlen, "data")) {
+        /* Repeated data fields are refused rather than silently merged. */
+        if (f->data)
+            return form_fail(f, "400 Bad Request", "data given more than once");
+        f->data = value;
+        f->data_len = vlen;
+    } else if (field_is(name, nlen, "id")) {
+        if (f->id)
+            return form_fail(f, "400 Bad Request", "id given more than once");
+        f->id = value;
+        f->id_len = vlen;
+    } else if (field_is(name, nlen, "type")) {
+        if (f->type)
+            return form_fail(f, "400 Bad Request", "type given more than once");
+        f->type = value;
+        f->type_len = vlen;
+    } else if (field_is(name, nlen, "retry")) {
+        f->retry = value;
+        f->retry_len = vlen;
+    } else if (field_is(name, nlen, "private")) {
+        f->is_private = 1; /* any value, "on" by HTML forms */
+    }
+    /* Unknown fields are ignored, as the Mercure hub does. */
+    return 0;
+}
+
+static int has_control(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 1;
+    return 0;
+}
+
+static int all_digits(const char *s, size_t len)
+{
+    if (!len)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* Checks the decoded form; returns NULL or the reason it is refused. */
+static const char *validate(const form_t *f, const char **status)
+{
+    *status = "400 Bad Request";
+    if (f->num_topics == 0)
+        return "missing topic";
+    for (size_t i = 0; i < f->num_topics; i++) {
+        if (f->topic_lens[i] == 0)
+            return "empty topic";
+        if (has_control(f->topics[i], f->topic_lens[i]))
+            return "a topic contains control characters";
+        if (f->topic_lens[i] >= strlen(RESERVED_PREFIX) &&
+            memcmp(f->topics[i], RESERVED_PREFIX, strlen(RESERVED_PREFIX)) == 0) {
+            *status = "403 Forbidden";
+            return "topics under /.well-known/mercure are reserved";
+        }
+    }
+    if (f->id) {
+        if (f->id_len == 0)
+            return "empty id";
+        if (has_control(f->id, f->id_len))
+            return "id contains control characters";
+        if (f->id[0] == '#')
+            return "id must not start with #";
+        if (f->id_len == 8 && memcmp(f->id, "earliest", 8) == 0)
+            return "id must not be \"earliest\"";
+        if (f->id_len > 1024)
+            return "id is longer than 1024 bytes";
+    }
+    if (f->type && has_control(f->type, f->type_len))
+        return "type contains control characters";
+    if (f->retry && (!all_digits(f->retry, f->retry_len) || f->retry_len > 10))
+        return "retry must be a number of milliseconds";
+    return NULL;
+}
+
+evbuf_t *publish_parse_form(const char *body, size_t len, const char **status, const char **reason)
+{
+    char *scratch = malloc(len ? len : 1);
+    if (!scratch) {
+        *status = "503 Service Unavailable";
+        *reason = "out of memory";
+        return NULL;
+    }
+    form_t f;
+    memset(&f, 0, sizeof(f));
+    evbuf_t *ev = NULL;
+    int r = http1_parse_form(body, len, scratch, on_field, &f);
+    if (r < 0) {
+        *status = "400 Bad Request";
+        *reason = "malformed form body (bad percent-encoding)";
+    } else if (r > 0) {
+        *status = f.error_status;
+        *reason = f.error;
+    } else if ((*reason = validate(&f, status)) == NULL) {
+        char made_id[ID_UUID_URN_LEN + 1];
+        if (!f.id) {
+            id_new_uuid7(made_id);
+            f.id = made_id;
+            f.id_len = ID_UUID_URN_LEN;
+        }
+        evbuf_spec_t spec = {
+            .id = f.id, .id_len = f.id_len,
+            .type = f.type_len ? f.type : NULL, .type_len = f.type_len,
+            .data = f.data ? f.data : "", .data_len = f.data_len,
+            .retry = f.retry ? strtoll(f.retry, NULL, 10) : -1,
+            .topics = f.topics, .topic_lens = f.topic_lens, .num_topics = f.num_topics,
+            .is_private = f.is_private,
+        };
+        ev = evbuf_try_new(&spec);
+        if (!ev) {
+            *status = "503 Service Unavailable";
+            *reason = "out of memory";
+        }
+    }
+    free(scratch);
+    return ev;
+}
+
+static int is_form_content_type(const http1_request_t *req)
+{
+    const http1_header_t *ct = http1_find_header(req, "content-type");
+    if (!ct)
+        return 1; /* lenient: some clients omit it for form posts */
+    const char *want = "application/x-www-form-urlencoded";
+    size_t n = strlen(want);
+    return ct->value_len >= n && http1_token_eq(ct->value, n, want) &&
+           (ct->value_len == n || ct->value[n] == ';' || ct->value[n] == ' ');
+}
+
+void publish_handle(conn_t *c, const http1_request_t *req, char *body, size_t body_len,
+                    const char *cors_headers)
+{
+    if (!c->peer_loopback) {
+        /* Until JWT authorization exists, only local backends may publish,
+         * so a fresh install is never an open relay. */
+        conn_refuse(c, REFUSE_FORBIDDEN, "403 Forbidden", "publishing is allowed from loopback addresses only");
+        return;
+    }
+    if (!is_form_content_type(req)) {
+        conn_refuse(c, REFUSE_BAD_REQUEST, "415 Unsupported Media Type",
+                    "publish wants Content-Type: application/x-www-form-urlencoded");
+        return;
+    }
+    const char *status, *reason;
+    evbuf_t *ev = publish_parse_form(body, body_len, &status, &reason);
+    if (!ev) {
+        refusal_t why = !strncmp(status, "403", 3)   ? REFUSE_FORBIDDEN
+                        : !strncmp(status, "5", 1) ? REFUSE_UNAVAILABLE
+                                                   : REFUSE_BAD_REQUEST;
+        conn_refuse(c, why, status, reason);
+        return;
+    }
+    char id[1100];
+    int n = snprintf(id, sizeof(id), "%s", ev->id);
+    log_debug("published %s to %s (%u bytes)", ev->id, ev->topics[0], ev->len);
+    hub_publish(worker_server(c->worker)->hub, ev); /* the hub takes our reference */
+    conn_respond(c, "200 OK", "text/plain; charset=utf-8", cors_headers, id, (size_t)n, 0);
+}

@@ -1,0 +1,26 @@
+/*
+ * publish.h - POST /.well-known/mercure: the Mercure publish form.
+ *
+ * Fields (application/x-www-form-urlencoded): topic (1+, the first is the
+ * canonical topic, the rest alternates), data, id, type, retry, private.
+ * The form is checked whole before anything is published: a bad form
+ * publishes nothing. Threads: the connection's worker thread.
+ */
+#ifndef COURANT_PUBLISH_H
+#define COURANT_PUBLISH_H
+
+#include "conn.h"
+#include "evbuf.h"
+#include "http1.h"
+
+/* Answers the request: 200 with the event id, or an error. */
+void publish_handle(conn_t *c, const http1_request_t *req, char *body, size_t body_len,
+                    const char *cors_headers);
+
+/* Parses and validates a publish form into a new event (refs = 1, owned by
+ * the caller). On failure returns NULL and sets *status / *reason (static
+ * strings) for the HTTP answer. Pure apart from allocation: the fuzz target
+ * calls it directly. */
+evbuf_t *publish_parse_form(const char *body, size_t len, const char **status, const char **reason);
+
+#endif

@@ -1,0 +1,369 @@
+/*
+ * stream.c - see stream.h for the index layout.
+ *
+ * The wire format of a stream response is close-delimited HTTP/1.1: headers
+ * with "Connection: close" and no Content-Length or chunking, then raw
+ * event-stream bytes. That is valid HTTP (RFC 9112, 6.3) and lets every
+ * event go from its shared evbuf to the socket untouched; chunked framing
+ * would need per-connection bytes around each write.
+ */
+#include "stream.h"
+
+#include "hub.h"
+#include "log.h"
+#include "strmap.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+typedef struct topic_subs topic_subs_t;
+
+typedef struct sub_link {
+    struct sub_link *prev, *next; /* neighbours in the owner's list */
+    topic_subs_t *owner;          /* borrows; NULL for the wildcard list */
+    conn_t *conn;                 /* borrows: the subscriber */
+} sub_link_t;
+
+struct topic_subs {
+    sub_link_t *head;  /* owns nothing: links belong to their streams */
+    uint32_t count;    /* links in the list */
+    uint32_t len;      /* of topic */
+    char topic[];      /* owns: the key of the index entry */
+};
+
+struct stream_index {
+    strmap_t topics;       /* topic -> topic_subs_t* (owned) */
+    sub_link_t *wildcard;  /* streams subscribed to "*" */
+    size_t streams;        /* open streams on this worker */
+};
+
+typedef struct stream {
+    uint64_t start_seq;    /* only events with seq > start_seq go live */
+    uint64_t last_seq;     /* newest seq queued: an event is sent once */
+    int64_t end_ms;        /* monotonic: end of life, 0 = none */
+    uint8_t overflowed;    /* a delivery passed --max-pending-bytes */
+    uint8_t ending;        /* no more events: closes once output is written */
+    uint16_t num_links;
+    sub_link_t links[];    /* one per distinct selector */
+} stream_t;
+
+#define STREAM_DRAIN_GRACE_MS 5000
+
+static const char first_comment[] = ":\n";
+static const char heartbeat[] = ":\n";
+
+stream_index_t *stream_index_new(void)
+{
+    stream_index_t *idx = calloc(1, sizeof(*idx));
+    if (idx)
+        strmap_init(&idx->topics);
+    return idx;
+}
+
+void stream_index_free(stream_index_t *idx)
+{
+    if (!idx)
+        return;
+    assert(idx->streams == 0 && idx->topics.count == 0);
+    strmap_dispose(&idx->topics);
+    free(idx);
+}
+
+static void list_insert(sub_link_t **head, sub_link_t *l)
+{
+    l->prev = NULL;
+    l->next = *head;
+    if (*head)
+        (*head)->prev = l;
+    *head = l;
+}
+
+static void list_remove(sub_link_t **head, sub_link_t *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        *head = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+}
+
+static int is_wildcard(const char *s, size_t len) { return len == 1 && s[0] == '*'; }
+
+/* Hangs `l` on the list for `topic`, creating the entry if needed. */
+static int link_attach(stream_index_t *idx, sub_link_t *l, const char *topic, size_t len)
+{
+    if (is_wildcard(topic, len)) {
+        l->owner = NULL;
+        list_insert(&idx->wildcard, l);
+        return 0;
+    }
+    topic_subs_t *ts = strmap_get(&idx->topics, topic, len);
+    if (!ts) {
+        ts = malloc(sizeof(*ts) + len + 1);
+        if (!ts)
+            return -1;
+        ts->head = NULL;
+        ts->count = 0;
+        ts->len = (uint32_t)len;
+        memcpy(ts->topic, topic, len);
+        ts->topic[len] = 0;
+        if (strmap_try_put(&idx->topics, ts->topic, len, ts)) {
+            free(ts);
+            return -1;
+        }
+    }
+    l->owner = ts;
+    list_insert(&ts->head, l);
+    ts->count++;
+    return 0;
+}
+
+static void link_detach(stream_index_t *idx, sub_link_t *l)
+{
+    topic_subs_t *ts = l->owner;
+    if (!ts) {
+        list_remove(&idx->wildcard, l);
+        return;
+    }
+    list_remove(&ts->head, l);
+    if (--ts->count == 0) {
+        strmap_remove(&idx->topics, ts->topic, ts->len);
+        free(ts);
+    }
+}
+
+/* ---- subscribing -------------------------------------------------------------- */
+
+typedef struct match_ctx {
+    const stream_request_t *req;
+} match_ctx_t;
+
+/* Would a subscriber with these selectors receive `ev`? (history replay) */
+static int selectors_match(void *ctx, const evbuf_t *ev)
+{
+    const stream_request_t *req = ((match_ctx_t *)ctx)->req;
+    if (ev->is_private)
+        return 0; /* private updates need authorization, not available yet */
+    for (size_t i = 0; i < req->num_selectors; i++) {
+        if (is_wildcard(req->selectors[i], req->selector_lens[i]) ||
+            evbuf_has_topic(ev, req->selectors[i], req->selector_lens[i]))
+            return 1;
+    }
+    return 0;
+}
+
+/* Distinct selectors only, so one subscriber sits at most once per list. */
+static size_t count_distinct(const stream_request_t *req, uint8_t *dup)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < req->num_selectors; i++) {
+        dup[i] = 0;
+        for (size_t j = 0; j < i && !dup[i]; j++)
+            dup[i] = req->selector_lens[i] == req->selector_lens[j] &&
+                     memcmp(req->selectors[i], req->selectors[j], req->selector_lens[i]) == 0;
+        n += !dup[i];
+    }
+    return n;
+}
+
+static char *format_head(const stream_request_t *req, const char *last_event_id, long retry_ms,
+                         size_t *len_out)
+{
+    size_t cap = 512 + strlen(req->cors_headers) + strlen(last_event_id);
+    char *buf = malloc(cap);
+    if (!buf)
+        return NULL;
+    int n = snprintf(buf, cap,
+                     "HTTP/1.1 200 OK\r\n"
+                     "Content-Type: text/event-stream\r\n"
+                     "Cache-Control: no-cache\r\n"
+                     "X-Accel-Buffering: no\r\n"
+                     "Connection: close\r\n"
+                     "Last-Event-ID: %s\r\n"
+                     "%s\r\n"
+                     "%s",
+                     last_event_id, req->cors_headers, first_comment);
+    if (retry_ms >= 0)
+        n += snprintf(buf + n, cap - (size_t)n, "retry: %ld\n\n", retry_ms);
+    assert(n > 0 && (size_t)n < cap);
+    *len_out = (size_t)n;
+    return buf;
+}
+
+/* The subscriber fell more than --max-pending-bytes behind. It gets what is
+ * already queued (so it can resume right after it with Last-Event-ID), no
+ * more events, and is closed once that is written, or after a grace period
+ * if it reads nothing. Closing right away would free list nodes that the
+ * fan-out may be walking. */
+static void on_overflow(conn_t *c)
+{
+    stream_t *s = c->stream;
+    s->overflowed = 1;
+    s->ending = 1;
+    c->shut_after_flush = 1;
+    s->end_ms = worker__now_ms(c->worker) + STREAM_DRAIN_GRACE_MS;
+    atomic_fetch_add_explicit(&worker_stats(c->worker)->slow_disconnects, 1, memory_order_relaxed);
+    log_warn("fd %d: subscriber more than --max-pending-bytes behind; disconnecting it", c->fd);
+}
+
+static void replay(conn_t *c, hub_snapshot_t *snap)
+{
+    worker_stats_t *st = worker_stats(c->worker);
+    for (size_t i = 0; i < snap->count; i++) {
+        wref_t *r = worker__wref_new(c->worker, snap->events[i]);
+        if (c->stream->ending) {
+            /* nothing more: the client resumes after what it got */
+        } else if (conn_try_enqueue_event(c, r)) {
+            on_overflow(c);
+        } else {
+            atomic_fetch_add_explicit(&st->replayed, 1, memory_order_relaxed);
+        }
+        if (r->refs == 0)
+            worker__wref_unref_empty(c->worker, r);
+    }
+}
+
+static int64_t lifetime_deadline(const config_t *cfg, int64_t now)
+{
+    if (!cfg->max_lifetime_s)
+        return 0;
+    /* Jitter of +-20 %, so streams opened together do not end together. */
+    int64_t base = (int64_t)cfg->max_lifetime_s * 1000;
+    return now + base * 8 / 10 + (int64_t)(random() % (base * 4 / 10 + 1));
+}
+
+void stream_start(conn_t *c, const stream_request_t *req)
+{
+    worker_t *w = c->worker;
+    stream_index_t *idx = worker__streams(w);
+    const config_t *cfg = worker_server(w)->cfg;
+    uint8_t dup[req->num_selectors ? req->num_selectors : 1];
+    size_t n = count_distinct(req, dup);
+
+    stream_t *s = calloc(1, sizeof(*s) + n * sizeof(sub_link_t));
+    hub_snapshot_t snap;
+    match_ctx_t mctx = {req};
+    if (!s || hub_try_snapshot(worker_server(w)->hub, req->last_event_id, req->last_event_id_len,
+                               selectors_match, &mctx, &snap)) {
+        free(s);
+        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", "out of memory");
+        return;
+    }
+    size_t head_len;
+    char *head = format_head(req, snap.last_event_id, cfg->retry_ms, &head_len);
+    if (!head) {
+        free(s);
+        hub_snapshot_dispose(&snap);
+        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", "out of memory");
+        return;
+    }
+    s->start_seq = snap.start_seq;
+    s->last_seq = snap.start_seq;
+    s->end_ms = lifetime_deadline(cfg, worker__now_ms(w));
+    for (size_t i = 0, k = 0; i < req->num_selectors; i++) {
+        if (dup[i])
+            continue;
+        s->links[k].conn = c;
+        if (link_attach(idx, &s->links[k], req->selectors[i], req->selector_lens[i]))
+            break; /* out of memory: the stream gets fewer topics; logged below */
+        s->num_links = (uint16_t)++k;
+    }
+    if (s->num_links < n)
+        log_warn("fd %d: out of memory while subscribing; some selectors ignored", c->fd);
+    c->stream = s;
+    c->state = CONN_STREAM;
+    c->keep_alive = 0;
+    idx->streams++;
+    atomic_fetch_add_explicit(&worker_stats(w)->streams_open, 1, memory_order_relaxed);
+    conn_enqueue_heap(c, head, head_len);
+    replay(c, &snap);
+    hub_snapshot_dispose(&snap);
+    log_debug("fd %d subscribed: %zu selectors, replayed %zu", c->fd, n, snap.count);
+}
+
+void stream_detach(conn_t *c)
+{
+    stream_t *s = c->stream;
+    stream_index_t *idx = worker__streams(c->worker);
+    for (uint16_t i = 0; i < s->num_links; i++)
+        link_detach(idx, &s->links[i]);
+    idx->streams--;
+    atomic_fetch_sub_explicit(&worker_stats(c->worker)->streams_open, 1, memory_order_relaxed);
+    free(s);
+    c->stream = NULL;
+}
+
+/* ---- fan-out ---------------------------------------------------------------------- */
+
+static void deliver(worker_t *w, conn_t *c, evbuf_t *ev, wref_t **r)
+{
+    stream_t *s = c->stream;
+    if (ev->seq <= s->last_seq || s->ending)
+        return;
+    s->last_seq = ev->seq;
+    if (ev->is_private)
+        return;
+    if (!*r)
+        *r = worker__wref_new(w, ev);
+    if (conn_try_enqueue_event(c, *r)) {
+        on_overflow(c);
+        return;
+    }
+    atomic_fetch_add_explicit(&worker_stats(w)->deliveries, 1, memory_order_relaxed);
+}
+
+void stream_fanout(worker_t *w, evbuf_t *ev)
+{
+    stream_index_t *idx = worker__streams(w);
+    wref_t *r = NULL;
+    for (unsigned i = 0; i < ev->num_topics; i++) {
+        topic_subs_t *ts = strmap_get(&idx->topics, ev->topics[i], ev->topic_lens[i]);
+        for (sub_link_t *l = ts ? ts->head : NULL; l; l = l->next)
+            deliver(w, l->conn, ev, &r);
+    }
+    for (sub_link_t *l = idx->wildcard; l; l = l->next)
+        deliver(w, l->conn, ev, &r);
+    if (r && r->refs == 0)
+        worker__wref_unref_empty(w, r);
+}
+
+/* ---- timers --------------------------------------------------------------------- */
+
+static void stream_end(conn_t *c)
+{
+    c->shut_after_flush = 1;
+    c->stream->ending = 1;
+    if (c->outq_count == 0) {
+        shutdown(c->fd, SHUT_WR);
+        conn_close(c, "stream ended");
+    }
+}
+
+void stream_on_tick(conn_t *c, int64_t now_ms)
+{
+    stream_t *s = c->stream;
+    if (s->end_ms && now_ms >= s->end_ms) {
+        if (s->ending)
+            conn_close(c, "subscriber did not read its pending output in time");
+        else
+            stream_end(c);
+        return;
+    }
+    int hb = worker_server(c->worker)->cfg->heartbeat_s;
+    if (hb && c->outq_count == 0 && now_ms - c->last_write_ms >= (int64_t)hb * 1000)
+        conn_enqueue_static(c, heartbeat, sizeof(heartbeat) - 1);
+}
+
+void stream_schedule_end(conn_t *c, int64_t now_ms, int spread_ms)
+{
+    stream_t *s = c->stream;
+    if (s->ending)
+        return;
+    int64_t at = now_ms + (spread_ms > 0 ? random() % spread_ms : 0);
+    if (!s->end_ms || at < s->end_ms)
+        s->end_ms = at;
+}
