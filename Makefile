@@ -69,9 +69,11 @@ $(BUILD) $(BUILD)/asan $(BUILD)/clang $(BUILD)/fuzz:
 setup:
 	./scripts/setup.sh
 
-run: setup all
+run:
+	./scripts/setup.sh --run
+	$(MAKE) all
 	@echo "courant: open http://localhost:8000/ (demo) or http://localhost:8000/events"
-	./$(BUILD)/courant --demo --listen localhost:8000
+	exec ./$(BUILD)/courant --demo --listen 127.0.0.1:8000 --listen [::1]:8000
 
 test: setup
 	$(MAKE) $(BUILD)/courant $(BUILD)/asan/courant unit fuzz clang-check

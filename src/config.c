@@ -36,6 +36,8 @@ static const opt_t options[] = {
     {"listen", OPT_LIST, F(listen), 0, CONFIG_MAX_LISTEN, "ADDR:PORT",
      "address to listen on, repeatable; IPv6 as [::1]:8000 (default: 127.0.0.1:8000 and [::1]:8000)"},
     {"workers", OPT_INT, F(workers), 1, 256, "N", "event-loop threads (default: one per CPU)"},
+    {"reuse-port", OPT_FLAG, F(reuse_port), 0, 1, NULL,
+     "share the listening port with other courant processes (SO_REUSEPORT); off: a busy port is an error"},
     {"demo", OPT_FLAG, F(demo), 0, 1, NULL, "publish the server's time every second and serve the demo page at /"},
     {"max-connections", OPT_LONG, F(max_connections), 1, 100000000, "N",
      "open connections at most; 503 past it (default: sized from the descriptor limit)"},

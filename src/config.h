@@ -20,6 +20,7 @@ typedef struct config {
     char *listen[CONFIG_MAX_LISTEN]; /* owns: "host:port" strings */
     int num_listen;
     int workers;                     /* event-loop threads; default: CPU count */
+    int reuse_port;                  /* share the port with other courant processes */
     int demo;                        /* publish the clock and serve the demo page */
     long max_connections;            /* 0 = size from the descriptor limit */
     int header_timeout_s;            /* a request head must arrive within this */

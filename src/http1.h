@@ -1,11 +1,13 @@
 /*
- * http1.h - HTTP/1.x request-head parser and chunked-body decoder.
+ * http1.h - HTTP/1.x request-head parser, chunked-body decoder, and
+ * application/x-www-form-urlencoded parser.
  *
- * Hand-written, in the manner of picohttpparser: the parser is stateless and
- * is simply re-run on the whole buffer when more bytes arrive (heads are
- * small and capped, so this costs less than keeping state). It never
- * allocates and never writes into the input: every pointer it returns points
- * inside the caller's buffer, and stays valid as long as that buffer does.
+ * Hand-written, in the manner of picohttpparser: the head parser is stateless
+ * and is simply re-run on the whole buffer when more bytes arrive (heads are
+ * small and capped, so this costs less than keeping state). Nothing here
+ * allocates. The head parser never writes into the input: every pointer it
+ * returns points inside the caller's buffer, and stays valid as long as that
+ * buffer does. (The chunked decoder, by design, rewrites its input in place.)
  *
  * Accepted grammar (RFC 9112, strict where laxness enables smuggling):
  *   request-head = [ CRLF ] request-line *( header-field ) CRLF
@@ -32,7 +34,8 @@
  * So after a successful parse: a Transfer-Encoding header means a chunked
  * body, else a Content-Length header gives the body length, else no body.
  *
- * Threads: pure functions, any thread.
+ * Threads: no global state; any thread. A chunked decoder is used by one
+ * thread at a time.
  */
 #ifndef COURANT_HTTP1_H
 #define COURANT_HTTP1_H
@@ -145,8 +148,9 @@ ssize_t http1_chunked_decode(http1_chunked_decoder_t *d, char *buf, size_t *len)
  * has an empty value; "=v" has an empty name; empty pairs, as in "&&", are
  * skipped; repeated names are each delivered). Name and value are
  * percent-decoded ('+' means space) into `scratch`, which must hold at least
- * `len` bytes and is reused for every pair: the pointers are valid only
- * during the call. They are not NUL-terminated and may contain any byte, NUL
+ * `len` bytes: each pair is decoded at its own offset in scratch (decoding
+ * never grows), so the pointers of every pair stay valid as long as scratch
+ * does (publish keeps all the fields at once). They are not NUL-terminated and may contain any byte, NUL
  * included. Returns 0; or -1 for a malformed escape (a '%' not followed by
  * two hex digits), in which case the whole string is refused before any
  * callback runs; or the first non-zero value `cb` returned, which stops the

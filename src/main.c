@@ -100,9 +100,30 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t cap
     }
 }
 
+/* The workers' sockets all carry SO_REUSEPORT, which would also let them
+ * join a group another process holds on the same port. Unless the user asked
+ * for that (--reuse-port), first bind once without it: if the port is busy,
+ * that bind fails with EADDRINUSE, as users expect. */
+static int port_is_free(const struct sockaddr *sa, socklen_t len)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 1; /* let the real bind report the problem */
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (sa->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    int r = bind(fd, sa, len);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return r == 0 || e != EADDRINUSE;
+}
+
 /* Binds one socket per worker on every address `spec` resolves to. The first
  * socket fixes the port (so ":0" gives all workers the same port). */
-static int bind_spec(const char *spec, int workers, int optional, bound_t *out, int *num_out)
+static int bind_spec(const char *spec, int workers, int reuse_port, int optional, bound_t *out,
+                     int *num_out)
 {
     char host[256];
     int port;
@@ -126,6 +147,15 @@ static int bind_spec(const char *spec, int workers, int optional, bound_t *out, 
         b->addr_len = ai->ai_addrlen;
         b->fds = calloc((size_t)workers, sizeof(int));
         int i = 0;
+        if (b->fds && !reuse_port && port != 0 && !port_is_free(ai->ai_addr, ai->ai_addrlen)) {
+            char a[80];
+            format_addr(&b->addr, a, sizeof(a));
+            fprintf(stderr, "courant: cannot listen on %s: %s (use --reuse-port to share it)\n", a,
+                    strerror(EADDRINUSE));
+            free(b->fds);
+            freeaddrinfo(res);
+            return -1;
+        }
         for (; b->fds && i < workers; i++) {
             b->fds[i] = open_listener((struct sockaddr *)&b->addr, b->addr_len);
             if (b->fds[i] < 0)
@@ -225,7 +255,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < cfg.num_listen; i++) {
         /* The default [::1] is optional: a host without IPv6 still starts. */
         int optional = defaults && !strcmp(cfg.listen[i], "[::1]:8000");
-        if (bind_spec(cfg.listen[i], cfg.workers, optional, bound, &num_bound)) {
+        if (bind_spec(cfg.listen[i], cfg.workers, cfg.reuse_port, optional, bound, &num_bound)) {
             rc = 1;
             goto out;
         }

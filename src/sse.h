@@ -32,7 +32,7 @@
  * sse_encode_comment() wrote reads back unchanged.
  *
  * Ownership: the parser owns its buffers (heap, grown as needed up to
- * max_bytes); the pointers passed to callbacks are valid only during the call.
+ * max_bytes, kept until dispose); the pointers passed to callbacks are valid only during the call.
  * The strings in an sse_event_t are also NUL-terminated (they may contain
  * NULs of their own); a comment's text is not. Callbacks must not feed or
  * dispose the parser that calls them.
@@ -88,7 +88,7 @@ typedef struct sse_parser_callbacks {
 typedef struct sse_parser {
     sse_parser_callbacks_t cb;
     void *ctx;          /* borrows: passed back to the callbacks */
-    size_t max_bytes;   /* cap on a line and on an event's data; past it feed fails */
+    size_t max_bytes;   /* cap on a line and on an event's data */
     /* private state below, see sse.c */
     char *_line;        /* owns: the current incomplete line */
     size_t _line_len, _line_cap;
@@ -104,7 +104,8 @@ typedef struct sse_parser {
 } sse_parser_t;
 
 /* Prepares `p`. max_bytes bounds each internal buffer: the longest line and
- * the longest data of one event, in bytes (0 means 16 MiB). */
+ * the longest data of one event, in bytes (0 means 16 MiB; values above
+ * SIZE_MAX / 4 are lowered to it). */
 void sse_parser_init(sse_parser_t *p, const sse_parser_callbacks_t *cb, void *ctx,
                      size_t max_bytes);
 

@@ -3,7 +3,7 @@
  *
  * A unit test file is tests/unit/<module>_test.c and tests src/<module>.c.
  * It #includes "../../src/<module>.c" so it can reach the module's statics
- * (the Makefile links every other src/*.c beside it, but not that one).
+ * (the Makefile links every other source file beside it, but not that one).
  *
  * Each test is a `static void test_xxx(void)` run by TEST_RUN(test_xxx).
  * An assertion that fails prints both sides with file:line and marks the

@@ -1,0 +1,307 @@
+// lib.mjs - helpers for courant's end-to-end tests (plain node, no test framework).
+//
+//   startCourant(args, {env})  spawn the server, resolve once it is listening
+//   test(name, fn, {timeout})  register a test; run() runs them in order
+//   launchChromium()           headless Debian Chromium through playwright-core
+//   waitFor(fn, opts), sleep(ms)
+//
+// Output, one line per test:  `ok - <file>: <name>` / `not ok - <file>: <name>`
+// followed by the error (indented), then a closing `<file>: N passed, N failed`.
+// A test also fails when a server it started exited non-zero (or by a signal)
+// or printed a sanitizer report. run() exits 1 if any test failed.
+
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const e2eDir = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(e2eDir, '../..');
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const SANITIZER_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|ERROR: ThreadSanitizer|WARNING: ThreadSanitizer/;
+const LISTENING_RE = /listening on http:\/\/([^\s/]+)\//;
+
+export function courantBin() {
+  return path.resolve(repoRoot, process.env.COURANT_BIN || 'build/asan/courant');
+}
+
+// Servers and browsers started by the running test, cleaned up after it.
+let live = { servers: [], browsers: [] };
+// Every server ever started, checked again at the end of its test.
+let currentTest = null;
+
+// ---- the server ----------------------------------------------------------------
+
+/**
+ * Start courant with `args` (plus `--listen 127.0.0.1:0` unless args has a
+ * --listen) and wait for its "listening on http://HOST:PORT/" line.
+ * Resolves {proc, base, port, host, listening[], stderrLines[], stop(), exited}.
+ */
+export function startCourant(args = [], { env = {}, startTimeout = 10000 } = {}) {
+  const bin = courantBin();
+  if (!existsSync(bin)) {
+    return Promise.reject(new Error(`server binary ${bin} does not exist (build it: make build/asan/courant, or set COURANT_BIN)`));
+  }
+  const argv = [...args];
+  if (!argv.includes('--listen')) argv.push('--listen', '127.0.0.1:0');
+
+  const proc = spawn(bin, argv, {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      // The server reads COURANT_<OPTION> variables: a test sets them in env, never by accident.
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('COURANT_'))),
+      ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1:abort_on_error=0:halt_on_error=1',
+      UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || 'print_stacktrace=1:halt_on_error=1',
+      ...env,
+    },
+  });
+
+  const server = {
+    proc,
+    argv,
+    base: null,
+    host: null,
+    port: null,
+    listening: [],
+    stderrLines: [],
+    stdoutLines: [],
+    exitCode: undefined, // number, or null when killed by a signal
+    exitSignal: null,
+    exited: null, // promise of {code, signal}
+    checked: false,
+    stop: null,
+    sanitizerReport() {
+      const i = this.stderrLines.findIndex((l) => SANITIZER_RE.test(l));
+      return i < 0 ? null : this.stderrLines.slice(Math.max(0, i - 2), i + 40).join('\n');
+    },
+    describe() {
+      return `courant ${argv.join(' ')}`;
+    },
+    tail(n = 30) {
+      return this.stderrLines.slice(-n).join('\n');
+    },
+  };
+
+  server.exited = new Promise((resolve) => {
+    proc.on('exit', (code, signal) => {
+      server.exitCode = code;
+      server.exitSignal = signal;
+      resolve({ code, signal });
+    });
+  });
+  // 'close' waits for stdio to drain: the whole stderr is read by then.
+  const closed = new Promise((resolve) => proc.on('close', resolve));
+  proc.on('error', () => {}); // spawn errors surface through 'exit'/'close'
+
+  let onListening = null;
+  const lineReader = (stream, sink, watch) => {
+    let buf = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk) => {
+      buf += chunk;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).replace(/\r$/, '');
+        buf = buf.slice(nl + 1);
+        sink.push(line);
+        if (process.env.COURANT_E2E_VERBOSE) process.stderr.write(`  [courant ${proc.pid}] ${line}\n`);
+        if (watch) {
+          const m = LISTENING_RE.exec(line);
+          if (m) {
+            server.listening.push(m[1]);
+            if (onListening) onListening(m[1]);
+          }
+        }
+      }
+    });
+    stream.on('end', () => {
+      if (buf) sink.push(buf);
+      buf = '';
+    });
+  };
+  lineReader(proc.stderr, server.stderrLines, true);
+  lineReader(proc.stdout, server.stdoutLines, true);
+
+  server.stop = async (killAfterMs = 5000) => {
+    if (server.exitCode === undefined) {
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => {
+        if (server.exitCode === undefined) proc.kill('SIGKILL');
+      }, killAfterMs);
+      await server.exited;
+      clearTimeout(timer);
+    }
+    await Promise.race([closed, sleep(1000)]);
+    return server.exitCode;
+  };
+
+  live.servers.push(server);
+  if (currentTest) currentTest.servers.push(server);
+
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (err) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(server);
+    };
+    onListening = (hostport) => {
+      if (server.base) return;
+      server.base = `http://${hostport}`;
+      const m = /^(.*):(\d+)$/.exec(hostport);
+      server.host = m ? m[1] : hostport;
+      server.port = m ? Number(m[2]) : NaN;
+      finish();
+    };
+    const timer = setTimeout(() => {
+      finish(new Error(`${server.describe()}: no "listening on http://..." line within ${startTimeout} ms; its stderr:\n${server.tail()}`));
+    }, startTimeout);
+    closed.then(() => {
+      finish(new Error(`${server.describe()} exited (code ${server.exitCode}, signal ${server.exitSignal}) before listening; its stderr:\n${server.tail()}`));
+    });
+  });
+}
+
+// Throws if the server exited badly or reported a sanitizer error. Call after stop().
+export function checkServer(server) {
+  const problems = [];
+  if (server.exitCode !== undefined && server.exitCode !== 0) {
+    problems.push(server.exitCode === null ? `was killed by ${server.exitSignal}` : `exited with code ${server.exitCode}`);
+  }
+  const report = server.sanitizerReport();
+  if (report) problems.push(`printed a sanitizer report:\n${report}`);
+  else if (problems.length) problems.push(`its last stderr lines:\n${server.tail()}`);
+  if (problems.length) throw new Error(`${server.describe()} ${problems.join('; ')}`);
+}
+
+// ---- the browser ---------------------------------------------------------------
+
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+  '--disable-sync',
+  '--disable-quic',
+];
+
+export async function launchChromium() {
+  const executablePath = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+  if (!existsSync(executablePath)) {
+    throw new Error(`${executablePath} not found: install Debian's chromium (scripts/setup.sh does)`);
+  }
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+  live.browsers.push(browser);
+  return browser;
+}
+
+// ---- waiting -------------------------------------------------------------------
+
+/**
+ * Poll fn() until it returns a truthy value (which is returned), or throw
+ * after `timeout` ms with `message` (a string or a function giving one).
+ */
+export async function waitFor(fn, { timeout = 5000, interval = 100, message = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let lastErr = null;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      lastErr = null;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() >= deadline) {
+      const msg = typeof message === 'function' ? await message() : message;
+      throw new Error(`timed out after ${timeout} ms waiting for ${msg}${lastErr ? `: ${lastErr.message}` : ''}`);
+    }
+    await sleep(interval);
+  }
+}
+
+export function assert(cond, message) {
+  if (!cond) throw new Error(typeof message === 'function' ? message() : message || 'assertion failed');
+}
+
+// ---- the harness ---------------------------------------------------------------
+
+const tests = [];
+const fileName = path.basename(process.argv[1] || 'test');
+
+export function test(name, fn, { timeout = 30000 } = {}) {
+  tests.push({ name, fn, timeout });
+}
+
+function indent(text) {
+  return String(text)
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
+}
+
+async function cleanup() {
+  const { servers, browsers } = live;
+  live = { servers: [], browsers: [] };
+  await Promise.all(browsers.map((b) => b.close().catch(() => {})));
+  await Promise.all(servers.map((s) => s.stop().catch(() => {})));
+}
+
+export async function run() {
+  let passed = 0;
+  let failed = 0;
+  const only = process.env.COURANT_E2E_ONLY;
+  for (const t of tests) {
+    if (only && !t.name.includes(only)) continue;
+    const errors = [];
+    currentTest = { servers: [] };
+    const ctx = { name: t.name, servers: currentTest.servers };
+    let timer = null;
+    try {
+      await Promise.race([
+        Promise.resolve().then(() => t.fn(ctx)),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`test timed out after ${t.timeout} ms`)), t.timeout);
+        }),
+      ]);
+    } catch (err) {
+      errors.push(err);
+    } finally {
+      clearTimeout(timer);
+    }
+    const mine = currentTest.servers;
+    currentTest = null;
+    await cleanup();
+    for (const s of mine) {
+      try {
+        checkServer(s);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    if (errors.length === 0) {
+      passed++;
+      console.log(`ok - ${fileName}: ${t.name}`);
+    } else {
+      failed++;
+      console.log(`not ok - ${fileName}: ${t.name}`);
+      for (const err of errors) console.log(indent(err && err.stack ? err.stack : err));
+      for (const s of mine) console.log(indent(`stderr of ${s.describe()} (pid ${s.proc.pid}, last 15 lines):\n${s.tail(15)}`));
+    }
+  }
+  console.log(`${fileName}: ${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
+// A stray rejection from a timed-out test must not kill the run.
+process.on('unhandledRejection', (err) => {
+  if (process.env.COURANT_E2E_VERBOSE) console.error('unhandled rejection:', err);
+});

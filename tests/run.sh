@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# tests/run.sh - runs every test and ends with the line "N passed, N failed".
+#
+# Every test program prints TAP-like lines, "ok - name" or "not ok - name",
+# and exits non-zero if anything failed. This script counts those lines; a
+# program that exits non-zero (a crash, a sanitizer report, a timeout)
+# without printing "not ok" counts as one more failure. Each program runs
+# under `timeout`, so nothing can hang the suite.
+#
+#   tests/run.sh            everything
+#   tests/run.sh unit       only unit tests (also: fuzz, e2e, node)
+#   FUZZ_SECONDS=20         how long each fuzz target runs (default 15)
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export COURANT_BIN="${COURANT_BIN:-$ROOT/build/asan/courant}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
+ONLY="${1:-all}"
+LOGDIR="$ROOT/build/test-logs"
+mkdir -p "$LOGDIR"
+
+passed=0
+failed=0
+failures=()
+
+# run NAME TIMEOUT CMD... : runs one test program and tallies its lines.
+run() {
+    local name="$1" limit="$2"
+    shift 2
+    local log="$LOGDIR/$(echo "$name" | tr '/ ' '__').log"
+    echo "== $name"
+    timeout --kill-after=5 "$limit" "$@" >"$log" 2>&1
+    local rc=$?
+    local ok nok
+    ok=$(grep -c '^ok - ' "$log")
+    nok=$(grep -c '^not ok - ' "$log")
+    grep -E '^(ok|not ok) - ' "$log" | sed 's/^/   /'
+    passed=$((passed + ok))
+    failed=$((failed + nok))
+    if [ "$nok" -gt 0 ]; then
+        failures+=("$name")
+    fi
+    if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
+        failed=$((failed + 1))
+        failures+=("$name (exit $rc)")
+        echo "   not ok - $name exited with status $rc"
+    fi
+    if [ "$rc" -ne 0 ] || [ "$nok" -gt 0 ]; then
+        echo "   --- last lines of $log:"
+        tail -n 40 "$log" | sed 's/^/   | /'
+    fi
+}
+
+want() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
+
+if want unit; then
+    for t in build/asan/*_test; do
+        [ -x "$t" ] && run "unit/$(basename "$t")" 120 "$t"
+    done
+fi
+
+if want fuzz; then
+    for f in build/fuzz/*_fuzz; do
+        [ -x "$f" ] || continue
+        name=$(basename "$f" _fuzz)
+        corpus="fuzz/corpus/$name"
+        dictarg=""
+        [ -f "fuzz/$name.dict" ] && dictarg="-dict=$ROOT/fuzz/$name.dict"
+        run "fuzz/$name (corpus replay)" 120 sh -c \
+            "'$f' -runs=0 '$corpus' && echo 'ok - corpus $name replays clean' || { echo 'not ok - corpus $name'; exit 1; }"
+        scratch=$(mktemp -d)
+        run "fuzz/$name (${FUZZ_SECONDS}s)" $((FUZZ_SECONDS + 60)) sh -c \
+            "cd '$scratch' && '$ROOT/$f' $dictarg -max_total_time=$FUZZ_SECONDS -timeout=10 -rss_limit_mb=2048 '$scratch' '$ROOT/$corpus' >fuzz.log 2>&1; rc=\$?; tail -n 3 fuzz.log; [ \$rc = 0 ] && echo 'ok - fuzz $name for ${FUZZ_SECONDS}s' || { cat fuzz.log | tail -n 40; echo 'not ok - fuzz $name'; exit 1; }"
+        rm -rf "$scratch"
+    done
+fi
+
+if want e2e; then
+    for t in tests/e2e/*.test.sh; do
+        [ -f "$t" ] && run "e2e/$(basename "$t")" 300 bash "$t"
+    done
+fi
+
+if want node; then
+    for t in tests/e2e/*.test.mjs; do
+        [ -f "$t" ] && run "node/$(basename "$t")" 300 node "$t"
+    done
+fi
+
+echo
+if [ "${#failures[@]}" -gt 0 ]; then
+    echo "failed:"
+    printf '  %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
