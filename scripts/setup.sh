@@ -2,7 +2,7 @@
 # setup.sh - install what courant needs on a Debian 12 machine; idempotent.
 #
 #   scripts/setup.sh          everything `make test` needs: gcc/make, clang and
-#                             its libFuzzer/ASan runtimes, curl, procps, Node.js
+#                             its libFuzzer/ASan runtimes, curl, procps, python3, Node.js
 #                             and npm, Debian's Chromium, and tests/e2e's
 #                             node_modules (npm ci; browsers are never downloaded)
 #   scripts/setup.sh --run    only what running courant needs: compiler, make, curl
@@ -64,7 +64,7 @@ node_ok() {
 # ---- Debian packages ---------------------------------------------------------
 want=(build-essential curl)
 if [ "$mode" = all ]; then
-    want+=(clang libclang-rt-14-dev ca-certificates procps)
+    want+=(clang libclang-rt-14-dev ca-certificates procps python3)
 fi
 if [ "$skip_node" != 1 ]; then
     want+=(chromium)

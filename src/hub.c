@@ -109,9 +109,12 @@ static void history_append(hub_t *h, evbuf_t *ev)
     evbuf_ref(ev);
     h->ring[(h->head + h->count) % h->cap] = ev;
     h->count++;
-    /* If the index cannot grow, resume by this id fails over to "unknown
+    /* A reused id keeps pointing at its OLDEST event still in history, so a
+     * resume may resend but never skips what came between the two uses.
+     * If the index cannot grow, resume by this id fails over to "unknown
      * id" (the client is told through Last-Event-ID); delivery is unharmed. */
-    (void)!strmap_try_put(&h->by_id, ev->id, ev->id_len, ev);
+    if (!strmap_get(&h->by_id, ev->id, ev->id_len))
+        (void)!strmap_try_put(&h->by_id, ev->id, ev->id_len, ev);
 }
 
 void hub_publish(hub_t *h, evbuf_t *ev)
@@ -170,17 +173,16 @@ int hub_try_snapshot(hub_t *h, const char *last_id, size_t last_id_len, hub_matc
             out->events[out->count++] = ev;
         }
     }
-    /* The id of the event just before the first one this client gets. */
-    const char *resume;
-    if (last_id && known)
-        resume = strndup(last_id, last_id_len);
-    else if (h->count)
-        resume = strdup(h->ring[(h->head + h->count - 1) % h->cap]->id);
-    else
-        resume = strdup("earliest");
-    out->last_event_id = (char *)resume;
-    if (!resume)
-        rc = -1;
+    /* The id of the event just before the first one this client gets
+     * (draft-dunglas-mercure-07, "Reconciliation"): the id it sent when we
+     * know it, else "earliest" (asked for, or unknown/expired: the client
+     * sees the value differs from what it sent, so it knows it missed
+     * events). No header at all when the client sent no id. */
+    if (last_id) {
+        out->last_event_id = known ? strndup(last_id, last_id_len) : strdup("earliest");
+        if (!out->last_event_id)
+            rc = -1;
+    }
     out->start_seq = h->last_seq;
     pthread_mutex_unlock(&h->lock);
     if (rc)

@@ -19,7 +19,8 @@
  * History is a ring of the last `--history` events (and no older than
  * `--history-age`), with a hash index from event id to event so that a
  * Last-Event-ID is found in O(1). When the same id is published twice the
- * index points at the newest (resume continues after the latest use).
+ * index points at the oldest one still in history: a resume may resend, but
+ * never skips the events published between the two uses.
  *
  * Resume seam: hub_snapshot() collects, under the lock, the events a new
  * subscriber must replay and returns `start_seq`, the last seq that existed
@@ -63,15 +64,15 @@ typedef struct hub_snapshot {
     evbuf_t **events;     /* owns: one reference each, in seq order */
     size_t count;
     uint64_t start_seq;   /* deliver live events with seq > start_seq */
-    char *last_event_id;  /* owns: value of the response's Last-Event-ID header */
+    char *last_event_id;  /* owns: the response's Last-Event-ID header value,
+                             NULL when the client sent no id (no header) */
 } hub_snapshot_t;
 
 /* last_id: the client's Last-Event-ID (NULL if it sent none). Events after
  * it that `match` accepts are collected; "earliest" means all of history.
- * An id the hub does not know replays nothing, and the returned
- * last_event_id (the id of the newest event, or "earliest" when history is
- * empty) differs from what the client sent, which tells it that it missed
- * events. Returns 0, or -1 if memory runs out. */
+ * An id the hub does not know replays nothing, and last_event_id is then
+ * "earliest", which differs from what the client sent and so tells it that
+ * it missed events. Returns 0, or -1 if memory runs out. */
 int hub_try_snapshot(hub_t *h, const char *last_id, size_t last_id_len, hub_match_cb match,
                      void *ctx, hub_snapshot_t *out) __attribute__((warn_unused_result));
 

@@ -66,8 +66,12 @@ static int on_field(void *ctx, const char *name, size_t nlen, const char *value,
         f->type = value;
         f->type_len = vlen;
     } else if (field_is(name, nlen, "retry")) {
-        f->retry = value;
-        f->retry_len = vlen;
+        if (f->retry)
+            return form_fail(f, "400 Bad Request", "retry given more than once");
+        if (vlen) { /* an empty retry is no retry, as in the Mercure hub */
+            f->retry = value;
+            f->retry_len = vlen;
+        }
     } else if (field_is(name, nlen, "private")) {
         f->is_private = 1; /* any value, "on" by HTML forms */
     }
@@ -104,15 +108,14 @@ static const char *validate(const form_t *f, const char **status)
             return "empty topic";
         if (has_control(f->topics[i], f->topic_lens[i]))
             return "a topic contains control characters";
-        if (f->topic_lens[i] >= strlen(RESERVED_PREFIX) &&
-            memcmp(f->topics[i], RESERVED_PREFIX, strlen(RESERVED_PREFIX)) == 0) {
+        /* Any topic containing /.well-known/mercure is refused, as the
+         * Mercure hub does, so subscription events cannot be forged. */
+        if (memmem(f->topics[i], f->topic_lens[i], RESERVED_PREFIX, strlen(RESERVED_PREFIX))) {
             *status = "403 Forbidden";
             return "topics under /.well-known/mercure are reserved";
         }
     }
     if (f->id) {
-        if (f->id_len == 0)
-            return "empty id";
         if (has_control(f->id, f->id_len))
             return "id contains control characters";
         if (f->id[0] == '#')
@@ -149,7 +152,7 @@ evbuf_t *publish_parse_form(const char *body, size_t len, const char **status, c
         *reason = f.error;
     } else if ((*reason = validate(&f, status)) == NULL) {
         char made_id[ID_UUID_URN_LEN + 1];
-        if (!f.id) {
+        if (!f.id || !f.id_len) { /* "If omitted, the hub MUST generate" one */
             id_new_uuid7(made_id);
             f.id = made_id;
             f.id_len = ID_UUID_URN_LEN;

@@ -46,11 +46,11 @@ const char *router_cors_headers(const server_t *srv, const http1_request_t *req,
     for (int i = 0; i < cfg->num_cors_origins; i++) {
         const char *o = cfg->cors_origins[i];
         if (!strcmp(o, "*"))
-            return "Access-Control-Allow-Origin: *\r\n";
+            return "Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Last-Event-ID\r\n";
         if (origin && strlen(o) == origin->value_len && !memcmp(o, origin->value, origin->value_len)) {
             snprintf(buf, cap,
                      "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
-                     "Vary: Origin\r\n",
+                     "Access-Control-Expose-Headers: Last-Event-ID\r\nVary: Origin\r\n",
                      o);
             return buf;
         }
@@ -128,7 +128,7 @@ static int on_query_pair(void *ctx, const char *n, size_t nl, const char *v, siz
         }
         q->selectors[q->num_selectors] = v;
         q->selector_lens[q->num_selectors++] = vl;
-    } else if (nl == 11 && !memcmp(n, "lastEventID", 11)) {
+    } else if (nl == 11 && !memcmp(n, "lastEventID", 11) && vl && !q->last_event_id) {
         q->last_event_id = v;
         q->last_event_id_len = vl;
     }
@@ -173,7 +173,7 @@ static void subscribe(conn_t *c, const http1_request_t *req, const char *query, 
     /* The header (what EventSource sends on reconnection) wins over the
      * query parameter (what a client sets by hand on the first connection). */
     const http1_header_t *lei = http1_find_header(req, "last-event-id");
-    if (lei) {
+    if (lei && lei->value_len) { /* empty means none, as EventSource sends it */
         q.last_event_id = lei->value;
         q.last_event_id_len = lei->value_len;
     }

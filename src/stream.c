@@ -173,7 +173,7 @@ static size_t count_distinct(const stream_request_t *req, uint8_t *dup)
 static char *format_head(const stream_request_t *req, const char *last_event_id, long retry_ms,
                          size_t *len_out)
 {
-    size_t cap = 512 + strlen(req->cors_headers) + strlen(last_event_id);
+    size_t cap = 512 + strlen(req->cors_headers) + (last_event_id ? strlen(last_event_id) : 0);
     char *buf = malloc(cap);
     if (!buf)
         return NULL;
@@ -183,10 +183,11 @@ static char *format_head(const stream_request_t *req, const char *last_event_id,
                      "Cache-Control: no-cache\r\n"
                      "X-Accel-Buffering: no\r\n"
                      "Connection: close\r\n"
-                     "Last-Event-ID: %s\r\n"
+                     "%s%s%s"
                      "%s\r\n"
                      "%s",
-                     last_event_id, req->cors_headers, first_comment);
+                     last_event_id ? "Last-Event-ID: " : "", last_event_id ? last_event_id : "",
+                     last_event_id ? "\r\n" : "", req->cors_headers, first_comment);
     if (retry_ms >= 0)
         n += snprintf(buf + n, cap - (size_t)n, "retry: %ld\n\n", retry_ms);
     assert(n > 0 && (size_t)n < cap);
