@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "store.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,7 +20,7 @@
 
 #define COURANT_VERSION "0.1.0"
 
-typedef enum opt_kind { OPT_FLAG, OPT_INT, OPT_LONG, OPT_SIZE, OPT_LIST, OPT_LEVEL } opt_kind_t;
+typedef enum opt_kind { OPT_FLAG, OPT_INT, OPT_LONG, OPT_SIZE, OPT_LIST, OPT_LEVEL, OPT_STRING, OPT_SYNC } opt_kind_t;
 
 typedef struct opt {
     const char *name;   /* without the leading "--" */
@@ -55,6 +56,12 @@ static const opt_t options[] = {
     {"cors-origin", OPT_LIST, F(cors_origins), 0, CONFIG_MAX_ORIGINS, "ORIGIN",
      "origin allowed to subscribe from a browser, repeatable, or * (default *)"},
     {"log-level", OPT_LEVEL, F(log_level), 0, 0, "LEVEL", "debug, info, warn or error (default info)"},
+    {"store", OPT_STRING, F(store_path), 0, 0, "PATH",
+     "keep history in this SQLite file: a publish is answered 200 only once committed, and history "
+     "survives restarts and crashes (default: none, history in memory only)"},
+    {"sync", OPT_SYNC, F(sync), 0, 0, "MODE",
+     "with --store: full = fsync every group commit (default); normal = fsync at checkpoints only "
+     "(a power loss may take back recent events); off = never fsync (a power loss may also damage the file)"},
 };
 
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -169,6 +176,23 @@ static int set_option(config_t *c, const opt_t *o, const char *v, int from_env)
         *(int *)field = (int)lv;
         return 0;
     }
+    case OPT_STRING:
+        if (!*v) {
+            fprintf(stderr, "courant: --%s wants a value\n", o->name);
+            return -1;
+        }
+        free(*(char **)field);
+        *(char **)field = strdup(v);
+        return 0;
+    case OPT_SYNC: {
+        store_sync_t sync;
+        if (store_parse_sync(v, &sync)) {
+            fprintf(stderr, "courant: --%s wants full, normal or off, not \"%s\"\n", o->name, v);
+            return -1;
+        }
+        *(int *)field = (int)sync;
+        return 0;
+    }
     case OPT_LIST:
         if (!from_env)
             return list_add(o, c, v, strlen(v));
@@ -281,6 +305,8 @@ void config_dispose(config_t *c)
     for (int i = 0; i < c->num_cors_origins; i++)
         free(c->cors_origins[i]);
     c->num_listen = c->num_cors_origins = 0;
+    free(c->store_path);
+    c->store_path = NULL;
 }
 
 int config_split_hostport(const char *s, char *host_out, size_t host_cap, int *port_out)

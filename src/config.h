@@ -36,6 +36,8 @@ typedef struct config {
     char *cors_origins[CONFIG_MAX_ORIGINS]; /* owns; "*" = any origin */
     int num_cors_origins;
     int log_level;                   /* log_level_t */
+    char *store_path;                /* owns; --store: the SQLite file; NULL = memory-only history */
+    int sync;                        /* store_sync_t: --sync full|normal|off */
 } config_t;
 
 /* Fills `c` from defaults, the environment and argv. Returns 0; 1 if --help or

@@ -132,6 +132,10 @@ void conn_close(conn_t *c, const char *why)
     log_debug("fd %d closed: %s", c->fd, why);
     if (c->stream)
         stream_detach(c);
+    if (c->ack_token) { /* a publish waiting for the store: its answer will be dropped */
+        worker__ack_cancel(c->worker, c->ack_token);
+        c->ack_token = 0;
+    }
     c->state = CONN_CLOSING;
     outq_clear(c);
     free(c->rbuf);

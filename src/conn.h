@@ -80,6 +80,8 @@ typedef struct conn {
 
     int64_t deadline_ms;      /* monotonic: read timeout, or stream end of life */
     int64_t last_write_ms;    /* monotonic: last time output was queued (heartbeat) */
+    uint64_t ack_token;       /* CONN_RESPOND with --store: the publish waits for the
+                                 store's answer (worker__ack_wait); 0 = not waiting */
     struct stream *stream;    /* owns; non-NULL in CONN_STREAM */
     struct conn *prev, *next; /* the worker's list of all its connections */
     struct conn *flush_next;  /* the worker's flush list, or its free list */

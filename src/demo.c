@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-int demo_publish_tick(hub_t *hub)
+int demo_publish_tick(hub_t *hub, store_t *store)
 {
     char id[ID_UUID_URN_LEN + 1], now[64];
     time_t t = time(NULL);
@@ -25,6 +25,13 @@ int demo_publish_tick(hub_t *hub)
     evbuf_t *ev = evbuf_try_new(&spec);
     if (!ev)
         return -1;
+    if (store) {
+        if (store_try_submit(store, ev, NULL, NULL, 0)) {
+            evbuf_unref(ev);
+            return -1;
+        }
+        return 0;
+    }
     hub_publish(hub, ev);
     return 0;
 }

@@ -10,10 +10,13 @@
 #define COURANT_DEMO_H
 
 #include "hub.h"
+#include "store.h"
 
 #define DEMO_CLOCK_TOPIC "urn:courant:clock"
 
-/* Publishes one clock event. Returns 0, or -1 if memory runs out. */
-int demo_publish_tick(hub_t *hub);
+/* Publishes one clock event: through `store` when there is one (it is then
+ * stored, and published once committed, like any event), else straight to
+ * the hub. Returns 0, or -1 if memory runs out or the store is full. */
+int demo_publish_tick(hub_t *hub, store_t *store);
 
 #endif

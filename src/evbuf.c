@@ -22,7 +22,7 @@ evbuf_t *evbuf_try_new(const evbuf_spec_t *spec)
         .data = spec->data, .data_len = spec->data_len,
         .retry = spec->retry,
     };
-    size_t wire = sse_encoded_size(&f);
+    size_t wire = spec->wire ? spec->wire_len : sse_encoded_size(&f);
     size_t strings = spec->id_len + 1;
     for (size_t i = 0; i < spec->num_topics; i++)
         strings += spec->topic_lens[i] + 1;
@@ -44,11 +44,17 @@ evbuf_t *evbuf_try_new(const evbuf_spec_t *spec)
     e->seq = 0;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    e->published_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    e->published_ms = spec->published_ms ? spec->published_ms
+                                         : (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     e->num_topics = (uint16_t)spec->num_topics;
     e->is_private = spec->is_private ? 1 : 0;
     e->bytes = p;
-    e->len = (uint32_t)sse_encode(p, &f);
+    if (spec->wire) {
+        memcpy(p, spec->wire, wire); /* loaded from the store: the bytes first published */
+        e->len = (uint32_t)wire;
+    } else {
+        e->len = (uint32_t)sse_encode(p, &f);
+    }
     assert(e->len == wire);
     p += wire;
     memcpy(p, spec->id, spec->id_len);

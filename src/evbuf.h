@@ -59,6 +59,10 @@ typedef struct evbuf_spec {
     const size_t *topic_lens;
     size_t num_topics;
     int is_private;
+    const char *wire;       /* already-encoded SSE bytes (an event loaded from the
+                               store), used as they are; NULL: encode the fields */
+    size_t wire_len;
+    int64_t published_ms;   /* CLOCK_REALTIME ms; 0 = now */
 } evbuf_spec_t;
 
 /* Builds the event with one allocation and refs = 1 (owned by the caller).

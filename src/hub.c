@@ -130,6 +130,15 @@ void hub_publish(hub_t *h, evbuf_t *ev)
     evbuf_unref(ev); /* the caller's reference, now carried by ring and inboxes */
 }
 
+void hub_load(hub_t *h, evbuf_t *ev)
+{
+    pthread_mutex_lock(&h->lock);
+    ev->seq = ++h->last_seq;
+    history_append(h, ev);
+    pthread_mutex_unlock(&h->lock);
+    evbuf_unref(ev); /* the caller's reference; the ring holds its own */
+}
+
 void hub_trim(hub_t *h)
 {
     pthread_mutex_lock(&h->lock);

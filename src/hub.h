@@ -54,6 +54,13 @@ void hub_set_workers(hub_t *h, struct worker **workers, int n);
  * records it in history and posts it to every worker. Never blocks on I/O. */
 void hub_publish(hub_t *h, evbuf_t *ev);
 
+/* Start-up, before any publish and before the workers run: appends `ev`
+ * (history loaded from the store, oldest first) to the history, taking
+ * over the caller's reference. It gets the next seq like a publish, so the
+ * seqs of later publishes continue after it; nothing is posted to workers
+ * (nobody is subscribed yet). */
+void hub_load(hub_t *h, evbuf_t *ev);
+
 /* Drops history entries older than the age limit (called periodically). */
 void hub_trim(hub_t *h);
 

@@ -19,6 +19,7 @@
 #include "hub.h"
 #include "log.h"
 #include "server.h"
+#include "store.h"
 #include "worker.h"
 
 #include <arpa/inet.h>
@@ -212,11 +213,36 @@ static int main_loop(server_t *srv, const sigset_t *sigs)
         if (sig < 0 && errno != EAGAIN && errno != EINTR)
             return -1;
         if (sig < 0 && errno == EAGAIN) {
-            if (srv->cfg->demo && demo_publish_tick(srv->hub))
-                log_warn("demo clock: out of memory");
+            if (srv->cfg->demo && demo_publish_tick(srv->hub, srv->store))
+                log_warn("demo clock: out of memory, or the store is full");
             hub_trim(srv->hub);
         }
     }
+}
+
+static void load_into_hub(void *hub, evbuf_t *ev) { hub_load(hub, ev); }
+
+/* --store: opens the file and loads its history into the hub. A store that
+ * cannot be used is a one-line reason and a refusal to start: running
+ * without the durability the user asked for would be worse. */
+static int open_store(server_t *srv, const config_t *cfg)
+{
+    static const char *const sync_names[] = {"full", "normal", "off"};
+    char why[512];
+    srv->store = store_open(cfg->store_path, (store_sync_t)cfg->sync, cfg->history,
+                            cfg->history_age_s, why, sizeof(why));
+    if (!srv->store) {
+        fprintf(stderr, "courant: cannot use --store %s: %s\n", cfg->store_path, why);
+        return -1;
+    }
+    long n = store_load(srv->store, load_into_hub, srv->hub, why, sizeof(why));
+    if (n < 0) {
+        fprintf(stderr, "courant: cannot use --store %s: %s\n", cfg->store_path, why);
+        return -1;
+    }
+    log_info("store %s: %ld events of history loaded, --sync %s", cfg->store_path, n,
+             sync_names[cfg->sync]);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -251,6 +277,18 @@ int main(int argc, char **argv)
 
     bound_t bound[MAX_BOUND];
     int num_bound = 0;
+    /* The store first: a second courant on the same store must be refused
+     * for that reason, whatever its port. */
+    srv.hub = hub_new(cfg.history, cfg.history_age_s);
+    if (!srv.hub) {
+        fprintf(stderr, "courant: out of memory\n");
+        rc = 1;
+        goto out;
+    }
+    if (cfg.store_path && open_store(&srv, &cfg)) {
+        rc = 1;
+        goto out;
+    }
     int defaults = argc > 0 && !getenv("COURANT_LISTEN");
     for (int i = 0; i < cfg.num_listen; i++) {
         /* The default [::1] is optional: a host without IPv6 still starts. */
@@ -265,9 +303,8 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    srv.hub = hub_new(cfg.history, cfg.history_age_s);
     srv.workers = calloc((size_t)cfg.workers, sizeof(worker_t *));
-    if (!srv.hub || !srv.workers) {
+    if (!srv.workers) {
         fprintf(stderr, "courant: out of memory\n");
         rc = 1;
         goto out;
@@ -284,6 +321,10 @@ int main(int argc, char **argv)
         }
     }
     hub_set_workers(srv.hub, srv.workers, cfg.workers);
+    if (srv.store && store_start(srv.store, srv.hub)) {
+        rc = 1;
+        goto out;
+    }
     int started = 0;
     for (; started < cfg.workers; started++)
         if (worker_start(srv.workers[started]))
@@ -306,12 +347,17 @@ int main(int argc, char **argv)
         worker_wake(srv.workers[i]);
     for (int i = 0; i < started; i++)
         worker_join(srv.workers[i]);
+    /* After the workers: publishes they accepted while draining are
+     * committed (their answers, if the conn is gone, are dropped). */
+    store_stop(srv.store);
     if (rc == 0)
         log_info("stopped");
 out:
+    store_stop(srv.store); /* posts into the inboxes: before worker_free */
     for (int i = 0; srv.workers && i < cfg.workers; i++)
         worker_free(srv.workers[i]);
     free(srv.workers);
+    store_free(srv.store);
     hub_free(srv.hub);
     for (int b = 0; b < num_bound; b++) {
         for (int i = 0; i < cfg.workers; i++)

@@ -10,6 +10,7 @@
 #include "hub.h"
 #include "id.h"
 #include "log.h"
+#include "store.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -175,6 +176,26 @@ evbuf_t *publish_parse_form(const char *body, size_t len, const char **status, c
     return ev;
 }
 
+/* Hands the event (and our reference) to the store thread; the answer
+ * comes back through the worker's inbox (worker_post_ack). */
+static void publish_to_store(conn_t *c, store_t *store, evbuf_t *ev, const char *cors_headers)
+{
+    uint64_t token = worker__ack_wait(c->worker, c, cors_headers);
+    if (!token) {
+        evbuf_unref(ev);
+        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", "out of memory");
+        return;
+    }
+    if (store_try_submit(store, ev, worker_post_ack, c->worker, token)) {
+        worker__ack_cancel(c->worker, token);
+        evbuf_unref(ev);
+        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable",
+                    "the store has too many publishes waiting; retry later");
+        return;
+    }
+    c->ack_token = token; /* CONN_RESPOND with nothing queued: reads wait for the answer */
+}
+
 static int is_form_content_type(const http1_request_t *req)
 {
     const http1_header_t *ct = http1_find_header(req, "content-type");
@@ -209,9 +230,24 @@ void publish_handle(conn_t *c, const http1_request_t *req, char *body, size_t bo
         conn_refuse(c, why, status, reason);
         return;
     }
-    char id[1100];
-    int n = snprintf(id, sizeof(id), "%s", ev->id);
+    store_t *store = worker_server(c->worker)->store;
+    if (store) {
+        publish_to_store(c, store, ev, cors_headers);
+        return;
+    }
     log_debug("published %s to %s (%u bytes)", ev->id, ev->topics[0], ev->len);
-    hub_publish(worker_server(c->worker)->hub, ev); /* the hub takes our reference */
-    conn_respond(c, "200 OK", "text/plain; charset=utf-8", cors_headers, id, (size_t)n, 0);
+    evbuf_ref(ev); /* for the answer: the hub takes the other reference */
+    hub_publish(worker_server(c->worker)->hub, ev);
+    publish_on_stored(c, ev, 1, cors_headers);
+    evbuf_unref(ev);
+}
+
+void publish_on_stored(conn_t *c, const evbuf_t *ev, int ok, const char *cors_headers)
+{
+    if (!ok) {
+        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable",
+                    "the event could not be stored, so it was not published; retry later");
+        return;
+    }
+    conn_respond(c, "200 OK", "text/plain; charset=utf-8", cors_headers, ev->id, ev->id_len, 0);
 }

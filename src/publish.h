@@ -13,9 +13,16 @@
 #include "evbuf.h"
 #include "http1.h"
 
-/* Answers the request: 200 with the event id, or an error. */
+/* Answers the request: 200 with the event id, or an error. With --store
+ * the answer comes later: the event goes to the store thread, the conn
+ * waits in CONN_RESPOND (reading nothing more) and publish_on_stored
+ * answers once the event is committed and handed to the hub. */
 void publish_handle(conn_t *c, const http1_request_t *req, char *body, size_t body_len,
                     const char *cors_headers);
+
+/* Worker thread: the store's answer for a publish waiting on `c`: 200 with
+ * the id of `ev` (borrowed) when `ok`, else 503. */
+void publish_on_stored(conn_t *c, const evbuf_t *ev, int ok, const char *cors_headers);
 
 /* Parses and validates a publish form into a new event (refs = 1, owned by
  * the caller). On failure returns NULL and sets *status / *reason (static

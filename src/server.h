@@ -26,6 +26,7 @@ extern const char *const refusal_names[REFUSE__COUNT];
 typedef struct server {
     const config_t *cfg;      /* borrows: lives as long as main */
     hub_t *hub;               /* borrows */
+    struct store *store;      /* borrows; NULL without --store (memory-only history) */
     struct worker **workers;  /* borrows: num_workers of them */
     int num_workers;
     long max_connections;     /* effective cap on open client connections */

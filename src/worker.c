@@ -5,6 +5,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "publish.h"
 #include "stream.h"
 
 #include <arpa/inet.h>
@@ -33,6 +34,21 @@
 /* What an epoll event's data.ptr points at; conn_t starts with the same int. */
 enum { HANDLE_CONN, HANDLE_LISTENER, HANDLE_INBOX };
 
+/* One inbox entry: an event to fan out, or the store's answer to a publish. */
+typedef struct inbox_msg {
+    evbuf_t *ev;     /* owns one reference */
+    uint64_t token;  /* 0: fan `ev` out; else the ack token of a waiting publish */
+    int ok;          /* acks: 1 committed, 0 not stored */
+} inbox_msg_t;
+
+/* A publish waiting for the store (see worker.h). Worker thread only. */
+typedef struct ack_slot {
+    struct conn *conn;  /* borrows: the waiting conn; NULL when the slot is free */
+    char *headers;      /* owns: extra header lines for the answer (CORS) */
+    uint32_t gen;       /* bumped each time the slot is released */
+    uint32_t next_free; /* free list: index + 1 of the next free slot, 0 = end */
+} ack_slot_t;
+
 typedef struct listener {
     int handle_kind; /* HANDLE_LISTENER */
     int fd;          /* owns */
@@ -49,8 +65,12 @@ struct worker {
     int num_listeners;
 
     pthread_mutex_t inbox_lock; /* guards inbox, inbox_len, inbox_cap */
-    evbuf_t **inbox;            /* owns one reference per entry, seq order */
+    inbox_msg_t *inbox;         /* owns; events in seq order, each ack after its event */
     size_t inbox_len, inbox_cap;
+
+    ack_slot_t *acks;           /* owns: worker thread only */
+    uint32_t acks_cap;          /* slots allocated */
+    uint32_t acks_free;         /* index + 1 of the first free slot, 0 = none */
 
     int64_t now_ms;             /* CLOCK_MONOTONIC at the start of the turn */
     int64_t next_tick_ms;
@@ -125,8 +145,11 @@ void worker_free(worker_t *w)
         conn_free(c);
     }
     for (size_t i = 0; i < w->inbox_len; i++)
-        evbuf_unref(w->inbox[i]);
+        evbuf_unref(w->inbox[i].ev);
     free(w->inbox);
+    for (uint32_t i = 0; i < w->acks_cap; i++)
+        free(w->acks[i].headers);
+    free(w->acks);
     for (int i = 0; i < w->wref_cached; i++)
         free(w->wref_cache[i]);
     for (int i = 0; i < w->num_listeners; i++)
@@ -211,23 +234,101 @@ void worker__schedule_free(worker_t *w, conn_t *c)
 
 /* ---- inbox --------------------------------------------------------------------- */
 
-void worker_post(worker_t *w, evbuf_t *ev)
+static void inbox_push(worker_t *w, evbuf_t *ev, uint64_t token, int ok)
 {
     pthread_mutex_lock(&w->inbox_lock);
     if (w->inbox_len == w->inbox_cap) {
         size_t ncap = w->inbox_cap ? w->inbox_cap * 2 : 64;
-        evbuf_t **n = realloc(w->inbox, ncap * sizeof(*n));
+        inbox_msg_t *n = realloc(w->inbox, ncap * sizeof(*n));
         if (!n)
-            abort(); /* the inbox is drained every turn; this is 8 bytes/event */
+            abort(); /* the inbox is drained every turn; this is 24 bytes/event */
         w->inbox = n;
         w->inbox_cap = ncap;
     }
     evbuf_ref(ev);
     int was_empty = w->inbox_len == 0;
-    w->inbox[w->inbox_len++] = ev;
+    w->inbox[w->inbox_len++] = (inbox_msg_t){ev, token, ok};
     pthread_mutex_unlock(&w->inbox_lock);
     if (was_empty)
         worker_wake(w);
+}
+
+void worker_post(worker_t *w, evbuf_t *ev) { inbox_push(w, ev, 0, 0); }
+
+void worker_post_ack(void *worker, uint64_t token, evbuf_t *ev, int ok)
+{
+    assert(token != 0);
+    inbox_push(worker, ev, token, ok);
+}
+
+/* ---- publishes waiting for the store --------------------------------------------- */
+
+static ack_slot_t *ack_slot_of(worker_t *w, uint64_t token)
+{
+    uint32_t idx = (uint32_t)token - 1, gen = (uint32_t)(token >> 32);
+    if (idx >= w->acks_cap || w->acks[idx].gen != gen || !w->acks[idx].conn)
+        return NULL;
+    return &w->acks[idx];
+}
+
+static void ack_slot_release(worker_t *w, ack_slot_t *a)
+{
+    free(a->headers);
+    a->headers = NULL;
+    a->conn = NULL;
+    a->gen++;
+    a->next_free = w->acks_free;
+    w->acks_free = (uint32_t)(a - w->acks) + 1;
+}
+
+uint64_t worker__ack_wait(worker_t *w, conn_t *c, const char *headers)
+{
+    if (!w->acks_free) {
+        uint32_t ncap = w->acks_cap ? w->acks_cap * 2 : 16;
+        ack_slot_t *n = realloc(w->acks, ncap * sizeof(*n));
+        if (!n)
+            return 0;
+        memset(n + w->acks_cap, 0, (ncap - w->acks_cap) * sizeof(*n));
+        for (uint32_t i = ncap; i-- > w->acks_cap;) {
+            n[i].gen = 1;
+            n[i].next_free = w->acks_free;
+            w->acks_free = i + 1;
+        }
+        w->acks = n;
+        w->acks_cap = ncap;
+    }
+    char *h = strdup(headers);
+    if (!h)
+        return 0;
+    uint32_t idx = w->acks_free - 1;
+    ack_slot_t *a = &w->acks[idx];
+    w->acks_free = a->next_free;
+    a->conn = c;
+    a->headers = h;
+    return (uint64_t)a->gen << 32 | (idx + 1);
+}
+
+void worker__ack_cancel(worker_t *w, uint64_t token)
+{
+    ack_slot_t *a = ack_slot_of(w, token);
+    if (a)
+        ack_slot_release(w, a);
+}
+
+/* The store answered: reply to the conn if it is still waiting. */
+static void ack_complete(worker_t *w, uint64_t token, evbuf_t *ev, int ok)
+{
+    ack_slot_t *a = ack_slot_of(w, token);
+    if (!a)
+        return; /* the conn closed meanwhile: nobody to answer */
+    conn_t *c = a->conn;
+    char *headers = a->headers;
+    a->headers = NULL;
+    ack_slot_release(w, a);
+    assert(c->ack_token == token && c->state == CONN_RESPOND);
+    c->ack_token = 0;
+    publish_on_stored(c, ev, ok, headers);
+    free(headers);
 }
 
 void worker_wake(worker_t *w)
@@ -246,14 +347,17 @@ static void drain_inbox(worker_t *w)
     while (read(w->evfd, &junk, sizeof(junk)) < 0 && errno == EINTR)
         ;
     pthread_mutex_lock(&w->inbox_lock);
-    evbuf_t **batch = w->inbox;
+    inbox_msg_t *batch = w->inbox;
     size_t n = w->inbox_len;
     w->inbox = NULL;
     w->inbox_len = w->inbox_cap = 0;
     pthread_mutex_unlock(&w->inbox_lock);
     for (size_t i = 0; i < n; i++) {
-        stream_fanout(w, batch[i]);
-        evbuf_unref(batch[i]);
+        if (batch[i].token)
+            ack_complete(w, batch[i].token, batch[i].ev, batch[i].ok);
+        else
+            stream_fanout(w, batch[i].ev);
+        evbuf_unref(batch[i].ev);
     }
     free(batch);
 }
