@@ -1,7 +1,8 @@
 # courant: a Server-Sent Events hub.
 #
 #   make            optimized build/courant
-#   make run        install what is missing, build, start courant --demo on :8000
+#   make run        install what is missing, build, start courant --demo on :8000,
+#                   its history kept in data/courant.db (survives restarts)
 #   make test       install, build with ASan+UBSan, run every test
 #   make fuzz       build the libFuzzer targets (clang)
 #   make bench      the side-by-side benchmark (see bench/)
@@ -14,7 +15,7 @@ BUILD   := build
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 BASEFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread -g -Isrc -I$(BUILD)
 CFLAGS  ?= -O2
-LDLIBS  := -pthread -lsqlite3
+LDLIBS  := -pthread -lsqlite3   # libsqlite3-dev: the --store history (src/store.c)
 
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
@@ -73,7 +74,8 @@ run:
 	./scripts/setup.sh --run
 	$(MAKE) all
 	@echo "courant: open http://localhost:8000/ (demo) or http://localhost:8000/events"
-	exec ./$(BUILD)/courant --demo --listen 127.0.0.1:8000 --listen [::1]:8000
+	mkdir -p data
+	exec ./$(BUILD)/courant --demo --listen 127.0.0.1:8000 --listen [::1]:8000 --store data/courant.db
 
 test: setup
 	$(MAKE) $(BUILD)/courant $(BUILD)/asan/courant unit fuzz clang-check

@@ -2,10 +2,11 @@
 # setup.sh - install what courant needs on a Debian 12 machine; idempotent.
 #
 #   scripts/setup.sh          everything `make test` needs: gcc/make, clang and
-#                             its libFuzzer/ASan runtimes, curl, procps, python3, Node.js
+#                             its libFuzzer/ASan runtimes, curl, procps, python3, sqlite3, Node.js
 #                             and npm, Debian's Chromium, and tests/e2e's
 #                             node_modules (npm ci; browsers are never downloaded)
-#   scripts/setup.sh --run    only what running courant needs: compiler, make, curl
+#   scripts/setup.sh --run    only what running courant needs: compiler, make, curl,
+#                             libsqlite3-dev (the --store history)
 #
 # Env: COURANT_SETUP_SKIP_NODE=1 skips Node.js, npm, Chromium and `npm ci`.
 # Runs as root, or through sudo otherwise. Prints one line per action taken and
@@ -62,9 +63,11 @@ node_ok() {
 }
 
 # ---- Debian packages ---------------------------------------------------------
-want=(build-essential curl)
+# libsqlite3-dev: courant links SQLite for --store (durable history), so
+# even --run mode needs it. sqlite3 (the CLI): tests and the backup procedure.
+want=(build-essential curl libsqlite3-dev)
 if [ "$mode" = all ]; then
-    want+=(clang libclang-rt-14-dev ca-certificates procps python3)
+    want+=(clang libclang-rt-14-dev ca-certificates procps python3 sqlite3)
 fi
 if [ "$skip_node" != 1 ]; then
     want+=(chromium)

@@ -15,6 +15,7 @@
 #include "demo.h"
 #include "log.h"
 #include "publish.h"
+#include "store.h"
 #include "stream.h"
 
 #include <stdio.h>
@@ -104,6 +105,18 @@ static void answer_metrics(conn_t *c)
     for (int k = 0; k < REFUSE__COUNT && n > 0 && (size_t)n < sizeof(body); k++)
         n += snprintf(body + n, sizeof(body) - (size_t)n, "courant_refused_requests_total{reason=\"%s\"} %lu\n",
                       refusal_names[k], refused[k]);
+    if (srv->store && n > 0 && (size_t)n < sizeof(body)) {
+        store_stats_t ss;
+        store_get_stats(srv->store, &ss);
+        n += snprintf(body + n, sizeof(body) - (size_t)n,
+                      "# TYPE courant_store_commits_total counter\ncourant_store_commits_total %llu\n"
+                      "# TYPE courant_store_events_total counter\ncourant_store_events_total %llu\n"
+                      "# TYPE courant_store_failed_events_total counter\ncourant_store_failed_events_total %llu\n"
+                      "# TYPE courant_store_rows gauge\ncourant_store_rows %llu\n"
+                      "# TYPE courant_store_healthy gauge\ncourant_store_healthy %d\n",
+                      (unsigned long long)ss.commits, (unsigned long long)ss.events,
+                      (unsigned long long)ss.failed, (unsigned long long)ss.rows, ss.healthy);
+    }
     if (n < 0 || (size_t)n >= sizeof(body))
         n = (int)sizeof(body) - 1;
     conn_respond(c, "200 OK", "text/plain; version=0.0.4", "", body, (size_t)n, 0);
