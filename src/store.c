@@ -145,7 +145,7 @@ static int configure(store_t *s, store_sync_t sync, char *reason, size_t cap)
         if (sqlite3_errcode(s->db) == SQLITE_BUSY)
             snprintf(reason, cap, "it is in use by another process (database is locked)");
         else
-            set_reason(s, reason, cap, "cannot read it");
+            set_reason(s, reason, cap, "cannot set it up");
         return -1;
     }
     if (strcmp(mode, "wal") != 0) {
@@ -241,6 +241,12 @@ store_t *store_open(const char *path, store_sync_t sync, long history, int histo
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         set_reason(s, reason, cap, "cannot open it");
+        goto fail;
+    }
+    /* SQLite quietly falls back to read-only when it cannot open the file
+     * for writing (permissions, a read-only mount): say so plainly. */
+    if (sqlite3_db_readonly(s->db, "main") == 1) {
+        snprintf(reason, cap, "it is read-only (file permissions, or a read-only file system)");
         goto fail;
     }
     sqlite3_busy_timeout(s->db, 0); /* a lock held elsewhere is an answer, not a wait */
