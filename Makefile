@@ -25,7 +25,7 @@ WEB     := $(sort $(wildcard web/*))
 UNIT    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/*_test.c))
 FUZZ    := $(patsubst fuzz/%.c,%,$(wildcard fuzz/*_fuzz.c))
 
-.PHONY: all run test fuzz bench clean setup clang-check unit
+.PHONY: all run test fuzz bench bench-store clean setup clang-check unit
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/courant
@@ -83,6 +83,15 @@ test: setup
 
 bench: setup all
 	./bench/run.sh
+
+# SQLite vs LMDB on the publish path (bench/store/RESULTS.md); needs liblmdb-dev,
+# which only this benchmark links.
+$(BUILD)/store_bench: bench/store/store_bench.c | $(BUILD)
+	$(CC) -std=gnu11 $(WARN) -O2 -o $@ $< -lsqlite3 -llmdb
+
+bench-store: $(BUILD)/store_bench
+	mkdir -p $(BUILD)/benchdir
+	$(BUILD)/store_bench $(BUILD)/benchdir 20000
 
 clean:
 	rm -rf $(BUILD)
