@@ -9,6 +9,7 @@
  *             socket per address, bound with SO_REUSEPORT, so the kernel
  *             spreads new connections over the workers.
  *
+ * SIGUSR1: with --store, the store thread writes PATH.backup (online backup).
  * SIGTERM/SIGINT: main sets server.stopping and wakes every worker; workers
  * stop accepting, end their streams over about a second (jittered, so
  * clients don't all reconnect at once) and exit; main joins them and exits
@@ -210,6 +211,13 @@ static int main_loop(server_t *srv, const sigset_t *sigs)
         int sig = sigtimedwait(sigs, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
             return sig;
+        if (sig == SIGUSR1) { /* the README's backup procedure */
+            if (srv->store)
+                store_request_backup(srv->store);
+            else
+                log_warn("SIGUSR1: there is no --store to back up");
+            continue;
+        }
         if (sig < 0 && errno != EAGAIN && errno != EINTR)
             return -1;
         if (sig < 0 && errno == EAGAIN) {
@@ -259,6 +267,7 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1); /* --store: write a backup */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by the workers */
 
     long fd_limit = raise_fd_limit();

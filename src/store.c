@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define STORE_IDLE_WAKE_MS 1000     /* retention runs at least this often */
 #define STORE_IDLE_TRIM_STEP 4096   /* rows deleted at most per idle step */
@@ -51,6 +52,7 @@ struct store {
     sqlite3_stmt *trim_age;   /* owns: DELETE the oldest rows past --history-age */
     sqlite3_stmt *oldest;     /* owns: published_ms of the oldest row */
     hub_t *hub;             /* borrows: set by store_start */
+    char *path;             /* owns: the file, for backups and log lines */
     long history;           /* rows kept at most */
     int64_t max_age_ms;     /* 0 = no age limit */
     int64_t last_seq;       /* store thread: seq of the newest row */
@@ -65,6 +67,7 @@ struct store {
     pending_t *queue;       /* owns */
     size_t len, cap;
     int stopping;
+    int backup_requested;   /* SIGUSR1: copy the file at the next chance */
 
     atomic_ulong commits, events, failed, rows_seen;
     atomic_int healthy;
@@ -230,6 +233,10 @@ store_t *store_open(const char *path, store_sync_t sync, long history, int histo
         return NULL;
     }
     s->history = history;
+    if (!(s->path = strdup(path))) {
+        snprintf(reason, cap, "out of memory");
+        goto fail;
+    }
     s->max_age_ms = (int64_t)history_age_s * 1000;
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
@@ -494,12 +501,67 @@ static void idle_step(store_t *s)
     exec(s, sql); /* best effort: freed pages are reused anyway */
 }
 
+/* Copies the committed state to PATH.backup (through a temporary file and
+ * rename, so PATH.backup is always a complete copy). Store thread. */
+static void backup(store_t *s)
+{
+    size_t n = strlen(s->path) + 16;
+    char *tmp = malloc(n), *dst = malloc(n);
+    sqlite3 *d = NULL;
+    int rc = SQLITE_NOMEM;
+    if (tmp && dst) {
+        snprintf(tmp, n, "%s.backup.tmp", s->path);
+        snprintf(dst, n, "%s.backup", s->path);
+        unlink(tmp);
+        rc = sqlite3_open_v2(tmp, &d, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        sqlite3_backup *b = sqlite3_backup_init(d, "main", s->db, "main");
+        rc = b ? sqlite3_backup_step(b, -1) : sqlite3_errcode(d);
+        if (b)
+            sqlite3_backup_finish(b);
+    }
+    const char *why = rc == SQLITE_DONE ? NULL : d ? sqlite3_errmsg(d) : sqlite3_errstr(rc);
+    char msg[256] = "";
+    if (why)
+        snprintf(msg, sizeof(msg), "%s", why);
+    sqlite3_close(d);
+    if (rc == SQLITE_DONE && rename(tmp, dst) != 0) {
+        rc = SQLITE_IOERR;
+        snprintf(msg, sizeof(msg), "rename: %s", strerror(errno));
+    }
+    if (rc == SQLITE_DONE) {
+        log_info("store: backup written to %s", dst);
+    } else {
+        log_warn("store: backup of %s failed: %s", s->path, msg);
+        if (tmp)
+            unlink(tmp);
+    }
+    free(tmp);
+    free(dst);
+}
+
+void store_request_backup(store_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->backup_requested = 1;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void *store_main(void *arg)
 {
     store_t *s = arg;
     log_set_thread_name("store");
     pthread_mutex_lock(&s->lock);
     for (;;) {
+        if (s->backup_requested) {
+            s->backup_requested = 0;
+            pthread_mutex_unlock(&s->lock);
+            backup(s);
+            pthread_mutex_lock(&s->lock);
+            continue;
+        }
         if (s->len == 0) {
             if (s->stopping)
                 break;
@@ -591,6 +653,7 @@ void store_free(store_t *s)
     sqlite3_finalize(s->oldest);
     sqlite3_close(s->db); /* also checkpoints the WAL and releases the lock */
     free(s->scratch);
+    free(s->path);
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->lock);
     free(s);

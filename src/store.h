@@ -97,6 +97,15 @@ int store_try_submit(store_t *s, evbuf_t *ev, store_done_cb done, void *ctx, uin
 
 #define STORE_MAX_QUEUE 65536
 
+/* Any thread (main, on SIGUSR1): asks the store thread for an online
+ * backup. Between two groups it copies a consistent snapshot of the file
+ * with SQLite's backup API into PATH.backup.tmp, then renames it to
+ * PATH.backup, and logs the outcome. Publishes wait in the queue meanwhile
+ * (milliseconds for a --history-sized file). A backup is needed because
+ * courant holds the file's exclusive lock, so no other process can read it
+ * while courant runs. */
+void store_request_backup(store_t *s);
+
 /* Commits what is queued, then stops and joins the store thread. */
 void store_stop(store_t *s);
 

@@ -254,6 +254,27 @@ test('retention by count bounds the file over a long publish run', async () => {
   console.log(`# retention: 8000 publishes, --history 200: file sizes after each 1000: ${sizes.join(', ')} bytes; rows ${rows}`);
 }, { timeout: 120000 });
 
+// ---- backup ----------------------------------------------------------------------------
+
+test('backup: SIGUSR1 writes PATH.backup online; a courant started on it resumes its history', async () => {
+  const dir = freshDir();
+  const db = path.join(dir, 'courant.db');
+  const s = await startCourant(['--store', db]);
+  const ids = [];
+  for (let i = 0; i < 5; i++) ids.push((await post(s.base, `p0-${i}`)).body);
+  s.proc.kill('SIGUSR1');
+  await waitFor(() => s.stderrLines.some((l) => l.includes('backup written to')), { message: 'the backup log line' });
+  // Publishing goes on after the backup; the backup holds what was committed before it.
+  assert((await post(s.base, 'p0-5')).status === 200, 'publish after backup');
+  const rows = execFileSync('sqlite3', [`${db}.backup`, 'SELECT count(*) FROM events']).toString().trim();
+  assert(rows === '5', `backup has ${rows} rows`);
+  const restored = path.join(freshDir(), 'restored.db');
+  execFileSync('cp', [`${db}.backup`, restored]);
+  const r = await startCourant(['--store', restored]);
+  const got = await history(r.base, 'earliest', 5);
+  assert(JSON.stringify(got.map((e) => e.id)) === JSON.stringify(ids), `restored history: ${got.map((e) => e.id)}`);
+});
+
 // ---- faults at start-up -----------------------------------------------------------------
 
 /** Runs courant expecting a refusal: non-zero exit and one line on stderr matching `re`. */
