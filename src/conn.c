@@ -468,7 +468,9 @@ static void on_output_drained(conn_t *c)
         conn_close(c, "stream ended");
         return;
     }
-    if (c->state != CONN_RESPOND)
+    /* A publish waiting for the store has no answer queued yet: what just
+     * drained was an interim "100 Continue". Keep waiting. */
+    if (c->state != CONN_RESPOND || c->ack_token)
         return;
     if (!c->keep_alive || atomic_load(&srv_of(c)->stopping)) {
         shutdown(c->fd, SHUT_WR);
