@@ -233,10 +233,6 @@ store_t *store_open(const char *path, store_sync_t sync, long history, int histo
         return NULL;
     }
     s->history = history;
-    if (!(s->path = strdup(path))) {
-        snprintf(reason, cap, "out of memory");
-        goto fail;
-    }
     s->max_age_ms = (int64_t)history_age_s * 1000;
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
@@ -245,6 +241,10 @@ store_t *store_open(const char *path, store_sync_t sync, long history, int histo
     pthread_cond_init(&s->wake, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&s->healthy, 1);
+    if (!(s->path = strdup(path))) {
+        snprintf(reason, cap, "out of memory");
+        goto fail;
+    }
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         set_reason(s, reason, cap, "cannot open it");
