@@ -371,6 +371,25 @@ static void process_input(conn_t *c)
     }
 }
 
+/* One read(2): returns the bytes read; 0 when the socket is drained (the
+ * readiness flag is cleared); -1 after closing the conn on EOF or error. */
+static ssize_t read_some(conn_t *c, char *buf, size_t cap, const char *eof_why)
+{
+    for (;;) {
+        ssize_t n = read(c->fd, buf, cap);
+        if (n > 0)
+            return n;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            c->readable = 0;
+            return 0;
+        }
+        conn_close(c, n == 0 ? eof_why : "read error");
+        return -1;
+    }
+}
+
 /* Reads while the socket has bytes and the request needs them. */
 static void read_request(conn_t *c)
 {
@@ -384,17 +403,9 @@ static void read_request(conn_t *c)
                             "request body is larger than --max-event-bytes");
             return;
         }
-        ssize_t n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            c->readable = 0;
+        ssize_t n = read_some(c, c->rbuf + c->rlen, c->rcap - c->rlen, "peer closed");
+        if (n <= 0)
             return;
-        }
-        if (n <= 0) {
-            conn_close(c, n == 0 ? "peer closed" : "read error");
-            return;
-        }
         if (!c->got_bytes) {
             c->got_bytes = 1;
             c->deadline_ms = worker__now_ms(c->worker) + (int64_t)cfg_of(c)->header_timeout_s * 1000;
@@ -408,19 +419,8 @@ static void read_request(conn_t *c)
 static void discard_input(conn_t *c)
 {
     char sink[512];
-    while (c->readable) {
-        ssize_t n = read(c->fd, sink, sizeof(sink));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            c->readable = 0;
-            return;
-        }
-        if (n <= 0) {
-            conn_close(c, n == 0 ? "subscriber went away" : "read error on stream");
-            return;
-        }
-    }
+    while (c->readable && read_some(c, sink, sizeof(sink), "subscriber went away") > 0)
+        ;
 }
 
 void conn_on_readable(conn_t *c)
