@@ -29,6 +29,8 @@
 #define CONN_WRITE_CAP_PER_TURN (1u << 20) /* fairness between connections */
 #define CONN_IOV_MAX 64
 
+static ssize_t write_queued(conn_t *c, size_t budget);
+
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static server_t *srv_of(conn_t *c) { return worker_server(c->worker); }
@@ -102,7 +104,14 @@ void conn_enqueue_heap(conn_t *c, char *p, size_t len) { enqueue(c, p, len, OUT_
 
 int conn_try_enqueue_event(conn_t *c, wref_t *r)
 {
-    if (c->out_bytes + r->ev->len > cfg_of(c)->max_pending_bytes)
+    size_t cap = cfg_of(c)->max_pending_bytes;
+    /* The cap bounds what the kernel would not take: before calling a
+     * subscriber slow, offer the socket what is queued (a burst of events is
+     * queued before the turn's flush). Errors are left to conn_flush, since
+     * closing here would free list nodes the fan-out is walking. */
+    if (c->out_bytes + r->ev->len > cap && c->writable)
+        (void)write_queued(c, SIZE_MAX);
+    if (c->out_bytes + r->ev->len > cap)
         return -1;
     r->refs++;
     enqueue(c, r->ev->bytes, r->ev->len, OUT_EVENT, r);
@@ -477,14 +486,17 @@ static void on_output_drained(conn_t *c)
         read_request(c);
 }
 
-void conn_flush(conn_t *c)
+/* Writes queued items while the socket takes them and the budget lasts.
+ * Returns the bytes written, or -1 on a socket error (the caller decides
+ * whether it may close the conn now). Never calls back into anything. */
+static ssize_t write_queued(conn_t *c, size_t budget)
 {
-    size_t budget = CONN_WRITE_CAP_PER_TURN;
-    while (c->state != CONN_CLOSING && c->outq_count && budget) {
+    size_t done = 0;
+    while (c->outq_count && done < budget) {
         struct iovec iov[CONN_IOV_MAX];
         int n = 0;
         size_t total = 0;
-        for (uint32_t i = 0; i < c->outq_count && n < CONN_IOV_MAX && total < budget; i++) {
+        for (uint32_t i = 0; i < c->outq_count && n < CONN_IOV_MAX && total < budget - done; i++) {
             const outq_item_t *it = &c->outq[c->outq_head + i];
             size_t off = i == 0 ? c->out_off : 0;
             iov[n].iov_base = (void *)(it->ptr + off);
@@ -495,21 +507,30 @@ void conn_flush(conn_t *c)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && errno == EAGAIN) {
-            c->writable = 0;
-            return; /* EPOLLOUT (edge) will bring us back */
+            c->writable = 0; /* EPOLLOUT (edge) will bring us back */
+            break;
         }
-        if (w < 0) {
-            conn_close(c, "write error");
-            return;
-        }
-        atomic_fetch_add_explicit(&worker_stats(c->worker)->bytes_written, (unsigned long)w,
-                                  memory_order_relaxed);
+        if (w < 0)
+            return -1;
         outq_consume(c, (size_t)w);
-        budget = (size_t)w >= budget ? 0 : budget - (size_t)w;
-        if (c->outq_count == 0)
-            on_output_drained(c);
+        done += (size_t)w;
     }
-    if (c->state != CONN_CLOSING && c->outq_count)
+    atomic_fetch_add_explicit(&worker_stats(c->worker)->bytes_written, (unsigned long)done,
+                              memory_order_relaxed);
+    return (ssize_t)done;
+}
+
+void conn_flush(conn_t *c)
+{
+    if (c->state == CONN_CLOSING || !c->outq_count)
+        return;
+    if (write_queued(c, CONN_WRITE_CAP_PER_TURN) < 0) {
+        conn_close(c, "write error");
+        return;
+    }
+    if (c->outq_count == 0)
+        on_output_drained(c);
+    else if (c->writable)
         worker__schedule_flush(c->worker, c); /* budget spent: go on next turn */
 }
 
