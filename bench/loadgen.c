@@ -74,7 +74,7 @@ static struct {
     int port;
     long n;
     int per_proc;
-    int procs;
+    int min_procs;
     const char *sub_path;
     const char *pub_path;
     const char *topic;
@@ -613,6 +613,10 @@ static void sub_readable(sub_t *s)
         }
         if (s->state == S_DEAD)
             return;
+        /* A short read emptied the socket: the next byte brings a new
+         * edge, so no read that would only say EAGAIN. */
+        if ((size_t)n < sizeof(rbuf))
+            return;
     }
 }
 
@@ -991,6 +995,7 @@ static void usage(void)
             "  --topic T           topic (default bench)\n"
             "  --pids 1,2,3        server processes: RSS and CPU are summed over them\n"
             "  --per-proc N        subscribers per subscriber process (default 18000)\n"
+            "  --min-procs K       at least K subscriber processes (default 1)\n"
             "  --rate R --rate-events E      latency phase: E events at R/s\n"
             "  --burst-events E --inflight M throughput phase: E events, M in flight\n"
             "  --size B            event data bytes (default 100)\n"
@@ -1009,7 +1014,7 @@ static void parse_args(int argc, char **argv)
         {"burst-events", 1, 0, 'b'}, {"inflight", 1, 0, 'm'}, {"size", 1, 0, 'z'},
         {"timeout", 1, 0, 'o'}, {"connect-timeout", 1, 0, 'c'}, {"settle-ms", 1, 0, 'S'},
         {"labels", 1, 0, 'l'}, {"conn-inflight", 1, 0, 'C'}, {"src-ips", 1, 0, 'I'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"min-procs", 1, 0, 'M'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
         switch (ch) {
@@ -1048,6 +1053,7 @@ static void parse_args(int argc, char **argv)
         case 'l': opt.labels = optarg; break;
         case 'C': opt.conn_inflight = atoi(optarg); break;
         case 'I': opt.src_ips = atoi(optarg); break;
+        case 'M': opt.min_procs = atoi(optarg); break;
         default: usage();
         }
     }
@@ -1171,6 +1177,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < MAX_PUB_CONNS; i++)
         P.c[i].fd = -1;
     int procs = (int)((opt.n + opt.per_proc - 1) / opt.per_proc);
+    if (procs < opt.min_procs && opt.n >= 2L * opt.min_procs)
+        procs = opt.min_procs;
     if (procs < 1)
         procs = 1;
     if (procs > MAX_PROCS)

@@ -437,7 +437,7 @@ void conn_on_readable(conn_t *c)
     c->readable = 1;
     if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY)
         read_request(c);
-    else if (c->state == CONN_STREAM)
+    else if (c->state == CONN_STREAM || c->state == CONN_LINGER)
         discard_input(c);
     /* In CONN_RESPOND the bytes wait until the response is written. */
 }
@@ -465,19 +465,38 @@ static void outq_consume(conn_t *c, size_t n)
         c->outq_head = 0;
 }
 
+/* Ends our side and waits (briefly) for the peer to close its own. */
+static void linger(conn_t *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    if (c->stream)
+        stream_detach(c);
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->rlen = c->rcap = 0;
+    c->state = CONN_LINGER;
+    c->deadline_ms = worker__now_ms(c->worker) + CONN_LINGER_MS;
+    discard_input(c); /* the peer may have closed already */
+}
+
+void conn_finish(conn_t *c)
+{
+    c->shut_after_flush = 1;
+    if (c->outq_count == 0 && c->state != CONN_CLOSING && c->state != CONN_LINGER)
+        linger(c);
+}
+
 /* Called when the queue has just become empty. */
 static void on_output_drained(conn_t *c)
 {
     if (c->shut_after_flush) {
-        shutdown(c->fd, SHUT_WR);
-        conn_close(c, "stream ended");
+        linger(c);
         return;
     }
     if (c->state != CONN_RESPOND)
         return;
     if (!c->keep_alive || atomic_load(&srv_of(c)->stopping)) {
-        shutdown(c->fd, SHUT_WR);
-        conn_close(c, "response done");
+        linger(c);
         return;
     }
     start_next_request(c);
@@ -549,6 +568,8 @@ void conn_on_tick(conn_t *c, int64_t now_ms)
         c->shut_after_flush = 1;
     } else if (c->state == CONN_STREAM) {
         stream_on_tick(c, now_ms);
+    } else if (c->state == CONN_LINGER && now_ms >= c->deadline_ms) {
+        conn_close(c, "peer did not close after the answer");
     } else if (c->state == CONN_RESPOND && now_ms >= c->deadline_ms + 60000 && c->outq_count) {
         conn_close(c, "response not read by the client");
     }

@@ -340,12 +340,8 @@ void stream_fanout(worker_t *w, evbuf_t *ev)
 
 static void stream_end(conn_t *c)
 {
-    c->shut_after_flush = 1;
     c->stream->ending = 1;
-    if (c->outq_count == 0) {
-        shutdown(c->fd, SHUT_WR);
-        conn_close(c, "stream ended");
-    }
+    conn_finish(c);
 }
 
 void stream_on_tick(conn_t *c, int64_t now_ms)
