@@ -50,6 +50,10 @@ $(BUILD)/asan/%_test: tests/unit/%_test.c tests/unit/test.h $(SRC) $(HDR) $(BUIL
 
 unit: $(addprefix $(BUILD)/asan/,$(UNIT))
 
+# ---- ThreadSanitizer build: the cross-worker code (hub, inboxes, stats) ------
+$(BUILD)/tsan/courant: src/main.c $(SRC) $(HDR) $(BUILD)/assets.c | $(BUILD)/tsan
+	$(CC) $(BASEFLAGS) -O1 -fsanitize=thread -o $@ src/main.c $(SRC) $(BUILD)/assets.c $(LDLIBS)
+
 # ---- the same sources must build clean with clang too ------------------------
 $(BUILD)/clang/courant: src/main.c $(SRC) $(HDR) $(BUILD)/assets.c | $(BUILD)/clang
 	$(CLANG) $(BASEFLAGS) -O2 -o $@ src/main.c $(SRC) $(BUILD)/assets.c $(LDLIBS)
@@ -63,7 +67,7 @@ $(BUILD)/fuzz/%_fuzz: fuzz/%_fuzz.c $(SRC) $(HDR) $(BUILD)/assets.c | $(BUILD)/f
 
 fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ))
 
-$(BUILD) $(BUILD)/asan $(BUILD)/clang $(BUILD)/fuzz:
+$(BUILD) $(BUILD)/asan $(BUILD)/tsan $(BUILD)/clang $(BUILD)/fuzz:
 	mkdir -p $@
 
 # ---- the README's two commands -----------------------------------------------
@@ -78,7 +82,7 @@ run:
 	exec ./$(BUILD)/courant --demo --listen 127.0.0.1:8000 --listen [::1]:8000 --store data/courant.db
 
 test: setup
-	$(MAKE) $(BUILD)/courant $(BUILD)/asan/courant unit fuzz clang-check
+	$(MAKE) $(BUILD)/courant $(BUILD)/asan/courant $(BUILD)/tsan/courant unit fuzz clang-check
 	./tests/run.sh
 
 bench: setup all

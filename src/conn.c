@@ -29,6 +29,8 @@
 #define CONN_WRITE_CAP_PER_TURN (1u << 20) /* fairness between connections */
 #define CONN_IOV_MAX 64
 
+static ssize_t write_queued(conn_t *c, size_t budget);
+
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static server_t *srv_of(conn_t *c) { return worker_server(c->worker); }
@@ -102,7 +104,14 @@ void conn_enqueue_heap(conn_t *c, char *p, size_t len) { enqueue(c, p, len, OUT_
 
 int conn_try_enqueue_event(conn_t *c, wref_t *r)
 {
-    if (c->out_bytes + r->ev->len > cfg_of(c)->max_pending_bytes)
+    size_t cap = cfg_of(c)->max_pending_bytes;
+    /* The cap bounds what the kernel would not take: before calling a
+     * subscriber slow, offer the socket what is queued (a burst of events is
+     * queued before the turn's flush). Errors are left to conn_flush, since
+     * closing here would free list nodes the fan-out is walking. */
+    if (c->out_bytes + r->ev->len > cap && c->writable)
+        (void)write_queued(c, SIZE_MAX);
+    if (c->out_bytes + r->ev->len > cap)
         return -1;
     r->refs++;
     enqueue(c, r->ev->bytes, r->ev->len, OUT_EVENT, r);
@@ -375,6 +384,25 @@ static void process_input(conn_t *c)
     }
 }
 
+/* One read(2): returns the bytes read; 0 when the socket is drained (the
+ * readiness flag is cleared); -1 after closing the conn on EOF or error. */
+static ssize_t read_some(conn_t *c, char *buf, size_t cap, const char *eof_why)
+{
+    for (;;) {
+        ssize_t n = read(c->fd, buf, cap);
+        if (n > 0)
+            return n;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            c->readable = 0;
+            return 0;
+        }
+        conn_close(c, n == 0 ? eof_why : "read error");
+        return -1;
+    }
+}
+
 /* Reads while the socket has bytes and the request needs them. */
 static void read_request(conn_t *c)
 {
@@ -388,17 +416,9 @@ static void read_request(conn_t *c)
                             "request body is larger than --max-event-bytes");
             return;
         }
-        ssize_t n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            c->readable = 0;
+        ssize_t n = read_some(c, c->rbuf + c->rlen, c->rcap - c->rlen, "peer closed");
+        if (n <= 0)
             return;
-        }
-        if (n <= 0) {
-            conn_close(c, n == 0 ? "peer closed" : "read error");
-            return;
-        }
         if (!c->got_bytes) {
             c->got_bytes = 1;
             c->deadline_ms = worker__now_ms(c->worker) + (int64_t)cfg_of(c)->header_timeout_s * 1000;
@@ -412,19 +432,8 @@ static void read_request(conn_t *c)
 static void discard_input(conn_t *c)
 {
     char sink[512];
-    while (c->readable) {
-        ssize_t n = read(c->fd, sink, sizeof(sink));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            c->readable = 0;
-            return;
-        }
-        if (n <= 0) {
-            conn_close(c, n == 0 ? "subscriber went away" : "read error on stream");
-            return;
-        }
-    }
+    while (c->readable && read_some(c, sink, sizeof(sink), "subscriber went away") > 0)
+        ;
 }
 
 void conn_on_readable(conn_t *c)
@@ -432,7 +441,7 @@ void conn_on_readable(conn_t *c)
     c->readable = 1;
     if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY)
         read_request(c);
-    else if (c->state == CONN_STREAM)
+    else if (c->state == CONN_STREAM || c->state == CONN_LINGER)
         discard_input(c);
     /* In CONN_RESPOND the bytes wait until the response is written. */
 }
@@ -460,12 +469,32 @@ static void outq_consume(conn_t *c, size_t n)
         c->outq_head = 0;
 }
 
+/* Ends our side and waits (briefly) for the peer to close its own. */
+static void linger(conn_t *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    if (c->stream)
+        stream_detach(c);
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->rlen = c->rcap = 0;
+    c->state = CONN_LINGER;
+    c->deadline_ms = worker__now_ms(c->worker) + CONN_LINGER_MS;
+    discard_input(c); /* the peer may have closed already */
+}
+
+void conn_finish(conn_t *c)
+{
+    c->shut_after_flush = 1;
+    if (c->outq_count == 0 && c->state != CONN_CLOSING && c->state != CONN_LINGER)
+        linger(c);
+}
+
 /* Called when the queue has just become empty. */
 static void on_output_drained(conn_t *c)
 {
     if (c->shut_after_flush) {
-        shutdown(c->fd, SHUT_WR);
-        conn_close(c, "stream ended");
+        linger(c);
         return;
     }
     /* A publish waiting for the store has no answer queued yet: what just
@@ -473,8 +502,7 @@ static void on_output_drained(conn_t *c)
     if (c->state != CONN_RESPOND || c->ack_token)
         return;
     if (!c->keep_alive || atomic_load(&srv_of(c)->stopping)) {
-        shutdown(c->fd, SHUT_WR);
-        conn_close(c, "response done");
+        linger(c);
         return;
     }
     start_next_request(c);
@@ -483,14 +511,17 @@ static void on_output_drained(conn_t *c)
         read_request(c);
 }
 
-void conn_flush(conn_t *c)
+/* Writes queued items while the socket takes them and the budget lasts.
+ * Returns the bytes written, or -1 on a socket error (the caller decides
+ * whether it may close the conn now). Never calls back into anything. */
+static ssize_t write_queued(conn_t *c, size_t budget)
 {
-    size_t budget = CONN_WRITE_CAP_PER_TURN;
-    while (c->state != CONN_CLOSING && c->outq_count && budget) {
+    size_t done = 0;
+    while (c->outq_count && done < budget) {
         struct iovec iov[CONN_IOV_MAX];
         int n = 0;
         size_t total = 0;
-        for (uint32_t i = 0; i < c->outq_count && n < CONN_IOV_MAX && total < budget; i++) {
+        for (uint32_t i = 0; i < c->outq_count && n < CONN_IOV_MAX && total < budget - done; i++) {
             const outq_item_t *it = &c->outq[c->outq_head + i];
             size_t off = i == 0 ? c->out_off : 0;
             iov[n].iov_base = (void *)(it->ptr + off);
@@ -501,21 +532,30 @@ void conn_flush(conn_t *c)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && errno == EAGAIN) {
-            c->writable = 0;
-            return; /* EPOLLOUT (edge) will bring us back */
+            c->writable = 0; /* EPOLLOUT (edge) will bring us back */
+            break;
         }
-        if (w < 0) {
-            conn_close(c, "write error");
-            return;
-        }
-        atomic_fetch_add_explicit(&worker_stats(c->worker)->bytes_written, (unsigned long)w,
-                                  memory_order_relaxed);
+        if (w < 0)
+            return -1;
         outq_consume(c, (size_t)w);
-        budget = (size_t)w >= budget ? 0 : budget - (size_t)w;
-        if (c->outq_count == 0)
-            on_output_drained(c);
+        done += (size_t)w;
     }
-    if (c->state != CONN_CLOSING && c->outq_count)
+    atomic_fetch_add_explicit(&worker_stats(c->worker)->bytes_written, (unsigned long)done,
+                              memory_order_relaxed);
+    return (ssize_t)done;
+}
+
+void conn_flush(conn_t *c)
+{
+    if (c->state == CONN_CLOSING || !c->outq_count)
+        return;
+    if (write_queued(c, CONN_WRITE_CAP_PER_TURN) < 0) {
+        conn_close(c, "write error");
+        return;
+    }
+    if (c->outq_count == 0)
+        on_output_drained(c);
+    else if (c->writable)
         worker__schedule_flush(c->worker, c); /* budget spent: go on next turn */
 }
 
@@ -534,6 +574,8 @@ void conn_on_tick(conn_t *c, int64_t now_ms)
         c->shut_after_flush = 1;
     } else if (c->state == CONN_STREAM) {
         stream_on_tick(c, now_ms);
+    } else if (c->state == CONN_LINGER && now_ms >= c->deadline_ms) {
+        conn_close(c, "peer did not close after the answer");
     } else if (c->state == CONN_RESPOND && now_ms >= c->deadline_ms + 60000 && c->outq_count) {
         conn_close(c, "response not read by the client");
     }

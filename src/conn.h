@@ -37,6 +37,9 @@ typedef enum conn_state {
     CONN_READ_BODY,  /* head parsed, reading a request body */
     CONN_RESPOND,    /* a response is queued; reads wait until it is written */
     CONN_STREAM,     /* an event stream: output only, input is discarded */
+    CONN_LINGER,     /* all written and SHUT_WR sent: input discarded until the
+                        peer closes or CONN_LINGER_MS pass (so unread request
+                        bytes don't make the kernel reset the answer away) */
     CONN_CLOSING,    /* closed this turn; freed at the end of the turn */
 } conn_state_t;
 
@@ -50,6 +53,7 @@ typedef struct outq_item {
 } outq_item_t;
 
 #define CONN_OUTQ_INLINE 2
+#define CONN_LINGER_MS 2000
 
 typedef struct conn {
     int handle_kind;          /* must be first: tells epoll handles apart */
@@ -93,6 +97,11 @@ void conn_on_readable(conn_t *c);
 void conn_flush(conn_t *c);              /* write what is queued, up to the per-turn cap */
 void conn_free(conn_t *c);               /* end of turn, after conn_close */
 void conn_on_tick(conn_t *c, int64_t now_ms);
+
+/* Ends the connection gracefully: what is queued is written, then our side
+ * is shut (the client sees a clean end of stream) and the conn lingers
+ * until the peer closes. */
+void conn_finish(conn_t *c);
 
 /* Marks the connection closed: no more I/O, freed at the end of the turn.
  * `why` (static string) is logged at debug level. */

@@ -5,6 +5,12 @@
  *              ^head            ^(head + count - 1) % cap
  *   seq of ring[(head + k) % cap] == first_seq + k
  *
+ * A reused id chains its events through dup_next[] in seq order: by_id
+ * points at the oldest (resume continues after it: may resend, never
+ * skips), by_id_newest at the newest (so appending costs O(1)). Eviction is
+ * FIFO, so the evicted event is always the oldest of its id, and the index
+ * moves on to the next one in its chain.
+ *
  * So an event found through the id index is located in the ring by
  * arithmetic on its seq: O(1), no scan.
  */
@@ -28,7 +34,10 @@ struct hub {
     size_t count;           /* events held */
     uint64_t first_seq;     /* seq of ring[head] when count > 0 */
     int64_t max_age_ms;     /* 0 = no age limit */
-    strmap_t by_id;         /* id -> evbuf_t* (borrowed from the ring) */
+    strmap_t by_id;         /* id -> OLDEST event with that id in the ring (borrowed) */
+    strmap_t by_id_newest;  /* id -> NEWEST event with that id, when it is reused */
+    uint64_t *dup_next;     /* owns, parallel to ring: seq of the next event with
+                               the same id, 0 if none (ids are rarely reused) */
     struct worker **workers; /* borrows: set once at start */
     int num_workers;
     uint64_t published;
@@ -41,21 +50,35 @@ hub_t *hub_new(long history, int history_age_s)
         return NULL;
     pthread_mutex_init(&h->lock, NULL);
     h->cap = history > 0 ? (size_t)history : 0;
-    if (h->cap && !(h->ring = calloc(h->cap, sizeof(*h->ring)))) {
+    if (h->cap && (!(h->ring = calloc(h->cap, sizeof(*h->ring))) ||
+                   !(h->dup_next = calloc(h->cap, sizeof(*h->dup_next))))) {
+        free(h->ring);
         free(h);
         return NULL;
     }
     h->max_age_ms = (int64_t)history_age_s * 1000;
     strmap_init(&h->by_id);
+    strmap_init(&h->by_id_newest);
     return h;
 }
 
 static void evict_oldest(hub_t *h)
 {
     evbuf_t *old = h->ring[h->head];
-    if (strmap_get(&h->by_id, old->id, old->id_len) == old)
-        strmap_remove(&h->by_id, old->id, old->id_len);
+    uint64_t next = h->dup_next[h->head];
+    if (strmap_get(&h->by_id, old->id, old->id_len) == old) {
+        if (next) {
+            /* the id lives on in a newer event: the index moves to it */
+            evbuf_t *n = h->ring[(h->head + (size_t)(next - h->first_seq)) % h->cap];
+            (void)!strmap_try_put(&h->by_id, n->id, n->id_len, n); /* replaces: no growth */
+        } else {
+            strmap_remove(&h->by_id, old->id, old->id_len);
+        }
+    }
+    if (strmap_get(&h->by_id_newest, old->id, old->id_len) == old)
+        strmap_remove(&h->by_id_newest, old->id, old->id_len);
     h->ring[h->head] = NULL;
+    h->dup_next[h->head] = 0;
     h->head = (h->head + 1) % h->cap;
     h->count--;
     h->first_seq++;
@@ -69,7 +92,9 @@ void hub_free(hub_t *h)
     while (h->count)
         evict_oldest(h);
     strmap_dispose(&h->by_id);
+    strmap_dispose(&h->by_id_newest);
     free(h->ring);
+    free(h->dup_next);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }
@@ -107,14 +132,22 @@ static void history_append(hub_t *h, evbuf_t *ev)
     if (h->count == 0)
         h->first_seq = ev->seq;
     evbuf_ref(ev);
-    h->ring[(h->head + h->count) % h->cap] = ev;
+    size_t slot = (h->head + h->count) % h->cap;
+    h->ring[slot] = ev;
+    h->dup_next[slot] = 0;
     h->count++;
-    /* A reused id keeps pointing at its OLDEST event still in history, so a
-     * resume may resend but never skips what came between the two uses.
-     * If the index cannot grow, resume by this id fails over to "unknown
-     * id" (the client is told through Last-Event-ID); delivery is unharmed. */
-    if (!strmap_get(&h->by_id, ev->id, ev->id_len))
+    /* If an index cannot grow, resume by this id fails over to "unknown id"
+     * (the client is told through Last-Event-ID); delivery is unharmed. */
+    evbuf_t *oldest = strmap_get(&h->by_id, ev->id, ev->id_len);
+    if (!oldest) {
         (void)!strmap_try_put(&h->by_id, ev->id, ev->id_len, ev);
+        return;
+    }
+    evbuf_t *tail = strmap_get(&h->by_id_newest, ev->id, ev->id_len);
+    if (!tail)
+        tail = oldest;
+    h->dup_next[(h->head + (size_t)(tail->seq - h->first_seq)) % h->cap] = ev->seq;
+    (void)!strmap_try_put(&h->by_id_newest, ev->id, ev->id_len, ev);
 }
 
 void hub_publish(hub_t *h, evbuf_t *ev)

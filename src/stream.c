@@ -300,48 +300,48 @@ void stream_detach(conn_t *c)
 
 /* ---- fan-out ---------------------------------------------------------------------- */
 
-static void deliver(worker_t *w, conn_t *c, evbuf_t *ev, wref_t **r)
+/* Queues `ev` to one subscriber; returns 1 if it was queued. */
+static int deliver(worker_t *w, conn_t *c, evbuf_t *ev, wref_t **r)
 {
     stream_t *s = c->stream;
     if (ev->seq <= s->last_seq || s->ending)
-        return;
+        return 0;
     s->last_seq = ev->seq;
     if (ev->is_private)
-        return;
+        return 0;
     if (!*r)
         *r = worker__wref_new(w, ev);
     if (conn_try_enqueue_event(c, *r)) {
         on_overflow(c);
-        return;
+        return 0;
     }
-    atomic_fetch_add_explicit(&worker_stats(w)->deliveries, 1, memory_order_relaxed);
+    return 1;
 }
 
 void stream_fanout(worker_t *w, evbuf_t *ev)
 {
     stream_index_t *idx = worker__streams(w);
     wref_t *r = NULL;
+    unsigned long delivered = 0; /* one atomic add per event, not per subscriber */
     for (unsigned i = 0; i < ev->num_topics; i++) {
         topic_subs_t *ts = strmap_get(&idx->topics, ev->topics[i], ev->topic_lens[i]);
         for (sub_link_t *l = ts ? ts->head : NULL; l; l = l->next)
-            deliver(w, l->conn, ev, &r);
+            delivered += (unsigned long)deliver(w, l->conn, ev, &r);
     }
     for (sub_link_t *l = idx->wildcard; l; l = l->next)
-        deliver(w, l->conn, ev, &r);
+        delivered += (unsigned long)deliver(w, l->conn, ev, &r);
     if (r && r->refs == 0)
         worker__wref_unref_empty(w, r);
+    if (delivered)
+        atomic_fetch_add_explicit(&worker_stats(w)->deliveries, delivered, memory_order_relaxed);
 }
 
 /* ---- timers --------------------------------------------------------------------- */
 
 static void stream_end(conn_t *c)
 {
-    c->shut_after_flush = 1;
     c->stream->ending = 1;
-    if (c->outq_count == 0) {
-        shutdown(c->fd, SHUT_WR);
-        conn_close(c, "stream ended");
-    }
+    conn_finish(c);
 }
 
 void stream_on_tick(conn_t *c, int64_t now_ms)

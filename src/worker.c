@@ -436,7 +436,21 @@ static void accept_some(worker_t *w, listener_t *l)
 
 /* ---- the turn ------------------------------------------------------------------- */
 
+#define WORKER_FLUSH_PASSES 4
+
+static void flush_pass(worker_t *w);
+
+/* Writes for every conn with queued output. A write can queue more (a
+ * pipelined request answered once the previous response is out), so a few
+ * passes run; whatever is still listed after them (a conn past its per-turn
+ * budget) is written next turn, which then does not sleep in epoll_wait. */
 static void flush_all(worker_t *w)
+{
+    for (int pass = 0; pass < WORKER_FLUSH_PASSES && w->flush_list; pass++)
+        flush_pass(w);
+}
+
+static void flush_pass(worker_t *w)
 {
     /* conn_flush may re-schedule (budget spent) or close: take the list first. */
     conn_t *list = w->flush_list;
@@ -525,7 +539,7 @@ static void *worker_main(void *arg)
     w->now_ms = monotonic_ms();
     w->next_tick_ms = w->now_ms + WORKER_TICK_MS;
     for (;;) {
-        int timeout = (int)(w->next_tick_ms - w->now_ms);
+        int timeout = w->flush_list ? 0 : (int)(w->next_tick_ms - w->now_ms);
         int n = epoll_wait(w->epfd, events, WORKER_EPOLL_BATCH, timeout < 0 ? 0 : timeout);
         w->now_ms = monotonic_ms();
         if (n < 0 && errno != EINTR) {

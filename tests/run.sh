@@ -8,7 +8,7 @@
 # under `timeout`, so nothing can hang the suite.
 #
 #   tests/run.sh            everything
-#   tests/run.sh unit       only unit tests (also: fuzz, e2e, node)
+#   tests/run.sh unit       only unit tests (also: fuzz, e2e, node, tsan)
 #   FUZZ_SECONDS=20         how long each fuzz target runs (default 15)
 set -u
 cd "$(dirname "$0")/.."
@@ -86,6 +86,15 @@ fi
 if want node; then
     for t in tests/e2e/*.test.mjs; do
         [ -f "$t" ] && run "node/$(basename "$t")" 300 node "$t"
+    done
+fi
+
+# The cross-worker tests again under ThreadSanitizer (hub lock, inboxes,
+# atomics): a data race is a failure.
+if want tsan && [ -x build/tsan/courant ]; then
+    for t in tests/e2e/hub.test.mjs; do
+        [ -f "$t" ] && COURANT_BIN="$ROOT/build/tsan/courant" TSAN_OPTIONS="halt_on_error=1:exitcode=66" \
+            run "tsan/$(basename "$t")" 300 node "$t"
     done
 fi
 

@@ -435,23 +435,31 @@ test('resume: --max-lifetime 1 ends streams while 2000 events are published; /ev
 
 // ---- (c) Last-Event-ID ---------------------------------------------------------------
 
+// Reconciliation as draft-dunglas-mercure-07 has it (and courant since
+// b4397f9): a Last-Event-ID response header only when the client sent an id;
+// its value is that id when known, else "earliest" (asked for, or unknown).
 test('Last-Event-ID: response header and replay for none, known, earliest, unknown; lastEventID query; header wins', async () => {
   const server = await startCourant(['--heartbeat', '0']);
   const base = server.base;
   const T = 'https://example.com/lei/t';
   const U = 'https://example.com/lei/u';
-  const sub = (q, headers) => openStream(base, `${HUB}?${q}`, { headers });
   const open = [];
-  const track = async (p) => {
-    const s = await p;
+  const sub = async (q, headers, path = HUB) => {
+    const s = await openStream(base, `${path}?${q}`, { headers });
     open.push(s);
+    assert(s.status === 200, () => `GET ${path}?${q}: ${s.status}`);
     return s;
   };
+  const header = (s) => s.headers['last-event-id'];
   // Replay is written with the head: wait for `n` events, then a bit more
   // for anything that should not be there.
   const settle = async (s, n, what) => {
     await waitFor(() => s.sse.events.length >= n, { timeout: 3000, message: () => `${n} replayed events for ${what} (have ${short(ids(s.sse.events))}; raw ${short(s.raw)})` });
     await sleep(150);
+  };
+  const expectReplay = async (s, want, what) => {
+    await settle(s, want.length, what);
+    assert(ids(s.sse.events).join(',') === want.join(','), () => `${what} replayed ${ids(s.sse.events).join(',') || 'nothing'}, want ${want.join(',') || 'nothing'}`);
   };
 
   try {
@@ -462,78 +470,87 @@ test('Last-Event-ID: response header and replay for none, known, earliest, unkno
       await r.text();
     }
 
-    // Empty history, no id: "earliest".
-    const s0 = await track(sub(`topic=${enc(T)}`));
-    assert(s0.status === 200, `status ${s0.status}`);
+    // Empty history. No id sent: no header. earliest / unknown: "earliest".
+    const s0 = await sub(`topic=${enc(T)}`);
     assert((s0.headers['content-type'] || '').startsWith('text/event-stream'), `content-type ${s0.headers['content-type']}`);
-    assert(s0.headers['last-event-id'] === 'earliest', () => `empty history: Last-Event-ID ${s0.headers['last-event-id']}, want earliest`);
+    assert(header(s0) === undefined, () => `no id sent: a Last-Event-ID header ${header(s0)} came back`);
+    assert(/(^|,\s*)Last-Event-ID(\s*,|$)/i.test(s0.headers['access-control-expose-headers'] || ''), () => `Access-Control-Expose-Headers ${s0.headers['access-control-expose-headers']}: browsers cannot read Last-Event-ID`);
     await waitFor(() => s0.raw.startsWith(':\n'), { timeout: 2000, message: () => `the first ":" comment (raw ${short(s0.raw)})` });
+    const e0 = await sub(`topic=${enc(T)}`, { 'Last-Event-ID': 'earliest' });
+    assert(header(e0) === 'earliest', () => `earliest on an empty history: header ${header(e0)}`);
+    const u0 = await sub(`topic=${enc(T)}`, { 'Last-Event-ID': 'nothing-yet' });
+    assert(header(u0) === 'earliest', () => `unknown id on an empty history: header ${header(u0)}, want earliest`);
 
     for (const [topic, id] of [[T, 'e1'], [T, 'e2'], [U, 'x1'], [T, 'e3'], [U, 'x2']]) await publishOk(base, [['topic', topic], ['id', id], ['data', `d-${id}`]]);
     await waitFor(() => s0.sse.events.length >= 3, { timeout: 3000, message: () => `live events on the first stream (${short(s0.raw)})` });
     await sleep(100);
-    assert(JSON.stringify(ids(s0.sse.events)) === '["e1","e2","e3"]', () => `live: ${short(ids(s0.sse.events))}`);
+    assert(ids(s0.sse.events).join(',') === 'e1,e2,e3', () => `live: ${ids(s0.sse.events)}`);
+    assert(s0.sse.events[0].data === 'd-e1', `live data ${s0.sse.events[0].data}`);
 
-    // No id, non-empty history: the newest event's id, nothing replayed.
-    const s1 = await track(sub(`topic=${enc(T)}`));
-    assert(s1.headers['last-event-id'] === 'x2', () => `no Last-Event-ID sent: header ${s1.headers['last-event-id']}, want x2 (the newest event)`);
+    // No id, non-empty history: no header, nothing replayed.
+    const s1 = await sub(`topic=${enc(T)}`);
+    assert(header(s1) === undefined, () => `no id sent: a Last-Event-ID header ${header(s1)} came back`);
 
-    // Known id: replay what follows, only of the subscribed topics.
-    const s2 = await track(sub(`topic=${enc(T)}`, { 'Last-Event-ID': 'e1' }));
-    assert(s2.headers['last-event-id'] === 'e1', () => `Last-Event-ID e1: header ${s2.headers['last-event-id']}`);
-    await settle(s2, 2, 'Last-Event-ID e1');
-    assert(JSON.stringify(ids(s2.sse.events)) === '["e2","e3"]', () => `Last-Event-ID e1 replayed ${short(ids(s2.sse.events))}, want e2, e3`);
+    // Known id: echoed, what follows is replayed (subscribed topics only).
+    const s2 = await sub(`topic=${enc(T)}`, { 'Last-Event-ID': 'e1' });
+    assert(header(s2) === 'e1', () => `Last-Event-ID e1: header ${header(s2)}`);
+    await expectReplay(s2, ['e2', 'e3'], 'Last-Event-ID e1');
     assert(s2.sse.events[0].data === 'd-e2', `replayed data ${s2.sse.events[0].data}`);
 
-    // A known id that is the last one of another topic.
-    const s2b = await track(sub(`topic=${enc(T)}&topic=${enc(U)}`, { 'Last-Event-ID': 'x1' }));
-    assert(s2b.headers['last-event-id'] === 'x1', () => `Last-Event-ID x1: header ${s2b.headers['last-event-id']}`);
-    await settle(s2b, 2, 'Last-Event-ID x1');
-    assert(JSON.stringify(ids(s2b.sse.events)) === '["e3","x2"]', () => `Last-Event-ID x1 replayed ${short(ids(s2b.sse.events))}, want e3, x2`);
+    // A known id from another topic than the ones replayed.
+    const s2b = await sub(`topic=${enc(T)}&topic=${enc(U)}`, { 'Last-Event-ID': 'x1' });
+    assert(header(s2b) === 'x1', () => `Last-Event-ID x1: header ${header(s2b)}`);
+    await expectReplay(s2b, ['e3', 'x2'], 'Last-Event-ID x1 on T and U');
 
     // earliest: all of history for the topic.
-    const s3 = await track(sub(`topic=${enc(T)}`, { 'Last-Event-ID': 'earliest' }));
-    assert(s3.headers['last-event-id'] === 'earliest', () => `earliest: header ${s3.headers['last-event-id']}`);
-    await settle(s3, 3, 'earliest');
-    assert(JSON.stringify(ids(s3.sse.events)) === '["e1","e2","e3"]', () => `earliest replayed ${short(ids(s3.sse.events))}`);
+    const s3 = await sub(`topic=${enc(T)}`, { 'Last-Event-ID': 'earliest' });
+    assert(header(s3) === 'earliest', () => `earliest: header ${header(s3)}`);
+    await expectReplay(s3, ['e1', 'e2', 'e3'], 'earliest');
 
-    // Unknown id: nothing replayed, header is the newest id (not what was sent).
-    const s4 = await track(sub(`topic=${enc(T)}`, { 'Last-Event-ID': 'no-such-id' }));
-    assert(s4.headers['last-event-id'] === 'x2', () => `unknown id: header ${s4.headers['last-event-id']}, want x2`);
+    // Unknown id: nothing replayed, and the header differs from what was sent.
+    const s4 = await sub(`topic=${enc(T)}`, { 'Last-Event-ID': 'no-such-id' });
+    assert(header(s4) === 'earliest', () => `unknown id: header ${header(s4)}, want earliest`);
     await sleep(300);
-    assert(s4.sse.events.length === 0, () => `unknown id replayed ${short(ids(s4.sse.events))}`);
+    assert(s4.sse.events.length === 0, () => `unknown id replayed ${ids(s4.sse.events)}`);
 
-    // The lastEventID query parameter, and the header winning over it.
-    const s5 = await track(sub(`topic=${enc(T)}&lastEventID=e2`));
-    assert(s5.headers['last-event-id'] === 'e2', () => `?lastEventID=e2: header ${s5.headers['last-event-id']}`);
-    await settle(s5, 1, '?lastEventID=e2');
-    assert(JSON.stringify(ids(s5.sse.events)) === '["e3"]', () => `?lastEventID=e2 replayed ${short(ids(s5.sse.events))}`);
-
-    const s6 = await track(sub(`lastEventID=e2&topic=${enc(T)}`, { 'Last-Event-ID': 'e1' }));
-    assert(s6.headers['last-event-id'] === 'e1', () => `header e1 + ?lastEventID=e2: header ${s6.headers['last-event-id']}, want e1 (the header wins)`);
-    await settle(s6, 2, 'header e1 + query e2');
-    assert(JSON.stringify(ids(s6.sse.events)) === '["e2","e3"]', () => `header e1 + query e2 replayed ${short(ids(s6.sse.events))}`);
-
-    const s7 = await track(sub(`topic=${enc(T)}&lastEventID=earliest`));
-    assert(s7.headers['last-event-id'] === 'earliest', () => `?lastEventID=earliest: header ${s7.headers['last-event-id']}`);
-    await settle(s7, 3, '?lastEventID=earliest');
-    assert(JSON.stringify(ids(s7.sse.events)) === '["e1","e2","e3"]', () => `?lastEventID=earliest replayed ${short(ids(s7.sse.events))}`);
+    // The lastEventID query parameter; the header winning over it; empty values count as none.
+    const s5 = await sub(`topic=${enc(T)}&lastEventID=e2`);
+    assert(header(s5) === 'e2', () => `?lastEventID=e2: header ${header(s5)}`);
+    await expectReplay(s5, ['e3'], '?lastEventID=e2');
+    const s6 = await sub(`lastEventID=e2&topic=${enc(T)}`, { 'Last-Event-ID': 'e1' });
+    assert(header(s6) === 'e1', () => `header e1 + ?lastEventID=e2: header ${header(s6)}, want e1 (the header wins)`);
+    await expectReplay(s6, ['e2', 'e3'], 'header e1 + ?lastEventID=e2');
+    const s7 = await sub(`topic=${enc(T)}&lastEventID=earliest`);
+    assert(header(s7) === 'earliest', () => `?lastEventID=earliest: header ${header(s7)}`);
+    await expectReplay(s7, ['e1', 'e2', 'e3'], '?lastEventID=earliest');
+    const s9 = await sub(`topic=${enc(T)}&lastEventID=e2`, { 'Last-Event-ID': '' });
+    assert(header(s9) === 'e2', () => `empty Last-Event-ID header + ?lastEventID=e2: header ${header(s9)}, want e2`);
+    await expectReplay(s9, ['e3'], 'empty header + ?lastEventID=e2');
+    const s10 = await sub(`topic=${enc(T)}&lastEventID=`);
+    assert(header(s10) === undefined, () => `?lastEventID= (empty): header ${header(s10)}, want none`);
 
     // The /events alias behaves the same.
-    const s8 = await track(openStream(base, `/events?topic=${enc(T)}`, { headers: { 'Last-Event-ID': 'e2' } }));
-    assert(s8.status === 200 && s8.headers['last-event-id'] === 'e2', () => `/events: ${s8.status} ${s8.headers['last-event-id']}`);
-    await settle(s8, 1, '/events Last-Event-ID e2');
-    assert(JSON.stringify(ids(s8.sse.events)) === '["e3"]', () => `/events replayed ${short(ids(s8.sse.events))}`);
+    const s8 = await sub(`topic=${enc(T)}`, { 'Last-Event-ID': 'e2' }, '/events');
+    assert(header(s8) === 'e2', () => `/events: header ${header(s8)}`);
+    await expectReplay(s8, ['e3'], '/events with Last-Event-ID e2');
 
     // Then live, after the replay, no gap and no duplicate, for everyone.
     await publishOk(base, [['topic', T], ['id', 'e4'], ['data', 'd-e4']]);
     const want = new Map([
-      [s0, 'e1,e2,e3,e4'], [s1, 'e4'], [s2, 'e2,e3,e4'], [s2b, 'e3,x2,e4'], [s3, 'e1,e2,e3,e4'],
-      [s4, 'e4'], [s5, 'e3,e4'], [s6, 'e2,e3,e4'], [s7, 'e1,e2,e3,e4'], [s8, 'e3,e4'],
+      [s0, 'e1,e2,e3,e4'], [e0, 'e1,e2,e3,e4'], [u0, 'e1,e2,e3,e4'], [s1, 'e4'], [s2, 'e2,e3,e4'], [s2b, 'e3,x2,e4'],
+      [s3, 'e1,e2,e3,e4'], [s4, 'e4'], [s5, 'e3,e4'], [s6, 'e2,e3,e4'], [s7, 'e1,e2,e3,e4'], [s8, 'e3,e4'], [s9, 'e3,e4'], [s10, 'e4'],
     ]);
     await waitFor(() => [...want].every(([s, w]) => s.sse.events.length >= w.split(',').length), { timeout: 3000, message: 'the live event e4 everywhere' });
     await sleep(150);
     for (const [s, w] of want) assert(ids(s.sse.events).join(',') === w, () => `a stream saw ${ids(s.sse.events).join(',')}, want ${w}`);
+
+    // A reused id resumes after its oldest use still in history: a client may
+    // get events again, but never misses those published between the uses.
+    for (const [id, d] of [['dup', 'first dup'], ['f1', 'f1'], ['dup', 'second dup'], ['f2', 'f2']]) await publishOk(base, [['topic', T], ['id', id], ['data', d]]);
+    const sd = await sub(`topic=${enc(T)}`, { 'Last-Event-ID': 'dup' });
+    assert(header(sd) === 'dup', () => `Last-Event-ID dup: header ${header(sd)}`);
+    await expectReplay(sd, ['f1', 'dup', 'f2'], 'Last-Event-ID of a reused id');
+    assert(sd.sse.events[1].data === 'second dup', `replayed ${sd.sse.events[1].data}`);
   } finally {
     for (const s of open) s.close();
   }
@@ -557,7 +574,8 @@ test('history: --history 5 keeps the last 5 events; an evicted id is unknown', a
     await sleep(200);
     assert(ids(s.sse.events).join(',') === 'h6,h7,h8,h9,h10', () => `earliest replayed ${ids(s.sse.events).join(',')}, want h6..h10`);
     assert(s.headers['last-event-id'] === 'earliest', `earliest: header ${s.headers['last-event-id']}`);
-    assert(s2.headers['last-event-id'] === 'h10', () => `evicted id h3: header ${s2.headers['last-event-id']}, want h10`);
+    assert(s2.headers['last-event-id'] === 'earliest', () => `evicted id h3: header ${s2.headers['last-event-id']}, want earliest (unknown)`);
+    assert(s3.headers['last-event-id'] === 'h7', () => `h7: header ${s3.headers['last-event-id']}`);
     assert(s2.sse.events.length === 0, () => `evicted id h3 replayed ${ids(s2.sse.events)}`);
     assert(ids(s3.sse.events).join(',') === 'h8,h9,h10', () => `h7 replayed ${ids(s3.sse.events).join(',')}`);
     const m2 = await metrics(base);
@@ -566,6 +584,29 @@ test('history: --history 5 keeps the last 5 events; an evicted id is unknown', a
     s.close();
     s2.close();
     s3.close();
+  }
+});
+
+// hub.h: "When the same id is published twice the index points at the
+// oldest one still in history". Once the oldest use is evicted, the newer one
+// is still in history and must still be found.
+test('history: a reused id is still found after its oldest use is evicted', async () => {
+  const server = await startCourant(['--history', '3', '--heartbeat', '0']);
+  const base = server.base;
+  for (const [id, d] of [['dup', 'A'], ['x', 'x'], ['dup', 'B'], ['y', 'y']]) await publishOk(base, [['topic', 't'], ['id', id], ['data', d]]);
+  // History now: x, dup (B), y. The first "dup" (A) was evicted.
+  const all = await openStream(base, `${HUB}?topic=t`, { headers: { 'Last-Event-ID': 'earliest' } });
+  const s = await openStream(base, `${HUB}?topic=t`, { headers: { 'Last-Event-ID': 'dup' } });
+  try {
+    await waitFor(() => all.sse.events.length >= 3, { timeout: 3000, message: () => `the earliest replay (${short(all.raw)})` });
+    await sleep(200);
+    assert(all.sse.events.map((e) => `${e.id}=${e.data}`).join(',') === 'x=x,dup=B,y=y', () => `history holds ${all.sse.events.map((e) => `${e.id}=${e.data}`)}`);
+    assert(s.headers['last-event-id'] === 'dup' && ids(s.sse.events).join(',') === 'y', () =>
+      `Last-Event-ID dup, with an event "dup" still in history: header ${s.headers['last-event-id']}, replayed ${ids(s.sse.events).join(',') || 'nothing'}; ` +
+      'want header dup and y replayed (the id index lost "dup" when its oldest use was evicted)');
+  } finally {
+    all.close();
+    s.close();
   }
 });
 
@@ -634,6 +675,12 @@ test('publish: data lines (LF, CR, CRLF, trailing, empty), spaces, UTF-8, encodi
   assert(/^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(made), `generated id ${JSON.stringify(made)} is not urn:uuid:<UUIDv7>`);
   wire.push({ name: 'generated id', text: `id: ${made}\ndata: made id\n\n` });
   spec_.push({ type: 'message', id: made, data: 'made id' });
+
+  // An empty id counts as none (the hub makes one); an empty retry as no retry.
+  const made2 = await publishOk(base, `topic=${enc(X)}&id=&retry=&data=empty+id`);
+  assert(/^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(made2) && made2 !== made, `id= answered ${JSON.stringify(made2)}`);
+  wire.push({ name: 'empty id and retry', text: `id: ${made2}\ndata: empty id\n\n` });
+  spec_.push({ type: 'message', id: made2, data: 'empty id' });
 
   // Alternates: published to X and Y (Y percent-encoded on the wire), reaching
   // subscribers of Y; a subscriber of both gets it once.
@@ -772,6 +819,7 @@ test('publish: every refusal has its status and publishes nothing', async () => 
       ['empty data twice', 'topic=a&data=&data=', 400],
       ['id twice', 'topic=a&id=1&id=2&data=x', 400],
       ['type twice', 'topic=a&type=t&type=u&data=x', 400],
+      ['retry twice', 'topic=a&retry=1&retry=2&data=x', 400],
       ['bad percent-encoding %zz', 'topic=a&data=%zz', 400],
       ['truncated percent-encoding %4', 'topic=a&data=%4', 400],
       ['lone %', 'topic=a&data=%', 400],
@@ -780,6 +828,7 @@ test('publish: every refusal has its status and publishes nothing', async () => 
       ['reserved topic', `topic=${enc('/.well-known/mercure')}&data=x`, 403],
       ['reserved sub-topic', 'topic=/.well-known/mercure/subscriptions&data=x', 403],
       ['reserved alternate topic', `topic=a&topic=${enc('/.well-known/mercure/x')}&data=x`, 403],
+      ['reserved path inside a URL', `topic=${enc('https://example.com/.well-known/mercure/subscriptions/a/b')}&data=x`, 403],
     ];
     const bad = [];
     for (const [name, body, want] of cases) {
@@ -901,7 +950,12 @@ test('slow subscriber: one that never reads is cut at --max-pending-bytes, memor
       interval: 300,
       message: () => `the reading subscriber (curl) to get all ${N} events (has ${normal.length})`,
     });
-    assert(!curlDone, () => `the reading subscriber (curl) was disconnected after ${normal.length} events: ${JSON.stringify(curlDone)} ${curlErr}`);
+    if (curlDone) {
+      const cuts = metric(await metrics(base), 'courant_slow_subscriber_disconnects_total');
+      throw new Error(`the reading subscriber (curl) was disconnected after ${normal.length} of ${N} events (curl ${JSON.stringify(curlDone)} ${curlErr.trim()}; ` +
+        `courant_slow_subscriber_disconnects_total ${cuts}): it reads as fast as it can, so it was cut as slow because of a burst of events ` +
+        `queued in one worker turn (see the burst test)`);
+    }
     clearInterval(sampler);
     peak = Math.max(peak, rssKb(pid));
 
@@ -1003,6 +1057,26 @@ test('slow subscriber: a reader that keeps up is not cut by one burst of events 
     reader.close();
   }
 }, { timeout: 20000 });
+
+// Same root cause, on replay: a fresh subscriber asking for `earliest` gets
+// 100 KB of history queued before a single byte is offered to its socket.
+test('slow subscriber: a fresh reader replaying more history than --max-pending-bytes is not cut as slow', async () => {
+  const server = await startCourant(['--workers', '1', '--max-pending-bytes', '65536', '--heartbeat', '0']);
+  const base = server.base;
+  const payload = 'r'.repeat(10 * 1024);
+  for (let i = 0; i < 10; i++) await publishOk(base, `topic=replay&id=replay-${i}&data=${payload}`);
+  const s = await openStream(base, `${HUB}?topic=replay`, { headers: { 'Last-Event-ID': 'earliest' }, keepRaw: false, keepData: false });
+  try {
+    await waitFor(() => s.sse.events.length >= 10 || s.ended, { timeout: 5000, message: () => `the replay (${s.sse.events.length} events)` });
+    await sleep(300);
+    const cut = metric(await metrics(base), 'courant_slow_subscriber_disconnects_total');
+    assert(cut === 0 && !s.ended && s.sse.events.length === 10,
+      () => `a fresh subscriber replaying 10 x 10 KB was ${s.ended ? 'disconnected' : 'kept'} after ${s.sse.events.length} of 10 events ` +
+        `(courant_slow_subscriber_disconnects_total ${cut}): the whole replay is queued before any of it is offered to the socket`);
+  } finally {
+    s.close();
+  }
+});
 
 // ---- (g) heartbeat and retry ------------------------------------------------------------
 

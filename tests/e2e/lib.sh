@@ -64,7 +64,7 @@ stop_courant() {
 sanitizer_clean() {
     local l
     for l in "${LOGS[@]}"; do
-        if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$l" 2>/dev/null; then
+        if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|ThreadSanitizer' "$l" 2>/dev/null; then
             echo "# sanitizer report in $l:"; sed 's/^/#   /' "$l" | head -60
             return 1
         fi

@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# bench/run.sh - courant side by side with nginx+nchan and the kernel floor.
+#
+#   make bench              full matrix (about 15 minutes)
+#   make bench QUICK=1      reduced matrix (under 3 minutes)
+#   bench/run.sh            the same, without `make setup`
+#
+# Installs what it needs (nginx-light, libnginx-mod-nchan, gnuplot-nox) from
+# Debian if missing, builds build/bench/loadgen and build/bench/floor, runs
+# every cell REPS times with the three servers back to back inside each
+# repetition (so ratios compare runs made under the same machine noise),
+# then writes bench/RESULTS.md and bench/results.png and prints the table.
+#
+# Every server is started on loopback under `timeout`, every load generator
+# run is bounded (its own deadlines, plus `timeout`), and everything that
+# was started is stopped on exit.
+#
+# Env: QUICK=1; BENCH_REPS (default 3); BENCH_MAX_N (largest-held target,
+# default 1000000; 0 skips it); BENCH_OUT (default bench/).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+QUICK=${QUICK:-0}
+REPS=${BENCH_REPS:-3}
+OUT=${BENCH_OUT:-bench}
+CORES=$(nproc)
+WORKERS=$CORES           # courant --workers, nginx worker_processes, floor --threads
+PER_PROC=18000           # subscribers per process: loadgen children, and servers past one process
+EVENT_BYTES=100
+RATE=10
+if [ "$QUICK" = 1 ]; then
+    FANOUT_N="100 1000"; MEM_N="1000 10000"; RATE_EVENTS=30; BURST_DELIVERIES=1000000
+    CAP_REPS=1; MAX_N=0
+else
+    FANOUT_N="100 1000 10000"; MEM_N="1000 10000 50000"; RATE_EVENTS=100; BURST_DELIVERIES=2000000
+    CAP_REPS=$REPS; MAX_N=${BENCH_MAX_N:-1000000}
+fi
+SERVERS="courant nchan floor"
+BENCH_START=$(date +%s)
+
+log() { echo "bench: $*" >&2; }
+
+# ---- packages ------------------------------------------------------------------
+NCHAN_SO=""
+find_nchan() {
+    for d in /usr/lib/nginx/modules /usr/share/nginx/modules; do
+        [ -e "$d/ngx_nchan_module.so" ] && { NCHAN_SO="$d/ngx_nchan_module.so"; return 0; }
+    done
+    return 1
+}
+installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]; }
+
+ensure_packages() {
+    local want=()
+    if ! command -v nginx >/dev/null 2>&1; then
+        installed nginx-core || installed nginx-full || installed nginx-extras || want+=(nginx-light)
+    fi
+    find_nchan || want+=(libnginx-mod-nchan)
+    command -v gnuplot >/dev/null 2>&1 || want+=(gnuplot-nox)
+    command -v python3 >/dev/null 2>&1 || want+=(python3)
+    if [ "${#want[@]}" -gt 0 ]; then
+        local port80_before
+        port80_before=$(ss -Hltn 'sport = :80' 2>/dev/null | wc -l)
+        log "installing ${want[*]}"
+        local alog; alog=$(mktemp)
+        if ! { apt-get -o DPkg::Lock::Timeout=300 update -q &&
+               DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q \
+                   --no-install-recommends "${want[@]}"; } >"$alog" 2>&1; then
+            tail -n 30 "$alog" >&2; rm -f "$alog"; log "apt-get failed"; exit 1
+        fi
+        rm -f "$alog"
+        # Debian's postinst starts nginx where services may start: we want
+        # no system nginx on :80, only the ones this script starts.
+        if [ "$(ss -Hltn 'sport = :80' 2>/dev/null | wc -l)" -gt "$port80_before" ] || [ -s /run/nginx.pid ]; then
+            log "the package started a system nginx: stopping it"
+            nginx -s quit 2>/dev/null || true
+            [ -s /run/nginx.pid ] && kill "$(cat /run/nginx.pid)" 2>/dev/null || true
+            sleep 1
+        fi
+    fi
+    find_nchan || { log "ngx_nchan_module.so not found after install"; exit 1; }
+}
+
+# ---- build ----------------------------------------------------------------------
+build() {
+    make -s build/courant
+    mkdir -p build/bench
+    local cflags=(-std=gnu11 -O2 -g -Wall -Wextra -Wshadow -D_GNU_SOURCE -Isrc)
+    if [ ! -x build/bench/loadgen ] || [ bench/loadgen.c -nt build/bench/loadgen ] || [ src/sse.c -nt build/bench/loadgen ] || [ src/sse.h -nt build/bench/loadgen ]; then
+        gcc "${cflags[@]}" -o build/bench/loadgen bench/loadgen.c src/sse.c -lm
+    fi
+    if [ ! -x build/bench/floor ] || [ bench/floor.c -nt build/bench/floor ]; then
+        gcc "${cflags[@]}" -pthread -o build/bench/floor bench/floor.c
+    fi
+}
+
+# ---- servers ----------------------------------------------------------------------
+WORK=$(mktemp -d /tmp/courant-bench.XXXXXX)
+RAW=$WORK/results.raw
+TOP_PIDS=()       # what we started (timeout wrappers): stopped on exit
+REAL_PIDS=()      # the servers under those wrappers (nginx: the master)
+SERVER_PIDS=""    # comma list: the processes whose RSS and CPU are measured
+PORT=0
+NEXT_PORT=$((20000 + RANDOM % 9000))
+SERVER_LIFETIME=900   # no server outlives this, whatever happens to this script
+
+cleanup() {
+    stop_server 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { [ "$(ss -Hltn "sport = :$1" 2>/dev/null | wc -l)" -eq 0 ]; }
+pick_port() {
+    PORT=$NEXT_PORT
+    while ! port_free "$PORT"; do PORT=$((PORT + 1)); done
+    NEXT_PORT=$((PORT + 1))
+    [ "$NEXT_PORT" -ge 32000 ] && NEXT_PORT=20000
+    return 0
+}
+
+# Waits until `want` listening sockets are on $PORT (5 s at most).
+wait_listening() {
+    local want=$1 i
+    for i in $(seq 100); do
+        [ "$(ss -Hltn "sport = :$PORT" 2>/dev/null | wc -l)" -ge "$want" ] && return 0
+        sleep 0.05
+    done
+    log "server did not start listening on $PORT"; return 1
+}
+
+# The real server started by a `timeout` wrapper.
+child_of() {
+    local i c
+    for i in $(seq 100); do
+        c=$(pgrep -P "$1" | head -n1 || true)
+        [ -n "$c" ] && { echo "$c"; return 0; }
+        sleep 0.02
+    done
+    return 1
+}
+
+nginx_conf() { # dir workers
+    local dir=$1 workers=$2
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<EOF
+load_module $NCHAN_SO;
+worker_processes $workers;
+worker_rlimit_nofile 20000;
+daemon off;
+master_process on;
+user root;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 19900; use epoll; multi_accept on; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    nchan_max_reserved_memory 256M;
+    nchan_message_buffer_length 1000;   # courant --history 1000
+    nchan_message_timeout 0;            # courant --history-age 0
+    server {
+        listen 127.0.0.1:$PORT reuseport;
+        location = /pub { nchan_publisher; nchan_channel_id \$arg_id; }
+        location = /sub {
+            nchan_subscriber eventsource;
+            nchan_channel_id \$arg_id;
+            nchan_subscriber_first_message newest;
+        }
+    }
+}
+EOF
+}
+
+# start_server KIND N [single]: one process when N fits in one (or `single`),
+# else ceil(N / PER_PROC) processes on one port.
+start_server() {
+    local kind=$1 n=$2 single=${3:-}
+    local procs=$(( (n + PER_PROC - 1) / PER_PROC ))
+    [ "$procs" -lt 1 ] && procs=1
+    [ -n "$single" ] && procs=1
+    pick_port
+    TOP_PIDS=(); REAL_PIDS=(); SERVER_PIDS=""
+    local i t c
+    case $kind in
+    courant)
+        if [ "$procs" -eq 1 ]; then
+            timeout -s KILL $SERVER_LIFETIME ./build/courant --listen 127.0.0.1:$PORT --workers "$WORKERS" \
+                --heartbeat 0 --log-level warn 2>>"$WORK/courant.log" &
+            t=$!; TOP_PIDS+=("$t"); SERVER_PIDS=$(child_of "$t"); REAL_PIDS+=("$SERVER_PIDS")
+            wait_listening "$WORKERS"
+        else
+            for i in $(seq "$procs"); do
+                timeout -s KILL $SERVER_LIFETIME ./build/courant --listen 127.0.0.1:$PORT --reuse-port --workers 1 \
+                    --heartbeat 0 --log-level warn 2>>"$WORK/courant.log" &
+                t=$!; TOP_PIDS+=("$t"); c=$(child_of "$t"); REAL_PIDS+=("$c")
+                SERVER_PIDS=${SERVER_PIDS:+$SERVER_PIDS,}$c
+            done
+            wait_listening "$procs"
+        fi ;;
+    floor)
+        if [ "$procs" -eq 1 ]; then
+            timeout -s KILL $SERVER_LIFETIME ./build/bench/floor --listen 127.0.0.1:$PORT --threads "$WORKERS" \
+                --max-seconds $SERVER_LIFETIME 2>>"$WORK/floor.log" &
+            t=$!; TOP_PIDS+=("$t"); SERVER_PIDS=$(child_of "$t"); REAL_PIDS+=("$SERVER_PIDS")
+            wait_listening "$WORKERS"
+        else
+            for i in $(seq "$procs"); do
+                timeout -s KILL $SERVER_LIFETIME ./build/bench/floor --listen 127.0.0.1:$PORT --threads 1 \
+                    --max-seconds $SERVER_LIFETIME 2>>"$WORK/floor.log" &
+                t=$!; TOP_PIDS+=("$t"); c=$(child_of "$t"); REAL_PIDS+=("$c")
+                SERVER_PIDS=${SERVER_PIDS:+$SERVER_PIDS,}$c
+            done
+            wait_listening "$procs"
+        fi ;;
+    nchan)
+        local workers=$WORKERS dir=$WORK/nginx-$PORT
+        [ "$procs" -gt 1 ] && workers=$procs
+        [ -n "$single" ] && workers=1
+        nginx_conf "$dir" "$workers"
+        timeout -s KILL $SERVER_LIFETIME nginx -p "$dir" -c "$dir/nginx.conf" 2>>"$WORK/nginx.log" &
+        t=$!; TOP_PIDS+=("$t")
+        local master; master=$(child_of "$t"); REAL_PIDS+=("$master")
+        wait_listening "$workers"
+        local w
+        for i in $(seq 100); do
+            w=$(pgrep -P "$master" | paste -sd, || true)
+            [ "$(echo "$w" | tr ',' '\n' | grep -c .)" -ge "$workers" ] && break
+            sleep 0.05
+        done
+        SERVER_PIDS="$master,$w" ;;
+    esac
+    sleep 0.3 # let the servers settle before the "before" RSS sample
+}
+
+stop_server() {
+    local p i alive
+    for p in "${REAL_PIDS[@]:-}"; do
+        [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
+    done
+    for i in $(seq 50); do
+        alive=0
+        for p in "${TOP_PIDS[@]:-}"; do
+            [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1
+        done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
+    for p in ${SERVER_PIDS//,/ } "${TOP_PIDS[@]:-}"; do
+        [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
+    done
+    for p in "${TOP_PIDS[@]:-}"; do
+        [ -n "$p" ] && wait "$p" 2>/dev/null || true
+    done
+    TOP_PIDS=(); REAL_PIDS=(); SERVER_PIDS=""
+}
+
+# loadgen KIND N LABELS ARGS...: appends its RESULT lines to $RAW.
+loadgen() {
+    local kind=$1 n=$2 labels=$3; shift 3
+    local rc=0
+    timeout -s KILL 400 ./build/bench/loadgen --target "$kind" --port "$PORT" -n "$n" --pids "$SERVER_PIDS" \
+        --per-proc $PER_PROC --size $EVENT_BYTES --labels "$labels" "$@" >>"$RAW" 2>>"$WORK/loadgen.log" || rc=$?
+    [ "$rc" -ne 0 ] && log "loadgen $kind n=$n exited $rc (see the held/loss columns)"
+    return 0
+}
+
+in_list() { local x; for x in $2; do [ "$x" = "$1" ] && return 0; done; return 1; }
+
+# ---- the run ------------------------------------------------------------------------
+ensure_packages
+build
+: >"$RAW"
+log "$( [ "$QUICK" = 1 ] && echo QUICK || echo full ) matrix, $REPS repetitions, $CORES cores; raw results in $RAW"
+
+# 1. The loss accounting must see a server that dies mid-run.
+log "self-check: killing courant in the middle of a rate phase must show loss"
+start_server courant 200
+( sleep 2.5; for p in ${SERVER_PIDS//,/ }; do kill -9 "$p" 2>/dev/null; done ) &
+killer=$!
+loadgen courant 200 "cell=selfcheck rep=1" --rate $RATE --rate-events 50 --timeout 5
+wait "$killer" 2>/dev/null || true
+stop_server
+
+# 2. The matrix: idle memory, 10 events/s latency, burst throughput.
+ALL_N=$(echo $FANOUT_N $MEM_N | tr ' ' '\n' | sort -n | uniq | tr '\n' ' ')
+for rep in $(seq "$REPS"); do
+    for n in $ALL_N; do
+        args=()
+        if in_list "$n" "$FANOUT_N"; then
+            burst=$(( BURST_DELIVERIES / n ))
+            [ "$n" -le 100 ] && burst=$(( burst / 2 ))   # stays under courant's --max-pending-bytes
+            args=(--rate $RATE --rate-events $RATE_EVENTS --burst-events $burst --inflight 8 --timeout 30)
+        fi
+        for kind in $SERVERS; do
+            log "rep $rep/$REPS: $kind, $n subscribers"
+            start_server "$kind" "$n"
+            loadgen "$kind" "$n" "cell=matrix rep=$rep" "${args[@]}"
+            stop_server
+        done
+    done
+done
+
+# 3. One process: how many subscribers does a single server process hold
+#    under the 20,000-descriptor cap? (asks for 19,990)
+for rep in $(seq "$CAP_REPS"); do
+    for kind in courant nchan; do
+        log "rep $rep/$CAP_REPS: $kind, one process, 19990 subscribers asked"
+        start_server "$kind" 19990 single
+        loadgen "$kind" 19990 "cell=oneproc rep=$rep" --connect-timeout 30
+        stop_server
+    done
+done
+
+# 4. The largest number of subscribers courant holds: processes on one port.
+if [ "$MAX_N" -gt 0 ]; then
+    log "courant, $MAX_N subscribers over $(( (MAX_N + PER_PROC - 1) / PER_PROC )) processes"
+    start_server courant "$MAX_N"
+    loadgen courant "$MAX_N" "cell=max rep=1" --connect-timeout 150
+    stop_server
+fi
+
+ELAPSED=$(( $(date +%s) - BENCH_START ))
+log "measurements done in ${ELAPSED}s; writing $OUT/RESULTS.md and $OUT/results.png"
+cp "$RAW" "$OUT/results.raw"
+python3 bench/report.py --raw "$RAW" --out "$OUT" --quick "$QUICK" --elapsed "$ELAPSED" \
+    --reps "$REPS" --cores "$CORES" --rate "$RATE" --rate-events "$RATE_EVENTS" \
+    --event-bytes "$EVENT_BYTES" --fanout-n "$FANOUT_N" --mem-n "$MEM_N" --max-n "$MAX_N"
