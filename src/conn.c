@@ -472,6 +472,10 @@ static void outq_consume(conn_t *c, size_t n)
 /* Ends our side and waits (briefly) for the peer to close its own. */
 static void linger(conn_t *c)
 {
+    if (c->ack_token) { /* not expected (a waiting publish queues nothing), but never answer late */
+        worker__ack_cancel(c->worker, c->ack_token);
+        c->ack_token = 0;
+    }
     shutdown(c->fd, SHUT_WR);
     if (c->stream)
         stream_detach(c);
