@@ -11,7 +11,13 @@
 int demo_publish_tick(hub_t *hub, store_t *store)
 {
     char id[ID_UUID_URN_LEN + 1], now[64];
-    time_t t = time(NULL);
+    /* The tick is aimed at a whole second; name that second. time(NULL)
+     * reads the coarse clock, which can still say the previous second a
+     * few ms after it turned, and two ticks then carried the same stamp
+     * (eventsource.test.mjs caught it). Round the precise clock instead. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    time_t t = ts.tv_sec + (ts.tv_nsec >= 500000000L ? 1 : 0);
     struct tm tm;
     localtime_r(&t, &tm);
     size_t n = strftime(now, sizeof(now), "%Y-%m-%d %H:%M:%S", &tm);
