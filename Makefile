@@ -84,7 +84,7 @@ test: setup
 	./tests/run.sh
 
 bench: setup all
-	./bench/run.sh
+	QUICK=$(QUICK) ./bench/run.sh
 
 clean:
 	rm -rf $(BUILD)
