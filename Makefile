@@ -86,7 +86,7 @@ test: setup
 	./tests/run.sh
 
 bench: setup all
-	./bench/run.sh
+	QUICK=$(QUICK) ./bench/run.sh
 
 # SQLite vs LMDB on the publish path (bench/store/RESULTS.md); needs liblmdb-dev,
 # which only this benchmark links.

@@ -153,7 +153,7 @@ master_process on;
 user root;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
-events { worker_connections 19900; use epoll; multi_accept on; }
+events { worker_connections 19990; use epoll; multi_accept on; }
 http {
     access_log off;
     client_body_temp_path $dir/body;
@@ -255,7 +255,7 @@ stop_server() {
         [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
     done
     for p in "${TOP_PIDS[@]:-}"; do
-        [ -n "$p" ] && wait "$p" 2>/dev/null || true
+        [ -n "$p" ] && { wait "$p"; } 2>/dev/null || true   # quiet about the self-check's SIGKILL
     done
     TOP_PIDS=(); REAL_PIDS=(); SERVER_PIDS=""
 }

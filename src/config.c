@@ -33,6 +33,12 @@ typedef struct opt {
 
 #define F(field) offsetof(config_t, field)
 
+static FILE *config_err; /* where one-line errors go; NULL = stderr */
+
+static FILE *err_out(void) { return config_err ? config_err : stderr; }
+
+void config__set_error_stream(FILE *f) { config_err = f; }
+
 static const opt_t options[] = {
     {"listen", OPT_LIST, F(listen), 0, CONFIG_MAX_LISTEN, "ADDR:PORT",
      "address to listen on, repeatable; IPv6 as [::1]:8000 (default: 127.0.0.1:8000 and [::1]:8000)"},
@@ -111,7 +117,7 @@ static int parse_number(const opt_t *o, const char *v, long long *out)
     errno = 0;
     long long n = strtoll(v, &end, 10);
     if (errno || end == v || *end || n < o->min || n > o->max) {
-        fprintf(stderr, "courant: --%s wants a whole number from %lld to %lld, not \"%s\"\n", o->name,
+        fprintf(err_out(), "courant: --%s wants a whole number from %lld to %lld, not \"%s\"\n", o->name,
                 o->min, o->max, v);
         return -1;
     }
@@ -125,11 +131,11 @@ static int list_add(const opt_t *o, config_t *c, const char *v, size_t len)
     char **list = (char **)((char *)c + o->offset);
     int *count = o->offset == F(listen) ? &c->num_listen : &c->num_cors_origins;
     if (*count >= o->max) {
-        fprintf(stderr, "courant: --%s may be given at most %lld times\n", o->name, o->max);
+        fprintf(err_out(), "courant: --%s may be given at most %lld times\n", o->name, o->max);
         return -1;
     }
     if (len == 0) {
-        fprintf(stderr, "courant: --%s wants a value\n", o->name);
+        fprintf(err_out(), "courant: --%s wants a value\n", o->name);
         return -1;
     }
     list[(*count)++] = strndup(v, len);
@@ -148,7 +154,7 @@ static int set_option(config_t *c, const opt_t *o, const char *v, int from_env)
         else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !*v)
             *(int *)field = 0;
         else {
-            fprintf(stderr, "courant: --%s is a flag; \"%s\" is not 0/1/true/false\n", o->name, v);
+            fprintf(err_out(), "courant: --%s is a flag; \"%s\" is not 0/1/true/false\n", o->name, v);
             return -1;
         }
         return 0;
@@ -170,7 +176,7 @@ static int set_option(config_t *c, const opt_t *o, const char *v, int from_env)
     case OPT_LEVEL: {
         log_level_t lv;
         if (log_parse_level(v, &lv)) {
-            fprintf(stderr, "courant: --%s wants debug, info, warn or error, not \"%s\"\n", o->name, v);
+            fprintf(err_out(), "courant: --%s wants debug, info, warn or error, not \"%s\"\n", o->name, v);
             return -1;
         }
         *(int *)field = (int)lv;
@@ -228,7 +234,7 @@ static int apply_env(config_t *c)
         var[k] = 0;
         const char *v = getenv(var);
         if (v && set_option(c, &options[i], v, 1)) {
-            fprintf(stderr, "courant: (from the environment variable %s)\n", var);
+            fprintf(err_out(), "courant: (from the environment variable %s)\n", var);
             return -1;
         }
     }
@@ -249,19 +255,19 @@ static int apply_argv(config_t *c, int argc, char **argv)
             return 1;
         }
         if (strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "courant: unexpected argument \"%s\" (try --help)\n", a);
+            fprintf(err_out(), "courant: unexpected argument \"%s\" (try --help)\n", a);
             return -1;
         }
         const char *name = a + 2, *eq = strchr(name, '=');
         const opt_t *o = find_option(name, eq ? (size_t)(eq - name) : strlen(name));
         if (!o) {
-            fprintf(stderr, "courant: unknown option \"%s\" (try --help)\n", a);
+            fprintf(err_out(), "courant: unknown option \"%s\" (try --help)\n", a);
             return -1;
         }
         const char *v = eq ? eq + 1 : NULL;
         if (!v && o->kind != OPT_FLAG) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "courant: --%s wants a value (%s)\n", o->name, o->arg);
+                fprintf(err_out(), "courant: --%s wants a value (%s)\n", o->name, o->arg);
                 return -1;
             }
             v = argv[++i];
@@ -290,7 +296,7 @@ int config_parse(config_t *c, int argc, char **argv)
         char host[256];
         int port;
         if (config_split_hostport(c->listen[i], host, sizeof(host), &port)) {
-            fprintf(stderr, "courant: --listen wants ADDR:PORT (e.g. 127.0.0.1:8000, [::1]:8000), not \"%s\"\n",
+            fprintf(err_out(), "courant: --listen wants ADDR:PORT (e.g. 127.0.0.1:8000, [::1]:8000), not \"%s\"\n",
                     c->listen[i]);
             r = -1;
         }

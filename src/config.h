@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_MAX_LISTEN 8
 #define CONFIG_MAX_ORIGINS 16
@@ -46,6 +47,10 @@ int config_parse(config_t *c, int argc, char **argv);
 
 /* Frees the strings `c` owns. */
 void config_dispose(config_t *c);
+
+/* Test hook: send the one-line errors to `f` instead of stderr (the fuzz
+ * target silences them). Not thread-safe; call before parsing. */
+void config__set_error_stream(FILE *f);
 
 /* Splits "host:port", "[v6]:port" or ":port"; host is copied into host_out
  * (empty for ":port"). Returns 0 or -1. */

@@ -116,7 +116,7 @@ static const char *validate(const form_t *f, const char **status)
             return "topics under /.well-known/mercure are reserved";
         }
     }
-    if (f->id) {
+    if (f->id && f->id_len) { /* an empty id is no id: one is generated */
         if (has_control(f->id, f->id_len))
             return "id contains control characters";
         if (f->id[0] == '#')
