@@ -184,7 +184,7 @@ static int set_option(config_t *c, const opt_t *o, const char *v, int from_env)
     }
     case OPT_STRING:
         if (!*v) {
-            fprintf(stderr, "courant: --%s wants a value\n", o->name);
+            fprintf(err_out(), "courant: --%s wants a value\n", o->name);
             return -1;
         }
         free(*(char **)field);
@@ -193,7 +193,7 @@ static int set_option(config_t *c, const opt_t *o, const char *v, int from_env)
     case OPT_SYNC: {
         store_sync_t sync;
         if (store_parse_sync(v, &sync)) {
-            fprintf(stderr, "courant: --%s wants full, normal or off, not \"%s\"\n", o->name, v);
+            fprintf(err_out(), "courant: --%s wants full, normal or off, not \"%s\"\n", o->name, v);
             return -1;
         }
         *(int *)field = (int)sync;
