@@ -14,7 +14,7 @@ BUILD   := build
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 BASEFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread -g -Isrc -I$(BUILD)
 CFLAGS  ?= -O2
-LDLIBS  := -pthread
+LDLIBS  := -pthread -lcrypto -ljansson
 
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 

@@ -35,6 +35,15 @@ typedef struct config {
     int max_lifetime_s;              /* streams end after this, jittered; 0 = never */
     char *cors_origins[CONFIG_MAX_ORIGINS]; /* owns; "*" = any origin */
     int num_cors_origins;
+    char *publish_origins[CONFIG_MAX_ORIGINS]; /* owns: origins whose browsers may publish */
+    int num_publish_origins;
+    char *jwt_alg;                   /* owns: HS256 (default), HS384, HS512, RS256, ES256 */
+    char *publisher_jwt_key;         /* owns: HS secret or PEM; NULL = none */
+    char *publisher_jwt_key_file;    /* owns: path of the same, read at start */
+    char *subscriber_jwt_key;        /* owns: as above, for subscribers */
+    char *subscriber_jwt_key_file;   /* owns */
+    int anonymous;                   /* subscribers without a token are let in */
+    int subscriptions;               /* publish subscription events, serve the API */
     int log_level;                   /* log_level_t */
 } config_t;
 

@@ -219,6 +219,16 @@ static int main_loop(server_t *srv, const sigset_t *sigs)
     }
 }
 
+/* One line saying who may publish and subscribe, so a misconfiguration shows. */
+static void log_auth_policy(const server_t *srv)
+{
+    int pub = auth_has_key(srv->auth, AUTH_PUBLISHER), sub = auth_has_key(srv->auth, AUTH_SUBSCRIBER);
+    log_info("publish: %s; subscribe: %s", pub ? "JWT (mercure.publish)" : "loopback peers only, no JWT",
+             !sub ? "anyone (no subscriber key; private updates reach nobody)"
+             : srv->cfg->anonymous ? "JWT, or anonymous for public updates"
+                                   : "JWT only");
+}
+
 int main(int argc, char **argv)
 {
     config_t cfg;
@@ -228,6 +238,11 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     log_set_level((log_level_t)cfg.log_level);
+    auth_t *auth = auth_new(&cfg);
+    if (!auth) {
+        config_dispose(&cfg);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -236,7 +251,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by the workers */
 
     long fd_limit = raise_fd_limit();
-    server_t srv = {.cfg = &cfg, .num_workers = cfg.workers, .started_ms = realtime_ms()};
+    server_t srv = {.cfg = &cfg, .auth = auth, .num_workers = cfg.workers, .started_ms = realtime_ms()};
     long budget = fd_limit - FD_RESERVE - (long)cfg.workers * (2 + CONFIG_MAX_LISTEN);
     if (budget < 16)
         budget = 16;
@@ -296,6 +311,7 @@ int main(int argc, char **argv)
         }
         log_info("courant ready: %d workers, up to %ld connections, history %ld%s", cfg.workers,
                  srv.max_connections, cfg.history, cfg.demo ? ", demo clock on" : "");
+        log_auth_policy(&srv);
         int sig = main_loop(&srv, &sigs);
         log_info("%s received: draining and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     } else {
@@ -313,6 +329,7 @@ out:
         worker_free(srv.workers[i]);
     free(srv.workers);
     hub_free(srv.hub);
+    auth_free(auth);
     for (int b = 0; b < num_bound; b++) {
         for (int i = 0; i < cfg.workers; i++)
             if (bound[b].fds[i] >= 0)

@@ -13,9 +13,12 @@
 #include "evbuf.h"
 #include "http1.h"
 
-/* Answers the request: 200 with the event id, or an error. */
-void publish_handle(conn_t *c, const http1_request_t *req, char *body, size_t body_len,
-                    const char *cors_headers);
+/* Answers the request: 200 with the event id, or an error. Authorization
+ * (auth.h) first: with a publisher key, a token whose mercure.publish
+ * selectors match every topic; without one, loopback peers only. `query`
+ * is the request target's query string (for the `authorization` parameter). */
+void publish_handle(conn_t *c, const http1_request_t *req, const char *query, size_t qlen,
+                    char *body, size_t body_len, const char *cors_headers);
 
 /* Parses and validates a publish form into a new event (refs = 1, owned by
  * the caller). On failure returns NULL and sets *status / *reason (static

@@ -26,7 +26,7 @@
 
 const char *const refusal_names[REFUSE__COUNT] = {
     "bad_request", "not_found", "method_not_allowed", "headers_too_large", "body_too_large",
-    "timeout", "over_capacity", "forbidden", "unavailable",
+    "timeout", "over_capacity", "forbidden", "unavailable", "unauthorized",
 };
 
 static int path_is(const char *path, size_t len, const char *lit)
@@ -115,6 +115,8 @@ typedef struct query {
     size_t num_selectors;
     const char *last_event_id;
     size_t last_event_id_len;
+    const char *token;    /* the `authorization` parameter, NULL if absent */
+    size_t token_len;
     int too_many;
 } query_t;
 
@@ -128,11 +130,35 @@ static int on_query_pair(void *ctx, const char *n, size_t nl, const char *v, siz
         }
         q->selectors[q->num_selectors] = v;
         q->selector_lens[q->num_selectors++] = vl;
+    } else if (nl == 13 && !memcmp(n, "authorization", 13) && !q->token) {
+        q->token = v;
+        q->token_len = vl;
     } else if (nl == 11 && !memcmp(n, "lastEventID", 11) && vl && !q->last_event_id) {
         q->last_event_id = v;
         q->last_event_id_len = vl;
     }
     return 0;
+}
+
+/* Applies the subscribe policy (auth.h). Returns 1 with *claims filled (empty
+ * for anonymous subscribers), or 0 after refusing. */
+static int subscriber_may_enter(conn_t *c, const http1_request_t *req, const query_t *q,
+                                const char *cors, jwt_claims_t *claims)
+{
+    server_t *srv = worker_server(c->worker);
+    int from_cookie;
+    const char *why = NULL;
+    auth_status_t st = auth_check(srv->auth, AUTH_SUBSCRIBER, req, q->token, q->token_len, claims,
+                                  &from_cookie, &why);
+    if (st == AUTH_INVALID) {
+        auth_refuse_401(c, cors, why);
+        return 0;
+    }
+    if (st == AUTH_NO_TOKEN && !srv->cfg->anonymous) {
+        auth_refuse_401(c, cors, "a subscriber token is required (courant runs without --anonymous)");
+        return 0;
+    }
+    return 1;
 }
 
 /* GET /events and GET /.well-known/mercure. */
@@ -177,12 +203,17 @@ static void subscribe(conn_t *c, const http1_request_t *req, const char *query, 
         q.last_event_id = lei->value;
         q.last_event_id_len = lei->value_len;
     }
-    stream_request_t sr = {
-        .selectors = q.selectors, .selector_lens = q.selector_lens, .num_selectors = q.num_selectors,
-        .last_event_id = q.last_event_id, .last_event_id_len = q.last_event_id_len,
-        .cors_headers = cors,
-    };
-    stream_start(c, &sr);
+    jwt_claims_t claims;
+    if (subscriber_may_enter(c, req, &q, cors, &claims)) {
+        stream_request_t sr = {
+            .selectors = q.selectors, .selector_lens = q.selector_lens, .num_selectors = q.num_selectors,
+            .last_event_id = q.last_event_id, .last_event_id_len = q.last_event_id_len,
+            .cors_headers = cors, .claims = claims.subscribe, .num_claims = claims.num_subscribe,
+            .token_exp_s = claims.exp,
+        };
+        stream_start(c, &sr);
+        jwt_claims_dispose(&claims);
+    }
     free(scratch);
 }
 
@@ -223,7 +254,7 @@ void router_handle(conn_t *c, const http1_request_t *req, char *body, size_t bod
         if (get)
             subscribe(c, req, query, qlen, 0, cors);
         else if (method_is(req, "POST"))
-            publish_handle(c, req, body, body_len, cors);
+            publish_handle(c, req, query, qlen, body, body_len, cors);
         else
             method_not_allowed(c, "GET, POST, OPTIONS");
     } else if (path_is(target, plen, "/events")) {

@@ -8,6 +8,7 @@
 #define COURANT_SERVER_H
 
 #include "config.h"
+#include "auth.h"
 #include "hub.h"
 
 #include <stdatomic.h>
@@ -18,7 +19,7 @@ struct worker;
 typedef enum refusal {
     REFUSE_BAD_REQUEST, REFUSE_NOT_FOUND, REFUSE_METHOD, REFUSE_HEADERS_TOO_LARGE,
     REFUSE_BODY_TOO_LARGE, REFUSE_TIMEOUT, REFUSE_OVER_CAPACITY, REFUSE_FORBIDDEN,
-    REFUSE_UNAVAILABLE, REFUSE__COUNT
+    REFUSE_UNAVAILABLE, REFUSE_UNAUTHORIZED, REFUSE__COUNT
 } refusal_t;
 
 extern const char *const refusal_names[REFUSE__COUNT];
@@ -26,6 +27,7 @@ extern const char *const refusal_names[REFUSE__COUNT];
 typedef struct server {
     const config_t *cfg;      /* borrows: lives as long as main */
     hub_t *hub;               /* borrows */
+    const auth_t *auth;       /* borrows: the JWT keys (auth.h); never NULL */
     struct worker **workers;  /* borrows: num_workers of them */
     int num_workers;
     long max_connections;     /* effective cap on open client connections */
