@@ -39,22 +39,40 @@ static int method_is(const http1_request_t *req, const char *m)
     return strlen(m) == req->method_len && memcmp(req->method, m, req->method_len) == 0;
 }
 
+static int origin_listed(char *const *list, int n, const http1_header_t *origin)
+{
+    for (int i = 0; origin && i < n; i++)
+        if (strlen(list[i]) == origin->value_len && !memcmp(list[i], origin->value, origin->value_len))
+            return 1;
+    return 0;
+}
+
+static int star_listed(char *const *list, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(list[i], "*"))
+            return 1;
+    return 0;
+}
+
+/* An origin named in --cors-origin or --publish-origin gets itself echoed
+ * with credentials (so the mercureAuthorization cookie crosses origins);
+ * "*" gets the wildcard, which browsers never combine with credentials. */
 const char *router_cors_headers(const server_t *srv, const http1_request_t *req, char *buf, size_t cap)
 {
     const config_t *cfg = srv->cfg;
     const http1_header_t *origin = http1_find_header(req, "origin");
-    for (int i = 0; i < cfg->num_cors_origins; i++) {
-        const char *o = cfg->cors_origins[i];
-        if (!strcmp(o, "*"))
-            return "Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Last-Event-ID\r\n";
-        if (origin && strlen(o) == origin->value_len && !memcmp(o, origin->value, origin->value_len)) {
-            snprintf(buf, cap,
-                     "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
-                     "Access-Control-Expose-Headers: Last-Event-ID\r\nVary: Origin\r\n",
-                     o);
-            return buf;
-        }
+    if (origin_listed(cfg->cors_origins, cfg->num_cors_origins, origin) ||
+        origin_listed(cfg->publish_origins, cfg->num_publish_origins, origin)) {
+        snprintf(buf, cap,
+                 "Access-Control-Allow-Origin: %.*s\r\nAccess-Control-Allow-Credentials: true\r\n"
+                 "Access-Control-Expose-Headers: Last-Event-ID\r\nVary: Origin\r\n",
+                 (int)origin->value_len, origin->value);
+        return buf;
     }
+    if (star_listed(cfg->cors_origins, cfg->num_cors_origins) ||
+        star_listed(cfg->publish_origins, cfg->num_publish_origins))
+        return "Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Last-Event-ID\r\n";
     return "";
 }
 
