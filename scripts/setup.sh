@@ -5,7 +5,8 @@
 #                             its libFuzzer/ASan runtimes, curl, procps, python3, Node.js
 #                             and npm, Debian's Chromium, and tests/e2e's
 #                             node_modules (npm ci; browsers are never downloaded)
-#   scripts/setup.sh --run    only what running courant needs: compiler, make, curl
+#   scripts/setup.sh --run    only what running courant needs: compiler, make, curl,
+#                             libssl-dev and libjansson-dev (JWT verification)
 #
 # Env: COURANT_SETUP_SKIP_NODE=1 skips Node.js, npm, Chromium and `npm ci`.
 # Runs as root, or through sudo otherwise. Prints one line per action taken and
@@ -62,7 +63,7 @@ node_ok() {
 }
 
 # ---- Debian packages ---------------------------------------------------------
-want=(build-essential curl)
+want=(build-essential curl libssl-dev libjansson-dev)
 if [ "$mode" = all ]; then
     want+=(clang libclang-rt-14-dev ca-certificates procps python3)
 fi
