@@ -19,6 +19,7 @@
 #include "hub.h"
 #include "log.h"
 #include "server.h"
+#include "subs.h"
 #include "worker.h"
 
 #include <arpa/inet.h>
@@ -243,6 +244,14 @@ int main(int argc, char **argv)
         config_dispose(&cfg);
         return 2;
     }
+    if (cfg.subscriptions && !auth_has_key(auth, AUTH_SUBSCRIBER)) {
+        /* Subscription events are private and the API needs a token: without
+         * a subscriber key nobody could ever see either. */
+        fprintf(stderr, "courant: --subscriptions needs --subscriber-jwt-key (or -file)\n");
+        auth_free(auth);
+        config_dispose(&cfg);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -282,7 +291,9 @@ int main(int argc, char **argv)
     }
     srv.hub = hub_new(cfg.history, cfg.history_age_s);
     srv.workers = calloc((size_t)cfg.workers, sizeof(worker_t *));
-    if (!srv.hub || !srv.workers) {
+    if (srv.hub && cfg.subscriptions)
+        srv.subs = subs_new(srv.hub);
+    if (!srv.hub || !srv.workers || (cfg.subscriptions && !srv.subs)) {
         fprintf(stderr, "courant: out of memory\n");
         rc = 1;
         goto out;
@@ -328,6 +339,7 @@ out:
     for (int i = 0; srv.workers && i < cfg.workers; i++)
         worker_free(srv.workers[i]);
     free(srv.workers);
+    subs_free(srv.subs);
     hub_free(srv.hub);
     auth_free(auth);
     for (int b = 0; b < num_bound; b++) {

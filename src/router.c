@@ -15,8 +15,11 @@
 #include "demo.h"
 #include "log.h"
 #include "publish.h"
+#include "selector.h"
 #include "stream.h"
+#include "subs.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,7 +230,7 @@ static void subscribe(conn_t *c, const http1_request_t *req, const char *query, 
             .selectors = q.selectors, .selector_lens = q.selector_lens, .num_selectors = q.num_selectors,
             .last_event_id = q.last_event_id, .last_event_id_len = q.last_event_id_len,
             .cors_headers = cors, .claims = claims.subscribe, .num_claims = claims.num_subscribe,
-            .token_exp_s = claims.exp,
+            .token_exp_s = claims.exp, .payload = claims.payload,
         };
         stream_start(c, &sr);
         jwt_claims_dispose(&claims);
@@ -243,6 +246,105 @@ static void method_not_allowed(conn_t *c, const char *allow)
     log_info("fd %d refused 405: method not allowed", c->fd);
     conn_respond(c, "405 Method Not Allowed", "text/plain; charset=utf-8", extra,
                  "method not allowed\n", 19, 0);
+}
+
+#define SUBS_PATH MERCURE_PATH "/subscriptions"
+
+/* Decodes %XX in a path segment into a new string; NULL if malformed. */
+static char *path_segment_decode(const char *s, size_t len)
+{
+    char *out = malloc(len + 1);
+    size_t n = 0;
+    for (size_t i = 0; out && i < len; i++) {
+        if (s[i] != '%') {
+            out[n++] = s[i];
+            continue;
+        }
+        unsigned v = 0;
+        if (i + 2 >= len || sscanf(s + i + 1, "%2x", &v) != 1 || !isxdigit((unsigned char)s[i + 1]) ||
+            !isxdigit((unsigned char)s[i + 2]) || v == 0) {
+            free(out);
+            return NULL;
+        }
+        out[n++] = (char)v;
+        i += 2;
+    }
+    if (out)
+        out[n] = 0;
+    return out;
+}
+
+/* Does one of the token's subscribe selectors match the request path (as
+ * sent, percent-encoded, which is also how subscription topics are built)? */
+static int path_authorized(conn_t *c, const jwt_claims_t *claims, const char *path, size_t plen)
+{
+    for (size_t i = 0; i < claims->num_subscribe; i++) {
+        selector_t *s = selector_try_new(claims->subscribe[i], strlen(claims->subscribe[i]));
+        int ok = s && selector_cache_match(stream_match_cache(c->worker), s, path, plen);
+        selector_free(s);
+        if (ok)
+            return 1;
+    }
+    return 0;
+}
+
+/* GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]. */
+static void answer_subscriptions(conn_t *c, const http1_request_t *req, const char *path, size_t plen,
+                                 const char *query, size_t qlen, const char *cors)
+{
+    server_t *srv = worker_server(c->worker);
+    char *scratch = malloc(qlen + 1);
+    const char *qtok = NULL, *why = NULL;
+    size_t qtok_len = 0;
+    int from_cookie;
+    if (!scratch || auth_query_token(query, qlen, scratch, &qtok, &qtok_len) < 0)
+        qtok = NULL;
+    jwt_claims_t claims;
+    auth_status_t st = auth_check(srv->auth, AUTH_SUBSCRIBER, req, qtok, qtok_len, &claims, &from_cookie, &why);
+    free(scratch);
+    if (st != AUTH_VALID) {
+        auth_refuse_401(c, cors, st == AUTH_INVALID ? why : "the subscriptions API needs a subscriber token");
+        return;
+    }
+    int allowed = path_authorized(c, &claims, path, plen);
+    jwt_claims_dispose(&claims);
+    if (!allowed) {
+        conn_refuse_with(c, REFUSE_FORBIDDEN, "403 Forbidden", cors,
+                         "the token's mercure.subscribe selectors do not match this subscriptions URL");
+        return;
+    }
+    const char *rest = path + strlen(SUBS_PATH);
+    size_t rlen = plen - strlen(SUBS_PATH);
+    char *topic = NULL, *subscriber = NULL;
+    int bad = 0;
+    if (rlen) { /* "/topic" or "/topic/subscriber" */
+        const char *slash = memchr(rest + 1, '/', rlen - 1);
+        size_t tl = slash ? (size_t)(slash - rest - 1) : rlen - 1;
+        bad = tl == 0 || !(topic = path_segment_decode(rest + 1, tl));
+        if (!bad && slash) {
+            size_t sl = rlen - tl - 2;
+            bad = sl == 0 || memchr(slash + 1, '/', sl) || !(subscriber = path_segment_decode(slash + 1, sl));
+        }
+    }
+    int not_found = 0;
+    char *doc = bad ? NULL : subs_try_render(srv->subs, topic, subscriber, &not_found);
+    free(topic);
+    free(subscriber);
+    if (bad)
+        conn_refuse_with(c, REFUSE_BAD_REQUEST, "400 Bad Request", cors, "malformed subscriptions URL");
+    else if (not_found)
+        conn_refuse_with(c, REFUSE_NOT_FOUND, "404 Not Found", cors, "no such subscription");
+    else if (!doc)
+        conn_refuse_with(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", cors, "out of memory");
+    else
+        conn_respond(c, "200 OK", "application/ld+json", cors, doc, strlen(doc), 0);
+    free(doc);
+}
+
+static int is_subs_path(const char *path, size_t plen)
+{
+    size_t n = strlen(SUBS_PATH);
+    return plen >= n && !memcmp(path, SUBS_PATH, n) && (plen == n || path[n] == '/');
 }
 
 void router_handle(conn_t *c, const http1_request_t *req, char *body, size_t body_len)
@@ -275,6 +377,11 @@ void router_handle(conn_t *c, const http1_request_t *req, char *body, size_t bod
             publish_handle(c, req, query, qlen, body, body_len, cors);
         else
             method_not_allowed(c, "GET, POST, OPTIONS");
+    } else if (srv->subs && is_subs_path(target, plen)) {
+        if (get)
+            answer_subscriptions(c, req, target, plen, query, qlen, cors);
+        else
+            method_not_allowed(c, "GET, OPTIONS");
     } else if (path_is(target, plen, "/events")) {
         if (get)
             subscribe(c, req, query, qlen, 1, cors);

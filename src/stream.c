@@ -13,6 +13,7 @@
 #include "log.h"
 #include "selector.h"
 #include "strmap.h"
+#include "subs.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -51,6 +52,7 @@ struct stream_index {
 
 typedef struct stream {
     selector_t **claims;   /* owns: mercure.subscribe selectors (private updates) */
+    subs_handle_t *subs;   /* owns: its subscriptions (--subscriptions), or NULL */
     uint16_t num_claims;
     uint64_t start_seq;    /* only events with seq > start_seq go live */
     uint64_t last_seq;     /* newest seq queued: an event is sent once */
@@ -324,6 +326,26 @@ static void refuse_oom(conn_t *c)
     conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", "out of memory");
 }
 
+/* --subscriptions: lists the stream's distinct selectors and publishes
+ * their "active" events (after the head and replay are queued, so the
+ * subscriber's own stream is already in the index when they fan out). */
+static void register_subscriptions(conn_t *c, const stream_request_t *req, const uint8_t *dup, size_t n)
+{
+    struct subs *reg = worker_server(c->worker)->subs;
+    if (!reg)
+        return;
+    const char *sel[n ? n : 1];
+    size_t lens[n ? n : 1];
+    for (size_t i = 0, k = 0; i < req->num_selectors; i++) {
+        if (!dup[i]) {
+            sel[k] = req->selectors[i];
+            lens[k++] = req->selector_lens[i];
+        }
+    }
+    if (!(c->stream->subs = subs_add(reg, sel, lens, n, req->payload)))
+        log_warn("fd %d: out of memory: the subscription is not listed", c->fd);
+}
+
 void stream_start(conn_t *c, const stream_request_t *req)
 {
     worker_t *w = c->worker;
@@ -389,6 +411,7 @@ void stream_start(conn_t *c, const stream_request_t *req)
     conn_enqueue_heap(c, head, head_len);
     replay(c, &snap);
     hub_snapshot_dispose(&snap);
+    register_subscriptions(c, req, dup, n);
     log_debug("fd %d subscribed: %zu selectors, %zu claims, replayed %zu", c->fd, n, req->num_claims,
               snap.count);
 }
@@ -401,6 +424,10 @@ void stream_detach(conn_t *c)
         link_detach(idx, &s->links[i]);
     free_selectors(s->claims, s->num_claims);
     free(s->claims);
+    if (s->subs) {
+        server_t *srv = worker_server(c->worker);
+        subs_remove(srv->subs, s->subs, atomic_load(&srv->stopping));
+    }
     idx->streams--;
     atomic_fetch_sub_explicit(&worker_stats(c->worker)->streams_open, 1, memory_order_relaxed);
     free(s);

@@ -54,6 +54,7 @@ typedef struct stream_request {
     char *const *claims;          /* the token's mercure.subscribe selectors (NUL-terminated) */
     size_t num_claims;            /* 0: anonymous, or a token without the claim */
     int64_t token_exp_s;          /* the token's exp (epoch seconds): the stream ends then; 0 = none */
+    const char *payload;          /* the token's mercure.payload (compact JSON), or NULL */
 } stream_request_t;
 
 /* Turns the conn into a stream: answers the headers and a first comment at

@@ -430,6 +430,53 @@ test('URI-template selectors (RFC 6570 levels 1-4), exact and *', async () => {
   assert(a.status === 200 && b.status === 403, `publish claim template: ${a.status}, ${b.status}`);
 });
 
+// ---- subscriptions ---------------------------------------------------------------------
+
+test('--subscriptions: private subscription events on connect/disconnect, and the JSON-LD API', async () => {
+  const srv = await startCourant([...KEYS, '--subscriptions']);
+  const SUBS = '/.well-known/mercure/subscriptions';
+  const watcherTok = subToken([`${SUBS}{/topic}{/subscriber}`]);
+  const watcher = await openStream(srv.base, { topic: `${SUBS}{/topic}{/subscriber}` }, bearer(watcherTok));
+  assert(watcher.status === 200, `watcher ${watcher.status}`);
+  // A subscriber that may not see subscription events, on the same topic.
+  const outsider = await openStream(srv.base, { topic: `${SUBS}{/topic}{/subscriber}` }, bearer(subToken(['https://ex.com/{x}'])));
+  const T = 'https://ex.com/b/1';
+  const bob = await openStream(srv.base, { topic: T }, bearer(subToken(['*'], { mercure: { subscribe: ['*'], payload: { user: 'bob' } } })));
+  assert(bob.status === 200, `bob ${bob.status}`);
+  const bobEvent = await waitFor(() => watcher.events.map((e) => JSON.parse(e.data)).find((d) => d.topic === T && d.active));
+  assert(bobEvent.type === 'Subscription' && bobEvent['@context'] && bobEvent.payload?.user === 'bob' &&
+    bobEvent.subscriber.startsWith('urn:uuid:') &&
+    bobEvent.id === `${SUBS}/${encodeURIComponent(T)}/${encodeURIComponent(bobEvent.subscriber)}`,
+    `subscription event ${JSON.stringify(bobEvent)}`);
+
+  const get = async (p, tok = watcherTok) => {
+    const r = await fetch(`${srv.base}${p}`, { headers: tok ? bearer(tok) : {} });
+    return { status: r.status, type: r.headers.get('content-type'), body: await r.text() };
+  };
+  const all = await get(SUBS);
+  assert(all.status === 200 && all.type === 'application/ld+json', `GET ${SUBS}: ${all.status} ${all.type}`);
+  const doc = JSON.parse(all.body);
+  assert(doc.type === 'Subscriptions' && doc.id === SUBS && doc.lastEventID && doc['@context'], `collection ${all.body}`);
+  assert(doc.subscriptions.some((x) => x.subscriber === bobEvent.subscriber && x.topic === T), `bob not listed: ${all.body}`);
+  const byTopic = JSON.parse((await get(`${SUBS}/${encodeURIComponent(T)}`)).body);
+  assert(byTopic.subscriptions.length === 1 && byTopic.subscriptions[0].topic === T, `by topic: ${JSON.stringify(byTopic)}`);
+  const one = await get(bobEvent.id);
+  assert(one.status === 200 && JSON.parse(one.body).subscriber === bobEvent.subscriber && JSON.parse(one.body).lastEventID,
+    `single: ${one.status} ${one.body}`);
+  assert((await get(`${SUBS}/${encodeURIComponent(T)}/urn%3Auuid%3Anope`)).status === 404, 'unknown subscription not 404');
+  assert((await get(SUBS, null)).status === 401, 'no token not 401');
+  assert((await get(SUBS, subToken(['https://ex.com/{x}']))).status === 403, 'token without a matching claim not 403');
+
+  bob.close();
+  await waitFor(() => watcher.events.map((e) => JSON.parse(e.data)).find((d) => d.topic === T && d.active === false),
+    { message: 'the inactive event' });
+  assert(outsider.events.length === 0, `subscription events leaked: ${JSON.stringify(outsider.events)}`);
+  const after = JSON.parse((await get(SUBS)).body);
+  assert(!after.subscriptions.some((x) => x.subscriber === bobEvent.subscriber), 'bob still listed after closing');
+  watcher.close();
+  outsider.close();
+});
+
 // ---- CORS ----------------------------------------------------------------------------
 
 test('CORS with credentials for listed origins; cookie publishing needs a --publish-origin', async () => {
