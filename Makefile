@@ -73,7 +73,7 @@ run:
 	./scripts/setup.sh --run
 	$(MAKE) all
 	@echo "courant: open http://localhost:8000/ (demo) or http://localhost:8000/events"
-	exec ./$(BUILD)/courant --demo --anonymous --listen 127.0.0.1:8000 --listen [::1]:8000
+	exec ./$(BUILD)/courant --demo --demo-auth --anonymous --listen 127.0.0.1:8000 --listen [::1]:8000
 
 test: setup
 	$(MAKE) $(BUILD)/courant $(BUILD)/asan/courant unit fuzz clang-check

@@ -40,6 +40,8 @@ static const opt_t options[] = {
     {"reuse-port", OPT_FLAG, F(reuse_port), 0, 0, 1, NULL,
      "share the listening port with other courant processes (SO_REUSEPORT); off: a busy port is an error"},
     {"demo", OPT_FLAG, F(demo), 0, 0, 1, NULL, "publish the server's time every second and serve the demo page at /"},
+    {"demo-auth", OPT_FLAG, F(demo_auth), 0, 0, 1, NULL,
+     "DEMO ONLY, with --demo: make a random HS256 key for publishers and subscribers and serve tokens at /demo/tokens.json"},
     {"max-connections", OPT_LONG, F(max_connections), 0, 1, 100000000, "N",
      "open connections at most; 503 past it (default: sized from the descriptor limit)"},
     {"header-timeout", OPT_INT, F(header_timeout_s), 0, 1, 3600, "SECONDS", "time allowed to send a request head (default 10)"},

@@ -22,6 +22,7 @@ typedef struct config {
     int workers;                     /* event-loop threads; default: CPU count */
     int reuse_port;                  /* share the port with other courant processes */
     int demo;                        /* publish the clock and serve the demo page */
+    int demo_auth;                   /* DEMO ONLY: random HS256 keys, tokens at /demo/tokens.json */
     long max_connections;            /* 0 = size from the descriptor limit */
     int header_timeout_s;            /* a request head must arrive within this */
     int idle_timeout_s;              /* an idle keep-alive connection is closed after */

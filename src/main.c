@@ -239,8 +239,16 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     log_set_level((log_level_t)cfg.log_level);
+    char *demo_tokens = NULL;
+    if (cfg.demo_auth && (!cfg.demo || !(demo_tokens = demo_auth_init(&cfg)))) {
+        if (!cfg.demo)
+            fprintf(stderr, "courant: --demo-auth goes with --demo\n");
+        config_dispose(&cfg);
+        return 2;
+    }
     auth_t *auth = auth_new(&cfg);
     if (!auth) {
+        free(demo_tokens);
         config_dispose(&cfg);
         return 2;
     }
@@ -249,6 +257,7 @@ int main(int argc, char **argv)
          * a subscriber key nobody could ever see either. */
         fprintf(stderr, "courant: --subscriptions needs --subscriber-jwt-key (or -file)\n");
         auth_free(auth);
+        free(demo_tokens);
         config_dispose(&cfg);
         return 2;
     }
@@ -260,7 +269,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by the workers */
 
     long fd_limit = raise_fd_limit();
-    server_t srv = {.cfg = &cfg, .auth = auth, .num_workers = cfg.workers, .started_ms = realtime_ms()};
+    server_t srv = {.cfg = &cfg, .auth = auth, .demo_tokens = demo_tokens, .num_workers = cfg.workers, .started_ms = realtime_ms()};
     long budget = fd_limit - FD_RESERVE - (long)cfg.workers * (2 + CONFIG_MAX_LISTEN);
     if (budget < 16)
         budget = 16;
@@ -323,6 +332,9 @@ int main(int argc, char **argv)
         log_info("courant ready: %d workers, up to %ld connections, history %ld%s", cfg.workers,
                  srv.max_connections, cfg.history, cfg.demo ? ", demo clock on" : "");
         log_auth_policy(&srv);
+        if (demo_tokens)
+            log_warn("DEMO ONLY: --demo-auth made a random HS256 key; its tokens are served at /demo/tokens.json "
+                     "to anyone who asks. Never use --demo-auth in production.");
         int sig = main_loop(&srv, &sigs);
         log_info("%s received: draining and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     } else {
@@ -342,6 +354,7 @@ out:
     subs_free(srv.subs);
     hub_free(srv.hub);
     auth_free(auth);
+    free(demo_tokens);
     for (int b = 0; b < num_bound; b++) {
         for (int i = 0; i < cfg.workers; i++)
             if (bound[b].fds[i] >= 0)

@@ -382,6 +382,12 @@ void router_handle(conn_t *c, const http1_request_t *req, char *body, size_t bod
             answer_subscriptions(c, req, target, plen, query, qlen, cors);
         else
             method_not_allowed(c, "GET, OPTIONS");
+    } else if (srv->demo_tokens && path_is(target, plen, "/demo/tokens.json")) {
+        if (get)
+            conn_respond(c, "200 OK", "application/json", "Cache-Control: no-store\r\n", srv->demo_tokens,
+                         strlen(srv->demo_tokens), 0);
+        else
+            method_not_allowed(c, "GET");
     } else if (path_is(target, plen, "/events")) {
         if (get)
             subscribe(c, req, query, qlen, 1, cors);
