@@ -24,12 +24,25 @@
 
 typedef struct topic_subs topic_subs_t;
 
+typedef struct tmpl_subs tmpl_subs_t;
+
 typedef struct sub_link {
     struct sub_link *prev, *next; /* neighbours in the owner's list */
     topic_subs_t *owner;          /* borrows; NULL for the wildcard and template lists */
-    selector_t *tmpl;             /* owns: the compiled URI template; NULL otherwise */
+    tmpl_subs_t *tmpl;            /* borrows (holds one of its refs): a template link's entry */
     conn_t *conn;                 /* borrows: the subscriber */
 } sub_link_t;
+
+/* One compiled URI template per distinct text per worker, shared by every
+ * stream that subscribes with it or holds it in its mercure.subscribe claim:
+ * fan-out matches each template once per topic (then walks its links), and
+ * all its users share one selector id, hence one set of cache entries. */
+struct tmpl_subs {
+    struct tmpl_subs *prev, *next; /* the worker's list of templates */
+    selector_t *sel;   /* owns; its text is the key in tmpl_by_text */
+    sub_link_t *head;  /* links subscribed with this template (maybe none) */
+    uint32_t refs;     /* links + claims + stream_start's in-flight holds */
+};
 
 struct topic_subs {
     sub_link_t *head;  /* owns nothing: links belong to their streams */
@@ -41,7 +54,8 @@ struct topic_subs {
 struct stream_index {
     strmap_t topics;       /* topic -> topic_subs_t* (owned) */
     sub_link_t *wildcard;  /* streams subscribed to "*" */
-    sub_link_t *templates; /* streams' URI-template selectors: tried on every event */
+    tmpl_subs_t *templates;  /* owns: every interned template (see tmpl_subs) */
+    strmap_t tmpl_by_text;   /* template text -> tmpl_subs_t* (borrowed from the list) */
     selector_cache_t *cache; /* owns: (template, topic) -> match, bounded */
     size_t streams;        /* open streams on this worker */
 };
@@ -78,6 +92,7 @@ stream_index_t *stream_index_new(void)
         return NULL;
     }
     strmap_init(&idx->topics);
+    strmap_init(&idx->tmpl_by_text);
     return idx;
 }
 
@@ -86,7 +101,9 @@ void stream_index_free(stream_index_t *idx)
     if (!idx)
         return;
     assert(idx->streams == 0 && idx->topics.count == 0);
+    assert(idx->templates == NULL && idx->tmpl_by_text.count == 0);
     strmap_dispose(&idx->topics);
+    strmap_dispose(&idx->tmpl_by_text);
     selector_cache_free(idx->cache);
     free(idx);
 }
@@ -114,10 +131,67 @@ static int is_wildcard(const char *s, size_t len) { return len == 1 && s[0] == '
 
 selector_cache_t *stream_match_cache(worker_t *w) { return worker__streams(w)->cache; }
 
+static tmpl_subs_t *tmpl_find(stream_index_t *idx, const selector_t *sel)
+{
+    return strmap_get(&idx->tmpl_by_text, selector_text(sel), selector_len(sel));
+}
+
+/* Compiles `s`; a URI template is interned (one per text per worker, refs
+ * counted). Release with selector_release. NULL when out of memory. */
+static selector_t *selector_acquire(stream_index_t *idx, const char *s, size_t len)
+{
+    selector_t *sel = selector_try_new(s, len);
+    if (!sel || selector_kind(sel) != SELECTOR_TEMPLATE)
+        return sel;
+    tmpl_subs_t *t = tmpl_find(idx, sel);
+    if (t) {
+        selector_free(sel);
+        t->refs++;
+        return t->sel;
+    }
+    if (!(t = calloc(1, sizeof(*t))) ||
+        strmap_try_put(&idx->tmpl_by_text, selector_text(sel), selector_len(sel), t)) {
+        free(t);
+        selector_free(sel);
+        return NULL;
+    }
+    t->sel = sel;
+    t->refs = 1;
+    t->next = idx->templates;
+    if (idx->templates)
+        idx->templates->prev = t;
+    idx->templates = t;
+    return sel;
+}
+
+static void selector_release(stream_index_t *idx, selector_t *sel)
+{
+    if (!sel)
+        return;
+    if (selector_kind(sel) != SELECTOR_TEMPLATE) {
+        selector_free(sel);
+        return;
+    }
+    tmpl_subs_t *t = tmpl_find(idx, sel);
+    assert(t && t->sel == sel && t->refs > 0);
+    if (--t->refs)
+        return;
+    assert(t->head == NULL);
+    strmap_remove(&idx->tmpl_by_text, selector_text(sel), selector_len(sel));
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        idx->templates = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    selector_free(sel);
+    free(t);
+}
+
 /* Hangs `l` on the list for `topic`, creating the entry if needed. A
- * template selector's link takes over `*tmpl` (set to NULL). */
+ * template's link takes over the reference `*sel` holds (set to NULL). */
 static int link_attach(stream_index_t *idx, sub_link_t *l, const char *topic, size_t len,
-                       selector_t **tmpl)
+                       selector_t **sel)
 {
     l->tmpl = NULL;
     if (is_wildcard(topic, len)) {
@@ -125,11 +199,11 @@ static int link_attach(stream_index_t *idx, sub_link_t *l, const char *topic, si
         list_insert(&idx->wildcard, l);
         return 0;
     }
-    if (*tmpl && selector_kind(*tmpl) == SELECTOR_TEMPLATE) {
+    if (selector_kind(*sel) == SELECTOR_TEMPLATE) {
         l->owner = NULL;
-        l->tmpl = *tmpl;
-        *tmpl = NULL;
-        list_insert(&idx->templates, l);
+        l->tmpl = tmpl_find(idx, *sel);
+        *sel = NULL;
+        list_insert(&l->tmpl->head, l);
         return 0;
     }
     topic_subs_t *ts = strmap_get(&idx->topics, topic, len);
@@ -157,8 +231,8 @@ static void link_detach(stream_index_t *idx, sub_link_t *l)
 {
     topic_subs_t *ts = l->owner;
     if (l->tmpl) {
-        list_remove(&idx->templates, l);
-        selector_free(l->tmpl);
+        list_remove(&l->tmpl->head, l);
+        selector_release(idx, l->tmpl->sel);
         l->tmpl = NULL;
         return;
     }
@@ -285,23 +359,23 @@ static int64_t lifetime_deadline(const config_t *cfg, int64_t now)
 }
 
 /* Compiles the distinct selectors (sels[k]) and the claim selectors. */
-static int compile_all(const stream_request_t *req, const uint8_t *dup, selector_t **sels,
-                       selector_t **claims)
+static int compile_all(stream_index_t *idx, const stream_request_t *req, const uint8_t *dup,
+                       selector_t **sels, selector_t **claims)
 {
     for (size_t i = 0, k = 0; i < req->num_selectors; i++) {
-        if (!dup[i] && !(sels[k++] = selector_try_new(req->selectors[i], req->selector_lens[i])))
+        if (!dup[i] && !(sels[k++] = selector_acquire(idx, req->selectors[i], req->selector_lens[i])))
             return -1;
     }
     for (size_t i = 0; i < req->num_claims; i++)
-        if (!(claims[i] = selector_try_new(req->claims[i], strlen(req->claims[i]))))
+        if (!(claims[i] = selector_acquire(idx, req->claims[i], strlen(req->claims[i]))))
             return -1;
     return 0;
 }
 
-static void free_selectors(selector_t **v, size_t n)
+static void release_selectors(stream_index_t *idx, selector_t **v, size_t n)
 {
     for (size_t i = 0; v && i < n; i++)
-        selector_free(v[i]);
+        selector_release(idx, v[i]);
 }
 
 /* When the stream must end: --max-lifetime, or sooner when its token expires
@@ -357,9 +431,9 @@ void stream_start(conn_t *c, const stream_request_t *req)
     stream_t *s = calloc(1, sizeof(*s) + n * sizeof(sub_link_t));
     selector_t **sels = calloc(n ? n : 1, sizeof(*sels));
     selector_t **claims = req->num_claims ? calloc(req->num_claims, sizeof(*claims)) : NULL;
-    if (!s || !sels || (req->num_claims && !claims) || compile_all(req, dup, sels, claims)) {
-        free_selectors(sels, n);
-        free_selectors(claims, req->num_claims);
+    if (!s || !sels || (req->num_claims && !claims) || compile_all(idx, req, dup, sels, claims)) {
+        release_selectors(idx, sels, n);
+        release_selectors(idx, claims, req->num_claims);
         free(sels);
         free(claims);
         free(s);
@@ -379,8 +453,8 @@ void stream_start(conn_t *c, const stream_request_t *req)
         head = format_head(req, snap.last_event_id, cfg->retry_ms, &head_len);
     }
     if (!head) {
-        free_selectors(sels, n);
-        free_selectors(claims, req->num_claims);
+        release_selectors(idx, sels, n);
+        release_selectors(idx, claims, req->num_claims);
         free(sels);
         free(claims);
         free(s);
@@ -399,7 +473,7 @@ void stream_start(conn_t *c, const stream_request_t *req)
             break; /* out of memory: the stream gets fewer topics; logged below */
         s->num_links = (uint16_t)++k;
     }
-    free_selectors(sels, n); /* those not taken over by a template link */
+    release_selectors(idx, sels, n); /* those not taken over by a template link */
     free(sels);
     if (s->num_links < n)
         log_warn("fd %d: out of memory while subscribing; some selectors ignored", c->fd);
@@ -422,7 +496,7 @@ void stream_detach(conn_t *c)
     stream_index_t *idx = worker__streams(c->worker);
     for (uint16_t i = 0; i < s->num_links; i++)
         link_detach(idx, &s->links[i]);
-    free_selectors(s->claims, s->num_claims);
+    release_selectors(idx, s->claims, s->num_claims);
     free(s->claims);
     if (s->subs) {
         server_t *srv = worker_server(c->worker);
@@ -466,14 +540,15 @@ void stream_fanout(worker_t *w, evbuf_t *ev)
     }
     for (sub_link_t *l = idx->wildcard; l; l = l->next)
         deliver(w, l->conn, ev, &r);
-    /* Template selectors: one cached lookup per (template, topic) pair. A
-     * stream already served this event is skipped before matching. */
-    for (sub_link_t *l = idx->templates; l; l = l->next) {
-        if (ev->seq <= l->conn->stream->last_seq)
-            continue;
+    /* Template selectors: one cached match per (distinct template, topic),
+     * then every link of a matching template, like an exact topic's list. */
+    for (tmpl_subs_t *t = idx->templates; t; t = t->next) {
+        if (!t->head)
+            continue; /* only held by claims */
         for (unsigned i = 0; i < ev->num_topics; i++) {
-            if (selector_cache_match(idx->cache, l->tmpl, ev->topics[i], ev->topic_lens[i])) {
-                deliver(w, l->conn, ev, &r);
+            if (selector_cache_match(idx->cache, t->sel, ev->topics[i], ev->topic_lens[i])) {
+                for (sub_link_t *l = t->head; l; l = l->next)
+                    deliver(w, l->conn, ev, &r);
                 break;
             }
         }

@@ -12,8 +12,11 @@
  *
  * A stream owns one link per distinct selector (its `links[]`), and a link
  * lives in exactly one list: an exact topic's list in the hash map, the
- * "*" list, or the worker's list of URI-template links (selector.h), which
- * every event walks with one cached match per (template, topic).
+ * "*" list, or the list of one URI template (selector.h). Templates are
+ * interned per worker (one compiled template per distinct text, shared by
+ * the streams that subscribe with it or hold it in their claim), and each
+ * event costs one cached match per (distinct template, topic), then a walk
+ * of the matching templates' links.
  *
  * Private updates: a stream keeps its token's mercure.subscribe selectors
  * (`claims`); a private event is delivered, live or replayed, only if one
