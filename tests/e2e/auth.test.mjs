@@ -181,6 +181,15 @@ test('subscriber refusals, and --anonymous', async () => {
   const nokey = await startCourant([]);
   const c = await subscribeStatus(nokey.base, topic);
   assert(c.status === 200, `no subscriber key: anonymous allowed, got ${c.status}`);
+
+  // The same options from the environment (the config table drives both).
+  const env = await startCourant([], { env: { COURANT_SUBSCRIBER_JWT_KEY: SUB_KEY, COURANT_PUBLISHER_JWT_KEY: PUB_KEY } });
+  assert((await subscribeStatus(env.base, topic)).status === 401, 'COURANT_SUBSCRIBER_JWT_KEY: anonymous not refused');
+  assert((await subscribeStatus(env.base, topic, bearer(subToken()))).status === 200, 'COURANT_SUBSCRIBER_JWT_KEY: token refused');
+  const p = await publish(env.base, [['topic', 'urn:e']], { headers: bearer(pubToken()) });
+  assert(p.status === 200, `COURANT_PUBLISHER_JWT_KEY: ${p.status}`);
+  const env2 = await startCourant([], { env: { COURANT_SUBSCRIBER_JWT_KEY: SUB_KEY, COURANT_ANONYMOUS: '1' } });
+  assert((await subscribeStatus(env2.base, topic)).status === 200, 'COURANT_ANONYMOUS=1 ignored');
 });
 
 test('token sources: header beats query beats cookie', async () => {
