@@ -65,15 +65,15 @@ struct stream_index {
 #define MATCH_CACHE_ENTRIES 4096
 
 typedef struct stream {
-    selector_t **claims;   /* owns: mercure.subscribe selectors (private updates) */
+    selector_t **claims;   /* owns: mercure.subscribe selectors (private updates); NULL if none */
     subs_handle_t *subs;   /* owns: its subscriptions (--subscriptions), or NULL */
-    uint16_t num_claims;
     uint64_t start_seq;    /* only events with seq > start_seq go live */
     uint64_t last_seq;     /* newest seq queued: an event is sent once */
     int64_t end_ms;        /* monotonic: end of life, 0 = none */
     uint8_t overflowed;    /* a delivery passed --max-pending-bytes */
     uint8_t ending;        /* no more events: closes once output is written */
     uint16_t num_links;
+    uint16_t num_claims;   /* entries of claims (in the padding before links) */
     sub_link_t links[];    /* one per distinct selector */
 } stream_t;
 
