@@ -15,7 +15,7 @@ BUILD   := build
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 BASEFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread -g -Isrc -I$(BUILD)
 CFLAGS  ?= -O2
-LDLIBS  := -pthread -lsqlite3   # libsqlite3-dev: the --store history (src/store.c)
+LDLIBS  := -pthread -lsqlite3 -lcrypto -ljansson   # libsqlite3-dev (--store), libssl-dev + libjansson-dev (JWT)
 
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
@@ -79,7 +79,7 @@ run:
 	$(MAKE) all
 	@echo "courant: open http://localhost:8000/ (demo) or http://localhost:8000/events"
 	mkdir -p data
-	exec ./$(BUILD)/courant --demo --listen 127.0.0.1:8000 --listen [::1]:8000 --store data/courant.db
+	exec ./$(BUILD)/courant --demo --demo-auth --anonymous --listen 127.0.0.1:8000 --listen [::1]:8000 --store data/courant.db
 
 test: setup
 	$(MAKE) $(BUILD)/courant $(BUILD)/asan/courant $(BUILD)/tsan/courant unit fuzz clang-check

@@ -7,6 +7,7 @@
 #                             node_modules (npm ci; browsers are never downloaded)
 #   scripts/setup.sh --run    only what running courant needs: compiler, make, curl,
 #                             libsqlite3-dev (the --store history)
+#                             libssl-dev and libjansson-dev (JWT verification)
 #
 # Env: COURANT_SETUP_SKIP_NODE=1 skips Node.js, npm, Chromium and `npm ci`.
 # Runs as root, or through sudo otherwise. Prints one line per action taken and
@@ -63,9 +64,10 @@ node_ok() {
 }
 
 # ---- Debian packages ---------------------------------------------------------
-# libsqlite3-dev: courant links SQLite for --store (durable history), so
-# even --run mode needs it. sqlite3 (the CLI): tests and the backup procedure.
-want=(build-essential curl libsqlite3-dev)
+# libsqlite3-dev: courant links SQLite for --store (durable history), and
+# libssl-dev + libjansson-dev for JWT verification, so even --run mode
+# needs them. sqlite3 (the CLI): tests and the backup procedure.
+want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev)
 if [ "$mode" = all ]; then
     want+=(clang libclang-rt-14-dev ca-certificates procps python3 sqlite3)
 fi

@@ -26,6 +26,7 @@ typedef struct opt {
     const char *name;   /* without the leading "--" */
     opt_kind_t kind;
     size_t offset;      /* of the field in config_t */
+    size_t count_offset;/* OPT_LIST: of its int count in config_t */
     long long min, max; /* bounds for numbers */
     const char *arg;    /* metavariable for --help */
     const char *help;
@@ -40,32 +41,46 @@ static FILE *err_out(void) { return config_err ? config_err : stderr; }
 void config__set_error_stream(FILE *f) { config_err = f; }
 
 static const opt_t options[] = {
-    {"listen", OPT_LIST, F(listen), 0, CONFIG_MAX_LISTEN, "ADDR:PORT",
+    {"listen", OPT_LIST, F(listen), F(num_listen), 0, CONFIG_MAX_LISTEN, "ADDR:PORT",
      "address to listen on, repeatable; IPv6 as [::1]:8000 (default: 127.0.0.1:8000 and [::1]:8000)"},
-    {"workers", OPT_INT, F(workers), 1, 256, "N", "event-loop threads (default: one per CPU)"},
-    {"reuse-port", OPT_FLAG, F(reuse_port), 0, 1, NULL,
+    {"workers", OPT_INT, F(workers), 0, 1, 256, "N", "event-loop threads (default: one per CPU)"},
+    {"reuse-port", OPT_FLAG, F(reuse_port), 0, 0, 1, NULL,
      "share the listening port with other courant processes (SO_REUSEPORT); off: a busy port is an error"},
-    {"demo", OPT_FLAG, F(demo), 0, 1, NULL, "publish the server's time every second and serve the demo page at /"},
-    {"max-connections", OPT_LONG, F(max_connections), 1, 100000000, "N",
+    {"demo", OPT_FLAG, F(demo), 0, 0, 1, NULL, "publish the server's time every second and serve the demo page at /"},
+    {"demo-auth", OPT_FLAG, F(demo_auth), 0, 0, 1, NULL,
+     "DEMO ONLY, with --demo: make a random HS256 key for publishers and subscribers and serve tokens at /demo/tokens.json"},
+    {"max-connections", OPT_LONG, F(max_connections), 0, 1, 100000000, "N",
      "open connections at most; 503 past it (default: sized from the descriptor limit)"},
-    {"header-timeout", OPT_INT, F(header_timeout_s), 1, 3600, "SECONDS", "time allowed to send a request head (default 10)"},
-    {"idle-timeout", OPT_INT, F(idle_timeout_s), 1, 86400, "SECONDS", "idle keep-alive connections are closed after (default 60)"},
-    {"max-header-bytes", OPT_SIZE, F(max_header_bytes), 256, 1 << 20, "BYTES", "request line and headers at most; 431 past it (default 16384)"},
-    {"max-event-bytes", OPT_SIZE, F(max_event_bytes), 64, 64 << 20, "BYTES", "publish request body at most; 413 past it (default 1048576)"},
-    {"history", OPT_LONG, F(history), 0, 10000000, "N", "events kept in memory for Last-Event-ID resume (default 1000)"},
-    {"history-age", OPT_INT, F(history_age_s), 0, 100000000, "SECONDS", "and no older than this; 0 = no age limit (default 0)"},
-    {"heartbeat", OPT_INT, F(heartbeat_s), 0, 3600, "SECONDS", "comment line on idle streams; 0 = off (default 25)"},
-    {"retry", OPT_LONG, F(retry_ms), -1, 86400000, "MS", "retry: hint sent when a stream starts; -1 = none (default -1)"},
-    {"max-pending-bytes", OPT_SIZE, F(max_pending_bytes), 1024, 1 << 30, "BYTES",
+    {"header-timeout", OPT_INT, F(header_timeout_s), 0, 1, 3600, "SECONDS", "time allowed to send a request head (default 10)"},
+    {"idle-timeout", OPT_INT, F(idle_timeout_s), 0, 1, 86400, "SECONDS", "idle keep-alive connections are closed after (default 60)"},
+    {"max-header-bytes", OPT_SIZE, F(max_header_bytes), 0, 256, 1 << 20, "BYTES", "request line and headers at most; 431 past it (default 16384)"},
+    {"max-event-bytes", OPT_SIZE, F(max_event_bytes), 0, 64, 64 << 20, "BYTES", "publish request body at most; 413 past it (default 1048576)"},
+    {"history", OPT_LONG, F(history), 0, 0, 10000000, "N", "events kept in memory for Last-Event-ID resume (default 1000)"},
+    {"history-age", OPT_INT, F(history_age_s), 0, 0, 100000000, "SECONDS", "and no older than this; 0 = no age limit (default 0)"},
+    {"heartbeat", OPT_INT, F(heartbeat_s), 0, 0, 3600, "SECONDS", "comment line on idle streams; 0 = off (default 25)"},
+    {"retry", OPT_LONG, F(retry_ms), 0, -1, 86400000, "MS", "retry: hint sent when a stream starts; -1 = none (default -1)"},
+    {"max-pending-bytes", OPT_SIZE, F(max_pending_bytes), 0, 1024, 1 << 30, "BYTES",
      "output queued for one subscriber at most; a slower one is disconnected (default 4194304)"},
-    {"max-lifetime", OPT_INT, F(max_lifetime_s), 0, 100000000, "SECONDS", "end streams after about this long, jittered; 0 = never (default 0)"},
-    {"cors-origin", OPT_LIST, F(cors_origins), 0, CONFIG_MAX_ORIGINS, "ORIGIN",
-     "origin allowed to subscribe from a browser, repeatable, or * (default *)"},
-    {"log-level", OPT_LEVEL, F(log_level), 0, 0, "LEVEL", "debug, info, warn or error (default info)"},
-    {"store", OPT_STRING, F(store_path), 0, 0, "PATH",
+    {"max-lifetime", OPT_INT, F(max_lifetime_s), 0, 0, 100000000, "SECONDS", "end streams after about this long, jittered; 0 = never (default 0)"},
+    {"cors-origin", OPT_LIST, F(cors_origins), F(num_cors_origins), 0, CONFIG_MAX_ORIGINS, "ORIGIN",
+     "origin allowed to subscribe from a browser, repeatable, or * (default *); listed origins get credentials (cookies)"},
+    {"publish-origin", OPT_LIST, F(publish_origins), F(num_publish_origins), 0, CONFIG_MAX_ORIGINS, "ORIGIN",
+     "origin allowed to publish from a browser (CORS with credentials, and the cookie's CSRF check), repeatable, or *"},
+    {"jwt-alg", OPT_STRING, F(jwt_alg), 0, 0, 0, "ALG", "JWT algorithm: HS256 (default), HS384, HS512, RS256, ES256"},
+    {"publisher-jwt-key", OPT_STRING, F(publisher_jwt_key), 0, 0, 0, "KEY",
+     "HMAC secret or PEM public key for publishers' tokens; without one, only loopback peers may publish"},
+    {"publisher-jwt-key-file", OPT_STRING, F(publisher_jwt_key_file), 0, 0, 0, "PATH", "read the publisher key from a file"},
+    {"subscriber-jwt-key", OPT_STRING, F(subscriber_jwt_key), 0, 0, 0, "KEY",
+     "HMAC secret or PEM public key for subscribers' tokens; without one, anyone may subscribe (no private updates)"},
+    {"subscriber-jwt-key-file", OPT_STRING, F(subscriber_jwt_key_file), 0, 0, 0, "PATH", "read the subscriber key from a file"},
+    {"anonymous", OPT_FLAG, F(anonymous), 0, 0, 1, NULL, "with a subscriber key: also let in subscribers without a token (public updates only)"},
+    {"subscriptions", OPT_FLAG, F(subscriptions), 0, 0, 1, NULL,
+     "publish subscription events and serve /.well-known/mercure/subscriptions (needs a subscriber key)"},
+    {"log-level", OPT_LEVEL, F(log_level), 0, 0, 0, "LEVEL", "debug, info, warn or error (default info)"},
+    {"store", OPT_STRING, F(store_path), 0, 0, 0, "PATH",
      "keep history in this SQLite file: a publish is answered 200 only once committed, and history "
      "survives restarts and crashes (default: none, history in memory only)"},
-    {"sync", OPT_SYNC, F(sync), 0, 0, "MODE",
+    {"sync", OPT_SYNC, F(sync), 0, 0, 0, "MODE",
      "with --store: full = fsync every group commit (default); normal = fsync at checkpoints only "
      "(a power loss may take back recent events); off = never fsync (a power loss may also damage the file)"},
 };
@@ -129,7 +144,7 @@ static int parse_number(const opt_t *o, const char *v, long long *out)
 static int list_add(const opt_t *o, config_t *c, const char *v, size_t len)
 {
     char **list = (char **)((char *)c + o->offset);
-    int *count = o->offset == F(listen) ? &c->num_listen : &c->num_cors_origins;
+    int *count = (int *)((char *)c + o->count_offset);
     if (*count >= o->max) {
         fprintf(err_out(), "courant: --%s may be given at most %lld times\n", o->name, o->max);
         return -1;
@@ -182,14 +197,16 @@ static int set_option(config_t *c, const opt_t *o, const char *v, int from_env)
         *(int *)field = (int)lv;
         return 0;
     }
-    case OPT_STRING:
+    case OPT_STRING: {
+        char **sp = field;
         if (!*v) {
             fprintf(err_out(), "courant: --%s wants a value\n", o->name);
             return -1;
         }
-        free(*(char **)field);
-        *(char **)field = strdup(v);
-        return 0;
+        free(*sp);
+        *sp = strdup(v);
+        return *sp ? 0 : -1;
+    }
     case OPT_SYNC: {
         store_sync_t sync;
         if (store_parse_sync(v, &sync)) {
@@ -218,7 +235,7 @@ static int set_option(config_t *c, const opt_t *o, const char *v, int from_env)
 static void list_clear(config_t *c, const opt_t *o)
 {
     char **list = (char **)((char *)c + o->offset);
-    int *count = o->offset == F(listen) ? &c->num_listen : &c->num_cors_origins;
+    int *count = (int *)((char *)c + o->count_offset);
     for (int i = 0; i < *count; i++)
         free(list[i]);
     *count = 0;
@@ -310,9 +327,16 @@ void config_dispose(config_t *c)
         free(c->listen[i]);
     for (int i = 0; i < c->num_cors_origins; i++)
         free(c->cors_origins[i]);
-    c->num_listen = c->num_cors_origins = 0;
-    free(c->store_path);
-    c->store_path = NULL;
+    for (int i = 0; i < c->num_publish_origins; i++)
+        free(c->publish_origins[i]);
+    c->num_listen = c->num_cors_origins = c->num_publish_origins = 0;
+    for (size_t i = 0; i < NUM_OPTIONS; i++) {
+        if (options[i].kind == OPT_STRING) {
+            char **sp = (char **)((char *)c + options[i].offset);
+            free(*sp);
+            *sp = NULL;
+        }
+    }
 }
 
 int config_split_hostport(const char *s, char *host_out, size_t host_cap, int *port_out)

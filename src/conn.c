@@ -186,6 +186,12 @@ void conn_respond(conn_t *c, const char *status, const char *content_type,
 
 void conn_refuse(conn_t *c, refusal_t why, const char *status, const char *reason)
 {
+    conn_refuse_with(c, why, status, "", reason);
+}
+
+void conn_refuse_with(conn_t *c, refusal_t why, const char *status, const char *extra_headers,
+                      const char *reason)
+{
     atomic_fetch_add_explicit(&worker_stats(c->worker)->refused[why], 1, memory_order_relaxed);
     log_info("fd %d refused %s: %s", c->fd, status, reason);
     char body[512];
@@ -195,7 +201,7 @@ void conn_refuse(conn_t *c, refusal_t why, const char *status, const char *reaso
     /* A refusal before the request was fully read ends the connection: the
      * bytes after it cannot be trusted to start a new request. */
     int must_close = c->state != CONN_RESPOND;
-    conn_respond(c, status, "text/plain; charset=utf-8", "", body, (size_t)n, must_close);
+    conn_respond(c, status, "text/plain; charset=utf-8", extra_headers, body, (size_t)n, must_close);
 }
 
 /* ---- reading requests ------------------------------------------------------------- */

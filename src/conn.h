@@ -124,4 +124,9 @@ void conn_respond(conn_t *c, const char *status, const char *content_type,
 /* A plain-text error response with a log line and a refusal counted. */
 void conn_refuse(conn_t *c, refusal_t why, const char *status, const char *reason);
 
+/* The same with extra header lines ("" or lines ending in CRLF), e.g.
+ * WWW-Authenticate, or CORS headers so a browser can read the refusal. */
+void conn_refuse_with(conn_t *c, refusal_t why, const char *status, const char *extra_headers,
+                      const char *reason);
+
 #endif

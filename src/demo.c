@@ -4,8 +4,12 @@
 #include "demo.h"
 
 #include "id.h"
+#include "jwt.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 int demo_publish_tick(hub_t *hub, store_t *store)
@@ -40,4 +44,49 @@ int demo_publish_tick(hub_t *hub, store_t *store)
     }
     hub_publish(hub, ev);
     return 0;
+}
+
+char *demo_auth_init(config_t *cfg)
+{
+    if (cfg->publisher_jwt_key || cfg->publisher_jwt_key_file || cfg->subscriber_jwt_key ||
+        cfg->subscriber_jwt_key_file || (cfg->jwt_alg && strcmp(cfg->jwt_alg, "HS256"))) {
+        fprintf(stderr, "courant: --demo-auth makes its own HS256 keys: give it no key and no --jwt-alg\n");
+        return NULL;
+    }
+    unsigned char raw[24];
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+        fprintf(stderr, "courant: --demo-auth: no randomness for the demo key\n");
+        return NULL;
+    }
+    char secret[sizeof(raw) * 2 + 16];
+    int n = snprintf(secret, sizeof(secret), "demo-only-");
+    for (size_t i = 0; i < sizeof(raw); i++)
+        n += snprintf(secret + n, sizeof(secret) - (size_t)n, "%02x", raw[i]);
+    char claims[256];
+    long long exp = (long long)time(NULL) + 86400;
+    snprintf(claims, sizeof(claims), "{\"exp\":%lld,\"mercure\":{\"publish\":[\"*\"]}}", exp);
+    char *pub = jwt_sign_hs(JWT_HS256, secret, (size_t)n, claims);
+    snprintf(claims, sizeof(claims),
+             "{\"exp\":%lld,\"mercure\":{\"subscribe\":[\"" DEMO_PRIVATE_TOPIC "{/id}\"],"
+             "\"payload\":{\"user\":\"demo\"}}}",
+             exp);
+    char *sub = jwt_sign_hs(JWT_HS256, secret, (size_t)n, claims);
+    size_t cap = 512 + (pub ? strlen(pub) : 0) + (sub ? strlen(sub) : 0);
+    char *json = pub && sub ? malloc(cap) : NULL;
+    if (json)
+        snprintf(json, cap,
+                 "{\"note\":\"DEMO ONLY: a random key made at start by --demo-auth; never use this in production\","
+                 "\"key\":\"%s\",\"publisher\":\"%s\",\"subscriber\":\"%s\","
+                 "\"privateTopic\":\"" DEMO_PRIVATE_TOPIC "\"}",
+                 secret, pub, sub);
+    free(pub);
+    free(sub);
+    if (!json) {
+        fprintf(stderr, "courant: out of memory\n");
+        return NULL;
+    }
+    cfg->publisher_jwt_key = strdup(secret);
+    cfg->subscriber_jwt_key = strdup(secret);
+    cfg->anonymous = 1;
+    return json;
 }

@@ -9,10 +9,20 @@
 #ifndef COURANT_DEMO_H
 #define COURANT_DEMO_H
 
+#include "config.h"
 #include "hub.h"
 #include "store.h"
 
 #define DEMO_CLOCK_TOPIC "urn:courant:clock"
+#define DEMO_PRIVATE_TOPIC "https://example.com/demo/private"
+
+/* --demo-auth (DEMO ONLY): makes a random HS256 secret, sets it as both the
+ * publisher and the subscriber key in `cfg` (which must name no key of its
+ * own) and turns --anonymous on, so the page's anonymous panels still work.
+ * Returns malloc'd JSON {"publisher": token, "subscriber": token, "key":
+ * secret, "note": ...} that GET /demo/tokens.json serves; the tokens last a
+ * day. NULL after printing why. Main thread, before auth_new(). */
+char *demo_auth_init(config_t *cfg);
 
 /* Publishes one clock event: through `store` when there is one (it is then
  * stored, and published once committed, like any event), else straight to

@@ -248,3 +248,11 @@ void hub_get_stats(hub_t *h, hub_stats_t *out)
     out->history_len = h->count;
     pthread_mutex_unlock(&h->lock);
 }
+
+char *hub_try_last_event_id(hub_t *h)
+{
+    pthread_mutex_lock(&h->lock);
+    char *id = h->count ? strdup(h->ring[(h->head + h->count - 1) % h->cap]->id) : strdup("earliest");
+    pthread_mutex_unlock(&h->lock);
+    return id;
+}

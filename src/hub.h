@@ -86,6 +86,11 @@ int hub_try_snapshot(hub_t *h, const char *last_id, size_t last_id_len, hub_matc
 /* Releases what a snapshot still owns. */
 void hub_snapshot_dispose(hub_snapshot_t *s);
 
+/* The id of the newest event in history, or "earliest" when history is
+ * empty (the subscriptions API's lastEventID). malloc'd; NULL if out of
+ * memory. */
+char *hub_try_last_event_id(hub_t *h) __attribute__((warn_unused_result));
+
 typedef struct hub_stats {
     uint64_t published;     /* events accepted since start */
     uint64_t history_len;   /* events in history now */

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "server.h"
 #include "store.h"
+#include "subs.h"
 #include "worker.h"
 
 #include <arpa/inet.h>
@@ -253,6 +254,16 @@ static int open_store(server_t *srv, const config_t *cfg)
     return 0;
 }
 
+/* One line saying who may publish and subscribe, so a misconfiguration shows. */
+static void log_auth_policy(const server_t *srv)
+{
+    int pub = auth_has_key(srv->auth, AUTH_PUBLISHER), sub = auth_has_key(srv->auth, AUTH_SUBSCRIBER);
+    log_info("publish: %s; subscribe: %s", pub ? "JWT (mercure.publish)" : "loopback peers only, no JWT",
+             !sub ? "anyone (no subscriber key; private updates reach nobody)"
+             : srv->cfg->anonymous ? "JWT, or anonymous for public updates"
+                                   : "JWT only");
+}
+
 int main(int argc, char **argv)
 {
     config_t cfg;
@@ -262,6 +273,28 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     log_set_level((log_level_t)cfg.log_level);
+    char *demo_tokens = NULL;
+    if (cfg.demo_auth && (!cfg.demo || !(demo_tokens = demo_auth_init(&cfg)))) {
+        if (!cfg.demo)
+            fprintf(stderr, "courant: --demo-auth goes with --demo\n");
+        config_dispose(&cfg);
+        return 2;
+    }
+    auth_t *auth = auth_new(&cfg);
+    if (!auth) {
+        free(demo_tokens);
+        config_dispose(&cfg);
+        return 2;
+    }
+    if (cfg.subscriptions && !auth_has_key(auth, AUTH_SUBSCRIBER)) {
+        /* Subscription events are private and the API needs a token: without
+         * a subscriber key nobody could ever see either. */
+        fprintf(stderr, "courant: --subscriptions needs --subscriber-jwt-key (or -file)\n");
+        auth_free(auth);
+        free(demo_tokens);
+        config_dispose(&cfg);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -271,7 +304,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by the workers */
 
     long fd_limit = raise_fd_limit();
-    server_t srv = {.cfg = &cfg, .num_workers = cfg.workers, .started_ms = realtime_ms()};
+    server_t srv = {.cfg = &cfg, .auth = auth, .demo_tokens = demo_tokens, .num_workers = cfg.workers, .started_ms = realtime_ms()};
     long budget = fd_limit - FD_RESERVE - (long)cfg.workers * (2 + CONFIG_MAX_LISTEN);
     if (budget < 16)
         budget = 16;
@@ -313,7 +346,9 @@ int main(int argc, char **argv)
         goto out;
     }
     srv.workers = calloc((size_t)cfg.workers, sizeof(worker_t *));
-    if (!srv.workers) {
+    if (cfg.subscriptions)
+        srv.subs = subs_new(srv.hub);
+    if (!srv.workers || (cfg.subscriptions && !srv.subs)) {
         fprintf(stderr, "courant: out of memory\n");
         rc = 1;
         goto out;
@@ -346,6 +381,10 @@ int main(int argc, char **argv)
         }
         log_info("courant ready: %d workers, up to %ld connections, history %ld%s", cfg.workers,
                  srv.max_connections, cfg.history, cfg.demo ? ", demo clock on" : "");
+        log_auth_policy(&srv);
+        if (demo_tokens)
+            log_warn("DEMO ONLY: --demo-auth made a random HS256 key; its tokens are served at /demo/tokens.json "
+                     "to anyone who asks. Never use --demo-auth in production.");
         int sig = main_loop(&srv, &sigs);
         log_info("%s received: draining and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     } else {
@@ -367,7 +406,10 @@ out:
         worker_free(srv.workers[i]);
     free(srv.workers);
     store_free(srv.store);
+    subs_free(srv.subs);
     hub_free(srv.hub);
+    auth_free(auth);
+    free(demo_tokens);
     for (int b = 0; b < num_bound; b++) {
         for (int i = 0; i < cfg.workers; i++)
             if (bound[b].fds[i] >= 0)

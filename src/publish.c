@@ -7,10 +7,13 @@
  */
 #include "publish.h"
 
+#include "auth.h"
 #include "hub.h"
 #include "id.h"
 #include "log.h"
 #include "store.h"
+#include "selector.h"
+#include "stream.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -207,29 +210,117 @@ static int is_form_content_type(const http1_request_t *req)
            (ct->value_len == n || ct->value[n] == ';' || ct->value[n] == ' ');
 }
 
-void publish_handle(conn_t *c, const http1_request_t *req, char *body, size_t body_len,
-                    const char *cors_headers)
+/* Does every topic of `ev` match one of the token's mercure.publish
+ * selectors? (draft-dunglas-mercure-07: the publisher must be allowed to
+ * publish to each topic, alternates included.) */
+static int topics_allowed(worker_t *w, const jwt_claims_t *claims, const evbuf_t *ev, int *oom)
 {
-    if (!c->peer_loopback) {
-        /* Until JWT authorization exists, only local backends may publish,
-         * so a fresh install is never an open relay. */
-        conn_refuse(c, REFUSE_FORBIDDEN, "403 Forbidden", "publishing is allowed from loopback addresses only");
-        return;
+    selector_t *sels[JWT_MAX_SELECTORS];
+    size_t n = 0;
+    int ok = 1;
+    *oom = 0;
+    for (; n < claims->num_publish; n++) {
+        if (!(sels[n] = selector_try_new(claims->publish[n], strlen(claims->publish[n])))) {
+            *oom = 1;
+            ok = 0;
+            break;
+        }
     }
+    for (unsigned t = 0; ok && t < ev->num_topics; t++) {
+        int hit = 0;
+        for (size_t i = 0; i < n && !hit; i++)
+            hit = selector_cache_match(stream_match_cache(w), sels[i], ev->topics[t], ev->topic_lens[t]);
+        ok = hit;
+    }
+    for (size_t i = 0; i < n; i++)
+        selector_free(sels[i]);
+    return ok;
+}
+
+/* Applies the publish policy (auth.h). Returns 1 with *claims filled when a
+ * token decides (has_key set), 1 with empty claims for the loopback rule,
+ * or 0 after refusing. */
+static int publisher_may_post(conn_t *c, const http1_request_t *req, const char *query, size_t qlen,
+                              const char *cors, jwt_claims_t *claims)
+{
+    server_t *srv = worker_server(c->worker);
+    memset(claims, 0, sizeof(*claims));
+    if (!auth_has_key(srv->auth, AUTH_PUBLISHER)) {
+        /* Without a publisher key only local backends may publish, so a
+         * fresh install is never an open relay. */
+        if (c->peer_loopback)
+            return 1;
+        conn_refuse_with(c, REFUSE_FORBIDDEN, "403 Forbidden", cors,
+                         "publishing is allowed from loopback addresses only (no --publisher-jwt-key)");
+        return 0;
+    }
+    char *scratch = malloc(qlen + 1);
+    const char *qtok = NULL, *why = NULL;
+    size_t qtok_len = 0;
+    int from_cookie = 0;
+    if (!scratch || auth_query_token(query, qlen, scratch, &qtok, &qtok_len) < 0)
+        qtok = NULL; /* a malformed query carries no token */
+    auth_status_t st = auth_check(srv->auth, AUTH_PUBLISHER, req, qtok, qtok_len, claims, &from_cookie, &why);
+    free(scratch);
+    if (st != AUTH_VALID) {
+        auth_refuse_401(c, cors, st == AUTH_INVALID ? why : "a publisher token is required");
+        return 0;
+    }
+    const char *forbid = NULL;
+    /* A browser sends cookies on cross-site form posts too: with the token in
+     * a cookie the request must come from a --publish-origin (CSRF). */
+    if (from_cookie && !auth_origin_allowed(req, srv->cfg->publish_origins, srv->cfg->num_publish_origins))
+        forbid = "cookie-authorized publish from an origin not in --publish-origin";
+    else if (!claims->has_publish)
+        forbid = "the token has no mercure.publish claim";
+    if (forbid) {
+        jwt_claims_dispose(claims);
+        conn_refuse_with(c, REFUSE_FORBIDDEN, "403 Forbidden", cors, forbid);
+        return 0;
+    }
+    return 1;
+}
+
+static void refuse_form(conn_t *c, const char *status, const char *reason, const char *cors)
+{
+    refusal_t why = !strncmp(status, "403", 3)   ? REFUSE_FORBIDDEN
+                    : !strncmp(status, "5", 1) ? REFUSE_UNAVAILABLE
+                                               : REFUSE_BAD_REQUEST;
+    conn_refuse_with(c, why, status, cors, reason);
+}
+
+void publish_handle(conn_t *c, const http1_request_t *req, const char *query, size_t qlen,
+                    char *body, size_t body_len, const char *cors_headers)
+{
+    jwt_claims_t claims;
+    if (!publisher_may_post(c, req, query, qlen, cors_headers, &claims))
+        return;
+    int by_token = claims.has_publish;
     if (!is_form_content_type(req)) {
-        conn_refuse(c, REFUSE_BAD_REQUEST, "415 Unsupported Media Type",
-                    "publish wants Content-Type: application/x-www-form-urlencoded");
+        jwt_claims_dispose(&claims);
+        conn_refuse_with(c, REFUSE_BAD_REQUEST, "415 Unsupported Media Type", cors_headers,
+                         "publish wants Content-Type: application/x-www-form-urlencoded");
         return;
     }
     const char *status, *reason;
     evbuf_t *ev = publish_parse_form(body, body_len, &status, &reason);
     if (!ev) {
-        refusal_t why = !strncmp(status, "403", 3)   ? REFUSE_FORBIDDEN
-                        : !strncmp(status, "5", 1) ? REFUSE_UNAVAILABLE
-                                                   : REFUSE_BAD_REQUEST;
-        conn_refuse(c, why, status, reason);
+        jwt_claims_dispose(&claims);
+        refuse_form(c, status, reason, cors_headers);
         return;
     }
+    int oom = 0;
+    if (by_token && !topics_allowed(c->worker, &claims, ev, &oom)) {
+        jwt_claims_dispose(&claims);
+        evbuf_unref(ev);
+        if (oom)
+            refuse_form(c, "503 Service Unavailable", "out of memory", cors_headers);
+        else
+            conn_refuse_with(c, REFUSE_FORBIDDEN, "403 Forbidden", cors_headers,
+                             "a topic of the update is outside the token's mercure.publish selectors");
+        return;
+    }
+    jwt_claims_dispose(&claims);
     store_t *store = worker_server(c->worker)->store;
     if (store) {
         publish_to_store(c, store, ev, cors_headers);

@@ -13,12 +13,16 @@
 #include "evbuf.h"
 #include "http1.h"
 
-/* Answers the request: 200 with the event id, or an error. With --store
- * the answer comes later: the event goes to the store thread, the conn
- * waits in CONN_RESPOND (reading nothing more) and publish_on_stored
- * answers once the event is committed and handed to the hub. */
-void publish_handle(conn_t *c, const http1_request_t *req, char *body, size_t body_len,
-                    const char *cors_headers);
+/* Answers the request: 200 with the event id, or an error. Authorization
+ * (auth.h) first: with a publisher key, a token whose mercure.publish
+ * selectors match every topic; without one, loopback peers only. `query`
+ * is the request target's query string (for the `authorization` parameter).
+ * With --store the answer comes later: the event goes to the store thread,
+ * the conn waits in CONN_RESPOND (reading nothing more) and
+ * publish_on_stored answers once the event is committed and handed to the
+ * hub. */
+void publish_handle(conn_t *c, const http1_request_t *req, const char *query, size_t qlen,
+                    char *body, size_t body_len, const char *cors_headers);
 
 /* Worker thread: the store's answer for a publish waiting on `c`: 200 with
  * the id of `ev` (borrowed) when `ok`, else 503. */

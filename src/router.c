@@ -16,8 +16,11 @@
 #include "log.h"
 #include "publish.h"
 #include "store.h"
+#include "selector.h"
 #include "stream.h"
+#include "subs.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +30,7 @@
 
 const char *const refusal_names[REFUSE__COUNT] = {
     "bad_request", "not_found", "method_not_allowed", "headers_too_large", "body_too_large",
-    "timeout", "over_capacity", "forbidden", "unavailable",
+    "timeout", "over_capacity", "forbidden", "unavailable", "unauthorized",
 };
 
 static int path_is(const char *path, size_t len, const char *lit)
@@ -40,22 +43,40 @@ static int method_is(const http1_request_t *req, const char *m)
     return strlen(m) == req->method_len && memcmp(req->method, m, req->method_len) == 0;
 }
 
+static int origin_listed(char *const *list, int n, const http1_header_t *origin)
+{
+    for (int i = 0; origin && i < n; i++)
+        if (strlen(list[i]) == origin->value_len && !memcmp(list[i], origin->value, origin->value_len))
+            return 1;
+    return 0;
+}
+
+static int star_listed(char *const *list, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(list[i], "*"))
+            return 1;
+    return 0;
+}
+
+/* An origin named in --cors-origin or --publish-origin gets itself echoed
+ * with credentials (so the mercureAuthorization cookie crosses origins);
+ * "*" gets the wildcard, which browsers never combine with credentials. */
 const char *router_cors_headers(const server_t *srv, const http1_request_t *req, char *buf, size_t cap)
 {
     const config_t *cfg = srv->cfg;
     const http1_header_t *origin = http1_find_header(req, "origin");
-    for (int i = 0; i < cfg->num_cors_origins; i++) {
-        const char *o = cfg->cors_origins[i];
-        if (!strcmp(o, "*"))
-            return "Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Last-Event-ID\r\n";
-        if (origin && strlen(o) == origin->value_len && !memcmp(o, origin->value, origin->value_len)) {
-            snprintf(buf, cap,
-                     "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
-                     "Access-Control-Expose-Headers: Last-Event-ID\r\nVary: Origin\r\n",
-                     o);
-            return buf;
-        }
+    if (origin_listed(cfg->cors_origins, cfg->num_cors_origins, origin) ||
+        origin_listed(cfg->publish_origins, cfg->num_publish_origins, origin)) {
+        snprintf(buf, cap,
+                 "Access-Control-Allow-Origin: %.*s\r\nAccess-Control-Allow-Credentials: true\r\n"
+                 "Access-Control-Expose-Headers: Last-Event-ID\r\nVary: Origin\r\n",
+                 (int)origin->value_len, origin->value);
+        return buf;
     }
+    if (star_listed(cfg->cors_origins, cfg->num_cors_origins) ||
+        star_listed(cfg->publish_origins, cfg->num_publish_origins))
+        return "Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Last-Event-ID\r\n";
     return "";
 }
 
@@ -128,6 +149,8 @@ typedef struct query {
     size_t num_selectors;
     const char *last_event_id;
     size_t last_event_id_len;
+    const char *token;    /* the `authorization` parameter, NULL if absent */
+    size_t token_len;
     int too_many;
 } query_t;
 
@@ -141,11 +164,35 @@ static int on_query_pair(void *ctx, const char *n, size_t nl, const char *v, siz
         }
         q->selectors[q->num_selectors] = v;
         q->selector_lens[q->num_selectors++] = vl;
+    } else if (nl == 13 && !memcmp(n, "authorization", 13) && !q->token) {
+        q->token = v;
+        q->token_len = vl;
     } else if (nl == 11 && !memcmp(n, "lastEventID", 11) && vl && !q->last_event_id) {
         q->last_event_id = v;
         q->last_event_id_len = vl;
     }
     return 0;
+}
+
+/* Applies the subscribe policy (auth.h). Returns 1 with *claims filled (empty
+ * for anonymous subscribers), or 0 after refusing. */
+static int subscriber_may_enter(conn_t *c, const http1_request_t *req, const query_t *q,
+                                const char *cors, jwt_claims_t *claims)
+{
+    server_t *srv = worker_server(c->worker);
+    int from_cookie;
+    const char *why = NULL;
+    auth_status_t st = auth_check(srv->auth, AUTH_SUBSCRIBER, req, q->token, q->token_len, claims,
+                                  &from_cookie, &why);
+    if (st == AUTH_INVALID) {
+        auth_refuse_401(c, cors, why);
+        return 0;
+    }
+    if (st == AUTH_NO_TOKEN && !srv->cfg->anonymous) {
+        auth_refuse_401(c, cors, "a subscriber token is required (courant runs without --anonymous)");
+        return 0;
+    }
+    return 1;
 }
 
 /* GET /events and GET /.well-known/mercure. */
@@ -190,12 +237,17 @@ static void subscribe(conn_t *c, const http1_request_t *req, const char *query, 
         q.last_event_id = lei->value;
         q.last_event_id_len = lei->value_len;
     }
-    stream_request_t sr = {
-        .selectors = q.selectors, .selector_lens = q.selector_lens, .num_selectors = q.num_selectors,
-        .last_event_id = q.last_event_id, .last_event_id_len = q.last_event_id_len,
-        .cors_headers = cors,
-    };
-    stream_start(c, &sr);
+    jwt_claims_t claims;
+    if (subscriber_may_enter(c, req, &q, cors, &claims)) {
+        stream_request_t sr = {
+            .selectors = q.selectors, .selector_lens = q.selector_lens, .num_selectors = q.num_selectors,
+            .last_event_id = q.last_event_id, .last_event_id_len = q.last_event_id_len,
+            .cors_headers = cors, .claims = claims.subscribe, .num_claims = claims.num_subscribe,
+            .token_exp_s = claims.exp, .payload = claims.payload,
+        };
+        stream_start(c, &sr);
+        jwt_claims_dispose(&claims);
+    }
     free(scratch);
 }
 
@@ -207,6 +259,105 @@ static void method_not_allowed(conn_t *c, const char *allow)
     log_info("fd %d refused 405: method not allowed", c->fd);
     conn_respond(c, "405 Method Not Allowed", "text/plain; charset=utf-8", extra,
                  "method not allowed\n", 19, 0);
+}
+
+#define SUBS_PATH MERCURE_PATH "/subscriptions"
+
+/* Decodes %XX in a path segment into a new string; NULL if malformed. */
+static char *path_segment_decode(const char *s, size_t len)
+{
+    char *out = malloc(len + 1);
+    size_t n = 0;
+    for (size_t i = 0; out && i < len; i++) {
+        if (s[i] != '%') {
+            out[n++] = s[i];
+            continue;
+        }
+        unsigned v = 0;
+        if (i + 2 >= len || sscanf(s + i + 1, "%2x", &v) != 1 || !isxdigit((unsigned char)s[i + 1]) ||
+            !isxdigit((unsigned char)s[i + 2]) || v == 0) {
+            free(out);
+            return NULL;
+        }
+        out[n++] = (char)v;
+        i += 2;
+    }
+    if (out)
+        out[n] = 0;
+    return out;
+}
+
+/* Does one of the token's subscribe selectors match the request path (as
+ * sent, percent-encoded, which is also how subscription topics are built)? */
+static int path_authorized(conn_t *c, const jwt_claims_t *claims, const char *path, size_t plen)
+{
+    for (size_t i = 0; i < claims->num_subscribe; i++) {
+        selector_t *s = selector_try_new(claims->subscribe[i], strlen(claims->subscribe[i]));
+        int ok = s && selector_cache_match(stream_match_cache(c->worker), s, path, plen);
+        selector_free(s);
+        if (ok)
+            return 1;
+    }
+    return 0;
+}
+
+/* GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]. */
+static void answer_subscriptions(conn_t *c, const http1_request_t *req, const char *path, size_t plen,
+                                 const char *query, size_t qlen, const char *cors)
+{
+    server_t *srv = worker_server(c->worker);
+    char *scratch = malloc(qlen + 1);
+    const char *qtok = NULL, *why = NULL;
+    size_t qtok_len = 0;
+    int from_cookie;
+    if (!scratch || auth_query_token(query, qlen, scratch, &qtok, &qtok_len) < 0)
+        qtok = NULL;
+    jwt_claims_t claims;
+    auth_status_t st = auth_check(srv->auth, AUTH_SUBSCRIBER, req, qtok, qtok_len, &claims, &from_cookie, &why);
+    free(scratch);
+    if (st != AUTH_VALID) {
+        auth_refuse_401(c, cors, st == AUTH_INVALID ? why : "the subscriptions API needs a subscriber token");
+        return;
+    }
+    int allowed = path_authorized(c, &claims, path, plen);
+    jwt_claims_dispose(&claims);
+    if (!allowed) {
+        conn_refuse_with(c, REFUSE_FORBIDDEN, "403 Forbidden", cors,
+                         "the token's mercure.subscribe selectors do not match this subscriptions URL");
+        return;
+    }
+    const char *rest = path + strlen(SUBS_PATH);
+    size_t rlen = plen - strlen(SUBS_PATH);
+    char *topic = NULL, *subscriber = NULL;
+    int bad = 0;
+    if (rlen) { /* "/topic" or "/topic/subscriber" */
+        const char *slash = memchr(rest + 1, '/', rlen - 1);
+        size_t tl = slash ? (size_t)(slash - rest - 1) : rlen - 1;
+        bad = tl == 0 || !(topic = path_segment_decode(rest + 1, tl));
+        if (!bad && slash) {
+            size_t sl = rlen - tl - 2;
+            bad = sl == 0 || memchr(slash + 1, '/', sl) || !(subscriber = path_segment_decode(slash + 1, sl));
+        }
+    }
+    int not_found = 0;
+    char *doc = bad ? NULL : subs_try_render(srv->subs, topic, subscriber, &not_found);
+    free(topic);
+    free(subscriber);
+    if (bad)
+        conn_refuse_with(c, REFUSE_BAD_REQUEST, "400 Bad Request", cors, "malformed subscriptions URL");
+    else if (not_found)
+        conn_refuse_with(c, REFUSE_NOT_FOUND, "404 Not Found", cors, "no such subscription");
+    else if (!doc)
+        conn_refuse_with(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", cors, "out of memory");
+    else
+        conn_respond(c, "200 OK", "application/ld+json", cors, doc, strlen(doc), 0);
+    free(doc);
+}
+
+static int is_subs_path(const char *path, size_t plen)
+{
+    size_t n = strlen(SUBS_PATH);
+    return plen >= n && !memcmp(path, SUBS_PATH, n) && (plen == n || path[n] == '/');
 }
 
 void router_handle(conn_t *c, const http1_request_t *req, char *body, size_t body_len)
@@ -236,9 +387,20 @@ void router_handle(conn_t *c, const http1_request_t *req, char *body, size_t bod
         if (get)
             subscribe(c, req, query, qlen, 0, cors);
         else if (method_is(req, "POST"))
-            publish_handle(c, req, body, body_len, cors);
+            publish_handle(c, req, query, qlen, body, body_len, cors);
         else
             method_not_allowed(c, "GET, POST, OPTIONS");
+    } else if (srv->subs && is_subs_path(target, plen)) {
+        if (get)
+            answer_subscriptions(c, req, target, plen, query, qlen, cors);
+        else
+            method_not_allowed(c, "GET, OPTIONS");
+    } else if (srv->demo_tokens && path_is(target, plen, "/demo/tokens.json")) {
+        if (get)
+            conn_respond(c, "200 OK", "application/json", "Cache-Control: no-store\r\n", srv->demo_tokens,
+                         strlen(srv->demo_tokens), 0);
+        else
+            method_not_allowed(c, "GET");
     } else if (path_is(target, plen, "/events")) {
         if (get)
             subscribe(c, req, query, qlen, 1, cors);

@@ -8,6 +8,7 @@
 #define COURANT_SERVER_H
 
 #include "config.h"
+#include "auth.h"
 #include "hub.h"
 
 #include <stdatomic.h>
@@ -18,7 +19,7 @@ struct worker;
 typedef enum refusal {
     REFUSE_BAD_REQUEST, REFUSE_NOT_FOUND, REFUSE_METHOD, REFUSE_HEADERS_TOO_LARGE,
     REFUSE_BODY_TOO_LARGE, REFUSE_TIMEOUT, REFUSE_OVER_CAPACITY, REFUSE_FORBIDDEN,
-    REFUSE_UNAVAILABLE, REFUSE__COUNT
+    REFUSE_UNAVAILABLE, REFUSE_UNAUTHORIZED, REFUSE__COUNT
 } refusal_t;
 
 extern const char *const refusal_names[REFUSE__COUNT];
@@ -27,6 +28,9 @@ typedef struct server {
     const config_t *cfg;      /* borrows: lives as long as main */
     hub_t *hub;               /* borrows */
     struct store *store;      /* borrows; NULL without --store (memory-only history) */
+    const auth_t *auth;       /* borrows: the JWT keys (auth.h); never NULL */
+    const char *demo_tokens;  /* borrows: --demo-auth's /demo/tokens.json, or NULL */
+    struct subs *subs;        /* borrows: the subscriptions registry; NULL without --subscriptions */
     struct worker **workers;  /* borrows: num_workers of them */
     int num_workers;
     long max_connections;     /* effective cap on open client connections */

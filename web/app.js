@@ -119,5 +119,68 @@ function startTopicPanel() {
   });
 }
 
+// ---- demo authorization (courant --demo --demo-auth) -------------------------
+// /demo/tokens.json exists only with --demo-auth, which makes a random key at
+// start: DEMO ONLY. Real deployments mint tokens in their own backend.
+async function loadDemoTokens() {
+  try {
+    const res = await fetch('/demo/tokens.json', { cache: 'no-store' });
+    if (!res.ok) return null;
+    return await res.json();
+  } catch (err) {
+    return null;
+  }
+}
+
+const PRIVATE_TOPIC = 'https://example.com/demo/private';
+
+function startPublishPanel(tokens) {
+  const form = $('publish-form');
+  const badge = $('publish-state');
+  const result = $('publish-result');
+  $('demo-auth-note').textContent = tokens
+    ? 'DEMO ONLY: publishing with the demo publisher token (mercure.publish: ["*"]) from /demo/tokens.json.'
+    : 'No demo tokens (courant runs without --demo-auth): publishing works from this machine only.';
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const body = new URLSearchParams();
+    body.set('topic', $('publish-topic').value.trim());
+    body.set('data', $('publish-data').value);
+    if ($('publish-private').checked) body.set('private', 'on');
+    const headers = { 'Content-Type': 'application/x-www-form-urlencoded' };
+    if (tokens) headers.Authorization = 'Bearer ' + tokens.publisher;
+    setState(badge, 'connecting');
+    try {
+      const res = await fetch('/.well-known/mercure', { method: 'POST', headers, body });
+      const text = (await res.text()).trim();
+      result.textContent = res.ok ? 'published ' + text : res.status + ': ' + text;
+      result.dataset.ok = res.ok ? 'yes' : 'no';
+      setState(badge, res.ok ? 'open' : 'idle');
+    } catch (err) {
+      result.textContent = 'network error';
+      result.dataset.ok = 'no';
+      setState(badge, 'idle');
+    }
+  });
+}
+
+function startPrivatePanel(tokens) {
+  const url = (token) => (lastId) => {
+    let u = '/.well-known/mercure?topic=' + encodeURIComponent(PRIVATE_TOPIC);
+    // EventSource cannot send headers: the token goes in the query
+    // parameter (a cookie would be sent by the anonymous stream too).
+    if (token) u += '&authorization=' + encodeURIComponent(token);
+    if (lastId) u += '&lastEventID=' + encodeURIComponent(lastId);
+    return u;
+  };
+  const show = (list) => (event) => prepend(list, event.data, event.lastEventId, TOPIC_MAX_LINES);
+  if (tokens) subscribe(url(tokens.subscriber), $('private-state'), show($('private-events')));
+  subscribe(url(null), $('anon-state'), show($('anon-events')));
+}
+
 startClock();
 startTopicPanel();
+loadDemoTokens().then((tokens) => {
+  startPublishPanel(tokens);
+  startPrivatePanel(tokens);
+});

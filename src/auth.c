@@ -1,0 +1,245 @@
+/*
+ * auth.c - see auth.h.
+ */
+#include "auth.h"
+
+#include "conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define COOKIE_NAME "mercureAuthorization"
+#define MAX_KEY_FILE (1 << 20)
+
+struct auth {
+    jwt_key_t *keys[2]; /* owns: [AUTH_PUBLISHER], [AUTH_SUBSCRIBER]; NULL = none */
+};
+
+/* The key's bytes: inline, or the file's content. malloc'd; NULL on error. */
+static char *key_material(const char *inline_key, const char *path, const char *opt, size_t *len)
+{
+    if (inline_key && path) {
+        fprintf(stderr, "courant: give --%s or --%s-file, not both\n", opt, opt);
+        return NULL;
+    }
+    if (inline_key) {
+        *len = strlen(inline_key);
+        return strdup(inline_key);
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "courant: --%s-file: cannot open %s\n", opt, path);
+        return NULL;
+    }
+    char *buf = malloc(MAX_KEY_FILE);
+    size_t n = buf ? fread(buf, 1, MAX_KEY_FILE, f) : 0;
+    fclose(f);
+    if (!buf || n == 0 || n == MAX_KEY_FILE) {
+        fprintf(stderr, "courant: --%s-file: %s is empty or larger than 1 MiB\n", opt, path);
+        free(buf);
+        return NULL;
+    }
+    /* An HMAC secret in a file usually ends with a newline the editor added. */
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    *len = n;
+    return buf;
+}
+
+static int load_key(auth_t *a, auth_role_t role, jwt_alg_t alg, const char *inline_key,
+                    const char *path, const char *opt)
+{
+    if (!inline_key && !path)
+        return 0;
+    size_t len = 0;
+    char *m = key_material(inline_key, path, opt, &len);
+    if (!m)
+        return -1;
+    const char *why = NULL;
+    a->keys[role] = jwt_key_new(alg, m, len, &why);
+    memset(m, 0, len);
+    free(m);
+    if (!a->keys[role]) {
+        fprintf(stderr, "courant: --%s: %s (for --jwt-alg %s)\n", opt, why, jwt_alg_name(alg));
+        return -1;
+    }
+    return 0;
+}
+
+auth_t *auth_new(const config_t *cfg)
+{
+    jwt_alg_t alg = JWT_HS256;
+    if (cfg->jwt_alg && jwt_alg_parse(cfg->jwt_alg, &alg)) {
+        fprintf(stderr, "courant: --jwt-alg wants HS256, HS384, HS512, RS256 or ES256, not \"%s\"\n",
+                cfg->jwt_alg);
+        return NULL;
+    }
+    auth_t *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    if (load_key(a, AUTH_PUBLISHER, alg, cfg->publisher_jwt_key, cfg->publisher_jwt_key_file,
+                 "publisher-jwt-key") ||
+        load_key(a, AUTH_SUBSCRIBER, alg, cfg->subscriber_jwt_key, cfg->subscriber_jwt_key_file,
+                 "subscriber-jwt-key")) {
+        auth_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void auth_free(auth_t *a)
+{
+    if (!a)
+        return;
+    jwt_key_free(a->keys[0]);
+    jwt_key_free(a->keys[1]);
+    free(a);
+}
+
+int auth_has_key(const auth_t *a, auth_role_t role) { return a && a->keys[role] != NULL; }
+
+int auth_cookie_value(const char *hdr, size_t len, const char *name, const char **val, size_t *vlen)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < len;) {
+        while (i < len && (hdr[i] == ' ' || hdr[i] == ';'))
+            i++;
+        const char *semi = memchr(hdr + i, ';', len - i);
+        size_t end = semi ? (size_t)(semi - hdr) : len;
+        if (end - i > nl && hdr[i + nl] == '=' && memcmp(hdr + i, name, nl) == 0) {
+            *val = hdr + i + nl + 1;
+            *vlen = end - i - nl - 1;
+            while (*vlen && (*val)[*vlen - 1] == ' ')
+                (*vlen)--;
+            /* RFC 6265 allows a DQUOTE-wrapped value. */
+            if (*vlen >= 2 && (*val)[0] == '"' && (*val)[*vlen - 1] == '"') {
+                (*val)++;
+                *vlen -= 2;
+            }
+            return 1;
+        }
+        i = end;
+    }
+    return 0;
+}
+
+int auth_find_token(const http1_request_t *req, const char *query_token, size_t query_len,
+                    const char **tok, size_t *tok_len, int *from_cookie)
+{
+    *from_cookie = 0;
+    const http1_header_t *h = http1_find_header(req, "authorization");
+    if (h) {
+        /* A present header wins even if it is not Bearer: the caller then
+         * refuses it, rather than silently falling back to a weaker source. */
+        if (h->value_len > 7 && http1_token_eq(h->value, 7, "Bearer ")) {
+            *tok = h->value + 7;
+            *tok_len = h->value_len - 7;
+        } else {
+            *tok = h->value;
+            *tok_len = 0;
+        }
+        return 1;
+    }
+    if (query_token) {
+        *tok = query_token;
+        *tok_len = query_len;
+        return 1;
+    }
+    const http1_header_t *ck = http1_find_header(req, "cookie");
+    if (ck && auth_cookie_value(ck->value, ck->value_len, COOKIE_NAME, tok, tok_len)) {
+        *from_cookie = 1;
+        return 1;
+    }
+    return 0;
+}
+
+auth_status_t auth_check(const auth_t *a, auth_role_t role, const http1_request_t *req,
+                         const char *query_token, size_t query_len, jwt_claims_t *claims,
+                         int *from_cookie, const char **why)
+{
+    memset(claims, 0, sizeof(*claims));
+    *from_cookie = 0;
+    if (!auth_has_key(a, role))
+        return AUTH_NO_KEY;
+    const char *tok;
+    size_t tlen;
+    if (!auth_find_token(req, query_token, query_len, &tok, &tlen, from_cookie))
+        return AUTH_NO_TOKEN;
+    if (tlen == 0) {
+        *why = "the Authorization header is not \"Bearer <token>\"";
+        return AUTH_INVALID;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (jwt_try_verify(a->keys[role], tok, tlen, (int64_t)ts.tv_sec, claims, why))
+        return AUTH_INVALID;
+    return AUTH_VALID;
+}
+
+typedef struct qtok {
+    const char *v;
+    size_t len;
+    int found;
+} qtok_t;
+
+static int on_query_pair(void *ctx, const char *n, size_t nl, const char *v, size_t vl)
+{
+    qtok_t *q = ctx;
+    if (!q->found && nl == 13 && !memcmp(n, "authorization", 13)) {
+        q->v = v;
+        q->len = vl;
+        q->found = 1;
+    }
+    return 0;
+}
+
+int auth_query_token(const char *query, size_t qlen, char *scratch, const char **tok, size_t *len)
+{
+    qtok_t q = {NULL, 0, 0};
+    if (http1_parse_form(query, qlen, scratch, on_query_pair, &q) < 0)
+        return -1;
+    *tok = q.v;
+    *len = q.len;
+    return q.found;
+}
+
+void auth_refuse_401(struct conn *c, const char *cors, const char *why)
+{
+    char extra[1024];
+    snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer realm=\"mercure\"\r\n%s", cors);
+    conn_refuse_with(c, REFUSE_UNAUTHORIZED, "401 Unauthorized", extra, why);
+}
+
+/* The origin part (scheme://host[:port]) of a Referer. */
+static size_t referer_origin_len(const char *v, size_t len)
+{
+    const char *sep = len > 8 ? memmem(v, len, "://", 3) : NULL;
+    if (!sep)
+        return 0;
+    const char *host = sep + 3;
+    const char *slash = memchr(host, '/', len - (size_t)(host - v));
+    return slash ? (size_t)(slash - v) : len;
+}
+
+int auth_origin_allowed(const http1_request_t *req, char *const *list, int n)
+{
+    const http1_header_t *h = http1_find_header(req, "origin");
+    const char *o = NULL;
+    size_t olen = 0;
+    if (h && !(h->value_len == 4 && !memcmp(h->value, "null", 4))) {
+        o = h->value;
+        olen = h->value_len;
+    } else if ((h = http1_find_header(req, "referer"))) {
+        o = h->value;
+        olen = referer_origin_len(h->value, h->value_len);
+    }
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(list[i], "*"))
+            return 1;
+        if (o && olen && strlen(list[i]) == olen && !memcmp(list[i], o, olen))
+            return 1;
+    }
+    return 0;
+}

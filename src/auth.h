@@ -1,0 +1,76 @@
+/*
+ * auth.h - who may publish and subscribe: the configured JWT keys, finding a
+ * request's token, and the rights its `mercure` claim grants.
+ *
+ * Token sources, in the precedence draft-dunglas-mercure-07 gives
+ * ("Authorization"): the `Authorization: Bearer` header wins over the
+ * `authorization` query parameter, which wins over the `mercureAuthorization`
+ * cookie. Only the winner is looked at: a bad header token is refused even
+ * if a good cookie came with it.
+ *
+ * Policy (see README, "Authorization"):
+ *   publish    with --publisher-jwt-key: a valid token whose mercure.publish
+ *              selectors match EVERY topic of the update (else 401/403);
+ *              without one: loopback peers only, as before.
+ *   subscribe  with --subscriber-jwt-key: a valid token, or none at all when
+ *              --anonymous; private updates only to subscribers whose
+ *              mercure.subscribe matches one of the update's topics.
+ *              Without one: anyone, and private updates reach nobody.
+ *
+ * Threads: built on the main thread at start, read-only afterwards.
+ */
+#ifndef COURANT_AUTH_H
+#define COURANT_AUTH_H
+
+#include "config.h"
+#include "http1.h"
+#include "jwt.h"
+
+typedef struct auth auth_t;
+
+typedef enum auth_role { AUTH_PUBLISHER, AUTH_SUBSCRIBER } auth_role_t;
+
+typedef enum auth_status {
+    AUTH_NO_TOKEN,  /* no token was presented */
+    AUTH_VALID,     /* a token verified; claims filled */
+    AUTH_INVALID,   /* a token was presented and refused; *why says why */
+    AUTH_NO_KEY,    /* this role has no key configured */
+} auth_status_t;
+
+/* Reads the keys the config names (files included). Prints a one-line error
+ * and returns NULL if a key is unusable. Main thread. */
+auth_t *auth_new(const config_t *cfg);
+void auth_free(auth_t *a);
+
+int auth_has_key(const auth_t *a, auth_role_t role);
+
+/* The token the request presents, by precedence. `query_token` is the
+ * already-decoded `authorization` query parameter (NULL if absent). Sets
+ * *from_cookie when the cookie was the source. Pointers borrow the request. */
+int auth_find_token(const http1_request_t *req, const char *query_token, size_t query_len,
+                    const char **tok, size_t *tok_len, int *from_cookie);
+
+/* Finds and verifies the request's token for `role`. Claims are owned by the
+ * caller on AUTH_VALID (jwt_claims_dispose). */
+auth_status_t auth_check(const auth_t *a, auth_role_t role, const http1_request_t *req,
+                         const char *query_token, size_t query_len, jwt_claims_t *claims,
+                         int *from_cookie, const char **why);
+
+/* Finds the `authorization` query parameter, decoding into `scratch` (qlen
+ * bytes). Returns 1 and points *tok into scratch; 0 if absent; -1 if the
+ * query is malformed. */
+int auth_query_token(const char *query, size_t qlen, char *scratch, const char **tok, size_t *len);
+
+/* Answers 401 with a WWW-Authenticate challenge and `cors` headers, logging
+ * `why` (never the token). */
+struct conn;
+void auth_refuse_401(struct conn *c, const char *cors, const char *why);
+
+/* Is the request's Origin (or, lacking it, Referer's origin) one of `list`
+ * ("*" allows any)? Used against CSRF when a cookie carries the token. */
+int auth_origin_allowed(const http1_request_t *req, char *const *list, int n);
+
+/* Pure helper: does the `Cookie` header value hold `name`? Points into it. */
+int auth_cookie_value(const char *hdr, size_t len, const char *name, const char **val, size_t *vlen);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * selector.h - Mercure topic selectors: an exact topic, "*", or an RFC 6570
+ * URI template (levels 1 to 4). A topic matches a template when some
+ * expansion of the template, for some values of its variables, equals the
+ * topic (draft-dunglas-mercure-07, "Topic selectors").
+ *
+ * A template is compiled once into a small NFA (Thompson construction):
+ *
+ *   "https://ex.com/books/{id}{?fmt}"
+ *     h t t p s : / / ... b o o k s /  [run of value chars]  ( "?fmt=" [run] )?
+ *
+ * Each expression becomes: nothing (all variables undefined) | its operator's
+ * prefix, then the defined variables in order joined by the operator's
+ * separator; a variable is a run of the characters its expansion may produce
+ * (unreserved and pct-encoded, plus reserved ones for "+" and "#", plus ","
+ * for list values, plus the separator and "=" when exploded), preceded by
+ * "name=" for the named operators ";", "?" and "&". A prefix modifier :n
+ * bounds the run to n characters (n <= 16; longer prefixes are unbounded).
+ * Bytes >= 0x80 are accepted in values because topics are IRIs, whose
+ * non-ASCII characters a client may send unencoded. Matching simulates the
+ * NFA over the topic: O(topic length x states), no backtracking, so a hostile
+ * topic cannot make it slow.
+ *
+ * A selector containing "{" that is not a valid template is an exact topic.
+ *
+ * The match cache: fan-out asks "does template T match topic X" for every
+ * template subscription on every event; the answer is cached per worker in
+ * a bounded direct-mapped table keyed by (selector id, topic), so the cost
+ * of an event does not grow with template complexity once seen. Selector ids
+ * are unique per compiled selector for the life of the process, so a cached
+ * answer can never be read back for another selector.
+ *
+ * Threads: a compiled selector is immutable and may be matched from any
+ * thread; a cache belongs to one worker.
+ */
+#ifndef COURANT_SELECTOR_H
+#define COURANT_SELECTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum selector_kind { SELECTOR_EXACT, SELECTOR_ANY, SELECTOR_TEMPLATE } selector_kind_t;
+
+typedef struct selector selector_t;
+
+/* Compiles `s` (not NUL-terminated). NULL only when out of memory. */
+selector_t *selector_try_new(const char *s, size_t len) __attribute__((warn_unused_result));
+void selector_free(selector_t *sel);
+
+selector_kind_t selector_kind(const selector_t *sel);
+const char *selector_text(const selector_t *sel); /* NUL-terminated, borrowed */
+size_t selector_len(const selector_t *sel);
+uint64_t selector_id(const selector_t *sel);
+
+/* Does `topic` match? Uncached. */
+int selector_match(const selector_t *sel, const char *topic, size_t len);
+
+/* Is `s` a valid RFC 6570 template with at least one expression? */
+int selector_is_valid_template(const char *s, size_t len);
+
+typedef struct selector_cache selector_cache_t;
+
+/* entries: a power of two. NULL when out of memory. */
+selector_cache_t *selector_cache_new(size_t entries);
+void selector_cache_free(selector_cache_t *c);
+
+/* selector_match through the cache (`c` may be NULL: uncached). Exact and
+ * "*" selectors never touch the cache. */
+int selector_cache_match(selector_cache_t *c, const selector_t *sel, const char *topic, size_t len);
+
+/* Hits and misses so far, for tests. */
+void selector_cache_stats(const selector_cache_t *c, uint64_t *hits, uint64_t *misses);
+
+#endif

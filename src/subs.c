@@ -1,0 +1,245 @@
+/*
+ * subs.c - see subs.h.
+ *
+ * Documents are built with libjansson (the same library that reads token
+ * claims), so every string is escaped correctly whatever the topic holds.
+ */
+#include "subs.h"
+
+#include "id.h"
+#include "log.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SUBS_PREFIX "/.well-known/mercure/subscriptions"
+#define JSONLD_CONTEXT "https://mercure.rocks/"
+
+typedef struct entry {
+    struct entry *prev, *next; /* the registry's list; guarded by subs.lock */
+    char *id;                  /* owns: SUBS_PREFIX "/" enc(topic) "/" enc(subscriber) */
+    char *topic;               /* owns: the selector, NUL-terminated */
+    const struct subs_handle *owner; /* borrows: the handle whose array holds this entry */
+} entry_t;
+
+struct subs_handle {
+    char subscriber[ID_UUID_URN_LEN + 1];
+    json_t *payload;           /* owns a reference: mercure.payload, or NULL */
+    size_t n;
+    entry_t entries[];         /* one per distinct selector */
+};
+
+struct subs {
+    pthread_mutex_t lock;      /* guards head */
+    entry_t *head;
+    hub_t *hub;                /* borrows */
+};
+
+subs_t *subs_new(hub_t *hub)
+{
+    subs_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->lock, NULL);
+    s->hub = hub;
+    return s;
+}
+
+void subs_free(subs_t *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+size_t subs_pct_encode(const char *in, size_t len, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+            ch == '.' || ch == '_' || ch == '~') {
+            out[n++] = (char)ch;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[ch >> 4];
+            out[n++] = hex[ch & 15];
+        }
+    }
+    out[n] = 0;
+    return n;
+}
+
+/* The Subscription document of one entry. */
+static json_t *entry_doc(const subs_handle_t *h, const entry_t *e, int active)
+{
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "@context", JSONLD_CONTEXT, "id", e->id, "type",
+                          "Subscription", "topic", e->topic, "subscriber", h->subscriber, "active", active);
+    if (d && h->payload)
+        json_object_set(d, "payload", h->payload);
+    return d;
+}
+
+static void publish_entry(subs_t *s, const subs_handle_t *h, const entry_t *e, int active)
+{
+    json_t *d = entry_doc(h, e, active);
+    char *data = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    if (!data) {
+        log_warn("out of memory: a subscription event was not published");
+        return;
+    }
+    char id[ID_UUID_URN_LEN + 1];
+    id_new_uuid7(id);
+    const char *topics[1] = {e->id};
+    size_t lens[1] = {strlen(e->id)};
+    evbuf_spec_t spec = {
+        .id = id, .id_len = strlen(id), .data = data, .data_len = strlen(data), .retry = -1,
+        .topics = topics, .topic_lens = lens, .num_topics = 1, .is_private = 1,
+    };
+    evbuf_t *ev = evbuf_try_new(&spec);
+    free(data);
+    if (!ev) {
+        log_warn("out of memory: a subscription event was not published");
+        return;
+    }
+    hub_publish(s->hub, ev);
+}
+
+static char *make_id(const char *topic, size_t len, const char *subscriber)
+{
+    size_t sl = strlen(subscriber);
+    char *id = malloc(sizeof(SUBS_PREFIX) + 2 + 3 * (len + sl));
+    if (!id)
+        return NULL;
+    size_t n = sizeof(SUBS_PREFIX) - 1;
+    memcpy(id, SUBS_PREFIX "/", n + 1);
+    n += 1;
+    n += subs_pct_encode(topic, len, id + n);
+    id[n++] = '/';
+    subs_pct_encode(subscriber, sl, id + n);
+    return id;
+}
+
+static void free_handle(subs_handle_t *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        free(h->entries[i].id);
+        free(h->entries[i].topic);
+    }
+    json_decref(h->payload);
+    free(h);
+}
+
+subs_handle_t *subs_add(subs_t *s, const char *const *selectors, const size_t *lens, size_t n,
+                        const char *payload)
+{
+    subs_handle_t *h = calloc(1, sizeof(*h) + n * sizeof(entry_t));
+    if (!h)
+        return NULL;
+    id_new_uuid7(h->subscriber);
+    if (payload && !(h->payload = json_loads(payload, JSON_DECODE_ANY, NULL))) {
+        free(h);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++, h->n++) {
+        entry_t *e = &h->entries[i];
+        e->id = make_id(selectors[i], lens[i], h->subscriber);
+        e->topic = strndup(selectors[i], lens[i]);
+        e->owner = h;
+        if (!e->id || !e->topic) {
+            h->n++;
+            free_handle(h);
+            return NULL;
+        }
+    }
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < h->n; i++) {
+        entry_t *e = &h->entries[i];
+        e->prev = NULL;
+        e->next = s->head;
+        if (s->head)
+            s->head->prev = e;
+        s->head = e;
+    }
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < h->n; i++)
+        publish_entry(s, h, &h->entries[i], 1);
+    return h;
+}
+
+void subs_remove(subs_t *s, subs_handle_t *h, int quiet)
+{
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < h->n; i++) {
+        entry_t *e = &h->entries[i];
+        if (e->prev)
+            e->prev->next = e->next;
+        else
+            s->head = e->next;
+        if (e->next)
+            e->next->prev = e->prev;
+    }
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; !quiet && i < h->n; i++)
+        publish_entry(s, h, &h->entries[i], 0);
+    free_handle(h);
+}
+
+char *subs_try_render(subs_t *s, const char *topic, const char *subscriber, int *not_found)
+{
+    *not_found = 0;
+    char *last = hub_try_last_event_id(s->hub);
+    json_t *list = json_array();
+    json_t *single = NULL;
+    if (!last || !list) {
+        free(last);
+        json_decref(list);
+        return NULL;
+    }
+    pthread_mutex_lock(&s->lock);
+    for (entry_t *e = s->head; e; e = e->next) {
+        const subs_handle_t *h = e->owner;
+        if (topic && strcmp(topic, e->topic))
+            continue;
+        if (subscriber && strcmp(subscriber, h->subscriber))
+            continue;
+        json_t *d = entry_doc(h, e, 1);
+        if (subscriber) {
+            single = d;
+            break;
+        }
+        json_array_append_new(list, d);
+    }
+    pthread_mutex_unlock(&s->lock);
+    json_t *doc;
+    if (subscriber) {
+        json_decref(list);
+        if (!single) {
+            free(last);
+            *not_found = 1;
+            return NULL;
+        }
+        doc = single;
+    } else {
+        char id[sizeof(SUBS_PREFIX) + 3 * 2048 + 2];
+        size_t n = sizeof(SUBS_PREFIX) - 1;
+        memcpy(id, SUBS_PREFIX, n + 1);
+        if (topic && strlen(topic) <= 2048) {
+            id[n++] = '/';
+            subs_pct_encode(topic, strlen(topic), id + n);
+        }
+        doc = json_pack("{s:s, s:s, s:s, s:o}", "@context", JSONLD_CONTEXT, "id", id, "type", "Subscriptions",
+                        "subscriptions", list);
+    }
+    char *out = NULL;
+    if (doc && !json_object_set_new(doc, "lastEventID", json_string(last)))
+        out = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    free(last);
+    return out;
+}
