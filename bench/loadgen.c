@@ -782,6 +782,8 @@ static struct {
     int m;
     long ok, fail;
     int logged;
+    uint64_t rtt_hist[NB]; /* publish round trips (request sent to answer read) */
+    int64_t rtt_max;
 } P;
 
 static int pconn_open(pconn_t *c)
@@ -906,6 +908,10 @@ static void pub_readable(pconn_t *c)
             pub_failed(c, "response too large");
         return;
     }
+    int64_t rtt = now_ns() - c->sent_ns;
+    P.rtt_hist[hist_idx(rtt)]++;
+    if (rtt > P.rtt_max)
+        P.rtt_max = rtt;
     if (status >= 200 && status < 300) {
         P.ok++;
     } else {
@@ -925,6 +931,8 @@ static void pub_readable(pconn_t *c)
 static void publish(int phase, long events, double rate, int m, double max_s)
 {
     P.ok = P.fail = 0;
+    memset(P.rtt_hist, 0, sizeof(P.rtt_hist));
+    P.rtt_max = 0;
     P.m = m > MAX_PUB_CONNS ? MAX_PUB_CONNS : m;
     int64_t t0 = now_ns(), deadline = t0 + (int64_t)(max_s * 1e9);
     long sent = 0;
@@ -1135,6 +1143,8 @@ static void run_phase(const char *name, int phase, long events, double rate, int
     }
     int64_t t_end = now_ns();
     double scpu = server_cpu_s() - scpu0, mycpu = cpu_self_s() - mycpu0;
+    if (scpu < 0)
+        scpu = 0; /* a server process died during the phase */
     double wall = (t_end - t0) / 1e9;
     double deliver_s = sum.last_ns > t0 ? (sum.last_ns - t0) / 1e9 : 0;
     uint64_t expected = (uint64_t)events * (uint64_t)opt.n;
@@ -1149,7 +1159,8 @@ static void run_phase(const char *name, int phase, long events, double rate, int
            "foreign=%llu subs_alive=%u subs_gone=%u deliver_s=%.3f deliveries_per_s=%.0f "
            "events_per_s=%.1f p50_us=%.0f p90_us=%.0f p99_us=%.0f max_us=%.0f "
            "server_cpu_s=%.3f server_cpu_pct=%.1f gen_cpu_s=%.3f gen_cpu_pct=%.1f "
-           "rss_before_kib=%ld rss_idle_kib=%ld rss_after_kib=%ld children_reported=%d\n",
+           "rss_before_kib=%ld rss_idle_kib=%ld rss_after_kib=%ld children_reported=%d "
+           "pub_rtt_p50_us=%.0f pub_rtt_p99_us=%.0f pub_rtt_max_us=%.0f\n",
            opt.labels, target_name(), name, opt.n, held, events, P.ok, P.fail,
            (t_pub_end - t0) / 1e9, (unsigned long long)expected, (unsigned long long)expected_ok,
            (unsigned long long)sum.received, loss, (unsigned long long)sum.dups,
@@ -1158,15 +1169,17 @@ static void run_phase(const char *name, int phase, long events, double rate, int
            hist_pct_us(sum.hist, sum.received, 0.90), hist_pct_us(sum.hist, sum.received, 0.99),
            sum.max_ns / 1e3, scpu, wall > 0 ? 100 * scpu / wall : 0, sum.cpu_s + mycpu,
            wall > 0 ? 100 * (sum.cpu_s + mycpu) / wall : 0, rss_before, rss_idle, rss_now,
-           reported);
+           reported, hist_pct_us(P.rtt_hist, (uint64_t)(P.ok + P.fail), 0.5),
+           hist_pct_us(P.rtt_hist, (uint64_t)(P.ok + P.fail), 0.99), P.rtt_max / 1e3);
     fflush(stdout);
     fprintf(stderr,
             "loadgen: %s %s n=%ld: %llu/%llu delivered (loss %.4f%%), %.0f deliveries/s, "
-            "p50 %.0f us p99 %.0f us max %.0f us; server cpu %.0f%%, generator cpu %.0f%%\n",
+            "p50 %.0f us p99 %.0f us max %.0f us; publish %.2f s (rtt p50 %.0f us); "
+            "server cpu %.0f%%, generator cpu %.0f%%\n",
             target_name(), name, opt.n, (unsigned long long)sum.received,
             (unsigned long long)expected, 100 * loss, dps, hist_pct_us(sum.hist, sum.received, 0.5),
-            hist_pct_us(sum.hist, sum.received, 0.99), sum.max_ns / 1e3,
-            wall > 0 ? 100 * scpu / wall : 0, wall > 0 ? 100 * (sum.cpu_s + mycpu) / wall : 0);
+            hist_pct_us(sum.hist, sum.received, 0.99), sum.max_ns / 1e3, (t_pub_end - t0) / 1e9,
+            hist_pct_us(P.rtt_hist, (uint64_t)(P.ok + P.fail), 0.5), wall > 0 ? 100 * scpu / wall : 0, wall > 0 ? 100 * (sum.cpu_s + mycpu) / wall : 0);
 }
 
 int main(int argc, char **argv)

@@ -141,6 +141,10 @@ def main():
     for n in fan:
         spec.append(("Throughput (burst, 8 publishes in flight)", f"burst p99 ms, N={n:,}", "burst", n, "p99_us", 1e-3, "", True))
     for n in fan:
+        spec.append(("Throughput (burst, 8 publishes in flight)", f"publish round trip p50 ms, N={n:,}", "burst", n, "pub_rtt_p50_us", 1e-3, "", True))
+    for n in fan:
+        spec.append(("Throughput (burst, 8 publishes in flight)", f"KiB per subscriber after the burst, N={n:,}", "burst", n, "kib_after", 1, "", True))
+    for n in fan:
         spec.append(("CPU during the burst", f"server CPU %, N={n:,}", "burst", n, "server_cpu_pct", 1, "", True))
     for n in fan:
         spec.append(("CPU during the burst", f"server CPU µs per 1k deliveries, N={n:,}", "burst", n, "cpu_per_kdeliv", 1, "", True))
@@ -150,6 +154,8 @@ def main():
     for r in rows:
         if r.get("phase") == "burst" and r.get("received"):
             r["cpu_per_kdeliv"] = r["server_cpu_s"] * 1e6 / (r["received"] / 1000)
+        if r.get("phase") == "burst" and r.get("held"):
+            r["kib_after"] = (r["rss_after_kib"] - r["rss_before_kib"]) / r["held"]
 
     cells = []
     for sec, label, phase, n, key, scale, unit, lb in spec:
@@ -264,6 +270,10 @@ def main():
               "process means the generator, not the server, set the pace; the floor shows that ceiling.")
     md.append("- Latency includes the generator reading N sockets in turn: at N=10,000 the last stream is read "
               "milliseconds after the first even for the floor.")
+    md.append("- *publish round trip*: POST sent to answer read, during the burst. A server that answers late "
+              "paces the publisher (8 in flight), so fewer events wait to go out together and each write carries fewer.")
+    md.append("- *KiB per subscriber after the burst*: RSS once the burst was delivered, minus RSS before the "
+              "subscribers came, per subscriber: what a burst leaves behind.")
     md.append("- Raw lines: `bench/results.raw` (one RESULT line per phase and run).")
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "RESULTS.md"), "w") as f:

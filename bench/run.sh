@@ -281,6 +281,7 @@ log "$( [ "$QUICK" = 1 ] && echo QUICK || echo full ) matrix, $REPS repetitions,
 # 1. The loss accounting must see a server that dies mid-run.
 log "self-check: killing courant in the middle of a rate phase must show loss"
 start_server courant 200
+for p in "${TOP_PIDS[@]}"; do disown "$p"; done   # no "Killed" job notice for the SIGKILL below
 ( sleep 2.5; for p in ${SERVER_PIDS//,/ }; do kill -9 "$p" 2>/dev/null; done ) &
 killer=$!
 loadgen courant 200 "cell=selfcheck rep=1" --rate $RATE --rate-events 50 --timeout 5

@@ -9,19 +9,12 @@
  *     parser refuses the string, and a found value lies inside the scratch;
  *   - neither ever reads outside its exact-size heap input (ASan).
  */
+#include "fuzz.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(c)                                                             \
-    do {                                                                       \
-        if (!(c))                                                              \
-            abort();                                                           \
-    } while (0)
 
 static int count_pair(void *ctx, const char *n, size_t nl, const char *v, size_t vl)
 {
@@ -33,30 +26,30 @@ static int count_pair(void *ctx, const char *n, size_t nl, const char *v, size_t
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *in = malloc(size ? size : 1);
-    REQUIRE(in);
+    CHECK(in);
     memcpy(in, data, size);
     const char *v = NULL;
     size_t vl = 0;
     const char *name = "mercureAuthorization";
     if (auth_cookie_value(in, size, name, &v, &vl)) {
-        REQUIRE(v >= in && v + vl <= in + size);
-        REQUIRE(!memchr(v, ';', vl));
+        CHECK(v >= in && v + vl <= in + size);
+        CHECK(!memchr(v, ';', vl));
         const char *eq = v - 1;
         if (*eq == '"') /* a DQUOTE-wrapped value */
             eq--;
-        REQUIRE(*eq == '=' && eq - in >= 20 && !memcmp(eq - 20, name, 20));
-        REQUIRE(eq - 20 == in || eq[-21] == ' ' || eq[-21] == ';');
+        CHECK(*eq == '=' && eq - in >= 20 && !memcmp(eq - 20, name, 20));
+        CHECK(eq - 20 == in || eq[-21] == ' ' || eq[-21] == ';');
     }
     char *scratch = malloc(size ? size : 1), *scratch2 = malloc(size ? size : 1);
-    REQUIRE(scratch && scratch2);
+    CHECK(scratch && scratch2);
     const char *tok = NULL;
     size_t tl = 0;
     int r = auth_query_token(in, size, scratch, &tok, &tl);
     int pairs = 0;
     int fr = http1_parse_form(in, size, scratch2, count_pair, &pairs);
-    REQUIRE((r < 0) == (fr < 0));
+    CHECK((r < 0) == (fr < 0));
     if (r == 1)
-        REQUIRE(tok >= scratch && tok + tl <= scratch + size && pairs > 0);
+        CHECK(tok >= scratch && tok + tl <= scratch + size && pairs > 0);
     free(scratch);
     free(scratch2);
     free(in);

@@ -12,19 +12,12 @@
  *   - a callback's non-zero return stops the walk and is returned.
  * Input and scratch are exact-size heap buffers, so ASan flags over-reads.
  */
+#include "fuzz.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http1.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(c)                                                             \
-    do {                                                                       \
-        if (!(c))                                                              \
-            abort();                                                           \
-    } while (0)
 
 static int hex(unsigned char c)
 {
@@ -53,8 +46,8 @@ static int expect_cb(void *ctx, const char *name, size_t name_len, const char *v
 {
     expect_t *e = ctx;
     e->calls++;
-    REQUIRE(name_len == e->name_len && memcmp(name, e->name, name_len) == 0);
-    REQUIRE(value_len == e->value_len && memcmp(value, e->value, value_len) == 0);
+    CHECK(name_len == e->name_len && memcmp(name, e->name, name_len) == 0);
+    CHECK(value_len == e->value_len && memcmp(value, e->value, value_len) == 0);
     return 0;
 }
 
@@ -83,16 +76,16 @@ static void round_trip(const walk_t *w, const char *name, size_t name_len, const
 {
     size_t cap = 3 * (name_len + value_len) + 1;
     char *enc = malloc(cap);
-    REQUIRE(enc != NULL);
+    CHECK(enc != NULL);
     size_t n = encode(name, name_len, w->plus, enc);
     enc[n++] = '=';
     n += encode(value, value_len, w->plus, enc + n);
     char *exact = malloc(n), *scratch = malloc(n);
-    REQUIRE(exact && scratch);
+    CHECK(exact && scratch);
     memcpy(exact, enc, n);
     expect_t e = {name, value, name_len, value_len, 0};
-    REQUIRE(http1_parse_form(exact, n, scratch, expect_cb, &e) == 0);
-    REQUIRE(e.calls == 1);
+    CHECK(http1_parse_form(exact, n, scratch, expect_cb, &e) == 0);
+    CHECK(e.calls == 1);
     free(enc);
     free(exact);
     free(scratch);
@@ -104,20 +97,20 @@ static int walk_cb(void *ctx, const char *name, size_t name_len, const char *val
     walk_t *w = ctx;
     w->calls++;
     const char *s0 = w->scratch, *s1 = w->scratch + w->scratch_len;
-    REQUIRE(name >= s0 && name <= s1 && name_len <= (size_t)(s1 - name));
-    REQUIRE(value >= s0 && value <= s1 && value_len <= (size_t)(s1 - value));
+    CHECK(name >= s0 && name <= s1 && name_len <= (size_t)(s1 - name));
+    CHECK(value >= s0 && value <= s1 && value_len <= (size_t)(s1 - value));
 
     /* The raw pair this callback is for: the next non-empty segment. */
     while (w->pos < w->in_len && w->in[w->pos] == '&')
         w->pos++;
-    REQUIRE(w->pos < w->in_len);
+    CHECK(w->pos < w->in_len);
     size_t end = w->pos;
     while (end < w->in_len && w->in[end] != '&')
         end++;
     size_t raw = end - w->pos;
     w->pos = end;
-    REQUIRE(name_len + value_len <= raw);
-    REQUIRE(name_len + value_len <= w->in_len);
+    CHECK(name_len + value_len <= raw);
+    CHECK(name_len + value_len <= w->in_len);
 
     round_trip(w, name, name_len, value, value_len);
     return w->calls == w->stop_at ? 5 : 0;
@@ -126,7 +119,7 @@ static int walk_cb(void *ctx, const char *name, size_t name_len, const char *val
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *in = malloc(size ? size : 1), *scratch = malloc(size ? size : 1);
-    REQUIRE(in && scratch);
+    CHECK(in && scratch);
     memcpy(in, data, size);
 
     /* Independent oracles: is every '%' an escape, how many pairs. */
@@ -146,14 +139,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     walk_t w = {scratch, size, in, size, 0, 0, 0, size & 1};
     int r = http1_parse_form(in, size, scratch, walk_cb, &w);
     if (bad) {
-        REQUIRE(r == -1 && w.calls == 0);
+        CHECK(r == -1 && w.calls == 0);
     } else {
-        REQUIRE(r == 0 && w.calls == pairs);
+        CHECK(r == 0 && w.calls == pairs);
         /* Stop at an input-derived call: its value comes back, no more calls. */
         if (pairs > 0) {
             walk_t s = {scratch, size, in, size, 0, 0, 1 + (int)(data[0] % (unsigned)pairs), 0};
-            REQUIRE(http1_parse_form(in, size, scratch, walk_cb, &s) == 5);
-            REQUIRE(s.calls == s.stop_at);
+            CHECK(http1_parse_form(in, size, scratch, walk_cb, &s) == 5);
+            CHECK(s.calls == s.stop_at);
         }
     }
     free(in);

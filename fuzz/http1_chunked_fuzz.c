@@ -11,19 +11,12 @@
  * payload + tail fit in the piece. Each piece is an exact-size heap buffer,
  * so ASan flags any access outside it. abort() on any violation.
  */
+#include "fuzz.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http1.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(c)                                                             \
-    do {                                                                       \
-        if (!(c))                                                              \
-            abort();                                                           \
-    } while (0)
 
 typedef struct outcome {
     ssize_t verdict;  /* >= 0 normalised to 0: the tail count depends on cuts */
@@ -39,15 +32,15 @@ static void after_end(http1_chunked_decoder_t *d, ssize_t verdict, const uint8_t
                       size_t n)
 {
     char *b = malloc(n);
-    REQUIRE(b != NULL);
+    CHECK(b != NULL);
     memcpy(b, rest, n);
     size_t m = n;
     ssize_t r = http1_chunked_decode(d, b, &m);
-    REQUIRE(m == 0);
+    CHECK(m == 0);
     if (verdict >= 0)
-        REQUIRE(r == (ssize_t)n && memcmp(b, rest, n) == 0);
+        CHECK(r == (ssize_t)n && memcmp(b, rest, n) == 0);
     else
-        REQUIRE(r == HTTP1_MALFORMED);
+        CHECK(r == HTTP1_MALFORMED);
     free(b);
 }
 
@@ -58,7 +51,7 @@ static void feed(const uint8_t *data, size_t size, const size_t *cuts, size_t nc
     http1_chunked_decoder_t d = {0};
     o->payload = malloc(size + 1);
     o->tail = malloc(size + 1);
-    REQUIRE(o->payload && o->tail);
+    CHECK(o->payload && o->tail);
     o->payload_len = o->tail_len = 0;
     o->verdict = HTTP1_INCOMPLETE;
 
@@ -71,13 +64,13 @@ static void feed(const uint8_t *data, size_t size, const size_t *cuts, size_t nc
             stop = ci < ncuts ? cuts[ci++] : size;
         size_t fed = stop - start, m = fed;
         char *piece = malloc(fed ? fed : 1);
-        REQUIRE(piece != NULL);
+        CHECK(piece != NULL);
         memcpy(piece, data + start, fed);
         ssize_t r = http1_chunked_decode(&d, piece, &m);
-        REQUIRE(r >= 0 || r == HTTP1_INCOMPLETE || r == HTTP1_MALFORMED);
-        REQUIRE(m <= fed);
+        CHECK(r >= 0 || r == HTTP1_INCOMPLETE || r == HTTP1_MALFORMED);
+        CHECK(m <= fed);
         if (r >= 0)
-            REQUIRE((size_t)r <= fed - m);
+            CHECK((size_t)r <= fed - m);
         memcpy(o->payload + o->payload_len, piece, m);
         o->payload_len += m;
         if (r != HTTP1_INCOMPLETE && stop < size)
@@ -97,11 +90,11 @@ static void feed(const uint8_t *data, size_t size, const size_t *cuts, size_t nc
 
 static void require_same(const outcome_t *a, const outcome_t *b)
 {
-    REQUIRE(a->verdict == b->verdict);
-    REQUIRE(a->payload_len == b->payload_len);
-    REQUIRE(memcmp(a->payload, b->payload, a->payload_len) == 0);
-    REQUIRE(a->tail_len == b->tail_len);
-    REQUIRE(memcmp(a->tail, b->tail, a->tail_len) == 0);
+    CHECK(a->verdict == b->verdict);
+    CHECK(a->payload_len == b->payload_len);
+    CHECK(memcmp(a->payload, b->payload, a->payload_len) == 0);
+    CHECK(a->tail_len == b->tail_len);
+    CHECK(memcmp(a->tail, b->tail, a->tail_len) == 0);
 }
 
 static void release(outcome_t *o)
@@ -114,11 +107,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     outcome_t whole, two, bytes;
     feed(data, size, NULL, 0, 0, &whole);
-    REQUIRE(whole.payload_len + whole.tail_len <= size);
+    CHECK(whole.payload_len + whole.tail_len <= size);
     if (whole.verdict == 0) {
-        REQUIRE(whole.payload_len + whole.tail_len < size); /* framing is >= 5 bytes */
+        CHECK(whole.payload_len + whole.tail_len < size); /* framing is >= 5 bytes */
         /* The tail is the input's own last bytes, unchanged. */
-        REQUIRE(memcmp(whole.tail, data + size - whole.tail_len, whole.tail_len) == 0);
+        CHECK(memcmp(whole.tail, data + size - whole.tail_len, whole.tail_len) == 0);
     }
 
     uint32_t h = 2166136261u; /* FNV-1a over the input picks the cut */

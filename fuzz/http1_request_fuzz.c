@@ -16,19 +16,12 @@
  * Each parse gets an exact-size heap copy, so ASan flags any over-read.
  * The oracles below are written independently of src/http1.c.
  */
+#include "fuzz.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http1.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(c)                                                             \
-    do {                                                                       \
-        if (!(c))                                                              \
-            abort();                                                           \
-    } while (0)
 
 static int tchar(unsigned char c)
 {
@@ -69,35 +62,35 @@ static int has_substring_ci(const char *p, size_t len, const char *lit)
 static void check_success(const char *buf, size_t size, ssize_t r, const http1_request_t *req)
 {
     size_t n = (size_t)r;
-    REQUIRE(n >= 14 && n <= size); /* "X / HTTP/1.1\n\n" is the shortest head */
-    REQUIRE(req->method_len > 0 && within(buf, n, req->method, req->method_len));
+    CHECK(n >= 14 && n <= size); /* "X / HTTP/1.1\n\n" is the shortest head */
+    CHECK(req->method_len > 0 && within(buf, n, req->method, req->method_len));
     for (size_t i = 0; i < req->method_len; i++)
-        REQUIRE(tchar((unsigned char)req->method[i]));
-    REQUIRE(req->target_len > 0 && within(buf, n, req->target, req->target_len));
+        CHECK(tchar((unsigned char)req->method[i]));
+    CHECK(req->target_len > 0 && within(buf, n, req->target, req->target_len));
     for (size_t i = 0; i < req->target_len; i++) {
         unsigned char c = (unsigned char)req->target[i];
-        REQUIRE(c > 0x20 && c != 0x7f);
+        CHECK(c > 0x20 && c != 0x7f);
     }
-    REQUIRE(req->minor_version == 0 || req->minor_version == 1);
-    REQUIRE(req->num_headers <= HTTP1_MAX_HEADERS);
-    REQUIRE(buf[n - 1] == '\n');
+    CHECK(req->minor_version == 0 || req->minor_version == 1);
+    CHECK(req->num_headers <= HTTP1_MAX_HEADERS);
+    CHECK(buf[n - 1] == '\n');
 
     int cl = 0, te = 0;
     for (size_t h = 0; h < req->num_headers; h++) {
         const http1_header_t *f = &req->headers[h];
-        REQUIRE(f->name_len > 0 && within(buf, n, f->name, f->name_len));
-        REQUIRE(within(buf, n, f->value, f->value_len));
-        REQUIRE(f->value > f->name + f->name_len); /* after the ':' */
-        REQUIRE(f->name[f->name_len] == ':');
+        CHECK(f->name_len > 0 && within(buf, n, f->name, f->name_len));
+        CHECK(within(buf, n, f->value, f->value_len));
+        CHECK(f->value > f->name + f->name_len); /* after the ':' */
+        CHECK(f->name[f->name_len] == ':');
         for (size_t i = 0; i < f->name_len; i++)
-            REQUIRE(tchar((unsigned char)f->name[i]));
+            CHECK(tchar((unsigned char)f->name[i]));
         for (size_t i = 0; i < f->value_len; i++) {
             unsigned char c = (unsigned char)f->value[i];
-            REQUIRE(c == '\t' || (c >= 0x20 && c != 0x7f));
+            CHECK(c == '\t' || (c >= 0x20 && c != 0x7f));
         }
         if (f->value_len) {
-            REQUIRE(f->value[0] != ' ' && f->value[0] != '\t');
-            REQUIRE(f->value[f->value_len - 1] != ' ' && f->value[f->value_len - 1] != '\t');
+            CHECK(f->value[0] != ' ' && f->value[0] != '\t');
+            CHECK(f->value[f->value_len - 1] != ' ' && f->value[f->value_len - 1] != '\t');
         }
         /* find_header finds this one or an earlier one of the same name. */
         char name[64];
@@ -105,38 +98,38 @@ static void check_success(const char *buf, size_t size, ssize_t r, const http1_r
             memcpy(name, f->name, f->name_len);
             name[f->name_len] = '\0';
             const http1_header_t *g = http1_find_header(req, name);
-            REQUIRE(g != NULL && g <= f && eq_ci(g->name, g->name_len, name));
-            REQUIRE(http1_token_eq(f->name, f->name_len, name));
+            CHECK(g != NULL && g <= f && eq_ci(g->name, g->name_len, name));
+            CHECK(http1_token_eq(f->name, f->name_len, name));
         }
         uint64_t v;
         int ok = http1_parse_content_length(f->value, f->value_len, &v) == 0;
         if (eq_ci(f->name, f->name_len, "content-length")) {
             cl++;
-            REQUIRE(ok);
+            CHECK(ok);
         }
         if (eq_ci(f->name, f->name_len, "transfer-encoding")) {
             te++;
-            REQUIRE(http1_value_has_token(f->value, f->value_len, "chunked"));
+            CHECK(http1_value_has_token(f->value, f->value_len, "chunked"));
         }
         if (ok) {
             for (size_t i = 0; i < f->value_len; i++)
-                REQUIRE(f->value[i] >= '0' && f->value[i] <= '9');
+                CHECK(f->value[i] >= '0' && f->value[i] <= '9');
         }
         /* A listed token is at least a substring of the value. */
         if (http1_value_has_token(f->value, f->value_len, "close"))
-            REQUIRE(has_substring_ci(f->value, f->value_len, "close"));
+            CHECK(has_substring_ci(f->value, f->value_len, "close"));
     }
-    REQUIRE(cl <= 1 && te <= 1 && !(cl && te));
+    CHECK(cl <= 1 && te <= 1 && !(cl && te));
     const http1_header_t *none = http1_find_header(req, "X-Absent-Zz");
     if (none)
-        REQUIRE(eq_ci(none->name, none->name_len, "x-absent-zz"));
-    REQUIRE(!(te && req->minor_version == 0));
+        CHECK(eq_ci(none->name, none->name_len, "x-absent-zz"));
+    CHECK(!(te && req->minor_version == 0));
 }
 
 static ssize_t parse_copy(const uint8_t *data, size_t k, http1_request_t *req, char **out)
 {
     char *b = malloc(k ? k : 1);
-    REQUIRE(b != NULL);
+    CHECK(b != NULL);
     memcpy(b, data, k);
     *out = b;
     return http1_parse_request(b, k, req);
@@ -146,13 +139,13 @@ static ssize_t parse_copy(const uint8_t *data, size_t k, http1_request_t *req, c
 static void require_same(const char *a, const http1_request_t *x, const char *b,
                          const http1_request_t *y)
 {
-    REQUIRE(x->method - a == y->method - b && x->method_len == y->method_len);
-    REQUIRE(x->target - a == y->target - b && x->target_len == y->target_len);
-    REQUIRE(x->minor_version == y->minor_version && x->num_headers == y->num_headers);
+    CHECK(x->method - a == y->method - b && x->method_len == y->method_len);
+    CHECK(x->target - a == y->target - b && x->target_len == y->target_len);
+    CHECK(x->minor_version == y->minor_version && x->num_headers == y->num_headers);
     for (size_t i = 0; i < x->num_headers; i++) {
         const http1_header_t *f = &x->headers[i], *g = &y->headers[i];
-        REQUIRE(f->name - a == g->name - b && f->name_len == g->name_len);
-        REQUIRE(f->value - a == g->value - b && f->value_len == g->value_len);
+        CHECK(f->name - a == g->name - b && f->name_len == g->name_len);
+        CHECK(f->value - a == g->value - b && f->value_len == g->value_len);
     }
 }
 
@@ -164,17 +157,17 @@ static void check_prefix(const uint8_t *data, size_t size, size_t k, ssize_t ful
     ssize_t r = parse_copy(data, k, &req, &b);
     if (full >= 0) {
         if (k < (size_t)full) {
-            REQUIRE(r == HTTP1_INCOMPLETE);
+            CHECK(r == HTTP1_INCOMPLETE);
         } else {
-            REQUIRE(r == full);
+            CHECK(r == full);
             require_same(fbuf, freq, b, &req);
         }
     } else if (full == HTTP1_INCOMPLETE) {
-        REQUIRE(r == HTTP1_INCOMPLETE);
+        CHECK(r == HTTP1_INCOMPLETE);
     } else if (r == full) {
         *error_seen = 1;
     } else {
-        REQUIRE(r == HTTP1_INCOMPLETE && !*error_seen);
+        CHECK(r == HTTP1_INCOMPLETE && !*error_seen);
     }
     free(b);
 }
@@ -184,7 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static http1_request_t req; /* 1.6 KiB: keep it off the stack */
     char *buf;
     ssize_t r = parse_copy(data, size, &req, &buf);
-    REQUIRE(r >= 0 || r == HTTP1_INCOMPLETE || r == HTTP1_MALFORMED ||
+    CHECK(r >= 0 || r == HTTP1_INCOMPLETE || r == HTTP1_MALFORMED ||
             r == HTTP1_TOO_MANY_HEADERS);
     if (r >= 0)
         check_success(buf, size, r, &req);

@@ -12,6 +12,7 @@
  *     exactly one event whose last event id is the event's id: so no data
  *     line can smuggle a second event or an id.
  */
+#include "fuzz.h"
 #include "evbuf.h"
 #include "publish.h"
 #include "sse.h"
@@ -19,14 +20,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            abort();                                                           \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef struct seen {
     int events;

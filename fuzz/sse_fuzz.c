@@ -19,17 +19,12 @@
  *     parsed, and what comes out must be the fields with line breaks in the
  *     data read back as LF and CR/LF/NUL dropped from id and event.
  */
+#include "fuzz.h"
 #include "sse.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            abort();                                                           \
-    } while (0)
 
 /* ---- a byte log of callbacks: comparable with memcmp ------------------------- */
 
@@ -312,8 +307,6 @@ static void check_roundtrip(const uint8_t *in, size_t len)
     free(got.s);
     free(stream);
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
