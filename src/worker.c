@@ -77,7 +77,8 @@ struct worker {
     int64_t stop_deadline_ms;   /* 0 until stopping */
     conn_t *conns;              /* owns: every open connection (list) */
     size_t num_conns;
-    conn_t *flush_list;         /* borrows: conns with output to write */
+    conn_t *flush_list;         /* borrows: conns with output to write, FIFO */
+    conn_t *flush_tail;         /* borrows: last of flush_list (valid when it is non-NULL) */
     conn_t *free_list;          /* owns: conns closed this turn */
     stream_index_t *streams;    /* owns */
     wref_t *wref_cache[WORKER_WREF_CACHE]; /* owns: spare wrefs, no malloc per event */
@@ -208,9 +209,17 @@ void worker__schedule_flush(worker_t *w, conn_t *c)
 {
     if (c->in_flush_list || c->state == CONN_CLOSING)
         return;
+    /* FIFO: a publisher's answer, queued while reading its request, is
+     * written before the subscriber writes the turn's fan-out queued later
+     * (LIFO made the publisher wait behind every subscriber, which slowed it
+     * down and kept the fan-out batches small). */
     c->in_flush_list = 1;
-    c->flush_next = w->flush_list;
-    w->flush_list = c;
+    c->flush_next = NULL;
+    if (w->flush_list)
+        w->flush_tail->flush_next = c;
+    else
+        w->flush_list = c;
+    w->flush_tail = c;
 }
 
 void worker__schedule_free(worker_t *w, conn_t *c)
