@@ -8,6 +8,7 @@
 #include "publish.h"
 
 #include "auth.h"
+#include "backplane.h"
 #include "hub.h"
 #include "id.h"
 #include "log.h"
@@ -199,6 +200,28 @@ static void publish_to_store(conn_t *c, store_t *store, evbuf_t *ev, const char 
     c->ack_token = token; /* CONN_RESPOND with nothing queued: reads wait for the answer */
 }
 
+/* --redis: hands the event to the backplane's publish thread; the XADD's
+ * outcome comes back through the worker's inbox like a store ack. The
+ * event is NOT given to the hub here: it is fanned out when it is read back
+ * from the stream, in the stream's order, on every node alike. */
+static void publish_to_backplane(conn_t *c, backplane_t *bp, evbuf_t *ev, const char *cors_headers)
+{
+    uint64_t token = worker__ack_wait(c->worker, c, cors_headers);
+    if (!token) {
+        evbuf_unref(ev);
+        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", "out of memory");
+        return;
+    }
+    if (backplane_try_submit(bp, ev, worker_post_ack, c->worker, token)) {
+        worker__ack_cancel(c->worker, token);
+        evbuf_unref(ev);
+        conn_refuse_with(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", cors_headers,
+                         "redis is unreachable (or too many publishes wait for it), so nothing was published; retry later");
+        return;
+    }
+    c->ack_token = token;
+}
+
 static int is_form_content_type(const http1_request_t *req)
 {
     const http1_header_t *ct = http1_find_header(req, "content-type");
@@ -321,6 +344,11 @@ void publish_handle(conn_t *c, const http1_request_t *req, const char *query, si
         return;
     }
     jwt_claims_dispose(&claims);
+    backplane_t *bp = worker_server(c->worker)->backplane;
+    if (bp) {
+        publish_to_backplane(c, bp, ev, cors_headers);
+        return;
+    }
     store_t *store = worker_server(c->worker)->store;
     if (store) {
         publish_to_store(c, store, ev, cors_headers);
@@ -336,8 +364,10 @@ void publish_handle(conn_t *c, const http1_request_t *req, const char *query, si
 void publish_on_stored(conn_t *c, const evbuf_t *ev, int ok, const char *cors_headers)
 {
     if (!ok) {
-        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable",
-                    "the event could not be stored, so it was not published; retry later");
+        conn_refuse_with(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", cors_headers,
+                         worker_server(c->worker)->backplane
+                             ? "redis did not confirm the event (it may or may not be published); retry later"
+                             : "the event could not be stored, so it was not published; retry later");
         return;
     }
     conn_respond(c, "200 OK", "text/plain; charset=utf-8", cors_headers, ev->id, ev->id_len, 0);
