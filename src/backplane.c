@@ -690,8 +690,10 @@ static int deliver(backplane_t *b, const redisReply *r)
     return 0;
 }
 
-static void read_lost(backplane_t *b, const char *why)
+static void read_lost(backplane_t *b, const char *reason)
 {
+    char why[160]; /* the reason may be the context's own errstr: copy it first */
+    snprintf(why, sizeof(why), "%s", reason);
     redisFree(b->rd);
     b->rd = NULL;
     atomic_store(&b->read_up, 0);
