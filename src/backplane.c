@@ -168,16 +168,18 @@ int backplane__check_wire(const char *w, size_t n, const char *id, size_t id_len
      * end: a blank line before it would be a second event, another id:
      * line would change the id a client resumes from. */
     size_t i = 4 + id_len + 1;
+    int data = 0; /* without a data line a client dispatches nothing (courant always writes one) */
     while (i < n - 1) {
         const char *nl = memchr(w + i, '\n', n - i);
         size_t len = (size_t)(nl - (w + i));
         if (len == 0)
             return -1;
+        data |= line_is(w + i, len, "data: ");
         if (!line_is(w + i, len, "data: ") && !line_is(w + i, len, "event: ") && !line_is(w + i, len, "retry: "))
             return -1;
         i += len + 1;
     }
-    return i == n - 1 ? 0 : -1;
+    return i == n - 1 && data ? 0 : -1;
 }
 
 static int has_control(const char *s, size_t n)

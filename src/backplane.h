@@ -126,7 +126,8 @@ int backplane__parse_entry(const struct redisReply *entry, evbuf_t **out, char *
 
 /* Checks that `wire` is exactly one event as sse_encode writes it, whose
  * id line is `id`: "id: ID\n", then only "event: ", "retry: " or "data: "
- * lines, then one blank line that ends it; no CR, no NUL. Returns 0 or -1. */
+ * lines, at least one "data: " line (without one a client dispatches
+ * nothing), then one blank line that ends it; no CR, no NUL. Returns 0 or -1. */
 int backplane__check_wire(const char *wire, size_t wire_len, const char *id, size_t id_len);
 
 #endif
