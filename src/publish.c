@@ -200,6 +200,19 @@ static void publish_to_store(conn_t *c, store_t *store, evbuf_t *ev, const char 
     c->ack_token = token; /* CONN_RESPOND with nothing queued: reads wait for the answer */
 }
 
+/* A 503 because Redis is unreachable: counted like any refusal, but logged
+ * at debug only. The backplane logs the outage once (lost, reconnected);
+ * one info line per refused publish would flood the log for its length. */
+static void refuse_redis_down(conn_t *c, const char *cors_headers, const char *reason)
+{
+    atomic_fetch_add_explicit(&worker_stats(c->worker)->refused[REFUSE_UNAVAILABLE], 1, memory_order_relaxed);
+    log_debug("fd %d refused 503 Service Unavailable: %s", c->fd, reason);
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%s\n", reason);
+    conn_respond(c, "503 Service Unavailable", "text/plain; charset=utf-8", cors_headers, body, (size_t)n,
+                 c->state != CONN_RESPOND);
+}
+
 /* --redis: hands the event to the backplane's publish thread; the XADD's
  * outcome comes back through the worker's inbox like a store ack. The
  * event is NOT given to the hub here: it is fanned out when it is read back
@@ -215,8 +228,8 @@ static void publish_to_backplane(conn_t *c, backplane_t *bp, evbuf_t *ev, const 
     if (backplane_try_submit(bp, ev, worker_post_ack, c->worker, token)) {
         worker__ack_cancel(c->worker, token);
         evbuf_unref(ev);
-        conn_refuse_with(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", cors_headers,
-                         "redis is unreachable (or too many publishes wait for it), so nothing was published; retry later");
+        refuse_redis_down(c, cors_headers,
+                          "redis is unreachable (or too many publishes wait for it), so nothing was published; retry later");
         return;
     }
     c->ack_token = token;
@@ -363,11 +376,14 @@ void publish_handle(conn_t *c, const http1_request_t *req, const char *query, si
 
 void publish_on_stored(conn_t *c, const evbuf_t *ev, int ok, const char *cors_headers)
 {
+    if (!ok && worker_server(c->worker)->backplane) {
+        refuse_redis_down(c, cors_headers,
+                          "redis did not confirm the event (it may or may not be published); retry later");
+        return;
+    }
     if (!ok) {
-        conn_refuse_with(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", cors_headers,
-                         worker_server(c->worker)->backplane
-                             ? "redis did not confirm the event (it may or may not be published); retry later"
-                             : "the event could not be stored, so it was not published; retry later");
+        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable",
+                    "the event could not be stored, so it was not published; retry later");
         return;
     }
     conn_respond(c, "200 OK", "text/plain; charset=utf-8", cors_headers, ev->id, ev->id_len, 0);

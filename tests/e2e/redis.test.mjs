@@ -254,13 +254,16 @@ test('resume across nodes: received on A, reconnect to B with Last-Event-ID: no 
   const all = subscribe(b.base);
   const onA = subscribe(a.base);
   await Promise.all([all.opened, onA.opened]);
-  const p = publishers(a.base, 2, 'x', { count: 50 });
-  const q = publishers(b.base, 2, 'y', { count: 50 });
-  await waitFor(() => onA.events.length >= 60, { timeout: 20000, message: () => `60 events on A (${onA.events.length})` });
+  // Phase 1 while the client is on A; phase 2 after it left A.
+  const p1 = [publishers(a.base, 2, 'x', { count: 25 }), publishers(b.base, 2, 'y', { count: 25 })];
+  await Promise.all(p1.map((p) => p.finished));
+  await waitFor(() => onA.events.length >= 100, { timeout: 20000, message: () => `100 events on A (${onA.events.length})` });
   onA.close();
   const seen = onA.events.slice();
-  await Promise.all([p.finished, q.finished]);
+  const p2 = [publishers(a.base, 2, 'v', { count: 25 }), publishers(b.base, 2, 'w', { count: 25 })];
+  await Promise.all(p2.map((p) => p.finished));
   await waitFor(() => all.events.length >= 200, { timeout: 20000, message: () => `200 events on B (${all.events.length})` });
+  assert(seen.length === 100, `A's client saw ${seen.length} events, want 100`);
   const last = seen[seen.length - 1].id;
   const onB = subscribe(b.base, last);
   await onB.opened;
@@ -307,6 +310,10 @@ test('Redis stopped mid-stream and started again: 503 meanwhile, every 200 reach
   const lost = nodes.map((n) => n.stderrLines.filter((l) => l.includes('backplane: lost')).length);
   const back = nodes.map((n) => n.stderrLines.filter((l) => l.includes('backplane: reconnected')).length);
   assert(lost.every((x) => x === 1) && back.every((x) => x === 1), `state lines: lost ${lost}, reconnected ${back}`);
+  const perRequest = nodes.map((n) => n.stderrLines.filter((l) => l.includes('refused 503')).length);
+  assert(perRequest.every((x) => x === 0), `refused publishes logged one by one during the outage: ${perRequest}`);
+  const counted = await Promise.all(nodes.map((n) => metric(n.base, 'courant_refused_requests_total{reason="unavailable"}')));
+  assert(counted.reduce((a, b) => a + b, 0) >= refused + 3, `refusals counted in /metrics: ${counted}, answered 503: ${refused + 3}`);
   for (const s of subs) s.close();
   await again.stop();
   console.log(`# ${acked.length} acknowledged across a Redis restart, ${refused} publishes got 503 during it; 3 subscribers agree; one "lost" and one "reconnected" line per node`);
