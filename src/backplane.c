@@ -692,6 +692,43 @@ static int deliver(backplane_t *b, const redisReply *r)
     return 0;
 }
 
+/* "ms-seq" to a comparable pair; 0 on success. */
+static int parse_sid(const char *s, uint64_t *ms, uint64_t *seq)
+{
+    char *end;
+    errno = 0;
+    *ms = strtoull(s, &end, 10);
+    if (errno || end == s || *end != '-')
+        return -1;
+    const char *q = end + 1;
+    *seq = strtoull(q, &end, 10);
+    return errno || end == q || *end ? -1 : 0;
+}
+
+/* After a reconnect: if the stream's oldest entry is newer than the last
+ * one this node saw, entries in between may be gone (trimmed by MAXLEN
+ * while this node could not read, or Redis lost its data): say so once per
+ * reconnect, since subscribers on this node may miss them. */
+static void check_continuity(backplane_t *b)
+{
+    uint64_t lm, ls, fm, fs;
+    if (parse_sid(b->last_sid, &lm, &ls) || (lm == 0 && ls == 0))
+        return;
+    const char *argv[] = {"XRANGE", b->key, "-", "+", "COUNT", "1"};
+    redisReply *r = command(b->rd, 6, argv);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+        r->element[0]->elements == 2 && r->element[0]->element[0]->type == REDIS_REPLY_STRING &&
+        parse_sid(r->element[0]->element[0]->str, &fm, &fs) == 0 && (fm > lm || (fm == lm && fs > ls + 1)))
+        log_warn("backplane: the stream's oldest entry is %s, this node last read %s: entries in between may "
+                 "have been trimmed (--history) or lost by Redis, and were not delivered here",
+                 r->element[0]->element[0]->str, b->last_sid);
+    else if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 0)
+        log_warn("backplane: the stream is empty, this node last read %s: Redis lost its data (run it with "
+                 "appendonly yes); acknowledged events this node had not read yet, if any, are lost", b->last_sid);
+    if (r)
+        freeReplyObject(r);
+}
+
 static void read_lost(backplane_t *b, const char *reason)
 {
     char why[160]; /* the reason may be the context's own errstr: copy it first */
@@ -719,6 +756,7 @@ static void *read_main(void *arg)
         if (!b->rd) {
             char buf[256];
             const char *why;
+            int was_loaded = b->loaded;
             if (!(b->rd = connect_redis(b, buf, sizeof(buf), &why)) ||
                 (!b->loaded && load_history(b, b->rd, buf, sizeof(buf), &why))) {
                 if (b->rd) {
@@ -732,6 +770,8 @@ static void *read_main(void *arg)
                 continue;
             }
             backoff = BP_BACKOFF_MIN_MS;
+            if (was_loaded)
+                check_continuity(b);
             atomic_store(&b->read_up, 1);
             state_changed(b, NULL);
         }

@@ -244,6 +244,7 @@ test('three nodes, publishers and subscribers on each: every subscriber gets the
   assert(JSON.stringify(h.events.map((e) => e.id)) === JSON.stringify(seq), 'a late node\'s history differs');
   h.close();
   for (const s of subs) s.close();
+  await redis.stop();
   console.log(`# 720 events from 12 publishers on 3 nodes: 6 subscribers got the same 720 in the same order; xadd ${xadd}, xread ${xread}`);
 }, { timeout: 90000 });
 
@@ -277,6 +278,7 @@ test('resume across nodes: received on A, reconnect to B with Last-Event-ID: no 
     `A then B: ${joined.length} events, B's live subscriber: ${want.length}; first difference at #${joined.findIndex((id, j) => id !== want[j])}`);
   onB.close();
   all.close();
+  await redis.stop();
   console.log(`# ${seen.length} events on A, then ${onB.events.length} resumed on B: the same ${want.length} as B's live subscriber`);
 }, { timeout: 60000 });
 
@@ -352,6 +354,7 @@ test('a node killed with kill -9 and restarted: its clients resume without a gap
     `before the kill then after: ${joined.length}, B's subscriber: ${want.length}; first difference at #${joined.findIndex((id, j) => id !== want[j])}`);
   onA2.close();
   all.close();
+  await redis.stop();
   console.log(`# ${seen.length} events before kill -9, ${onA2.events.length} after the restart: the same ${want.length} as on B`);
 }, { timeout: 60000 });
 
