@@ -15,7 +15,7 @@ BUILD   := build
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 BASEFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread -g -Isrc -I$(BUILD)
 CFLAGS  ?= -O2
-LDLIBS  := -pthread -lsqlite3 -lcrypto -ljansson   # libsqlite3-dev (--store), libssl-dev + libjansson-dev (JWT)
+LDLIBS  := -pthread -lsqlite3 -lcrypto -ljansson -lhiredis   # libsqlite3-dev (--store), libssl-dev + libjansson-dev (JWT), libhiredis-dev (--redis)
 
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 

@@ -2,12 +2,14 @@
 # setup.sh - install what courant needs on a Debian 12 machine; idempotent.
 #
 #   scripts/setup.sh          everything `make test` needs: gcc/make, clang and
-#                             its libFuzzer/ASan runtimes, curl, procps, python3, sqlite3, Node.js
+#                             its libFuzzer/ASan runtimes, curl, procps, python3, sqlite3,
+#                             redis-server (tests/e2e/redis.test.mjs), Node.js
 #                             and npm, Debian's Chromium, and tests/e2e's
 #                             node_modules (npm ci; browsers are never downloaded)
 #   scripts/setup.sh --run    only what running courant needs: compiler, make, curl,
 #                             libsqlite3-dev (the --store history)
-#                             libssl-dev and libjansson-dev (JWT verification)
+#                             libssl-dev and libjansson-dev (JWT verification),
+#                             libhiredis-dev (--redis: the Redis Stream backplane)
 #
 # Env: COURANT_SETUP_SKIP_NODE=1 skips Node.js, npm, Chromium and `npm ci`.
 # Runs as root, or through sudo otherwise. Prints one line per action taken and
@@ -66,10 +68,12 @@ node_ok() {
 # ---- Debian packages ---------------------------------------------------------
 # libsqlite3-dev: courant links SQLite for --store (durable history), and
 # libssl-dev + libjansson-dev for JWT verification, so even --run mode
-# needs them. sqlite3 (the CLI): tests and the backup procedure.
-want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev)
+# needs them; libhiredis-dev too (--redis), since the server links it.
+# sqlite3 (the CLI): tests and the backup procedure. redis-server: the
+# --redis tests start their own (never the system service).
+want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev)
 if [ "$mode" = all ]; then
-    want+=(clang libclang-rt-14-dev ca-certificates procps python3 sqlite3)
+    want+=(clang libclang-rt-14-dev ca-certificates procps python3 sqlite3 redis-server)
 fi
 if [ "$skip_node" != 1 ]; then
     want+=(chromium)

@@ -83,6 +83,10 @@ static const opt_t options[] = {
     {"sync", OPT_SYNC, F(sync), 0, 0, 0, "MODE",
      "with --store: full = fsync every group commit (default); normal = fsync at checkpoints only "
      "(a power loss may take back recent events); off = never fsync (a power loss may also damage the file)"},
+    {"redis", OPT_STRING, F(redis_url), 0, 0, 0, "URL",
+     "share events and history with other courant nodes through a Redis Stream, redis://[:PASS@]HOST:PORT[/DB]: "
+     "publish on any node, receive on all, resume anywhere (not with --store: Redis is then the history)"},
+    {"redis-stream", OPT_STRING, F(redis_stream), 0, 0, 0, "KEY", "with --redis: the stream's key (default courant)"},
 };
 
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -101,6 +105,7 @@ static void config_defaults(config_t *c)
     c->retry_ms = -1;
     c->max_pending_bytes = 4 << 20;
     c->log_level = LOG_INFO;
+    c->redis_stream = strdup("courant");
 }
 
 static void print_help(void)

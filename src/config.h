@@ -49,6 +49,8 @@ typedef struct config {
     int log_level;                   /* log_level_t */
     char *store_path;                /* owns; --store: the SQLite file; NULL = memory-only history */
     int sync;                        /* store_sync_t: --sync full|normal|off */
+    char *redis_url;                 /* owns; --redis: redis://[:PASS@]HOST:PORT[/DB]; NULL = one node */
+    char *redis_stream;              /* owns; --redis-stream: the stream's key (default "courant") */
 } config_t;
 
 /* Fills `c` from defaults, the environment and argv. Returns 0; 1 if --help or

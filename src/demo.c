@@ -12,7 +12,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-int demo_publish_tick(hub_t *hub, store_t *store)
+int demo_publish_tick(hub_t *hub, store_t *store, backplane_t *bp)
 {
     char id[ID_UUID_URN_LEN + 1], now[64];
     /* The tick is aimed at a whole second; name that second. time(NULL)
@@ -35,6 +35,13 @@ int demo_publish_tick(hub_t *hub, store_t *store)
     evbuf_t *ev = evbuf_try_new(&spec);
     if (!ev)
         return -1;
+    if (bp) { /* every node ticks: each tick is an event of its own in the shared stream */
+        if (backplane_try_submit(bp, ev, NULL, NULL, 0)) {
+            evbuf_unref(ev);
+            return -1;
+        }
+        return 0;
+    }
     if (store) {
         if (store_try_submit(store, ev, NULL, NULL, 0)) {
             evbuf_unref(ev);

@@ -9,6 +9,7 @@
 #ifndef COURANT_DEMO_H
 #define COURANT_DEMO_H
 
+#include "backplane.h"
 #include "config.h"
 #include "hub.h"
 #include "store.h"
@@ -24,9 +25,10 @@
  * day. NULL after printing why. Main thread, before auth_new(). */
 char *demo_auth_init(config_t *cfg);
 
-/* Publishes one clock event: through `store` when there is one (it is then
- * stored, and published once committed, like any event), else straight to
- * the hub. Returns 0, or -1 if memory runs out or the store is full. */
-int demo_publish_tick(hub_t *hub, store_t *store);
+/* Publishes one clock event: through `bp` (--redis) or `store` when there
+ * is one (it is then appended or stored, and published once read back or
+ * committed, like any event), else straight to the hub. Returns 0, or -1
+ * if memory runs out, the store is full or Redis is unreachable. */
+int demo_publish_tick(hub_t *hub, store_t *store, backplane_t *bp);
 
 #endif

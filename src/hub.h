@@ -58,7 +58,10 @@ void hub_publish(hub_t *h, evbuf_t *ev);
  * (history loaded from the store, oldest first) to the history, taking
  * over the caller's reference. It gets the next seq like a publish, so the
  * seqs of later publishes continue after it; nothing is posted to workers
- * (nobody is subscribed yet). */
+ * (nobody is subscribed yet). --redis may also call it later, from its
+ * reader thread, when Redis was unreachable at start: workers then run,
+ * but nothing has been published yet (every publish goes through Redis),
+ * and loaded events are not delivered live, only replayed on resume. */
 void hub_load(hub_t *h, evbuf_t *ev);
 
 /* Drops history entries older than the age limit (called periodically). */

@@ -9,12 +9,16 @@
  *             socket per address, bound with SO_REUSEPORT, so the kernel
  *             spreads new connections over the workers.
  *
+ * --redis: two more threads, bp-pub and bp-read (backplane.c): every publish
+ * goes through a Redis Stream, and every node fans out what it reads back.
+ *
  * SIGUSR1: with --store, the store thread writes PATH.backup (online backup).
  * SIGTERM/SIGINT: main sets server.stopping and wakes every worker; workers
  * stop accepting, end their streams over about a second (jittered, so
  * clients don't all reconnect at once) and exit; main joins them and exits
  * 0. SIGPIPE is ignored: writes report EPIPE instead.
  */
+#include "backplane.h"
 #include "config.h"
 #include "demo.h"
 #include "hub.h"
@@ -222,8 +226,8 @@ static int main_loop(server_t *srv, const sigset_t *sigs)
         if (sig < 0 && errno != EAGAIN && errno != EINTR)
             return -1;
         if (sig < 0 && errno == EAGAIN) {
-            if (srv->cfg->demo && demo_publish_tick(srv->hub, srv->store))
-                log_warn("demo clock: out of memory, or the store is full");
+            if (srv->cfg->demo && demo_publish_tick(srv->hub, srv->store, srv->backplane) && !srv->backplane)
+                log_warn("demo clock: out of memory, or the store is full"); /* redis down: logged once by backplane.c */
             hub_trim(srv->hub);
         }
     }
@@ -251,6 +255,19 @@ static int open_store(server_t *srv, const config_t *cfg)
     }
     log_info("store %s: %ld events of history loaded, --sync %s", cfg->store_path, n,
              sync_names[cfg->sync]);
+    return 0;
+}
+
+/* --redis: connects (or not: it keeps trying) and loads the stream's
+ * history into the hub. Only a bad URL stops courant. */
+static int open_backplane(server_t *srv, const config_t *cfg)
+{
+    char why[512];
+    srv->backplane = backplane_open(cfg->redis_url, cfg->redis_stream, cfg->history, srv->hub, why, sizeof(why));
+    if (!srv->backplane) {
+        fprintf(stderr, "courant: cannot use --redis %s: %s\n", cfg->redis_url, why);
+        return -1;
+    }
     return 0;
 }
 
@@ -282,6 +299,14 @@ int main(int argc, char **argv)
     }
     auth_t *auth = auth_new(&cfg);
     if (!auth) {
+        free(demo_tokens);
+        config_dispose(&cfg);
+        return 2;
+    }
+    if (cfg.store_path && cfg.redis_url) {
+        /* Two histories could disagree; with --redis the stream is the history. */
+        fprintf(stderr, "courant: --store and --redis exclude each other: with --redis, Redis holds the history\n");
+        auth_free(auth);
         free(demo_tokens);
         config_dispose(&cfg);
         return 2;
@@ -331,6 +356,10 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    if (cfg.redis_url && open_backplane(&srv, &cfg)) {
+        rc = 1;
+        goto out;
+    }
     int defaults = argc > 0 && !getenv("COURANT_LISTEN");
     for (int i = 0; i < cfg.num_listen; i++) {
         /* The default [::1] is optional: a host without IPv6 still starts. */
@@ -347,7 +376,7 @@ int main(int argc, char **argv)
     }
     srv.workers = calloc((size_t)cfg.workers, sizeof(worker_t *));
     if (cfg.subscriptions)
-        srv.subs = subs_new(srv.hub);
+        srv.subs = subs_new(srv.hub, srv.backplane);
     if (!srv.workers || (cfg.subscriptions && !srv.subs)) {
         fprintf(stderr, "courant: out of memory\n");
         rc = 1;
@@ -366,6 +395,10 @@ int main(int argc, char **argv)
     }
     hub_set_workers(srv.hub, srv.workers, cfg.workers);
     if (srv.store && store_start(srv.store, srv.hub)) {
+        rc = 1;
+        goto out;
+    }
+    if (srv.backplane && backplane_start(srv.backplane)) {
         rc = 1;
         goto out;
     }
@@ -398,14 +431,17 @@ int main(int argc, char **argv)
     /* After the workers: publishes they accepted while draining are
      * committed (their answers, if the conn is gone, are dropped). */
     store_stop(srv.store);
+    backplane_stop(srv.backplane);
     if (rc == 0)
         log_info("stopped");
 out:
     store_stop(srv.store); /* posts into the inboxes: before worker_free */
+    backplane_stop(srv.backplane); /* likewise (acks, and hub_publish of what it reads) */
     for (int i = 0; srv.workers && i < cfg.workers; i++)
         worker_free(srv.workers[i]);
     free(srv.workers);
     store_free(srv.store);
+    backplane_free(srv.backplane);
     subs_free(srv.subs);
     hub_free(srv.hub);
     auth_free(auth);

@@ -8,6 +8,7 @@
 #include "publish.h"
 
 #include "auth.h"
+#include "backplane.h"
 #include "hub.h"
 #include "id.h"
 #include "log.h"
@@ -199,6 +200,41 @@ static void publish_to_store(conn_t *c, store_t *store, evbuf_t *ev, const char 
     c->ack_token = token; /* CONN_RESPOND with nothing queued: reads wait for the answer */
 }
 
+/* A 503 because Redis is unreachable: counted like any refusal, but logged
+ * at debug only. The backplane logs the outage once (lost, reconnected);
+ * one info line per refused publish would flood the log for its length. */
+static void refuse_redis_down(conn_t *c, const char *cors_headers, const char *reason)
+{
+    atomic_fetch_add_explicit(&worker_stats(c->worker)->refused[REFUSE_UNAVAILABLE], 1, memory_order_relaxed);
+    log_debug("fd %d refused 503 Service Unavailable: %s", c->fd, reason);
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%s\n", reason);
+    conn_respond(c, "503 Service Unavailable", "text/plain; charset=utf-8", cors_headers, body, (size_t)n,
+                 c->state != CONN_RESPOND);
+}
+
+/* --redis: hands the event to the backplane's publish thread; the XADD's
+ * outcome comes back through the worker's inbox like a store ack. The
+ * event is NOT given to the hub here: it is fanned out when it is read back
+ * from the stream, in the stream's order, on every node alike. */
+static void publish_to_backplane(conn_t *c, backplane_t *bp, evbuf_t *ev, const char *cors_headers)
+{
+    uint64_t token = worker__ack_wait(c->worker, c, cors_headers);
+    if (!token) {
+        evbuf_unref(ev);
+        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", "out of memory");
+        return;
+    }
+    if (backplane_try_submit(bp, ev, worker_post_ack, c->worker, token)) {
+        worker__ack_cancel(c->worker, token);
+        evbuf_unref(ev);
+        refuse_redis_down(c, cors_headers,
+                          "redis is unreachable (or too many publishes wait for it), so nothing was published; retry later");
+        return;
+    }
+    c->ack_token = token;
+}
+
 static int is_form_content_type(const http1_request_t *req)
 {
     const http1_header_t *ct = http1_find_header(req, "content-type");
@@ -321,6 +357,11 @@ void publish_handle(conn_t *c, const http1_request_t *req, const char *query, si
         return;
     }
     jwt_claims_dispose(&claims);
+    backplane_t *bp = worker_server(c->worker)->backplane;
+    if (bp) {
+        publish_to_backplane(c, bp, ev, cors_headers);
+        return;
+    }
     store_t *store = worker_server(c->worker)->store;
     if (store) {
         publish_to_store(c, store, ev, cors_headers);
@@ -335,6 +376,11 @@ void publish_handle(conn_t *c, const http1_request_t *req, const char *query, si
 
 void publish_on_stored(conn_t *c, const evbuf_t *ev, int ok, const char *cors_headers)
 {
+    if (!ok && worker_server(c->worker)->backplane) {
+        refuse_redis_down(c, cors_headers,
+                          "redis did not confirm the event (it may or may not be published); retry later");
+        return;
+    }
     if (!ok) {
         conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable",
                     "the event could not be stored, so it was not published; retry later");

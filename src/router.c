@@ -15,6 +15,7 @@
 #include "demo.h"
 #include "log.h"
 #include "publish.h"
+#include "backplane.h"
 #include "store.h"
 #include "selector.h"
 #include "stream.h"
@@ -137,6 +138,18 @@ static void answer_metrics(conn_t *c)
                       "# TYPE courant_store_healthy gauge\ncourant_store_healthy %d\n",
                       (unsigned long long)ss.commits, (unsigned long long)ss.events,
                       (unsigned long long)ss.failed, (unsigned long long)ss.rows, ss.healthy);
+    }
+    if (srv->backplane && n > 0 && (size_t)n < sizeof(body)) {
+        backplane_stats_t bs;
+        backplane_get_stats(srv->backplane, &bs);
+        n += snprintf(body + n, sizeof(body) - (size_t)n,
+                      "# TYPE courant_backplane_up gauge\ncourant_backplane_up %d\n"
+                      "# TYPE courant_backplane_xadd_total counter\ncourant_backplane_xadd_total %llu\n"
+                      "# TYPE courant_backplane_xadd_failed_total counter\ncourant_backplane_xadd_failed_total %llu\n"
+                      "# TYPE courant_backplane_xread_total counter\ncourant_backplane_xread_total %llu\n"
+                      "# TYPE courant_backplane_bad_entries_total counter\ncourant_backplane_bad_entries_total %llu\n",
+                      bs.up, (unsigned long long)bs.xadd, (unsigned long long)bs.xadd_failed,
+                      (unsigned long long)bs.xread, (unsigned long long)bs.bad_entries);
     }
     if (n < 0 || (size_t)n >= sizeof(body))
         n = (int)sizeof(body) - 1;

@@ -28,6 +28,7 @@ typedef struct server {
     const config_t *cfg;      /* borrows: lives as long as main */
     hub_t *hub;               /* borrows */
     struct store *store;      /* borrows; NULL without --store (memory-only history) */
+    struct backplane *backplane; /* borrows; NULL without --redis (one node) */
     const auth_t *auth;       /* borrows: the JWT keys (auth.h); never NULL */
     const char *demo_tokens;  /* borrows: --demo-auth's /demo/tokens.json, or NULL */
     struct subs *subs;        /* borrows: the subscriptions registry; NULL without --subscriptions */

@@ -35,15 +35,17 @@ struct subs {
     pthread_mutex_t lock;      /* guards head */
     entry_t *head;
     hub_t *hub;                /* borrows */
+    backplane_t *bp;           /* borrows; NULL without --redis */
 };
 
-subs_t *subs_new(hub_t *hub)
+subs_t *subs_new(hub_t *hub, backplane_t *bp)
 {
     subs_t *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     pthread_mutex_init(&s->lock, NULL);
     s->hub = hub;
+    s->bp = bp;
     return s;
 }
 
@@ -105,6 +107,13 @@ static void publish_entry(subs_t *s, const subs_handle_t *h, const entry_t *e, i
     free(data);
     if (!ev) {
         log_warn("out of memory: a subscription event was not published");
+        return;
+    }
+    if (s->bp) {
+        if (backplane_try_submit(s->bp, ev, NULL, NULL, 0)) {
+            log_debug("redis unreachable: a subscription event was not published");
+            evbuf_unref(ev);
+        }
         return;
     }
     hub_publish(s->hub, ev);

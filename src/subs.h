@@ -25,6 +25,7 @@
 #ifndef COURANT_SUBS_H
 #define COURANT_SUBS_H
 
+#include "backplane.h"
 #include "hub.h"
 
 #include <stddef.h>
@@ -32,7 +33,11 @@
 typedef struct subs subs_t;
 typedef struct subs_handle subs_handle_t;
 
-subs_t *subs_new(hub_t *hub);
+/* `bp` (may be NULL): with --redis, subscription events go through the
+ * stream like any publish, so every node's history holds them in one order
+ * (dropped, with the rest of the publishes, while Redis is unreachable).
+ * The registry itself stays per node: the API lists this node's streams. */
+subs_t *subs_new(hub_t *hub, backplane_t *bp);
 void subs_free(subs_t *s); /* every handle must have been removed */
 
 /* Registers a stream's distinct selectors and publishes "active": true
