@@ -18,6 +18,7 @@
  *         into an entry directly (reaches the field checks faster);
  *   and the whole input (after the byte) is also tried as a URL.
  */
+#include "fuzz.h"
 #include "backplane.h"
 #include "sse.h"
 
@@ -25,12 +26,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            abort();                                                           \
-    } while (0)
 
 typedef struct seen {
     int events;
