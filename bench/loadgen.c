@@ -77,6 +77,7 @@ static struct {
     int min_procs;
     const char *sub_path;
     const char *pub_path;
+    int pub_port;          /* publish to this port instead of --port (0 = same) */
     const char *topic;
     int pids[MAX_PIDS];
     int num_pids;
@@ -793,7 +794,9 @@ static int pconn_open(pconn_t *c)
         return -1;
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
+    /* --pub-port: publish to another node (cross-node latency with --redis) */
+    int port = opt.pub_port ? opt.pub_port : opt.port;
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, opt.host, &dst.sin_addr);
     struct timeval tv = {2, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -1000,6 +1003,7 @@ static void usage(void)
             "  --host A            server IPv4 address (default 127.0.0.1)\n"
             "  --sub-path P        subscribe request target\n"
             "  --pub-path P        publish request target\n"
+            "  --pub-port P        publish to this port (another node) instead of --port\n"
             "  --topic T           topic (default bench)\n"
             "  --pids 1,2,3        server processes: RSS and CPU are summed over them\n"
             "  --per-proc N        subscribers per subscriber process (default 18000)\n"
@@ -1022,7 +1026,7 @@ static void parse_args(int argc, char **argv)
         {"burst-events", 1, 0, 'b'}, {"inflight", 1, 0, 'm'}, {"size", 1, 0, 'z'},
         {"timeout", 1, 0, 'o'}, {"connect-timeout", 1, 0, 'c'}, {"settle-ms", 1, 0, 'S'},
         {"labels", 1, 0, 'l'}, {"conn-inflight", 1, 0, 'C'}, {"src-ips", 1, 0, 'I'},
-        {"min-procs", 1, 0, 'M'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"min-procs", 1, 0, 'M'}, {"pub-port", 1, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
         switch (ch) {
@@ -1038,6 +1042,7 @@ static void parse_args(int argc, char **argv)
             break;
         case 'H': opt.host = optarg; break;
         case 'p': opt.port = atoi(optarg); break;
+        case 'q': opt.pub_port = atoi(optarg); break;
         case 'n': opt.n = atol(optarg); break;
         case 'k': opt.per_proc = atoi(optarg); break;
         case 's': opt.sub_path = optarg; break;

@@ -332,3 +332,7 @@ cp "$RAW" "$OUT/results.raw"
 python3 bench/report.py --raw "$RAW" --out "$OUT" --quick "$QUICK" --elapsed "$ELAPSED" \
     --reps "$REPS" --cores "$CORES" --rate "$RATE" --rate-events "$RATE_EVENTS" \
     --event-bytes "$EVENT_BYTES" --fanout-n "$FANOUT_N" --mem-n "$MEM_N" --max-n "$MAX_N"
+
+# ---- across nodes on Redis, beside a single node (one run) -------------------------
+log "cross-node cells on Redis: bench/redis.sh -> $OUT/RESULTS-redis.md"
+BENCH_OUT="$OUT" ./bench/redis.sh || log "bench/redis.sh failed (see above)"
