@@ -10,6 +10,7 @@
 // A test also fails when a server it started exited non-zero (or by a signal)
 // or printed a sanitizer report. run() exits 1 if any test failed.
 
+import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -305,3 +306,69 @@ export async function run() {
 process.on('unhandledRejection', (err) => {
   if (process.env.COURANT_E2E_VERBOSE) console.error('unhandled rejection:', err);
 });
+
+// ---- Mercure clients shared by the store and Redis tests ------------------------
+
+const HUB = '/.well-known/mercure';
+
+/** POSTs one event (form: topic, data, then `extra`, already encoded) on `agent`
+ * (keep-alive). Resolves {status, body}; rejects on a network error. */
+export function postForm(base, topic, data, agent, extra = '') {
+  const body = `topic=${encodeURIComponent(topic)}&data=${encodeURIComponent(data)}${extra}`;
+  const u = new URL(base + HUB);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: u.hostname, port: u.port, path: HUB, method: 'POST', agent,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode, body: text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.setTimeout(15000, () => req.destroy(new Error('publish timed out')));
+    req.end(body);
+  });
+}
+
+/**
+ * Subscribes to `topic` with an optional Last-Event-ID and collects {id, data}
+ * events (parsed here, so the test sees the exact wire lines). `done` resolves when the stream ends (server gone or closed).
+ */
+export function openStream(base, topic, lastEventId) {
+  const u = new URL(`${base}${HUB}?topic=${encodeURIComponent(topic)}`);
+  const sub = { events: [], ended: false, headers: null, req: null };
+  sub.done = new Promise((resolve) => {
+    const headers = lastEventId ? { 'last-event-id': lastEventId } : {};
+    sub.req = http.get({ host: u.hostname, port: u.port, path: u.pathname + u.search, headers, agent: false }, (res) => {
+      sub.headers = res.headers;
+      let buf = '';
+      let cur = { id: null, data: [] };
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => {
+        buf += chunk;
+        let nl;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          if (line === '') {
+            if (cur.data.length) sub.events.push({ id: cur.id, data: cur.data.join('\n') });
+            cur = { id: null, data: [] };
+          } else if (line.startsWith('id: ')) cur.id = line.slice(4);
+          else if (line.startsWith('data: ')) cur.data.push(line.slice(6));
+        }
+      });
+      const end = () => { sub.ended = true; resolve(); };
+      res.on('end', end);
+      res.on('error', end);
+      res.on('close', end);
+    });
+    sub.req.on('error', () => { sub.ended = true; resolve(); });
+  });
+  sub.close = () => sub.req.destroy();
+  sub.opened = waitFor(() => sub.headers, { timeout: 5000, message: 'the stream to open' });
+  return sub;
+}

@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { assert, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, openStream, postForm, run, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const TOPIC = 'https://example.com/shared';
@@ -83,63 +83,8 @@ async function startRedis({ port, dir } = {}) {
 
 // ---- clients -------------------------------------------------------------------------
 
-/** POST one event. Resolves {status, body}; rejects on a network error. */
-function post(base, data, agent, extra = '') {
-  const body = `topic=${encodeURIComponent(TOPIC)}&data=${encodeURIComponent(data)}${extra}`;
-  const u = new URL(base + HUB);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: u.hostname, port: u.port, path: HUB, method: 'POST', agent,
-        headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode, body: text }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.setTimeout(15000, () => req.destroy(new Error('publish timed out')));
-    req.end(body);
-  });
-}
-
-/** Subscribes to TOPIC (optionally from Last-Event-ID), collecting {id, data}. */
-function subscribe(base, lastEventId) {
-  const u = new URL(`${base}${HUB}?topic=${encodeURIComponent(TOPIC)}`);
-  const sub = { events: [], ended: false, headers: null, req: null };
-  sub.done = new Promise((resolve) => {
-    const headers = lastEventId ? { 'last-event-id': lastEventId } : {};
-    sub.req = http.get({ host: u.hostname, port: u.port, path: u.pathname + u.search, headers, agent: false }, (res) => {
-      sub.headers = res.headers;
-      let buf = '';
-      let cur = { id: null, data: [] };
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => {
-        buf += chunk;
-        let nl;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line === '') {
-            if (cur.data.length) sub.events.push({ id: cur.id, data: cur.data.join('\n') });
-            cur = { id: null, data: [] };
-          } else if (line.startsWith('id: ')) cur.id = line.slice(4);
-          else if (line.startsWith('data: ')) cur.data.push(line.slice(6));
-        }
-      });
-      const end = () => { sub.ended = true; resolve(); };
-      res.on('end', end);
-      res.on('error', end);
-      res.on('close', end);
-    });
-    sub.req.on('error', () => { sub.ended = true; resolve(); });
-  });
-  sub.close = () => sub.req.destroy();
-  sub.opened = waitFor(() => sub.headers, { timeout: 5000, message: 'the stream to open' });
-  return sub;
-}
+const post = (base, data, agent, extra = '') => postForm(base, TOPIC, data, agent, extra);
+const subscribe = (base, lastEventId) => openStream(base, TOPIC, lastEventId);
 
 /**
  * `n` publishers on `base`, each posting "<tag><k>-<i>" one after another on
