@@ -27,41 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct seen {
-    int events;
-    char id[2048];
-    size_t id_len;
-} seen_t;
-
-static void on_event(void *ctx, const sse_event_t *ev)
-{
-    seen_t *s = ctx;
-    s->events++;
-    CHECK(ev->last_id_len < sizeof(s->id));
-    memcpy(s->id, ev->last_id, ev->last_id_len);
-    s->id_len = ev->last_id_len;
-}
-
-/* Property 1: the wire is one event with that id, however it is fed. */
-static void check_wire(const evbuf_t *ev)
-{
-    for (int bytewise = 0; bytewise < 2; bytewise++) {
-        seen_t s = {0};
-        sse_parser_callbacks_t cb = {.on_event = on_event};
-        sse_parser_t p;
-        sse_parser_init(&p, &cb, &s, 0);
-        if (bytewise) {
-            for (uint32_t i = 0; i < ev->len; i++)
-                CHECK(sse_parser_feed(&p, ev->bytes + i, 1) == 0);
-        } else {
-            CHECK(sse_parser_feed(&p, ev->bytes, ev->len) == 0);
-        }
-        sse_parser_dispose(&p);
-        CHECK(s.events == 1);
-        CHECK(s.id_len == ev->id_len && memcmp(s.id, ev->id, ev->id_len) == 0);
-    }
-}
-
 static const redisReply *field(const redisReply *kv, const char *name)
 {
     for (size_t i = 0; i + 1 < kv->elements; i += 2)
@@ -99,7 +64,7 @@ static void try_entry(const redisReply *e)
         k += ev->topic_lens[i];
     }
     CHECK(k == topics->len);
-    check_wire(ev);
+    fuzz_check_event_wire(ev);
     evbuf_unref(ev);
 }
 

@@ -6,9 +6,13 @@
 #ifndef COURANT_FUZZ_H
 #define COURANT_FUZZ_H
 
+#include "evbuf.h"
+#include "sse.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -17,5 +21,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         if (!(cond))                                                           \
             abort();                                                           \
     } while (0)
+
+/* ---- an encoded event must parse back as itself ------------------------- */
+
+typedef struct fuzz_seen {
+    int events;
+    char id[2048];
+    size_t id_len;
+} fuzz_seen_t;
+
+static inline void fuzz_on_event(void *ctx, const sse_event_t *ev)
+{
+    fuzz_seen_t *s = ctx;
+    s->events++;
+    CHECK(ev->last_id_len < sizeof(s->id));
+    memcpy(s->id, ev->last_id, ev->last_id_len);
+    s->id_len = ev->last_id_len;
+}
+
+/* The wire bytes of `ev` parse, with the project's WHATWG parser, into
+ * exactly one event whose last event id is ev's id, fed whole and byte by
+ * byte: so no data line can smuggle a second event or another id. */
+static inline void fuzz_check_event_wire(const evbuf_t *ev)
+{
+    for (int bytewise = 0; bytewise < 2; bytewise++) {
+        fuzz_seen_t s = {0};
+        sse_parser_callbacks_t cb = {.on_event = fuzz_on_event};
+        sse_parser_t p;
+        sse_parser_init(&p, &cb, &s, 0);
+        if (bytewise) {
+            for (uint32_t i = 0; i < ev->len; i++)
+                CHECK(sse_parser_feed(&p, ev->bytes + i, 1) == 0);
+        } else {
+            CHECK(sse_parser_feed(&p, ev->bytes, ev->len) == 0);
+        }
+        sse_parser_dispose(&p);
+        CHECK(s.events == 1);
+        CHECK(s.id_len == ev->id_len && memcmp(s.id, ev->id, ev->id_len) == 0);
+    }
+}
 
 #endif

@@ -21,21 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct seen {
-    int events;
-    char id[2048];
-    size_t id_len;
-} seen_t;
-
-static void on_event(void *ctx, const sse_event_t *ev)
-{
-    seen_t *s = ctx;
-    s->events++;
-    CHECK(ev->last_id_len < sizeof(s->id));
-    memcpy(s->id, ev->last_id, ev->last_id_len);
-    s->id_len = ev->last_id_len;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *status = NULL, *reason = NULL;
@@ -52,14 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(ev->topic_lens[i] > 0);
         CHECK(!memmem(ev->topics[i], ev->topic_lens[i], "/.well-known/mercure", 20));
     }
-    seen_t seen = {0};
-    sse_parser_t p;
-    sse_parser_callbacks_t cb = {.on_event = on_event};
-    sse_parser_init(&p, &cb, &seen, 0);
-    CHECK(sse_parser_feed(&p, ev->bytes, ev->len) == 0);
-    sse_parser_dispose(&p);
-    CHECK(seen.events == 1);
-    CHECK(seen.id_len == ev->id_len && memcmp(seen.id, ev->id, ev->id_len) == 0);
+    fuzz_check_event_wire(ev);
     evbuf_unref(ev);
     return 0;
 }
