@@ -150,151 +150,158 @@ static void submit_range(store_t *s, record_t *r, long i0, long n, int64_t publi
 
 /* ---- tests ------------------------------------------------------------------ */
 
-static void test_roundtrip_in_order(void)
+/* A running store on a fresh file in the temp dir, with its hub and the
+ * recorder of its completions: what most tests start from. */
+typedef struct fixture {
+    char path[512];
+    long history;
+    int age_s;
+    hub_t *hub;
+    store_t *store;
+    record_t rec;
+} fixture_t;
+
+static int fixture_start(fixture_t *fx, const char *name, store_sync_t sync, long history, int age_s)
 {
-    char path[512], why[512];
-    path_in_tmp(path, sizeof(path), "roundtrip.db");
-    remove_db(path);
-    hub_t *hub = hub_new(1000, 0);
-    store_t *s = store_open(path, STORE_SYNC_FULL, 1000, 0, why, sizeof(why));
+    char why[512];
+    path_in_tmp(fx->path, sizeof(fx->path), name);
+    remove_db(fx->path);
+    fx->history = history;
+    fx->age_s = age_s;
+    fx->hub = hub_new(history, age_s);
+    fx->store = store_open(fx->path, sync, history, age_s, why, sizeof(why));
+    ASSERT(fx->store != NULL);
+    if (!fx->store) {
+        hub_free(fx->hub);
+        return -1;
+    }
+    record_init(&fx->rec, fx->hub);
+    ASSERT_EQ(store_start(fx->store, fx->hub), 0);
+    return 0;
+}
+
+/* Stops and closes the store (releasing its exclusive lock, so the file can
+ * be opened again) and returns the rows it kept. */
+static uint64_t fixture_stop(fixture_t *fx)
+{
+    store_stop(fx->store);
+    store_stats_t ss;
+    store_get_stats(fx->store, &ss);
+    store_free(fx->store);
+    fx->store = NULL;
+    return ss.rows;
+}
+
+static void fixture_end(fixture_t *fx)
+{
+    store_free(fx->store);
+    hub_free(fx->hub);
+    record_dispose(&fx->rec);
+}
+
+/* Opens the file again (as a restart does) and loads its history into `l`. */
+static long fixture_reload(fixture_t *fx, loaded_t *l)
+{
+    char why[512];
+    store_t *s = store_open(fx->path, STORE_SYNC_OFF, fx->history, fx->age_s, why, sizeof(why));
     ASSERT(s != NULL);
     if (!s)
+        return -1;
+    long n = store_load(s, collect, l, why, sizeof(why));
+    store_free(s);
+    return n;
+}
+
+static void test_roundtrip_in_order(void)
+{
+    fixture_t fx;
+    if (fixture_start(&fx, "roundtrip.db", STORE_SYNC_FULL, 1000, 0))
         return;
-    record_t r;
-    record_init(&r, hub);
-    ASSERT_EQ(store_start(s, hub), 0);
     static evbuf_t *copies[300];
-    submit_range(s, &r, 0, 300, 0, copies);
-    record_wait(&r, 300);
-    ASSERT_EQ(r.ok, 300);
+    submit_range(fx.store, &fx.rec, 0, 300, 0, copies);
+    record_wait(&fx.rec, 300);
+    ASSERT_EQ(fx.rec.ok, 300);
     /* Completions in submit order, each after its event reached the hub. */
     for (size_t i = 0; i < 300; i++) {
-        ASSERT_UEQ(r.tokens[i], i + 1);
-        if (r.hub_published[i] < i + 1)
+        ASSERT_UEQ(fx.rec.tokens[i], i + 1);
+        if (fx.rec.hub_published[i] < i + 1)
             TEST_FAIL_AT("completion %zu came before its event was published (hub had %ju)", i,
-                         (uintmax_t)r.hub_published[i]);
+                         (uintmax_t)fx.rec.hub_published[i]);
     }
-    store_stop(s);
-    store_free(s);
-
-    s = store_open(path, STORE_SYNC_FULL, 1000, 0, why, sizeof(why));
-    ASSERT(s != NULL);
+    fixture_stop(&fx);
     loaded_t l = {.n = 0};
-    ASSERT_EQ(store_load(s, collect, &l, why, sizeof(why)), 300);
+    ASSERT_EQ(fixture_reload(&fx, &l), 300);
     for (size_t i = 0; i < l.n && i < 300; i++)
         if (!same_event(l.evs[i], copies[i]))
             TEST_FAIL_AT("event %zu differs after reload (%s vs %s)", i, l.evs[i]->id, copies[i]->id);
     loaded_dispose(&l);
     for (size_t i = 0; i < 300; i++)
         evbuf_unref(copies[i]);
-    store_free(s);
-    hub_free(hub);
-    record_dispose(&r);
+    fixture_end(&fx);
 }
 
 static void test_retention_by_count_bounds_file(void)
 {
-    char path[512], why[512];
-    path_in_tmp(path, sizeof(path), "count.db");
-    remove_db(path);
-    hub_t *hub = hub_new(50, 0);
-    store_t *s = store_open(path, STORE_SYNC_OFF, 50, 0, why, sizeof(why));
-    ASSERT(s != NULL);
-    if (!s)
+    fixture_t fx;
+    if (fixture_start(&fx, "count.db", STORE_SYNC_OFF, 50, 0))
         return;
-    record_t r;
-    record_init(&r, hub);
-    ASSERT_EQ(store_start(s, hub), 0);
     off_t size_after_first = 0;
     for (int round = 0; round < 20; round++) {
-        submit_range(s, &r, round * 200L, 200, 0, NULL);
-        record_wait(&r, (size_t)(round + 1) * 200);
+        submit_range(fx.store, &fx.rec, round * 200L, 200, 0, NULL);
+        record_wait(&fx.rec, (size_t)(round + 1) * 200);
         struct stat st;
-        ASSERT_EQ(stat(path, &st), 0);
+        ASSERT_EQ(stat(fx.path, &st), 0);
         if (round == 2)
             size_after_first = st.st_size;
         if (round > 2 && st.st_size > size_after_first * 2)
             TEST_FAIL_AT("file grows: %lld bytes after round %d, %lld after round 2", (long long)st.st_size,
                          round, (long long)size_after_first);
     }
-    store_stop(s);
-    store_stats_t ss;
-    store_get_stats(s, &ss);
-    ASSERT_UEQ(ss.rows, 50);
-    store_free(s);
-    s = store_open(path, STORE_SYNC_OFF, 50, 0, why, sizeof(why));
-    ASSERT(s != NULL);
+    ASSERT_UEQ(fixture_stop(&fx), 50);
     loaded_t l = {.n = 0};
-    ASSERT_EQ(store_load(s, collect, &l, why, sizeof(why)), 50);
+    ASSERT_EQ(fixture_reload(&fx, &l), 50);
     ASSERT_STR_EQ(l.n ? l.evs[0]->id : "", "id-3950");
     ASSERT_STR_EQ(l.n ? l.evs[l.n - 1]->id : "", "id-3999");
     loaded_dispose(&l);
-    store_free(s);
-    hub_free(hub);
-    record_dispose(&r);
+    fixture_end(&fx);
 }
 
 static void test_retention_by_age(void)
 {
-    char path[512], why[512];
-    path_in_tmp(path, sizeof(path), "age.db");
-    remove_db(path);
-    hub_t *hub = hub_new(1000, 60);
-    store_t *s = store_open(path, STORE_SYNC_OFF, 1000, 60, why, sizeof(why));
-    ASSERT(s != NULL);
-    if (!s)
+    fixture_t fx;
+    if (fixture_start(&fx, "age.db", STORE_SYNC_OFF, 1000, 60))
         return;
-    record_t r;
-    record_init(&r, hub);
-    ASSERT_EQ(store_start(s, hub), 0);
-    submit_range(s, &r, 0, 20, realtime_ms() - 3600 * 1000, NULL); /* an hour old */
-    record_wait(&r, 20);
-    submit_range(s, &r, 20, 5, 0, NULL); /* fresh: this group's trim drops the old ones */
-    record_wait(&r, 25);
-    store_stop(s);
-    store_stats_t ss;
-    store_get_stats(s, &ss);
-    ASSERT_UEQ(ss.rows, 5);
-    store_free(s);
+    submit_range(fx.store, &fx.rec, 0, 20, realtime_ms() - 3600 * 1000, NULL); /* an hour old */
+    record_wait(&fx.rec, 20);
+    submit_range(fx.store, &fx.rec, 20, 5, 0, NULL); /* fresh: this group's trim drops the old ones */
+    record_wait(&fx.rec, 25);
+    ASSERT_UEQ(fixture_stop(&fx), 5);
     /* Loading applies the age limit too, even to rows not yet trimmed. */
-    s = store_open(path, STORE_SYNC_OFF, 1000, 60, why, sizeof(why));
     loaded_t l = {.n = 0};
-    ASSERT_EQ(store_load(s, collect, &l, why, sizeof(why)), 5);
+    ASSERT_EQ(fixture_reload(&fx, &l), 5);
     ASSERT_STR_EQ(l.n ? l.evs[0]->id : "", "id-20");
     loaded_dispose(&l);
-    store_free(s);
-    hub_free(hub);
-    record_dispose(&r);
+    fixture_end(&fx);
 }
 
 static void test_idle_trim(void)
 {
-    char path[512], why[512];
-    path_in_tmp(path, sizeof(path), "idle.db");
-    remove_db(path);
-    hub_t *hub = hub_new(1000, 2);
-    store_t *s = store_open(path, STORE_SYNC_OFF, 1000, 2, why, sizeof(why));
-    ASSERT(s != NULL);
-    if (!s)
+    fixture_t fx;
+    if (fixture_start(&fx, "idle.db", STORE_SYNC_OFF, 1000, 2))
         return;
-    record_t r;
-    record_init(&r, hub);
-    ASSERT_EQ(store_start(s, hub), 0);
-    submit_range(s, &r, 0, 10, 0, NULL);
-    record_wait(&r, 10);
+    submit_range(fx.store, &fx.rec, 0, 10, 0, NULL);
+    record_wait(&fx.rec, 10);
     /* No publishes: the idle step (once a second) applies the 2 s limit. */
     store_stats_t ss = {0};
     for (int i = 0; i < 60; i++) {
         usleep(100 * 1000);
-        store_get_stats(s, &ss);
+        store_get_stats(fx.store, &ss);
         if (ss.rows == 0)
             break;
     }
     ASSERT_UEQ(ss.rows, 0);
-    store_stop(s);
-    store_free(s);
-    hub_free(hub);
-    record_dispose(&r);
+    fixture_stop(&fx);
+    fixture_end(&fx);
 }
 
 static int match_all(void *ctx, const evbuf_t *ev)
