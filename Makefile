@@ -3,72 +3,153 @@
 #   make            optimized build/courant
 #   make run        install what is missing, build, start courant --demo on :8000,
 #                   its history kept in data/courant.db (survives restarts)
-#   make test       install, build with ASan+UBSan, run every test
+#   make test       install, build everything (parallel), run every test
 #   make fuzz       build the libFuzzer targets (clang)
 #   make bench      the side-by-side benchmark (see bench/)
+#   make compile_commands.json   for clangd and clang-tidy
+#   make format     reformat the C sources; make format-check fails on a diff
+#   make analyze    clang's static analyzer over every source; a finding fails
 #
-# Variables: CC (gcc by default; clang works too), V=1 for full command lines.
+# Variables, as distributions expect: CC (gcc by default; clang works too),
+# CPPFLAGS, CFLAGS (default -O2 -g), LDFLAGS and LDLIBS are honoured by every
+# build; V=1 prints full command lines.
+#
+# Layout: each build variant compiles every src/*.c once into its own object
+# directory, with header dependencies tracked (-MMD), so a change rebuilds
+# only what it touches:
+#   build/obj/     optimized (build/courant)
+#   build/asan/    AddressSanitizer + UBSan: the server `make test` runs, unit tests
+#   build/tsan/    ThreadSanitizer: the cross-thread tests
+#   build/clang/   the same sources with clang, warnings as errors
+#   build/fuzz/    libFuzzer targets
 
 CC      ?= gcc
 CLANG   ?= clang
 BUILD   := build
+NPROC   := $(shell nproc 2>/dev/null || echo 2)
+CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-BASEFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread -g -Isrc -I$(BUILD)
-CFLAGS  ?= -O2
-LDLIBS  := -pthread -lsqlite3 -lcrypto -ljansson -lhiredis   # libsqlite3-dev (--store), libssl-dev + libjansson-dev (JWT), libhiredis-dev (--redis)
-
+# What every compilation needs, whatever the user's CFLAGS say.
+BASE    := -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread -Isrc -I$(BUILD) -MMD -MP
+# libsqlite3-dev (--store), libssl-dev + libjansson-dev (JWT), libhiredis-dev (--redis)
+LIBS    := -pthread -lsqlite3 -lcrypto -ljansson -lhiredis
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 SRC     := $(filter-out src/main.c,$(wildcard src/*.c))
-HDR     := $(wildcard src/*.h)
+MODULES := $(patsubst src/%.c,%,$(SRC))
 WEB     := $(sort $(wildcard web/*))
 UNIT    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/*_test.c))
 FUZZ    := $(patsubst fuzz/%.c,%,$(wildcard fuzz/*_fuzz.c))
+FORMATTED := $(wildcard src/*.c src/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c fuzz/*.h bench/*.c tools/*.c)
 
-.PHONY: all run test fuzz bench bench-store clean setup clang-check unit
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+.PHONY: all run test fuzz bench bench-store clean setup clang-check unit format format-check analyze \
+        check-layers test-build
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/courant
 
 # ---- generated: the demo page embedded into the binary ----------------------
 $(BUILD)/embed: tools/embed.c | $(BUILD)
-	$(CC) -std=gnu11 $(WARN) -O1 -o $@ $<
+	$(Q)$(CC) -std=gnu11 $(WARN) -O1 -o $@ $<
 
 $(BUILD)/assets.c: $(BUILD)/embed $(WEB)
-	$(BUILD)/embed $(WEB) > $@
+	$(Q)$(BUILD)/embed $(WEB) > $@
+
+# ---- one object directory per variant -----------------------------------------
+# variant NAME, COMPILER, FLAGS: rules for build/NAME/%.o from src/%.c and
+# build/assets.c. Objects depend on assets.c only so that it exists first.
+define variant
+$(BUILD)/$(1)/%.o: src/%.c | $(BUILD)/$(1) $(BUILD)/assets.c
+	@echo "  CC[$(1)] $$<"
+	$(Q)$(2) $(BASE) $(CPPFLAGS) $(3) -c -o $$@ $$<
+$(BUILD)/$(1)/assets.o: $(BUILD)/assets.c | $(BUILD)/$(1)
+	$(Q)$(2) $(BASE) $(CPPFLAGS) $(3) -c -o $$@ $$<
+$(BUILD)/$(1):
+	$(Q)mkdir -p $$@
+-include $(wildcard $(BUILD)/$(1)/*.d)
+endef
+
+$(eval $(call variant,obj,$(CC),$(CFLAGS)))
+$(eval $(call variant,asan,$(CC),-g -O1 $(SAN)))
+$(eval $(call variant,tsan,$(CC),-g -O1 -fsanitize=thread))
+$(eval $(call variant,clang,$(CLANG),-O2))
+$(eval $(call variant,fuzz,$(CLANG),-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all))
+
+objs = $(addprefix $(BUILD)/$(1)/,$(addsuffix .o,$(MODULES) assets))
 
 # ---- optimized server --------------------------------------------------------
-$(BUILD)/courant: src/main.c $(SRC) $(HDR) $(BUILD)/assets.c
-	$(CC) $(BASEFLAGS) $(CFLAGS) -o $@ src/main.c $(SRC) $(BUILD)/assets.c $(LDLIBS)
+$(BUILD)/courant: $(BUILD)/obj/main.o $(call objs,obj)
+	@echo "  LD $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(LDLIBS)
 
 # ---- sanitizer build: the server and the unit tests that `make test` runs ----
-$(BUILD)/asan/courant: src/main.c $(SRC) $(HDR) $(BUILD)/assets.c | $(BUILD)/asan
-	$(CC) $(BASEFLAGS) -O1 $(SAN) -o $@ src/main.c $(SRC) $(BUILD)/assets.c $(LDLIBS)
+$(BUILD)/asan/courant: $(BUILD)/asan/main.o $(call objs,asan)
+	@echo "  LD $@"
+	$(Q)$(CC) -g $(SAN) $(LDFLAGS) -o $@ $^ $(LIBS) $(LDLIBS)
 
-$(BUILD)/asan/%_test: tests/unit/%_test.c tests/unit/test.h $(SRC) $(HDR) $(BUILD)/assets.c | $(BUILD)/asan
-	$(CC) $(BASEFLAGS) -O1 $(SAN) -Itests/unit -o $@ $< $(filter-out src/$*.c,$(SRC)) $(BUILD)/assets.c $(LDLIBS)
+# A unit test may #include the .c it tests (to reach its statics), so it links
+# every other module's object.
+$(BUILD)/asan/%_test: tests/unit/%_test.c tests/unit/test.h $(call objs,asan)
+	@echo "  TEST $@"
+	$(Q)$(CC) $(BASE) $(CPPFLAGS) -g -O1 $(SAN) -Itests/unit $(LDFLAGS) -o $@ $< \
+	    $(filter-out $(BUILD)/asan/$*.o,$(call objs,asan)) $(LIBS) $(LDLIBS)
 
 unit: $(addprefix $(BUILD)/asan/,$(UNIT))
 
 # ---- ThreadSanitizer build: the cross-worker code (hub, inboxes, stats) ------
-$(BUILD)/tsan/courant: src/main.c $(SRC) $(HDR) $(BUILD)/assets.c | $(BUILD)/tsan
-	$(CC) $(BASEFLAGS) -O1 -fsanitize=thread -o $@ src/main.c $(SRC) $(BUILD)/assets.c $(LDLIBS)
+$(BUILD)/tsan/courant: $(BUILD)/tsan/main.o $(call objs,tsan)
+	@echo "  LD $@"
+	$(Q)$(CC) -g -fsanitize=thread $(LDFLAGS) -o $@ $^ $(LIBS) $(LDLIBS)
 
 # ---- the same sources must build clean with clang too ------------------------
-$(BUILD)/clang/courant: src/main.c $(SRC) $(HDR) $(BUILD)/assets.c | $(BUILD)/clang
-	$(CLANG) $(BASEFLAGS) -O2 -o $@ src/main.c $(SRC) $(BUILD)/assets.c $(LDLIBS)
+$(BUILD)/clang/courant: $(BUILD)/clang/main.o $(call objs,clang)
+	@echo "  LD $@"
+	$(Q)$(CLANG) $(LDFLAGS) -o $@ $^ $(LIBS) $(LDLIBS)
 
 clang-check: $(BUILD)/clang/courant
 
 # ---- libFuzzer targets (clang only) ------------------------------------------
-$(BUILD)/fuzz/%_fuzz: fuzz/%_fuzz.c $(SRC) $(HDR) $(BUILD)/assets.c | $(BUILD)/fuzz
-	$(CLANG) $(BASEFLAGS) -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	    -o $@ $< $(SRC) $(BUILD)/assets.c $(LDLIBS)
+$(BUILD)/fuzz/%_fuzz: fuzz/%_fuzz.c fuzz/fuzz.h $(call objs,fuzz)
+	@echo "  FUZZ $@"
+	$(Q)$(CLANG) $(BASE) $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    $(LDFLAGS) -o $@ $< $(call objs,fuzz) $(LIBS) $(LDLIBS)
 
 fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ))
 
-$(BUILD) $(BUILD)/asan $(BUILD)/tsan $(BUILD)/clang $(BUILD)/fuzz:
-	mkdir -p $@
+$(BUILD):
+	$(Q)mkdir -p $@
+
+# ---- code checks that `make test` runs ---------------------------------------
+format:
+	clang-format -i $(FORMATTED)
+
+format-check:
+	@clang-format --dry-run --Werror $(FORMATTED) && echo "format-check: clean"
+
+# Clang's static analyzer, one source at a time; any finding is an error.
+analyze: $(BUILD)/assets.c
+	@fail=0; for f in src/*.c; do \
+	    $(CLANG) --analyze -Xclang -analyzer-werror -Xanalyzer -analyzer-output=text \
+	        -std=gnu11 -D_GNU_SOURCE -Isrc -I$(BUILD) $(CPPFLAGS) -o /dev/null $$f || fail=1; \
+	done; [ $$fail = 0 ] && echo "analyze: no findings"
+
+# The documented layer order (docs/ARCHITECTURE.md): no module includes one above it.
+check-layers:
+	@./scripts/check-layers.sh
+
+# For clangd and clang-tidy: one entry per source, with the optimized build's flags.
+compile_commands.json: $(SRC) src/main.c Makefile
+	@{ echo '['; sep=''; for f in $(SRC) src/main.c; do \
+	    printf '%s{"directory":"%s","file":"%s","command":"%s %s %s %s -c -o %s %s"}\n' "$$sep" \
+	        "$(CURDIR)" "$$f" "$(CC)" "$(BASE)" "$(CPPFLAGS)" "$(CFLAGS)" "$(BUILD)/obj/$$(basename $$f .c).o" "$$f"; \
+	    sep=','; done; echo ']'; } > $@
+	@echo "wrote $@"
 
 # ---- the README's two commands -----------------------------------------------
 setup:
@@ -76,26 +157,30 @@ setup:
 
 run:
 	./scripts/setup.sh --run
-	$(MAKE) all
+	$(MAKE) -j$(NPROC) all
 	@echo "courant: open http://localhost:8000/ (demo) or http://localhost:8000/events"
 	mkdir -p data
 	exec ./$(BUILD)/courant --demo --demo-auth --anonymous --listen 127.0.0.1:8000 --listen [::1]:8000 --store data/courant.db
 
+test-build:
+	$(MAKE) -j$(NPROC) $(BUILD)/courant $(BUILD)/asan/courant $(BUILD)/tsan/courant unit fuzz clang-check
+
 test: setup
-	$(MAKE) $(BUILD)/courant $(BUILD)/asan/courant $(BUILD)/tsan/courant unit fuzz clang-check
+	$(MAKE) test-build
 	./tests/run.sh
 
-bench: setup all
+bench: setup
+	$(MAKE) -j$(NPROC) all
 	QUICK=$(QUICK) ./bench/run.sh
 
 # SQLite vs LMDB on the publish path (bench/store/RESULTS.md); needs liblmdb-dev,
 # which only this benchmark links.
 $(BUILD)/store_bench: bench/store/store_bench.c | $(BUILD)
-	$(CC) -std=gnu11 $(WARN) -O2 -o $@ $< -lsqlite3 -llmdb
+	$(CC) -std=gnu11 $(WARN) $(CPPFLAGS) -O2 $(LDFLAGS) -o $@ $< -lsqlite3 -llmdb
 
 bench-store: $(BUILD)/store_bench
 	mkdir -p $(BUILD)/benchdir
 	$(BUILD)/store_bench $(BUILD)/benchdir 20000
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) compile_commands.json

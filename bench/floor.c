@@ -52,12 +52,12 @@ static const char pub_ok[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCon
 enum { K_LISTENER, K_INBOX, K_REQUEST, K_STREAM, K_DEAD };
 
 typedef struct fconn {
-    int kind;          /* first: tells epoll handles apart */
+    int kind; /* first: tells epoll handles apart */
     int fd;
-    int index;         /* in the thread's stream array */
+    int index; /* in the thread's stream array */
     char *rbuf;
     size_t rlen, rcap;
-    char *ob;          /* bytes the socket did not take yet */
+    char *ob; /* bytes the socket did not take yet */
     size_t olen, ooff, ocap;
     struct fconn *next_dead;
 } fconn_t;
@@ -68,11 +68,11 @@ typedef struct fthread {
     int epfd, lfd, evfd;
     int listener_kind, inbox_kind;
     pthread_mutex_t lock;
-    char *inbox;       /* concatenated event bytes */
+    char *inbox; /* concatenated event bytes */
     size_t inbox_len, inbox_cap;
     fconn_t **streams;
     int num_streams, cap_streams;
-    fconn_t *dead;     /* closed during this epoll batch; freed after it */
+    fconn_t *dead; /* closed during this epoll batch; freed after it */
 } fthread_t;
 
 static fthread_t threads[MAX_THREADS];

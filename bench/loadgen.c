@@ -59,7 +59,7 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-#define NB 2400          /* latency histogram buckets (see hist_idx) */
+#define NB 2400 /* latency histogram buckets (see hist_idx) */
 #define MAX_PROCS 64
 #define MAX_PIDS 64
 #define MAX_PUB_CONNS 64
@@ -77,7 +77,7 @@ static struct {
     int min_procs;
     const char *sub_path;
     const char *pub_path;
-    int pub_port;          /* publish to this port instead of --port (0 = same) */
+    int pub_port; /* publish to this port instead of --port (0 = same) */
     const char *topic;
     int pids[MAX_PIDS];
     int num_pids;
@@ -93,10 +93,23 @@ static struct {
     const char *labels;
     int src_ips;
 } opt = {
-    .target = T_COURANT, .host = "127.0.0.1", .port = 0, .n = 100, .per_proc = 18000,
-    .topic = "bench", .rate = 10, .rate_events = 0, .burst_events = 0, .inflight = 8,
-    .size = 100, .timeout_s = 30, .connect_timeout_s = 60, .settle_ms = 1000,
-    .conn_inflight = 256, .labels = "", .src_ips = 250,
+    .target = T_COURANT,
+    .host = "127.0.0.1",
+    .port = 0,
+    .n = 100,
+    .per_proc = 18000,
+    .topic = "bench",
+    .rate = 10,
+    .rate_events = 0,
+    .burst_events = 0,
+    .inflight = 8,
+    .size = 100,
+    .timeout_s = 30,
+    .connect_timeout_s = 60,
+    .settle_ms = 1000,
+    .conn_inflight = 256,
+    .labels = "",
+    .src_ips = 250,
 };
 
 static const char *target_name(void)
@@ -185,10 +198,7 @@ static int hist_idx(int64_t ns)
     return i >= NB ? NB - 1 : i;
 }
 
-static double hist_mid_us(int i)
-{
-    return i < 1000 ? i + 0.5 : 1000.0 * pow(1.01, (double)(i - 1000) + 0.5);
-}
+static double hist_mid_us(int i) { return i < 1000 ? i + 0.5 : 1000.0 * pow(1.01, (double)(i - 1000) + 0.5); }
 
 static double hist_pct_us(const uint64_t *h, uint64_t total, double q)
 {
@@ -285,9 +295,9 @@ enum { C_BEGIN = 1, C_DRAIN = 2, C_EXIT = 3 };
 typedef struct ctrl_msg {
     int type;
     int phase;
-    uint32_t planned;   /* C_BEGIN: events that will be published */
-    uint32_t target;    /* C_DRAIN: events the server accepted */
-    int64_t deadline;   /* C_DRAIN: monotonic ns */
+    uint32_t planned; /* C_BEGIN: events that will be published */
+    uint32_t target;  /* C_DRAIN: events the server accepted */
+    int64_t deadline; /* C_DRAIN: monotonic ns */
 } ctrl_msg_t;
 
 typedef struct ready_msg {
@@ -316,20 +326,20 @@ typedef struct sub {
     int fd;
     uint8_t state;
     uint8_t chunked;
-    uint8_t cst;       /* chunk decoder state */
+    uint8_t cst; /* chunk decoder state */
     uint8_t counted_gone;
     uint16_t hlen;
-    char *hbuf;        /* response head while it arrives */
-    uint64_t crem;     /* chunk bytes left */
-    int32_t phase;     /* phase of `count` and `seen` */
-    uint32_t count;    /* distinct events of `phase` received */
-    uint8_t *seen;     /* bitmap over seq, per phase */
+    char *hbuf;     /* response head while it arrives */
+    uint64_t crem;  /* chunk bytes left */
+    int32_t phase;  /* phase of `count` and `seen` */
+    uint32_t count; /* distinct events of `phase` received */
+    uint8_t *seen;  /* bitmap over seq, per phase */
     sse_parser_t p;
 } sub_t;
 
 static struct {
     int child_index;
-    long first_global;   /* global index of this child's first subscriber */
+    long first_global; /* global index of this child's first subscriber */
     sub_t *subs;
     long n;
     long next_to_start, in_flight, held, failed, refused, finished;
@@ -343,7 +353,7 @@ static struct {
     uint32_t complete, gone;
     double cpu_at_begin;
     phase_msg_t pm;
-    int64_t recv_ns;     /* time of the read being parsed */
+    int64_t recv_ns; /* time of the read being parsed */
     char *request;
     size_t request_len;
 } C;
@@ -413,10 +423,7 @@ static void on_sse_event(void *ctx, const sse_event_t *ev)
 
 static const sse_parser_callbacks_t sse_cb = {on_sse_event, NULL, NULL};
 
-static int sub_complete(const sub_t *s)
-{
-    return s->phase == C.phase && s->count >= C.target;
-}
+static int sub_complete(const sub_t *s) { return s->phase == C.phase && s->count >= C.target; }
 
 static void sub_close(sub_t *s, int dead)
 {
@@ -648,9 +655,14 @@ static void sub_writable(sub_t *s)
 
 static void send_ready(int out)
 {
-    ready_msg_t m = {.type = M_READY, .wanted = (uint32_t)C.n, .held = (uint32_t)C.held,
-                     .failed = (uint32_t)C.failed, .refused = (uint32_t)C.refused,
-                     .first_ns = C.first_ns, .last_ns = C.last_ns, .cpu_s = cpu_self_s()};
+    ready_msg_t m = {.type = M_READY,
+                     .wanted = (uint32_t)C.n,
+                     .held = (uint32_t)C.held,
+                     .failed = (uint32_t)C.failed,
+                     .refused = (uint32_t)C.refused,
+                     .first_ns = C.first_ns,
+                     .last_ns = C.last_ns,
+                     .cpu_s = cpu_self_s()};
     if (write_all(out, &m, sizeof(m)))
         die("child: cannot report");
     C.ready_sent = 1;
@@ -998,35 +1010,38 @@ static void tell_all(const ctrl_msg_t *m)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: loadgen --target courant|nchan|floor --port P -n N [options]\n"
-            "  --host A            server IPv4 address (default 127.0.0.1)\n"
-            "  --sub-path P        subscribe request target\n"
-            "  --pub-path P        publish request target\n"
-            "  --pub-port P        publish to this port (another node) instead of --port\n"
-            "  --topic T           topic (default bench)\n"
-            "  --pids 1,2,3        server processes: RSS and CPU are summed over them\n"
-            "  --per-proc N        subscribers per subscriber process (default 18000)\n"
-            "  --min-procs K       at least K subscriber processes (default 1)\n"
-            "  --rate R --rate-events E      latency phase: E events at R/s\n"
-            "  --burst-events E --inflight M throughput phase: E events, M in flight\n"
-            "  --size B            event data bytes (default 100)\n"
-            "  --timeout S         drain deadline per phase (default 30)\n"
-            "  --connect-timeout S (default 60)   --settle-ms MS (default 1000)\n"
-            "  --labels 'k=v ...'  copied to the front of every RESULT line\n");
+    fprintf(stderr, "usage: loadgen --target courant|nchan|floor --port P -n N [options]\n"
+                    "  --host A            server IPv4 address (default 127.0.0.1)\n"
+                    "  --sub-path P        subscribe request target\n"
+                    "  --pub-path P        publish request target\n"
+                    "  --pub-port P        publish to this port (another node) instead of --port\n"
+                    "  --topic T           topic (default bench)\n"
+                    "  --pids 1,2,3        server processes: RSS and CPU are summed over them\n"
+                    "  --per-proc N        subscribers per subscriber process (default 18000)\n"
+                    "  --min-procs K       at least K subscriber processes (default 1)\n"
+                    "  --rate R --rate-events E      latency phase: E events at R/s\n"
+                    "  --burst-events E --inflight M throughput phase: E events, M in flight\n"
+                    "  --size B            event data bytes (default 100)\n"
+                    "  --timeout S         drain deadline per phase (default 30)\n"
+                    "  --connect-timeout S (default 60)   --settle-ms MS (default 1000)\n"
+                    "  --labels 'k=v ...'  copied to the front of every RESULT line\n");
     exit(2);
 }
 
 static void parse_args(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"target", 1, 0, 't'}, {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"n", 1, 0, 'n'},
-        {"per-proc", 1, 0, 'k'}, {"sub-path", 1, 0, 's'}, {"pub-path", 1, 0, 'P'},
-        {"topic", 1, 0, 'T'}, {"pids", 1, 0, 'i'}, {"rate", 1, 0, 'r'}, {"rate-events", 1, 0, 'e'},
-        {"burst-events", 1, 0, 'b'}, {"inflight", 1, 0, 'm'}, {"size", 1, 0, 'z'},
-        {"timeout", 1, 0, 'o'}, {"connect-timeout", 1, 0, 'c'}, {"settle-ms", 1, 0, 'S'},
-        {"labels", 1, 0, 'l'}, {"conn-inflight", 1, 0, 'C'}, {"src-ips", 1, 0, 'I'},
-        {"min-procs", 1, 0, 'M'}, {"pub-port", 1, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"target", 1, 0, 't'},        {"host", 1, 0, 'H'},
+                                       {"port", 1, 0, 'p'},          {"n", 1, 0, 'n'},
+                                       {"per-proc", 1, 0, 'k'},      {"sub-path", 1, 0, 's'},
+                                       {"pub-path", 1, 0, 'P'},      {"topic", 1, 0, 'T'},
+                                       {"pids", 1, 0, 'i'},          {"rate", 1, 0, 'r'},
+                                       {"rate-events", 1, 0, 'e'},   {"burst-events", 1, 0, 'b'},
+                                       {"inflight", 1, 0, 'm'},      {"size", 1, 0, 'z'},
+                                       {"timeout", 1, 0, 'o'},       {"connect-timeout", 1, 0, 'c'},
+                                       {"settle-ms", 1, 0, 'S'},     {"labels", 1, 0, 'l'},
+                                       {"conn-inflight", 1, 0, 'C'}, {"src-ips", 1, 0, 'I'},
+                                       {"min-procs", 1, 0, 'M'},     {"pub-port", 1, 0, 'q'},
+                                       {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
         switch (ch) {
@@ -1040,14 +1055,30 @@ static void parse_args(int argc, char **argv)
             else
                 usage();
             break;
-        case 'H': opt.host = optarg; break;
-        case 'p': opt.port = atoi(optarg); break;
-        case 'q': opt.pub_port = atoi(optarg); break;
-        case 'n': opt.n = atol(optarg); break;
-        case 'k': opt.per_proc = atoi(optarg); break;
-        case 's': opt.sub_path = optarg; break;
-        case 'P': opt.pub_path = optarg; break;
-        case 'T': opt.topic = optarg; break;
+        case 'H':
+            opt.host = optarg;
+            break;
+        case 'p':
+            opt.port = atoi(optarg);
+            break;
+        case 'q':
+            opt.pub_port = atoi(optarg);
+            break;
+        case 'n':
+            opt.n = atol(optarg);
+            break;
+        case 'k':
+            opt.per_proc = atoi(optarg);
+            break;
+        case 's':
+            opt.sub_path = optarg;
+            break;
+        case 'P':
+            opt.pub_path = optarg;
+            break;
+        case 'T':
+            opt.topic = optarg;
+            break;
         case 'i':
             for (char *p = optarg; *p && opt.num_pids < MAX_PIDS;) {
                 opt.pids[opt.num_pids++] = (int)strtol(p, &p, 10);
@@ -1055,23 +1086,48 @@ static void parse_args(int argc, char **argv)
                     p++;
             }
             break;
-        case 'r': opt.rate = atof(optarg); break;
-        case 'e': opt.rate_events = atol(optarg); break;
-        case 'b': opt.burst_events = atol(optarg); break;
-        case 'm': opt.inflight = atoi(optarg); break;
-        case 'z': opt.size = atoi(optarg); break;
-        case 'o': opt.timeout_s = atof(optarg); break;
-        case 'c': opt.connect_timeout_s = atof(optarg); break;
-        case 'S': opt.settle_ms = atoi(optarg); break;
-        case 'l': opt.labels = optarg; break;
-        case 'C': opt.conn_inflight = atoi(optarg); break;
-        case 'I': opt.src_ips = atoi(optarg); break;
-        case 'M': opt.min_procs = atoi(optarg); break;
-        default: usage();
+        case 'r':
+            opt.rate = atof(optarg);
+            break;
+        case 'e':
+            opt.rate_events = atol(optarg);
+            break;
+        case 'b':
+            opt.burst_events = atol(optarg);
+            break;
+        case 'm':
+            opt.inflight = atoi(optarg);
+            break;
+        case 'z':
+            opt.size = atoi(optarg);
+            break;
+        case 'o':
+            opt.timeout_s = atof(optarg);
+            break;
+        case 'c':
+            opt.connect_timeout_s = atof(optarg);
+            break;
+        case 'S':
+            opt.settle_ms = atoi(optarg);
+            break;
+        case 'l':
+            opt.labels = optarg;
+            break;
+        case 'C':
+            opt.conn_inflight = atoi(optarg);
+            break;
+        case 'I':
+            opt.src_ips = atoi(optarg);
+            break;
+        case 'M':
+            opt.min_procs = atoi(optarg);
+            break;
+        default:
+            usage();
         }
     }
-    if (!opt.port || opt.n < 0 || opt.per_proc < 1 || opt.size < 40 || opt.size > 8000 ||
-        opt.inflight < 1 || opt.src_ips < 1 || opt.src_ips > 250)
+    if (!opt.port || opt.n < 0 || opt.per_proc < 1 || opt.size < 40 || opt.size > 8000 || opt.inflight < 1 ||
+        opt.src_ips < 1 || opt.src_ips > 250)
         usage();
     static char sub[512], pub[512];
     if (!opt.sub_path) {
@@ -1099,8 +1155,8 @@ static void raise_nofile(void)
     }
     getrlimit(RLIMIT_NOFILE, &rl);
     if ((long)rl.rlim_cur < opt.per_proc + 64) {
-        fprintf(stderr, "loadgen: descriptor limit %ld: lowering --per-proc to %ld\n",
-                (long)rl.rlim_cur, (long)rl.rlim_cur - 64);
+        fprintf(stderr, "loadgen: descriptor limit %ld: lowering --per-proc to %ld\n", (long)rl.rlim_cur,
+                (long)rl.rlim_cur - 64);
         opt.per_proc = (int)rl.rlim_cur - 64;
     }
 }
@@ -1117,7 +1173,9 @@ static void run_phase(const char *name, int phase, long events, double rate, int
     double pub_max_s = rate > 0 ? events / rate + opt.timeout_s : opt.timeout_s;
     publish(phase, events, rate, m, pub_max_s);
     int64_t t_pub_end = now_ns();
-    ctrl_msg_t d = {.type = C_DRAIN, .phase = phase, .target = (uint32_t)P.ok,
+    ctrl_msg_t d = {.type = C_DRAIN,
+                    .phase = phase,
+                    .target = (uint32_t)P.ok,
                     .deadline = now_ns() + (int64_t)(opt.timeout_s * 1e9)};
     tell_all(&d);
     static phase_msg_t pm, sum;
@@ -1166,25 +1224,26 @@ static void run_phase(const char *name, int phase, long events, double rate, int
            "server_cpu_s=%.3f server_cpu_pct=%.1f gen_cpu_s=%.3f gen_cpu_pct=%.1f "
            "rss_before_kib=%ld rss_idle_kib=%ld rss_after_kib=%ld children_reported=%d "
            "pub_rtt_p50_us=%.0f pub_rtt_p99_us=%.0f pub_rtt_max_us=%.0f\n",
-           opt.labels, target_name(), name, opt.n, held, events, P.ok, P.fail,
-           (t_pub_end - t0) / 1e9, (unsigned long long)expected, (unsigned long long)expected_ok,
-           (unsigned long long)sum.received, loss, (unsigned long long)sum.dups,
-           (unsigned long long)sum.stray, (unsigned long long)sum.foreign, sum.alive, sum.gone,
-           deliver_s, dps, held ? dps / (double)held : 0, hist_pct_us(sum.hist, sum.received, 0.50),
-           hist_pct_us(sum.hist, sum.received, 0.90), hist_pct_us(sum.hist, sum.received, 0.99),
-           sum.max_ns / 1e3, scpu, wall > 0 ? 100 * scpu / wall : 0, sum.cpu_s + mycpu,
-           wall > 0 ? 100 * (sum.cpu_s + mycpu) / wall : 0, rss_before, rss_idle, rss_now,
-           reported, hist_pct_us(P.rtt_hist, (uint64_t)(P.ok + P.fail), 0.5),
+           opt.labels, target_name(), name, opt.n, held, events, P.ok, P.fail, (t_pub_end - t0) / 1e9,
+           (unsigned long long)expected, (unsigned long long)expected_ok, (unsigned long long)sum.received,
+           loss, (unsigned long long)sum.dups, (unsigned long long)sum.stray, (unsigned long long)sum.foreign,
+           sum.alive, sum.gone, deliver_s, dps, held ? dps / (double)held : 0,
+           hist_pct_us(sum.hist, sum.received, 0.50), hist_pct_us(sum.hist, sum.received, 0.90),
+           hist_pct_us(sum.hist, sum.received, 0.99), sum.max_ns / 1e3, scpu,
+           wall > 0 ? 100 * scpu / wall : 0, sum.cpu_s + mycpu,
+           wall > 0 ? 100 * (sum.cpu_s + mycpu) / wall : 0, rss_before, rss_idle, rss_now, reported,
+           hist_pct_us(P.rtt_hist, (uint64_t)(P.ok + P.fail), 0.5),
            hist_pct_us(P.rtt_hist, (uint64_t)(P.ok + P.fail), 0.99), P.rtt_max / 1e3);
     fflush(stdout);
     fprintf(stderr,
             "loadgen: %s %s n=%ld: %llu/%llu delivered (loss %.4f%%), %.0f deliveries/s, "
             "p50 %.0f us p99 %.0f us max %.0f us; publish %.2f s (rtt p50 %.0f us); "
             "server cpu %.0f%%, generator cpu %.0f%%\n",
-            target_name(), name, opt.n, (unsigned long long)sum.received,
-            (unsigned long long)expected, 100 * loss, dps, hist_pct_us(sum.hist, sum.received, 0.5),
+            target_name(), name, opt.n, (unsigned long long)sum.received, (unsigned long long)expected,
+            100 * loss, dps, hist_pct_us(sum.hist, sum.received, 0.5),
             hist_pct_us(sum.hist, sum.received, 0.99), sum.max_ns / 1e3, (t_pub_end - t0) / 1e9,
-            hist_pct_us(P.rtt_hist, (uint64_t)(P.ok + P.fail), 0.5), wall > 0 ? 100 * scpu / wall : 0, wall > 0 ? 100 * (sum.cpu_s + mycpu) / wall : 0);
+            hist_pct_us(P.rtt_hist, (uint64_t)(P.ok + P.fail), 0.5), wall > 0 ? 100 * scpu / wall : 0,
+            wall > 0 ? 100 * (sum.cpu_s + mycpu) / wall : 0);
 }
 
 int main(int argc, char **argv)
@@ -1260,7 +1319,9 @@ int main(int argc, char **argv)
            held ? (double)(rss_idle - rss_before) / (double)held : 0, pss_before, pss_idle,
            held ? (double)(pss_idle - pss_before) / (double)held : 0, scpu_connect, gen_cpu);
     fflush(stdout);
-    fprintf(stderr, "loadgen: %s idle: %ld/%ld held (%ld failed, %ld refused) in %.2f s; RSS %ld -> %ld KiB (%.2f KiB/sub)\n",
+    fprintf(stderr,
+            "loadgen: %s idle: %ld/%ld held (%ld failed, %ld refused) in %.2f s; RSS %ld -> %ld KiB (%.2f "
+            "KiB/sub)\n",
             target_name(), held, opt.n, failed, refused, connect_s, rss_before, rss_idle,
             held ? (double)(rss_idle - rss_before) / (double)held : 0);
     if (opt.rate_events > 0)

@@ -60,7 +60,8 @@ static void try_entry(const redisReply *e)
     for (unsigned i = 0; i < ev->num_topics; i++) {
         if (i)
             CHECK(k < topics->len && topics->str[k++] == '\n');
-        CHECK(k + ev->topic_lens[i] <= topics->len && memcmp(topics->str + k, ev->topics[i], ev->topic_lens[i]) == 0);
+        CHECK(k + ev->topic_lens[i] <= topics->len &&
+              memcmp(topics->str + k, ev->topics[i], ev->topic_lens[i]) == 0);
         k += ev->topic_lens[i];
     }
     CHECK(k == topics->len);
@@ -129,7 +130,8 @@ static void fields_mode(const uint8_t *data, size_t size)
     size_t n = 0, start = 0;
     for (size_t i = 0; i <= size && n < MAX_PARTS; i++) {
         if (i == size || data[i] == 0xff) {
-            parts[n] = (redisReply){.type = REDIS_REPLY_STRING, .str = (char *)data + start, .len = i - start};
+            parts[n] =
+                (redisReply){.type = REDIS_REPLY_STRING, .str = (char *)data + start, .len = i - start};
             ptrs[n] = &parts[n];
             n++;
             start = i + 1;

@@ -19,20 +19,17 @@
 
 #include "http1.h"
 
-static int hex(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
-}
+static int hex(unsigned char c) { return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'); }
 
 typedef struct walk {
     const char *scratch;
     size_t scratch_len;
     const char *in; /* the raw input, to find each pair's raw length */
     size_t in_len;
-    size_t pos;     /* where the next raw pair is searched from */
+    size_t pos; /* where the next raw pair is searched from */
     int calls;
-    int stop_at;    /* return 5 at this call (1-based), 0 = never */
-    int plus;       /* encode spaces as '+' in the round trip */
+    int stop_at; /* return 5 at this call (1-based), 0 = never */
+    int plus;    /* encode spaces as '+' in the round trip */
 } walk_t;
 
 typedef struct expect {
@@ -41,8 +38,7 @@ typedef struct expect {
     int calls;
 } expect_t;
 
-static int expect_cb(void *ctx, const char *name, size_t name_len, const char *value,
-                     size_t value_len)
+static int expect_cb(void *ctx, const char *name, size_t name_len, const char *value, size_t value_len)
 {
     expect_t *e = ctx;
     e->calls++;
@@ -57,8 +53,8 @@ static size_t encode(const char *s, size_t n, int plus, char *out)
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
+        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+            c == '.' || c == '_' || c == '~') {
             out[o++] = (char)c;
         } else if (c == ' ' && plus) {
             out[o++] = '+';
@@ -91,8 +87,7 @@ static void round_trip(const walk_t *w, const char *name, size_t name_len, const
     free(scratch);
 }
 
-static int walk_cb(void *ctx, const char *name, size_t name_len, const char *value,
-                   size_t value_len)
+static int walk_cb(void *ctx, const char *name, size_t name_len, const char *value, size_t value_len)
 {
     walk_t *w = ctx;
     w->calls++;

@@ -19,17 +19,16 @@
 #include "http1.h"
 
 typedef struct outcome {
-    ssize_t verdict;  /* >= 0 normalised to 0: the tail count depends on cuts */
-    char *payload;    /* size bytes at most */
+    ssize_t verdict; /* >= 0 normalised to 0: the tail count depends on cuts */
+    char *payload;   /* size bytes at most */
     size_t payload_len;
-    char *tail;       /* bytes after the body */
+    char *tail; /* bytes after the body */
     size_t tail_len;
 } outcome_t;
 
 /* A finished decoder given more bytes: after completion they are all left
  * over (none is payload, none is moved); after an error it stays malformed. */
-static void after_end(http1_chunked_decoder_t *d, ssize_t verdict, const uint8_t *rest,
-                      size_t n)
+static void after_end(http1_chunked_decoder_t *d, ssize_t verdict, const uint8_t *rest, size_t n)
 {
     char *b = malloc(n);
     CHECK(b != NULL);
@@ -45,8 +44,8 @@ static void after_end(http1_chunked_decoder_t *d, ssize_t verdict, const uint8_t
 }
 
 /* Feeds data[0..size) as pieces ending at cuts[0..ncuts) then at size. */
-static void feed(const uint8_t *data, size_t size, const size_t *cuts, size_t ncuts,
-                 size_t step, outcome_t *o)
+static void feed(const uint8_t *data, size_t size, const size_t *cuts, size_t ncuts, size_t step,
+                 outcome_t *o)
 {
     http1_chunked_decoder_t d = {0};
     o->payload = malloc(size + 1);

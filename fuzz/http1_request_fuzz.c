@@ -136,8 +136,7 @@ static ssize_t parse_copy(const uint8_t *data, size_t k, http1_request_t *req, c
 }
 
 /* The fields of two parses of the same bytes, at different addresses. */
-static void require_same(const char *a, const http1_request_t *x, const char *b,
-                         const http1_request_t *y)
+static void require_same(const char *a, const http1_request_t *x, const char *b, const http1_request_t *y)
 {
     CHECK(x->method - a == y->method - b && x->method_len == y->method_len);
     CHECK(x->target - a == y->target - b && x->target_len == y->target_len);
@@ -149,8 +148,8 @@ static void require_same(const char *a, const http1_request_t *x, const char *b,
     }
 }
 
-static void check_prefix(const uint8_t *data, size_t size, size_t k, ssize_t full,
-                         const char *fbuf, const http1_request_t *freq, int *error_seen)
+static void check_prefix(const uint8_t *data, size_t size, size_t k, ssize_t full, const char *fbuf,
+                         const http1_request_t *freq, int *error_seen)
 {
     static http1_request_t req;
     char *b;
@@ -177,8 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static http1_request_t req; /* 1.6 KiB: keep it off the stack */
     char *buf;
     ssize_t r = parse_copy(data, size, &req, &buf);
-    CHECK(r >= 0 || r == HTTP1_INCOMPLETE || r == HTTP1_MALFORMED ||
-            r == HTTP1_TOO_MANY_HEADERS);
+    CHECK(r >= 0 || r == HTTP1_INCOMPLETE || r == HTTP1_MALFORMED || r == HTTP1_TOO_MANY_HEADERS);
     if (r >= 0)
         check_success(buf, size, r, &req);
 

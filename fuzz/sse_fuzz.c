@@ -31,8 +31,8 @@
 typedef struct log {
     char *s;
     size_t len, cap;
-    size_t max_bytes;  /* the parser's limit, for property 2 */
-    int reencode;      /* apply property 3 to every event */
+    size_t max_bytes; /* the parser's limit, for property 2 */
+    int reencode;     /* apply property 3 to every event */
 } log_t;
 
 static void log_put(log_t *l, const void *p, size_t n)
@@ -111,8 +111,7 @@ static const sse_parser_callbacks_t callbacks = {on_event, on_retry, on_comment}
 
 /* Parses buf into l; chunk sizes cycle through `sizes` (0: one feed).
  * Returns the result of the last feed made. */
-static int parse(const char *buf, size_t len, size_t max_bytes, const uint8_t *sizes,
-                 size_t nsizes, log_t *l)
+static int parse(const char *buf, size_t len, size_t max_bytes, const uint8_t *sizes, size_t nsizes, log_t *l)
 {
     sse_parser_t p;
     int rc = 0;
@@ -137,8 +136,7 @@ static int parse(const char *buf, size_t len, size_t max_bytes, const uint8_t *s
 
 static void reencode_check(const sse_event_t *ev)
 {
-    sse_fields_t f = {ev->last_id, ev->last_id_len, ev->type, ev->type_len,
-                      ev->data, ev->data_len, -1};
+    sse_fields_t f = {ev->last_id, ev->last_id_len, ev->type, ev->type_len, ev->data, ev->data_len, -1};
     size_t size = sse_encoded_size(&f);
     char *buf = malloc(size);
     CHECK(buf);
@@ -250,8 +248,13 @@ static void check_roundtrip(const uint8_t *in, size_t len)
             h = (h ^ in[i]) * 1099511628211u;
         retry = (int64_t)(h >> (flags >> 5)) & INT64_MAX; /* small ones too */
     }
-    sse_fields_t f = {(flags & 1) ? id : NULL, id_len, (flags & 2) ? ev : NULL, ev_len,
-                      (flags & 4) ? data : NULL, data_len, retry};
+    sse_fields_t f = {(flags & 1) ? id : NULL,
+                      id_len,
+                      (flags & 2) ? ev : NULL,
+                      ev_len,
+                      (flags & 4) ? data : NULL,
+                      data_len,
+                      retry};
 
     /* the stream: [BOM] comment event */
     size_t csize = sse_comment_size(comment_len), esize = sse_encoded_size(&f);

@@ -48,8 +48,8 @@ static char *key_material(const char *inline_key, const char *path, const char *
     return buf;
 }
 
-static int load_key(auth_t *a, auth_role_t role, jwt_alg_t alg, const char *inline_key,
-                    const char *path, const char *opt)
+static int load_key(auth_t *a, auth_role_t role, jwt_alg_t alg, const char *inline_key, const char *path,
+                    const char *opt)
 {
     if (!inline_key && !path)
         return 0;
@@ -125,8 +125,8 @@ int auth_cookie_value(const char *hdr, size_t len, const char *name, const char 
     return 0;
 }
 
-int auth_find_token(const http1_request_t *req, const char *query_token, size_t query_len,
-                    const char **tok, size_t *tok_len, int *from_cookie)
+int auth_find_token(const http1_request_t *req, const char *query_token, size_t query_len, const char **tok,
+                    size_t *tok_len, int *from_cookie)
 {
     *from_cookie = 0;
     const http1_header_t *h = http1_find_header(req, "authorization");
@@ -156,8 +156,8 @@ int auth_find_token(const http1_request_t *req, const char *query_token, size_t 
 }
 
 auth_status_t auth_check(const auth_t *a, auth_role_t role, const http1_request_t *req,
-                         const char *query_token, size_t query_len, jwt_claims_t *claims,
-                         int *from_cookie, const char **why)
+                         const char *query_token, size_t query_len, jwt_claims_t *claims, int *from_cookie,
+                         const char **why)
 {
     memset(claims, 0, sizeof(*claims));
     *from_cookie = 0;

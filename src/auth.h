@@ -31,10 +31,10 @@ typedef struct auth auth_t;
 typedef enum auth_role { AUTH_PUBLISHER, AUTH_SUBSCRIBER } auth_role_t;
 
 typedef enum auth_status {
-    AUTH_NO_TOKEN,  /* no token was presented */
-    AUTH_VALID,     /* a token verified; claims filled */
-    AUTH_INVALID,   /* a token was presented and refused; *why says why */
-    AUTH_NO_KEY,    /* this role has no key configured */
+    AUTH_NO_TOKEN, /* no token was presented */
+    AUTH_VALID,    /* a token verified; claims filled */
+    AUTH_INVALID,  /* a token was presented and refused; *why says why */
+    AUTH_NO_KEY,   /* this role has no key configured */
 } auth_status_t;
 
 /* Reads the keys the config names (files included). Prints a one-line error
@@ -47,14 +47,14 @@ int auth_has_key(const auth_t *a, auth_role_t role);
 /* The token the request presents, by precedence. `query_token` is the
  * already-decoded `authorization` query parameter (NULL if absent). Sets
  * *from_cookie when the cookie was the source. Pointers borrow the request. */
-int auth_find_token(const http1_request_t *req, const char *query_token, size_t query_len,
-                    const char **tok, size_t *tok_len, int *from_cookie);
+int auth_find_token(const http1_request_t *req, const char *query_token, size_t query_len, const char **tok,
+                    size_t *tok_len, int *from_cookie);
 
 /* Finds and verifies the request's token for `role`. Claims are owned by the
  * caller on AUTH_VALID (jwt_claims_dispose). */
 auth_status_t auth_check(const auth_t *a, auth_role_t role, const http1_request_t *req,
-                         const char *query_token, size_t query_len, jwt_claims_t *claims,
-                         int *from_cookie, const char **why);
+                         const char *query_token, size_t query_len, jwt_claims_t *claims, int *from_cookie,
+                         const char **why);
 
 /* Finds the `authorization` query parameter, decoding into `scratch` (qlen
  * bytes). Returns 1 and points *tok into scratch; 0 if absent; -1 if the

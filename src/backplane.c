@@ -35,44 +35,44 @@
 #include <time.h>
 
 #define BP_CONNECT_TIMEOUT_MS 1000
-#define BP_COMMAND_TIMEOUT_MS 3000  /* a dead peer is found by then */
-#define BP_BLOCK_MS 500             /* XREAD BLOCK: also how fast the reader sees stop */
-#define BP_READ_COUNT 1000          /* entries per XREAD at most */
+#define BP_COMMAND_TIMEOUT_MS 3000 /* a dead peer is found by then */
+#define BP_BLOCK_MS 500            /* XREAD BLOCK: also how fast the reader sees stop */
+#define BP_READ_COUNT 1000         /* entries per XREAD at most */
 #define BP_BACKOFF_MIN_MS 100
 #define BP_BACKOFF_MAX_MS 2000
-#define BP_PING_IDLE_MS 1000        /* an idle publish connection is checked this often */
-#define BP_SID_MAX 64               /* "ms-seq" stream ids: 2 x 20 digits + '-' */
+#define BP_PING_IDLE_MS 1000 /* an idle publish connection is checked this often */
+#define BP_SID_MAX 64        /* "ms-seq" stream ids: 2 x 20 digits + '-' */
 
 typedef struct pending {
-    evbuf_t *ev;           /* owns one reference */
+    evbuf_t *ev;            /* owns one reference */
     backplane_done_cb done; /* NULL: nobody waits */
-    void *ctx;             /* borrows: passed to done */
+    void *ctx;              /* borrows: passed to done */
     uint64_t token;
 } pending_t;
 
 struct backplane {
     backplane_url_t url;
-    char *key;               /* owns: the stream's key */
-    char maxlen[24];         /* MAXLEN ~ argument, as text */
-    long history;            /* entries loaded at start */
-    hub_t *hub;              /* borrows */
+    char *key;       /* owns: the stream's key */
+    char maxlen[24]; /* MAXLEN ~ argument, as text */
+    long history;    /* entries loaded at start */
+    hub_t *hub;      /* borrows */
 
     pthread_t pub_thread, read_thread;
     int pub_started, read_started; /* main thread */
-    pthread_mutex_t lock;    /* guards queue, len, cap, stopping */
-    pthread_cond_t wake;     /* broadcast: queue non-empty, or stop */
-    pending_t *queue;        /* owns */
+    pthread_mutex_t lock;          /* guards queue, len, cap, stopping */
+    pthread_cond_t wake;           /* broadcast: queue non-empty, or stop */
+    pending_t *queue;              /* owns */
     size_t len, cap;
     int stopping;
 
-    redisContext *pub;       /* owns: publish thread (main before start) */
-    redisContext *rd;        /* owns: reader thread (main before start) */
+    redisContext *pub;         /* owns: publish thread (main before start) */
+    redisContext *rd;          /* owns: reader thread (main before start) */
     char last_sid[BP_SID_MAX]; /* reader: the newest stream id handed to the hub */
-    int loaded;              /* reader: history has been loaded into the hub */
+    int loaded;                /* reader: history has been loaded into the hub */
 
     atomic_int pub_up, read_up; /* each connection works */
     pthread_mutex_t state_lock; /* guards reported, ever_up: the log lines */
-    int reported;            /* the state last logged: -1 none yet, 0 down, 1 up */
+    int reported;               /* the state last logged: -1 none yet, 0 down, 1 up */
     int ever_up;
 
     atomic_ulong xadd, xadd_failed, xread, bad;
@@ -112,7 +112,7 @@ int backplane__parse_url(const char *url, backplane_url_t *u, const char **why)
     const char *p = url;
     if (strncmp(p, "redis://", 8) != 0) {
         *why = strncmp(p, "rediss://", 9) == 0 ? "TLS (rediss://) is not supported"
-                                                : "it must start with redis://";
+                                               : "it must start with redis://";
         return -1;
     }
     p += 8;
@@ -175,7 +175,8 @@ int backplane__check_wire(const char *w, size_t n, const char *id, size_t id_len
         if (len == 0)
             return -1;
         data |= line_is(w + i, len, "data: ");
-        if (!line_is(w + i, len, "data: ") && !line_is(w + i, len, "event: ") && !line_is(w + i, len, "retry: "))
+        if (!line_is(w + i, len, "data: ") && !line_is(w + i, len, "event: ") &&
+            !line_is(w + i, len, "retry: "))
             return -1;
         i += len + 1;
     }
@@ -227,9 +228,12 @@ static const char *find_fields(const redisReply *kv, entry_fields_t *f)
         const redisReply *n = kv->element[i], *v = kv->element[i + 1];
         if (v->type != REDIS_REPLY_STRING)
             return "a field's value is not a string";
-        const redisReply **slot = str_is(n, "id") ? &f->id : str_is(n, "topics") ? &f->topics
-                                  : str_is(n, "private") ? &f->priv : str_is(n, "ms") ? &f->ms
-                                  : str_is(n, "wire") ? &f->wire : NULL;
+        const redisReply **slot = str_is(n, "id")        ? &f->id
+                                  : str_is(n, "topics")  ? &f->topics
+                                  : str_is(n, "private") ? &f->priv
+                                  : str_is(n, "ms")      ? &f->ms
+                                  : str_is(n, "wire")    ? &f->wire
+                                                         : NULL;
         if (slot && *slot)
             return "a field is given twice";
         if (slot)
@@ -271,10 +275,14 @@ static const char *entry_to_event(const entry_fields_t *f, evbuf_t **out)
     if (split_topics(f->topics->str, f->topics->len, topics, lens, &n))
         return "bad topics";
     evbuf_spec_t spec = {
-        .id = id->str, .id_len = id->len,
-        .wire = wire->str, .wire_len = wire->len,
+        .id = id->str,
+        .id_len = id->len,
+        .wire = wire->str,
+        .wire_len = wire->len,
         .published_ms = ms, /* the publisher's clock: --history-age ages it alike everywhere */
-        .topics = topics, .topic_lens = lens, .num_topics = n,
+        .topics = topics,
+        .topic_lens = lens,
+        .num_topics = n,
         .is_private = f->priv->str[0] == '1',
         .retry = -1,
     };
@@ -316,13 +324,16 @@ static void state_changed(backplane_t *b, const char *why)
     if (up != b->reported) {
         if (up)
             log_info("backplane: %s redis %s:%d stream %s%s", b->ever_up ? "reconnected to" : "connected to",
-                     b->url.host, b->url.port, b->key, b->ever_up ? "; reading on after the last entry seen" : "");
+                     b->url.host, b->url.port, b->key,
+                     b->ever_up ? "; reading on after the last entry seen" : "");
         else if (b->reported == 1)
             log_warn("backplane: lost redis %s:%d (%s): subscribers are still served, publishes get 503; "
-                     "reconnecting", b->url.host, b->url.port, why ? why : "?");
+                     "reconnecting",
+                     b->url.host, b->url.port, why ? why : "?");
         else
             log_warn("backplane: redis %s:%d unreachable (%s): subscribers are served, publishes get 503 "
-                     "until it answers; retrying", b->url.host, b->url.port, why ? why : "?");
+                     "until it answers; retrying",
+                     b->url.host, b->url.port, why ? why : "?");
         b->ever_up |= up;
         b->reported = up;
     }
@@ -391,7 +402,9 @@ static int load_history(backplane_t *b, redisContext *c, char *buf, size_t cap, 
     redisReply *r = command(c, 6, argv);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         snprintf(buf, cap, "XREVRANGE: %s",
-                 !r ? c->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+                 !r                             ? c->errstr
+                 : r->type == REDIS_REPLY_ERROR ? r->str
+                                                : "unexpected reply");
         *why = buf;
         if (r)
             freeReplyObject(r);
@@ -419,13 +432,14 @@ static int load_history(backplane_t *b, redisContext *c, char *buf, size_t cap, 
     }
     freeReplyObject(r);
     atomic_fetch_add(&b->bad, (unsigned long)bad);
-    log_info("backplane: %ld events of history loaded from redis stream %s%s%s, reading after %s", loaded, b->key,
-             bad ? " (entries skipped: not courant events: " : "", bad ? "some)" : "", b->last_sid);
+    log_info("backplane: %ld events of history loaded from redis stream %s%s%s, reading after %s", loaded,
+             b->key, bad ? " (entries skipped: not courant events: " : "", bad ? "some)" : "", b->last_sid);
     b->loaded = 1;
     return 0;
 }
 
-backplane_t *backplane_open(const char *url, const char *key, long history, hub_t *hub, char *reason, size_t cap)
+backplane_t *backplane_open(const char *url, const char *key, long history, hub_t *hub, char *reason,
+                            size_t cap)
 {
     backplane_t *b = calloc(1, sizeof(*b));
     const char *why = NULL;
@@ -443,7 +457,8 @@ backplane_t *backplane_open(const char *url, const char *key, long history, hub_
     b->reported = -1;
     b->hub = hub;
     b->history = history;
-    snprintf(b->maxlen, sizeof(b->maxlen), "%ld", history > BACKPLANE_MIN_MAXLEN ? history : BACKPLANE_MIN_MAXLEN);
+    snprintf(b->maxlen, sizeof(b->maxlen), "%ld",
+             history > BACKPLANE_MIN_MAXLEN ? history : BACKPLANE_MIN_MAXLEN);
     if (backplane__parse_url(url, &b->url, &why)) {
         snprintf(reason, cap, "%s", why);
         backplane_free(b);
@@ -457,7 +472,8 @@ backplane_t *backplane_open(const char *url, const char *key, long history, hub_
     /* One try now, so that a reachable Redis's history is in the hub before
      * the first subscriber arrives; an unreachable one is the threads' job. */
     char buf[256];
-    if ((b->rd = connect_redis(b, buf, sizeof(buf), &why)) && load_history(b, b->rd, buf, sizeof(buf), &why) == 0 &&
+    if ((b->rd = connect_redis(b, buf, sizeof(buf), &why)) &&
+        load_history(b, b->rd, buf, sizeof(buf), &why) == 0 &&
         (b->pub = connect_redis(b, buf, sizeof(buf), &why))) {
         atomic_store(&b->read_up, 1);
         atomic_store(&b->pub_up, 1);
@@ -505,10 +521,12 @@ static void complete(pending_t *p, int ok)
 /* Joins the event's topics with '\n' into *buf (grown as needed). */
 static int join_topics(const evbuf_t *ev, char **buf, size_t *cap, size_t *len)
 {
+    const unsigned nt = ev->num_topics; /* read once: the analyzer cannot know it is constant */
     size_t need = 1;
-    for (unsigned i = 0; i < ev->num_topics; i++)
-        need += ev->topic_lens[i] + 1;
-    if (need > *cap) {
+    for (unsigned i = 0; i < nt; i++)
+        need += (size_t)ev->topic_lens[i] + 1; /* at most 64 x 4 GiB: no overflow */
+    assert(need >= 1);
+    if (need > *cap || !*buf) {
         char *n = realloc(*buf, need);
         if (!n)
             return -1;
@@ -516,7 +534,7 @@ static int join_topics(const evbuf_t *ev, char **buf, size_t *cap, size_t *len)
         *cap = need;
     }
     size_t k = 0;
-    for (unsigned i = 0; i < ev->num_topics; i++) {
+    for (unsigned i = 0; i < nt; i++) {
         if (i)
             (*buf)[k++] = '\n';
         memcpy(*buf + k, ev->topics[i], ev->topic_lens[i]);
@@ -534,10 +552,11 @@ static int append_xadd(backplane_t *b, const evbuf_t *ev, char **scratch, size_t
         return -1;
     char ms[24];
     snprintf(ms, sizeof(ms), "%lld", (long long)ev->published_ms);
-    const char *argv[] = {"XADD", b->key, "MAXLEN", "~", b->maxlen, "*", "id", ev->id, "topics", *scratch,
-                          "private", ev->is_private ? "1" : "0", "ms", ms, "wire", ev->bytes};
-    size_t lens[] = {4, strlen(b->key), 6, 1, strlen(b->maxlen), 1, 2, ev->id_len, 6, tlen,
-                     7, 1, 2, strlen(ms), 4, ev->len};
+    const char *argv[] = {"XADD", b->key, "MAXLEN", "~",      b->maxlen, "*",
+                          "id",   ev->id, "topics", *scratch, "private", ev->is_private ? "1" : "0",
+                          "ms",   ms,     "wire",   ev->bytes};
+    size_t lens[] = {4, strlen(b->key), 6, 1,      strlen(b->maxlen), 1, 2, ev->id_len, 6, tlen, 7, 1,
+                     2, strlen(ms),     4, ev->len};
     return redisAppendCommandArgv(b->pub, 16, argv, lens) == REDIS_OK ? 0 : -1;
 }
 
@@ -556,7 +575,8 @@ static int send_group(backplane_t *b, pending_t *g, size_t n, char **scratch, si
             broken = 1;
         int ok = r && r->type == REDIS_REPLY_STRING;
         if (r && !ok && i == 0)
-            log_warn("backplane: XADD refused: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            log_warn("backplane: XADD refused: %s",
+                     r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         if (r)
             freeReplyObject(r);
         atomic_fetch_add(ok ? &b->xadd : &b->xadd_failed, 1);
@@ -724,7 +744,8 @@ static void check_continuity(backplane_t *b)
                  r->element[0]->element[0]->str, b->last_sid);
     else if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 0)
         log_warn("backplane: the stream is empty, this node last read %s: Redis lost its data (run it with "
-                 "appendonly yes); acknowledged events this node had not read yet, if any, are lost", b->last_sid);
+                 "appendonly yes); acknowledged events this node had not read yet, if any, are lost",
+                 b->last_sid);
     if (r)
         freeReplyObject(r);
 }

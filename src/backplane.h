@@ -61,8 +61,8 @@
 typedef struct backplane backplane_t;
 struct redisReply;
 
-#define BACKPLANE_MAX_QUEUE 65536   /* publishes waiting for XADD; 503 past it */
-#define BACKPLANE_MIN_MAXLEN 1000   /* the stream keeps at least this many entries */
+#define BACKPLANE_MAX_QUEUE 65536      /* publishes waiting for XADD; 503 past it */
+#define BACKPLANE_MIN_MAXLEN 1000      /* the stream keeps at least this many entries */
 #define BACKPLANE_MAX_WIRE (64u << 20) /* an entry's wire bytes at most (--max-event-bytes' cap) */
 
 /* Same contract as store_done_cb (worker_post_ack fits): `ev` borrowed for
@@ -74,8 +74,8 @@ typedef void (*backplane_done_cb)(void *ctx, uint64_t token, evbuf_t *ev, int ok
  * into `hub` (hub_load: main thread, before the workers run). Returns NULL
  * with a one-line reason only for a bad URL or out of memory; an
  * unreachable Redis is not an error (logged; the threads keep trying). */
-backplane_t *backplane_open(const char *url, const char *key, long history, hub_t *hub,
-                            char *reason_buf, size_t reason_cap) __attribute__((warn_unused_result));
+backplane_t *backplane_open(const char *url, const char *key, long history, hub_t *hub, char *reason_buf,
+                            size_t reason_cap) __attribute__((warn_unused_result));
 
 /* Starts the two threads. Returns 0 or -1. */
 int backplane_start(backplane_t *b);
@@ -84,8 +84,8 @@ int backplane_start(backplane_t *b);
  * `done` (may be NULL) is called with the outcome on the publish thread.
  * Returns -1 without taking the reference when Redis is not connected,
  * the queue is full or the backplane is stopping: the caller answers 503. */
-int backplane_try_submit(backplane_t *b, evbuf_t *ev, backplane_done_cb done, void *ctx,
-                         uint64_t token) __attribute__((warn_unused_result));
+int backplane_try_submit(backplane_t *b, evbuf_t *ev, backplane_done_cb done, void *ctx, uint64_t token)
+    __attribute__((warn_unused_result));
 
 /* Sends what is queued (if connected), then stops and joins both threads. */
 void backplane_stop(backplane_t *b);
@@ -94,11 +94,11 @@ void backplane_stop(backplane_t *b);
 void backplane_free(backplane_t *b);
 
 typedef struct backplane_stats {
-    int up;                  /* both connections work */
-    uint64_t xadd;           /* entries appended (XADD answered with an id) */
-    uint64_t xadd_failed;    /* publishes answered 503 after being queued */
-    uint64_t xread;          /* entries read back and handed to the hub */
-    uint64_t bad_entries;    /* entries skipped: not a courant event */
+    int up;               /* both connections work */
+    uint64_t xadd;        /* entries appended (XADD answered with an id) */
+    uint64_t xadd_failed; /* publishes answered 503 after being queued */
+    uint64_t xread;       /* entries read back and handed to the hub */
+    uint64_t bad_entries; /* entries skipped: not a courant event */
 } backplane_stats_t;
 
 void backplane_get_stats(backplane_t *b, backplane_stats_t *out);

@@ -20,15 +20,24 @@
 
 #define COURANT_VERSION "0.1.0"
 
-typedef enum opt_kind { OPT_FLAG, OPT_INT, OPT_LONG, OPT_SIZE, OPT_LIST, OPT_LEVEL, OPT_STRING, OPT_SYNC } opt_kind_t;
+typedef enum opt_kind {
+    OPT_FLAG,
+    OPT_INT,
+    OPT_LONG,
+    OPT_SIZE,
+    OPT_LIST,
+    OPT_LEVEL,
+    OPT_STRING,
+    OPT_SYNC
+} opt_kind_t;
 
 typedef struct opt {
-    const char *name;   /* without the leading "--" */
+    const char *name; /* without the leading "--" */
     opt_kind_t kind;
-    size_t offset;      /* of the field in config_t */
-    size_t count_offset;/* OPT_LIST: of its int count in config_t */
-    long long min, max; /* bounds for numbers */
-    const char *arg;    /* metavariable for --help */
+    size_t offset;       /* of the field in config_t */
+    size_t count_offset; /* OPT_LIST: of its int count in config_t */
+    long long min, max;  /* bounds for numbers */
+    const char *arg;     /* metavariable for --help */
     const char *help;
 } opt_t;
 
@@ -46,34 +55,52 @@ static const opt_t options[] = {
     {"workers", OPT_INT, F(workers), 0, 1, 256, "N", "event-loop threads (default: one per CPU)"},
     {"reuse-port", OPT_FLAG, F(reuse_port), 0, 0, 1, NULL,
      "share the listening port with other courant processes (SO_REUSEPORT); off: a busy port is an error"},
-    {"demo", OPT_FLAG, F(demo), 0, 0, 1, NULL, "publish the server's time every second and serve the demo page at /"},
+    {"demo", OPT_FLAG, F(demo), 0, 0, 1, NULL,
+     "publish the server's time every second and serve the demo page at /"},
     {"demo-auth", OPT_FLAG, F(demo_auth), 0, 0, 1, NULL,
-     "DEMO ONLY, with --demo: make a random HS256 key for publishers and subscribers and serve tokens at /demo/tokens.json"},
+     "DEMO ONLY, with --demo: make a random HS256 key for publishers and subscribers and serve tokens at "
+     "/demo/tokens.json"},
     {"max-connections", OPT_LONG, F(max_connections), 0, 1, 100000000, "N",
      "open connections at most; 503 past it (default: sized from the descriptor limit)"},
-    {"header-timeout", OPT_INT, F(header_timeout_s), 0, 1, 3600, "SECONDS", "time allowed to send a request head (default 10)"},
-    {"idle-timeout", OPT_INT, F(idle_timeout_s), 0, 1, 86400, "SECONDS", "idle keep-alive connections are closed after (default 60)"},
-    {"max-header-bytes", OPT_SIZE, F(max_header_bytes), 0, 256, 1 << 20, "BYTES", "request line and headers at most; 431 past it (default 16384)"},
-    {"max-event-bytes", OPT_SIZE, F(max_event_bytes), 0, 64, 64 << 20, "BYTES", "publish request body at most; 413 past it (default 1048576)"},
-    {"history", OPT_LONG, F(history), 0, 0, 10000000, "N", "events kept in memory for Last-Event-ID resume (default 1000)"},
-    {"history-age", OPT_INT, F(history_age_s), 0, 0, 100000000, "SECONDS", "and no older than this; 0 = no age limit (default 0)"},
-    {"heartbeat", OPT_INT, F(heartbeat_s), 0, 0, 3600, "SECONDS", "comment line on idle streams; 0 = off (default 25)"},
-    {"retry", OPT_LONG, F(retry_ms), 0, -1, 86400000, "MS", "retry: hint sent when a stream starts; -1 = none (default -1)"},
+    {"header-timeout", OPT_INT, F(header_timeout_s), 0, 1, 3600, "SECONDS",
+     "time allowed to send a request head (default 10)"},
+    {"idle-timeout", OPT_INT, F(idle_timeout_s), 0, 1, 86400, "SECONDS",
+     "idle keep-alive connections are closed after (default 60)"},
+    {"max-header-bytes", OPT_SIZE, F(max_header_bytes), 0, 256, 1 << 20, "BYTES",
+     "request line and headers at most; 431 past it (default 16384)"},
+    {"max-event-bytes", OPT_SIZE, F(max_event_bytes), 0, 64, 64 << 20, "BYTES",
+     "publish request body at most; 413 past it (default 1048576)"},
+    {"history", OPT_LONG, F(history), 0, 0, 10000000, "N",
+     "events kept in memory for Last-Event-ID resume (default 1000)"},
+    {"history-age", OPT_INT, F(history_age_s), 0, 0, 100000000, "SECONDS",
+     "and no older than this; 0 = no age limit (default 0)"},
+    {"heartbeat", OPT_INT, F(heartbeat_s), 0, 0, 3600, "SECONDS",
+     "comment line on idle streams; 0 = off (default 25)"},
+    {"retry", OPT_LONG, F(retry_ms), 0, -1, 86400000, "MS",
+     "retry: hint sent when a stream starts; -1 = none (default -1)"},
     {"max-pending-bytes", OPT_SIZE, F(max_pending_bytes), 0, 1024, 1 << 30, "BYTES",
      "output queued for one subscriber at most; a slower one is disconnected (default 4194304)"},
-    {"max-lifetime", OPT_INT, F(max_lifetime_s), 0, 0, 100000000, "SECONDS", "end streams after about this long, jittered; 0 = never (default 0)"},
+    {"max-lifetime", OPT_INT, F(max_lifetime_s), 0, 0, 100000000, "SECONDS",
+     "end streams after about this long, jittered; 0 = never (default 0)"},
     {"cors-origin", OPT_LIST, F(cors_origins), F(num_cors_origins), 0, CONFIG_MAX_ORIGINS, "ORIGIN",
-     "origin allowed to subscribe from a browser, repeatable, or * (default *); listed origins get credentials (cookies)"},
+     "origin allowed to subscribe from a browser, repeatable, or * (default *); listed origins get "
+     "credentials (cookies)"},
     {"publish-origin", OPT_LIST, F(publish_origins), F(num_publish_origins), 0, CONFIG_MAX_ORIGINS, "ORIGIN",
-     "origin allowed to publish from a browser (CORS with credentials, and the cookie's CSRF check), repeatable, or *"},
-    {"jwt-alg", OPT_STRING, F(jwt_alg), 0, 0, 0, "ALG", "JWT algorithm: HS256 (default), HS384, HS512, RS256, ES256"},
+     "origin allowed to publish from a browser (CORS with credentials, and the cookie's CSRF check), "
+     "repeatable, or *"},
+    {"jwt-alg", OPT_STRING, F(jwt_alg), 0, 0, 0, "ALG",
+     "JWT algorithm: HS256 (default), HS384, HS512, RS256, ES256"},
     {"publisher-jwt-key", OPT_STRING, F(publisher_jwt_key), 0, 0, 0, "KEY",
      "HMAC secret or PEM public key for publishers' tokens; without one, only loopback peers may publish"},
-    {"publisher-jwt-key-file", OPT_STRING, F(publisher_jwt_key_file), 0, 0, 0, "PATH", "read the publisher key from a file"},
+    {"publisher-jwt-key-file", OPT_STRING, F(publisher_jwt_key_file), 0, 0, 0, "PATH",
+     "read the publisher key from a file"},
     {"subscriber-jwt-key", OPT_STRING, F(subscriber_jwt_key), 0, 0, 0, "KEY",
-     "HMAC secret or PEM public key for subscribers' tokens; without one, anyone may subscribe (no private updates)"},
-    {"subscriber-jwt-key-file", OPT_STRING, F(subscriber_jwt_key_file), 0, 0, 0, "PATH", "read the subscriber key from a file"},
-    {"anonymous", OPT_FLAG, F(anonymous), 0, 0, 1, NULL, "with a subscriber key: also let in subscribers without a token (public updates only)"},
+     "HMAC secret or PEM public key for subscribers' tokens; without one, anyone may subscribe (no private "
+     "updates)"},
+    {"subscriber-jwt-key-file", OPT_STRING, F(subscriber_jwt_key_file), 0, 0, 0, "PATH",
+     "read the subscriber key from a file"},
+    {"anonymous", OPT_FLAG, F(anonymous), 0, 0, 1, NULL,
+     "with a subscriber key: also let in subscribers without a token (public updates only)"},
     {"subscriptions", OPT_FLAG, F(subscriptions), 0, 0, 1, NULL,
      "publish subscription events and serve /.well-known/mercure/subscriptions (needs a subscriber key)"},
     {"log-level", OPT_LEVEL, F(log_level), 0, 0, 0, "LEVEL", "debug, info, warn or error (default info)"},
@@ -84,9 +111,11 @@ static const opt_t options[] = {
      "with --store: full = fsync every group commit (default); normal = fsync at checkpoints only "
      "(a power loss may take back recent events); off = never fsync (a power loss may also damage the file)"},
     {"redis", OPT_STRING, F(redis_url), 0, 0, 0, "URL",
-     "share events and history with other courant nodes through a Redis Stream, redis://[:PASS@]HOST:PORT[/DB]: "
+     "share events and history with other courant nodes through a Redis Stream, "
+     "redis://[:PASS@]HOST:PORT[/DB]: "
      "publish on any node, receive on all, resume anywhere (not with --store: Redis is then the history)"},
-    {"redis-stream", OPT_STRING, F(redis_stream), 0, 0, 0, "KEY", "with --redis: the stream's key (default courant)"},
+    {"redis-stream", OPT_STRING, F(redis_stream), 0, 0, 0, "KEY",
+     "with --redis: the stream's key (default courant)"},
 };
 
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -318,7 +347,8 @@ int config_parse(config_t *c, int argc, char **argv)
         char host[256];
         int port;
         if (config_split_hostport(c->listen[i], host, sizeof(host), &port)) {
-            fprintf(err_out(), "courant: --listen wants ADDR:PORT (e.g. 127.0.0.1:8000, [::1]:8000), not \"%s\"\n",
+            fprintf(err_out(),
+                    "courant: --listen wants ADDR:PORT (e.g. 127.0.0.1:8000, [::1]:8000), not \"%s\"\n",
                     c->listen[i]);
             r = -1;
         }

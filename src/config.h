@@ -20,37 +20,37 @@
 typedef struct config {
     char *listen[CONFIG_MAX_LISTEN]; /* owns: "host:port" strings */
     int num_listen;
-    int workers;                     /* event-loop threads; default: CPU count */
-    int reuse_port;                  /* share the port with other courant processes */
-    int demo;                        /* publish the clock and serve the demo page */
-    int demo_auth;                   /* DEMO ONLY: random HS256 keys, tokens at /demo/tokens.json */
-    long max_connections;            /* 0 = size from the descriptor limit */
-    int header_timeout_s;            /* a request head must arrive within this */
-    int idle_timeout_s;              /* an idle keep-alive connection is closed after */
-    size_t max_header_bytes;         /* request line + headers; 431 past it */
-    size_t max_event_bytes;          /* publish body; 413 past it */
-    long history;                    /* events kept for resume (count) */
-    int history_age_s;               /* and no older than this; 0 = no age limit */
-    int heartbeat_s;                 /* comment on idle streams; 0 = off */
-    long retry_ms;                   /* retry: hint sent on stream start; -1 = none */
-    size_t max_pending_bytes;        /* queued output per subscriber before it is dropped */
-    int max_lifetime_s;              /* streams end after this, jittered; 0 = never */
+    int workers;                            /* event-loop threads; default: CPU count */
+    int reuse_port;                         /* share the port with other courant processes */
+    int demo;                               /* publish the clock and serve the demo page */
+    int demo_auth;                          /* DEMO ONLY: random HS256 keys, tokens at /demo/tokens.json */
+    long max_connections;                   /* 0 = size from the descriptor limit */
+    int header_timeout_s;                   /* a request head must arrive within this */
+    int idle_timeout_s;                     /* an idle keep-alive connection is closed after */
+    size_t max_header_bytes;                /* request line + headers; 431 past it */
+    size_t max_event_bytes;                 /* publish body; 413 past it */
+    long history;                           /* events kept for resume (count) */
+    int history_age_s;                      /* and no older than this; 0 = no age limit */
+    int heartbeat_s;                        /* comment on idle streams; 0 = off */
+    long retry_ms;                          /* retry: hint sent on stream start; -1 = none */
+    size_t max_pending_bytes;               /* queued output per subscriber before it is dropped */
+    int max_lifetime_s;                     /* streams end after this, jittered; 0 = never */
     char *cors_origins[CONFIG_MAX_ORIGINS]; /* owns; "*" = any origin */
     int num_cors_origins;
     char *publish_origins[CONFIG_MAX_ORIGINS]; /* owns: origins whose browsers may publish */
     int num_publish_origins;
-    char *jwt_alg;                   /* owns: HS256 (default), HS384, HS512, RS256, ES256 */
-    char *publisher_jwt_key;         /* owns: HS secret or PEM; NULL = none */
-    char *publisher_jwt_key_file;    /* owns: path of the same, read at start */
-    char *subscriber_jwt_key;        /* owns: as above, for subscribers */
-    char *subscriber_jwt_key_file;   /* owns */
-    int anonymous;                   /* subscribers without a token are let in */
-    int subscriptions;               /* publish subscription events, serve the API */
-    int log_level;                   /* log_level_t */
-    char *store_path;                /* owns; --store: the SQLite file; NULL = memory-only history */
-    int sync;                        /* store_sync_t: --sync full|normal|off */
-    char *redis_url;                 /* owns; --redis: redis://[:PASS@]HOST:PORT[/DB]; NULL = one node */
-    char *redis_stream;              /* owns; --redis-stream: the stream's key (default "courant") */
+    char *jwt_alg;                 /* owns: HS256 (default), HS384, HS512, RS256, ES256 */
+    char *publisher_jwt_key;       /* owns: HS secret or PEM; NULL = none */
+    char *publisher_jwt_key_file;  /* owns: path of the same, read at start */
+    char *subscriber_jwt_key;      /* owns: as above, for subscribers */
+    char *subscriber_jwt_key_file; /* owns */
+    int anonymous;                 /* subscribers without a token are let in */
+    int subscriptions;             /* publish subscription events, serve the API */
+    int log_level;                 /* log_level_t */
+    char *store_path;              /* owns; --store: the SQLite file; NULL = memory-only history */
+    int sync;                      /* store_sync_t: --sync full|normal|off */
+    char *redis_url;               /* owns; --redis: redis://[:PASS@]HOST:PORT[/DB]; NULL = one node */
+    char *redis_stream;            /* owns; --redis-stream: the stream's key (default "courant") */
 } config_t;
 
 /* Fills `c` from defaults, the environment and argv. Returns 0; 1 if --help or

@@ -27,7 +27,7 @@
 
 #define CONN_RBUF_INITIAL 4096
 #define CONN_WRITE_CAP_PER_TURN (1u << 20) /* fairness between connections */
-#define CONN_IOV_MAX 256 /* 25 KiB of ~100-byte events per writev */
+#define CONN_IOV_MAX 256                   /* 25 KiB of ~100-byte events per writev */
 
 static ssize_t write_queued(conn_t *c, size_t budget);
 
@@ -71,8 +71,8 @@ static outq_item_t *outq_push(conn_t *c)
             c->outq_head = 0;
         } else {
             uint32_t ncap = c->outq_cap * 2;
-            outq_item_t *n = c->outq == c->outq_inline ? malloc(ncap * sizeof(*n))
-                                                       : realloc(c->outq, ncap * sizeof(*n));
+            outq_item_t *n =
+                c->outq == c->outq_inline ? malloc(ncap * sizeof(*n)) : realloc(c->outq, ncap * sizeof(*n));
             if (!n)
                 abort();
             if (c->outq == c->outq_inline)
@@ -87,8 +87,10 @@ static outq_item_t *outq_push(conn_t *c)
 static void enqueue(conn_t *c, const char *p, size_t len, outq_kind_t kind, wref_t *r)
 {
     if (c->state == CONN_CLOSING) {
-        outq_item_t tmp = {p, (uint32_t)len, kind, r};
-        outq_release(c, &tmp);
+        if (kind == OUT_HEAP)
+            free((void *)p);
+        else if (kind == OUT_EVENT)
+            worker__wref_unref(c->worker, r);
         return;
     }
     outq_item_t *it = outq_push(c);
@@ -162,8 +164,8 @@ void conn_free(conn_t *c)
 
 /* ---- responses ------------------------------------------------------------------ */
 
-void conn_respond(conn_t *c, const char *status, const char *content_type,
-                  const char *extra_headers, const char *body, size_t body_len, int close_after)
+void conn_respond(conn_t *c, const char *status, const char *content_type, const char *extra_headers,
+                  const char *body, size_t body_len, int close_after)
 {
     if (close_after)
         c->keep_alive = 0;
@@ -176,8 +178,7 @@ void conn_respond(conn_t *c, const char *status, const char *content_type,
     int n = snprintf(buf, cap,
                      "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Connection: %s\r\n%s\r\n",
-                     status, content_type, body_len, c->keep_alive ? "keep-alive" : "close",
-                     extra_headers);
+                     status, content_type, body_len, c->keep_alive ? "keep-alive" : "close", extra_headers);
     assert(n > 0 && (size_t)n + body_len <= cap);
     memcpy(buf + n, body, body_len);
     c->state = CONN_RESPOND;
@@ -206,10 +207,7 @@ void conn_refuse_with(conn_t *c, refusal_t why, const char *status, const char *
 
 /* ---- reading requests ------------------------------------------------------------- */
 
-static size_t request_cap(conn_t *c)
-{
-    return cfg_of(c)->max_header_bytes + cfg_of(c)->max_event_bytes + 64;
-}
+static size_t request_cap(conn_t *c) { return cfg_of(c)->max_header_bytes + cfg_of(c)->max_event_bytes + 64; }
 
 /* Grows the read buffer so that at least `want` more bytes fit, within the
  * cap. Returns 0, or -1 when the cap or memory is exhausted. */
@@ -260,7 +258,8 @@ static int begin_body(conn_t *c, const http1_request_t *req)
     }
     if (te) {
         if (!http1_token_eq(te->value, te->value_len, "chunked")) {
-            conn_refuse(c, REFUSE_BAD_REQUEST, "501 Not Implemented", "only the chunked transfer coding is supported");
+            conn_refuse(c, REFUSE_BAD_REQUEST, "501 Not Implemented",
+                        "only the chunked transfer coding is supported");
             return -1;
         }
         c->chunked = 1;
@@ -271,7 +270,8 @@ static int begin_body(conn_t *c, const http1_request_t *req)
             return -1;
         }
         if (c->content_length > cfg_of(c)->max_event_bytes) {
-            conn_refuse(c, REFUSE_BODY_TOO_LARGE, "413 Content Too Large", "request body is larger than --max-event-bytes");
+            conn_refuse(c, REFUSE_BODY_TOO_LARGE, "413 Content Too Large",
+                        "request body is larger than --max-event-bytes");
             return -1;
         }
     }
@@ -293,7 +293,8 @@ static int parse_head(conn_t *c, http1_request_t *req)
         return -1;
     }
     if (r == HTTP1_TOO_MANY_HEADERS) {
-        conn_refuse(c, REFUSE_HEADERS_TOO_LARGE, "431 Request Header Fields Too Large", "too many header fields");
+        conn_refuse(c, REFUSE_HEADERS_TOO_LARGE, "431 Request Header Fields Too Large",
+                    "too many header fields");
         return -1;
     }
     if (r < 0) {
@@ -329,7 +330,8 @@ static int read_body(conn_t *c, size_t *consumed)
     }
     c->body_len += (uint32_t)len;
     if (c->body_len > cfg_of(c)->max_event_bytes) {
-        conn_refuse(c, REFUSE_BODY_TOO_LARGE, "413 Content Too Large", "request body is larger than --max-event-bytes");
+        conn_refuse(c, REFUSE_BODY_TOO_LARGE, "413 Content Too Large",
+                    "request body is larger than --max-event-bytes");
         return -1;
     }
     if (r == HTTP1_INCOMPLETE) {

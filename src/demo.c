@@ -29,8 +29,14 @@ int demo_publish_tick(hub_t *hub, store_t *store, backplane_t *bp)
     const char *topic = DEMO_CLOCK_TOPIC;
     size_t topic_len = strlen(topic);
     evbuf_spec_t spec = {
-        .id = id, .id_len = strlen(id), .data = now, .data_len = n, .retry = -1,
-        .topics = &topic, .topic_lens = &topic_len, .num_topics = 1,
+        .id = id,
+        .id_len = strlen(id),
+        .data = now,
+        .data_len = n,
+        .retry = -1,
+        .topics = &topic,
+        .topic_lens = &topic_len,
+        .num_topics = 1,
     };
     evbuf_t *ev = evbuf_try_new(&spec);
     if (!ev)
@@ -82,7 +88,8 @@ char *demo_auth_init(config_t *cfg)
     char *json = pub && sub ? malloc(cap) : NULL;
     if (json)
         snprintf(json, cap,
-                 "{\"note\":\"DEMO ONLY: a random key made at start by --demo-auth; never use this in production\","
+                 "{\"note\":\"DEMO ONLY: a random key made at start by --demo-auth; never use this in "
+                 "production\","
                  "\"key\":\"%s\",\"publisher\":\"%s\",\"subscriber\":\"%s\","
                  "\"privateTopic\":\"" DEMO_PRIVATE_TOPIC "\"}",
                  secret, pub, sub);

@@ -17,9 +17,12 @@ evbuf_t *evbuf_try_new(const evbuf_spec_t *spec)
     if (spec->num_topics == 0 || spec->num_topics > EVBUF_MAX_TOPICS)
         return NULL;
     sse_fields_t f = {
-        .id = spec->id, .id_len = spec->id_len,
-        .event = spec->type, .event_len = spec->type_len,
-        .data = spec->data, .data_len = spec->data_len,
+        .id = spec->id,
+        .id_len = spec->id_len,
+        .event = spec->type,
+        .event_len = spec->type_len,
+        .data = spec->data,
+        .data_len = spec->data_len,
         .retry = spec->retry,
     };
     size_t wire = spec->wire ? spec->wire_len : sse_encoded_size(&f);
@@ -44,8 +47,8 @@ evbuf_t *evbuf_try_new(const evbuf_spec_t *spec)
     e->seq = 0;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    e->published_ms = spec->published_ms ? spec->published_ms
-                                         : (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    e->published_ms =
+        spec->published_ms ? spec->published_ms : (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     e->num_topics = (uint16_t)spec->num_topics;
     e->is_private = spec->is_private ? 1 : 0;
     e->bytes = p;

@@ -33,46 +33,43 @@
 #define EVBUF_MAX_TOPICS 64
 
 typedef struct evbuf {
-    atomic_uint refs;       /* holders across threads; the last unref frees */
-    uint32_t len;           /* bytes of encoded SSE at `bytes` */
-    uint64_t seq;           /* hub order, 1-based; 0 until published */
-    int64_t published_ms;   /* CLOCK_REALTIME at publish, for history age */
-    uint16_t num_topics;    /* >= 1; topics[0] is the canonical topic */
-    uint8_t is_private;     /* Mercure "private" update */
-    const char *id;         /* points into the allocation; NUL-terminated */
+    atomic_uint refs;     /* holders across threads; the last unref frees */
+    uint32_t len;         /* bytes of encoded SSE at `bytes` */
+    uint64_t seq;         /* hub order, 1-based; 0 until published */
+    int64_t published_ms; /* CLOCK_REALTIME at publish, for history age */
+    uint16_t num_topics;  /* >= 1; topics[0] is the canonical topic */
+    uint8_t is_private;   /* Mercure "private" update */
+    const char *id;       /* points into the allocation; NUL-terminated */
     uint32_t id_len;
-    const char **topics;    /* points into the allocation: num_topics strings */
+    const char **topics; /* points into the allocation: num_topics strings */
     const uint32_t *topic_lens;
-    const char *bytes;      /* points into the allocation: the wire bytes */
+    const char *bytes; /* points into the allocation: the wire bytes */
 } evbuf_t;
 
 /* What to build an event from. All pointers are borrowed for the call. */
 typedef struct evbuf_spec {
-    const char *id;         /* required: the event id (already validated) */
+    const char *id; /* required: the event id (already validated) */
     size_t id_len;
-    const char *type;       /* SSE event name, or NULL */
+    const char *type; /* SSE event name, or NULL */
     size_t type_len;
-    const char *data;       /* payload, or NULL for none */
+    const char *data; /* payload, or NULL for none */
     size_t data_len;
-    int64_t retry;          /* ms, or -1 */
+    int64_t retry;             /* ms, or -1 */
     const char *const *topics; /* num_topics strings (not NUL-terminated) */
     const size_t *topic_lens;
     size_t num_topics;
     int is_private;
-    const char *wire;       /* already-encoded SSE bytes (an event loaded from the
+    const char *wire; /* already-encoded SSE bytes (an event loaded from the
                                store), used as they are; NULL: encode the fields */
     size_t wire_len;
-    int64_t published_ms;   /* CLOCK_REALTIME ms; 0 = now */
+    int64_t published_ms; /* CLOCK_REALTIME ms; 0 = now */
 } evbuf_spec_t;
 
 /* Builds the event with one allocation and refs = 1 (owned by the caller).
  * Returns NULL if memory runs out or the spec is out of bounds. */
 evbuf_t *evbuf_try_new(const evbuf_spec_t *spec) __attribute__((warn_unused_result));
 
-static inline void evbuf_ref(evbuf_t *e)
-{
-    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
-}
+static inline void evbuf_ref(evbuf_t *e) { atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed); }
 
 /* Drops one reference; frees the event when it was the last. */
 void evbuf_unref(evbuf_t *e);

@@ -82,8 +82,20 @@ static int is_tchar(unsigned char c)
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
         return 1;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '.': case '^': case '_': case '`': case '|':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
     case '~':
         return 1;
     default:
@@ -92,22 +104,13 @@ static int is_tchar(unsigned char c)
 }
 
 /* VCHAR / obs-text: what a request-target may contain. */
-static int is_target_char(unsigned char c)
-{
-    return c > 0x20 && c != 0x7f;
-}
+static int is_target_char(unsigned char c) { return c > 0x20 && c != 0x7f; }
 
 /* VCHAR / SP / HTAB / obs-text: what a field value (or a chunk extension) may
  * contain. Everything else is a CTL (NUL, CR, LF, DEL, ...). */
-static int is_value_char(unsigned char c)
-{
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
+static int is_value_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
-static int is_ows(unsigned char c)
-{
-    return c == ' ' || c == '\t';
-}
+static int is_ows(unsigned char c) { return c == ' ' || c == '\t'; }
 
 static int hex_value(unsigned char c)
 {
@@ -420,20 +423,20 @@ int http1_parse_content_length(const char *v, size_t len, uint64_t *out)
 
 /* Decoder states. 0 must be the start (a zeroed decoder is a fresh one). */
 enum {
-    CH_SIZE = 0,    /* in the hex digits of a chunk-size */
-    CH_SIZE_BWS,    /* whitespace after the size: only ';' may follow */
-    CH_EXT,         /* in chunk extensions, skipped up to CR */
-    CH_SIZE_LF,     /* saw the CR ending a size line */
-    CH_DATA,        /* copying chunk data */
-    CH_DATA_CR,     /* expecting the CR after chunk data */
-    CH_DATA_LF,     /* expecting the LF after chunk data */
-    CH_TRAILER,     /* at the start of a trailer line (or the final CRLF) */
+    CH_SIZE = 0, /* in the hex digits of a chunk-size */
+    CH_SIZE_BWS, /* whitespace after the size: only ';' may follow */
+    CH_EXT,      /* in chunk extensions, skipped up to CR */
+    CH_SIZE_LF,  /* saw the CR ending a size line */
+    CH_DATA,     /* copying chunk data */
+    CH_DATA_CR,  /* expecting the CR after chunk data */
+    CH_DATA_LF,  /* expecting the LF after chunk data */
+    CH_TRAILER,  /* at the start of a trailer line (or the final CRLF) */
     CH_TRAILER_NAME,
     CH_TRAILER_VALUE,
-    CH_TRAILER_LF,  /* saw the CR ending a trailer line */
-    CH_END_LF,      /* saw the CR of the final empty line */
-    CH_DONE,        /* body complete */
-    CH_ERROR,       /* malformed; stays so */
+    CH_TRAILER_LF, /* saw the CR ending a trailer line */
+    CH_END_LF,     /* saw the CR of the final empty line */
+    CH_DONE,       /* body complete */
+    CH_ERROR,      /* malformed; stays so */
 };
 
 /* Result of feeding one framing byte. */
@@ -626,8 +629,7 @@ static int form_validate(const char *s, size_t len)
     for (size_t i = 0; i < len; i++) {
         if (s[i] != '%')
             continue;
-        if (len - i < 3 || hex_value((unsigned char)s[i + 1]) < 0 ||
-            hex_value((unsigned char)s[i + 2]) < 0)
+        if (len - i < 3 || hex_value((unsigned char)s[i + 1]) < 0 || hex_value((unsigned char)s[i + 2]) < 0)
             return -1;
         i += 2;
     }
@@ -655,8 +657,7 @@ static size_t form_decode(const char *s, size_t len, char *out)
     return o;
 }
 
-int http1_parse_form(const char *s, size_t len, char *scratch, http1_form_pair_cb cb,
-                     void *ctx)
+int http1_parse_form(const char *s, size_t len, char *scratch, http1_form_pair_cb cb, void *ctx)
 {
     if (len == 0)
         return 0; /* s and scratch may be NULL */

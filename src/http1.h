@@ -47,13 +47,13 @@
 #define HTTP1_MAX_HEADERS 64
 
 enum {
-    HTTP1_INCOMPLETE = -2,        /* need more bytes */
-    HTTP1_MALFORMED = -1,         /* answer 400 */
-    HTTP1_TOO_MANY_HEADERS = -3,  /* answer 431 */
+    HTTP1_INCOMPLETE = -2,       /* need more bytes */
+    HTTP1_MALFORMED = -1,        /* answer 400 */
+    HTTP1_TOO_MANY_HEADERS = -3, /* answer 431 */
 };
 
 typedef struct http1_header {
-    const char *name;  /* borrows from the input; as sent (case preserved) */
+    const char *name; /* borrows from the input; as sent (case preserved) */
     size_t name_len;
     const char *value; /* borrows from the input; OWS trimmed */
     size_t value_len;
@@ -66,7 +66,7 @@ typedef struct http1_request {
                            ?query is what the router expects; the parser
                            only checks the characters) */
     size_t target_len;
-    int minor_version;  /* 0 or 1 for HTTP/1.0 or HTTP/1.1; 1.2-1.9 read as
+    int minor_version; /* 0 or 1 for HTTP/1.0 or HTTP/1.1; 1.2-1.9 read as
                            1, the highest we implement (RFC 9110 2.5) */
     size_t num_headers;
     http1_header_t headers[HTTP1_MAX_HEADERS];
@@ -156,9 +156,8 @@ ssize_t http1_chunked_decode(http1_chunked_decoder_t *d, char *buf, size_t *len)
  * callback runs; or the first non-zero value `cb` returned, which stops the
  * walk (so a callback should not return -1 if it must tell the two apart).
  * s and scratch may be NULL when len is 0. */
-typedef int (*http1_form_pair_cb)(void *ctx, const char *name, size_t name_len,
-                                  const char *value, size_t value_len);
-int http1_parse_form(const char *s, size_t len, char *scratch, http1_form_pair_cb cb,
-                     void *ctx);
+typedef int (*http1_form_pair_cb)(void *ctx, const char *name, size_t name_len, const char *value,
+                                  size_t value_len);
+int http1_parse_form(const char *s, size_t len, char *scratch, http1_form_pair_cb cb, void *ctx);
 
 #endif

@@ -26,17 +26,17 @@
 #include <time.h>
 
 struct hub {
-    pthread_mutex_t lock;   /* guards everything below */
-    uint64_t last_seq;      /* seq of the newest published event, 0 if none */
-    evbuf_t **ring;         /* owns: one reference per held event */
-    size_t cap;             /* ring capacity (--history) */
-    size_t head;            /* index of the oldest event */
-    size_t count;           /* events held */
-    uint64_t first_seq;     /* seq of ring[head] when count > 0 */
-    int64_t max_age_ms;     /* 0 = no age limit */
-    strmap_t by_id;         /* id -> OLDEST event with that id in the ring (borrowed) */
-    strmap_t by_id_newest;  /* id -> NEWEST event with that id, when it is reused */
-    uint64_t *dup_next;     /* owns, parallel to ring: seq of the next event with
+    pthread_mutex_t lock;    /* guards everything below */
+    uint64_t last_seq;       /* seq of the newest published event, 0 if none */
+    evbuf_t **ring;          /* owns: one reference per held event */
+    size_t cap;              /* ring capacity (--history) */
+    size_t head;             /* index of the oldest event */
+    size_t count;            /* events held */
+    uint64_t first_seq;      /* seq of ring[head] when count > 0 */
+    int64_t max_age_ms;      /* 0 = no age limit */
+    strmap_t by_id;          /* id -> OLDEST event with that id in the ring (borrowed) */
+    strmap_t by_id_newest;   /* id -> NEWEST event with that id, when it is reused */
+    uint64_t *dup_next;      /* owns, parallel to ring: seq of the next event with
                                the same id, 0 if none (ids are rarely reused) */
     struct worker **workers; /* borrows: set once at start */
     int num_workers;
@@ -196,8 +196,8 @@ static size_t replay_start(hub_t *h, const char *last_id, size_t len, int *known
     return (size_t)(ev->seq - h->first_seq) + 1;
 }
 
-int hub_try_snapshot(hub_t *h, const char *last_id, size_t last_id_len, hub_match_cb match,
-                     void *ctx, hub_snapshot_t *out)
+int hub_try_snapshot(hub_t *h, const char *last_id, size_t last_id_len, hub_match_cb match, void *ctx,
+                     hub_snapshot_t *out)
 {
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&h->lock);

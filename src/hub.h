@@ -71,10 +71,10 @@ void hub_trim(hub_t *h);
 typedef int (*hub_match_cb)(void *ctx, const evbuf_t *ev);
 
 typedef struct hub_snapshot {
-    evbuf_t **events;     /* owns: one reference each, in seq order */
+    evbuf_t **events; /* owns: one reference each, in seq order */
     size_t count;
-    uint64_t start_seq;   /* deliver live events with seq > start_seq */
-    char *last_event_id;  /* owns: the response's Last-Event-ID header value,
+    uint64_t start_seq;  /* deliver live events with seq > start_seq */
+    char *last_event_id; /* owns: the response's Last-Event-ID header value,
                              NULL when the client sent no id (no header) */
 } hub_snapshot_t;
 
@@ -83,8 +83,8 @@ typedef struct hub_snapshot {
  * An id the hub does not know replays nothing, and last_event_id is then
  * "earliest", which differs from what the client sent and so tells it that
  * it missed events. Returns 0, or -1 if memory runs out. */
-int hub_try_snapshot(hub_t *h, const char *last_id, size_t last_id_len, hub_match_cb match,
-                     void *ctx, hub_snapshot_t *out) __attribute__((warn_unused_result));
+int hub_try_snapshot(hub_t *h, const char *last_id, size_t last_id_len, hub_match_cb match, void *ctx,
+                     hub_snapshot_t *out) __attribute__((warn_unused_result));
 
 /* Releases what a snapshot still owns. */
 void hub_snapshot_dispose(hub_snapshot_t *s);
@@ -95,8 +95,8 @@ void hub_snapshot_dispose(hub_snapshot_t *s);
 char *hub_try_last_event_id(hub_t *h) __attribute__((warn_unused_result));
 
 typedef struct hub_stats {
-    uint64_t published;     /* events accepted since start */
-    uint64_t history_len;   /* events in history now */
+    uint64_t published;   /* events accepted since start */
+    uint64_t history_len; /* events in history now */
 } hub_stats_t;
 
 void hub_get_stats(hub_t *h, hub_stats_t *out);

@@ -10,8 +10,8 @@
 #include <time.h>
 
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t id_last_ms;   /* guarded by id_lock */
-static uint32_t id_counter;   /* guarded by id_lock: 12 bits used */
+static uint64_t id_last_ms; /* guarded by id_lock */
+static uint32_t id_counter; /* guarded by id_lock: 12 bits used */
 
 static uint64_t random64(void)
 {
@@ -59,7 +59,6 @@ void id_new_uuid7(char *out)
     for (int i = 9; i < 16; i++)
         b[i] = (uint8_t)(r >> (8 * (15 - i)));
     snprintf(out, ID_UUID_URN_LEN + 1,
-             "urn:uuid:%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+             "urn:uuid:%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }

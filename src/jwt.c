@@ -27,8 +27,8 @@
 
 struct jwt_key {
     jwt_alg_t alg;
-    EVP_PKEY *pkey;        /* owns: RS256/ES256 public key, else NULL */
-    size_t secret_len;     /* HS*: bytes of secret */
+    EVP_PKEY *pkey;         /* owns: RS256/ES256 public key, else NULL */
+    size_t secret_len;      /* HS*: bytes of secret */
     unsigned char secret[]; /* owns: HS* shared secret */
 };
 
@@ -52,9 +52,12 @@ static int is_hmac(jwt_alg_t alg) { return alg <= JWT_HS512; }
 static const EVP_MD *alg_md(jwt_alg_t alg)
 {
     switch (alg) {
-    case JWT_HS384: return EVP_sha384();
-    case JWT_HS512: return EVP_sha512();
-    default: return EVP_sha256();
+    case JWT_HS384:
+        return EVP_sha384();
+    case JWT_HS512:
+        return EVP_sha512();
+    default:
+        return EVP_sha256();
     }
 }
 
@@ -150,11 +153,16 @@ jwt_alg_t jwt_key_alg(const jwt_key_t *key) { return key->alg; }
 
 static int b64_value(unsigned char ch)
 {
-    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-    if (ch == '-') return 62;
-    if (ch == '_') return 63;
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    if (ch == '-')
+        return 62;
+    if (ch == '_')
+        return 63;
     return -1;
 }
 
@@ -204,13 +212,13 @@ size_t jwt_b64url_encode(const unsigned char *in, size_t len, char *out)
 
 /* ---- signatures ------------------------------------------------------------ */
 
-static int verify_hmac(const jwt_key_t *key, const char *signed_part, size_t slen,
-                       const unsigned char *sig, size_t sig_len)
+static int verify_hmac(const jwt_key_t *key, const char *signed_part, size_t slen, const unsigned char *sig,
+                       size_t sig_len)
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
-    if (!HMAC(alg_md(key->alg), key->secret, (int)key->secret_len, (const unsigned char *)signed_part,
-              slen, mac, &mac_len))
+    if (!HMAC(alg_md(key->alg), key->secret, (int)key->secret_len, (const unsigned char *)signed_part, slen,
+              mac, &mac_len))
         return 0;
     return sig_len == mac_len && CRYPTO_memcmp(mac, sig, mac_len) == 0;
 }
@@ -236,8 +244,8 @@ static unsigned char *es256_to_der(const unsigned char *sig, size_t sig_len, int
     return der;
 }
 
-static int verify_pkey(const jwt_key_t *key, const char *signed_part, size_t slen,
-                       const unsigned char *sig, size_t sig_len)
+static int verify_pkey(const jwt_key_t *key, const char *signed_part, size_t slen, const unsigned char *sig,
+                       size_t sig_len)
 {
     unsigned char *der = NULL;
     int der_len = 0;
@@ -366,7 +374,8 @@ static int read_payload(const unsigned char *buf, size_t len, int64_t now_s, jwt
         *why = "expired (exp is in the past)";
     } else if (json_object_get(root, "nbf") && nbf > now_s) {
         *why = "not valid yet (nbf is in the future)";
-    } else if (json_object_get(root, "mercure") && read_mercure_claim(json_object_get(root, "mercure"), out, why)) {
+    } else if (json_object_get(root, "mercure") &&
+               read_mercure_claim(json_object_get(root, "mercure"), out, why)) {
         /* why set */
     } else {
         if (!json_object_get(root, "exp"))
@@ -396,8 +405,8 @@ static int check_header(const jwt_key_t *key, const unsigned char *buf, size_t l
     return rc;
 }
 
-int jwt_try_verify(const jwt_key_t *key, const char *token, size_t len, int64_t now_s,
-                   jwt_claims_t *out, const char **why)
+int jwt_try_verify(const jwt_key_t *key, const char *token, size_t len, int64_t now_s, jwt_claims_t *out,
+                   const char **why)
 {
     memset(out, 0, sizeof(*out));
     if (len == 0 || len > JWT_MAX_TOKEN) {

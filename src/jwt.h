@@ -49,22 +49,22 @@ void jwt_key_free(jwt_key_t *key);
 jwt_alg_t jwt_key_alg(const jwt_key_t *key);
 
 typedef struct jwt_claims {
-    int64_t exp;          /* seconds since the epoch; 0 = no exp claim */
-    int has_publish;      /* mercure.publish was present (maybe empty) */
-    int has_subscribe;    /* mercure.subscribe was present (maybe empty) */
-    char **publish;       /* owns: num_publish NUL-terminated selectors */
+    int64_t exp;       /* seconds since the epoch; 0 = no exp claim */
+    int has_publish;   /* mercure.publish was present (maybe empty) */
+    int has_subscribe; /* mercure.subscribe was present (maybe empty) */
+    char **publish;    /* owns: num_publish NUL-terminated selectors */
     size_t num_publish;
-    char **subscribe;     /* owns: num_subscribe NUL-terminated selectors */
+    char **subscribe; /* owns: num_subscribe NUL-terminated selectors */
     size_t num_subscribe;
-    char *payload;        /* owns: mercure.payload as compact JSON, or NULL */
+    char *payload; /* owns: mercure.payload as compact JSON, or NULL */
 } jwt_claims_t;
 
 /* Verifies `token` (not NUL-terminated) with `key` at time `now_s` (seconds
  * since the epoch) and fills *out. Returns 0; or -1 with *why set to a
  * static reason ("bad signature", "expired", ...) that never quotes the
  * token, and *out left empty. Pure apart from allocation; any thread. */
-int jwt_try_verify(const jwt_key_t *key, const char *token, size_t len, int64_t now_s,
-                   jwt_claims_t *out, const char **why) __attribute__((warn_unused_result));
+int jwt_try_verify(const jwt_key_t *key, const char *token, size_t len, int64_t now_s, jwt_claims_t *out,
+                   const char **why) __attribute__((warn_unused_result));
 
 /* Frees what *c owns and empties it. */
 void jwt_claims_dispose(jwt_claims_t *c);

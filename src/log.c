@@ -32,10 +32,7 @@ int log_parse_level(const char *s, log_level_t *out)
     return -1;
 }
 
-void log_set_thread_name(const char *name)
-{
-    snprintf(log_thread_name, sizeof(log_thread_name), "%s", name);
-}
+void log_set_thread_name(const char *name) { snprintf(log_thread_name, sizeof(log_thread_name), "%s", name); }
 
 void log_msg(log_level_t level, const char *fmt, ...)
 {
@@ -47,9 +44,9 @@ void log_msg(log_level_t level, const char *fmt, ...)
     struct tm tm;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s [%s] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(tv.tv_usec / 1000), log_level_names[level], log_thread_name);
+    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s [%s] ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
+                     log_level_names[level], log_thread_name);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

@@ -41,13 +41,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_BOUND 16 /* distinct addresses after name resolution */
+#define MAX_BOUND 16  /* distinct addresses after name resolution */
 #define FD_RESERVE 64 /* descriptors kept for epoll, eventfds, listeners, logs */
 
 typedef struct bound {
     struct sockaddr_storage addr;
     socklen_t addr_len;
-    int *fds;   /* one socket per worker */
+    int *fds; /* one socket per worker */
 } bound_t;
 
 static long raise_fd_limit(void)
@@ -129,8 +129,7 @@ static int port_is_free(const struct sockaddr *sa, socklen_t len)
 
 /* Binds one socket per worker on every address `spec` resolves to. The first
  * socket fixes the port (so ":0" gives all workers the same port). */
-static int bind_spec(const char *spec, int workers, int reuse_port, int optional, bound_t *out,
-                     int *num_out)
+static int bind_spec(const char *spec, int workers, int reuse_port, int optional, bound_t *out, int *num_out)
 {
     char host[256];
     int port;
@@ -169,11 +168,12 @@ static int bind_spec(const char *spec, int workers, int reuse_port, int optional
                 break;
             if (i == 0) { /* learn the port the kernel chose for ":0" */
                 struct sockaddr_storage got;
+                memset(&got, 0, sizeof(got));
                 socklen_t gl = sizeof(got);
-                getsockname(b->fds[0], (struct sockaddr *)&got, &gl);
-                set_port(&b->addr, ntohs(got.ss_family == AF_INET
-                                             ? ((struct sockaddr_in *)&got)->sin_port
-                                             : ((struct sockaddr_in6 *)&got)->sin6_port));
+                if (getsockname(b->fds[0], (struct sockaddr *)&got, &gl) == 0)
+                    set_port(&b->addr,
+                             ntohs(got.ss_family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
+                                                            : ((struct sockaddr_in6 *)&got)->sin6_port));
             }
         }
         if (!b->fds || i < workers) {
@@ -227,7 +227,8 @@ static int main_loop(server_t *srv, const sigset_t *sigs)
             return -1;
         if (sig < 0 && errno == EAGAIN) {
             if (srv->cfg->demo && demo_publish_tick(srv->hub, srv->store, srv->backplane) && !srv->backplane)
-                log_warn("demo clock: out of memory, or the store is full"); /* redis down: logged once by backplane.c */
+                log_warn(
+                    "demo clock: out of memory, or the store is full"); /* redis down: logged once by backplane.c */
             hub_trim(srv->hub);
         }
     }
@@ -242,8 +243,8 @@ static int open_store(server_t *srv, const config_t *cfg)
 {
     static const char *const sync_names[] = {"full", "normal", "off"};
     char why[512];
-    srv->store = store_open(cfg->store_path, (store_sync_t)cfg->sync, cfg->history,
-                            cfg->history_age_s, why, sizeof(why));
+    srv->store = store_open(cfg->store_path, (store_sync_t)cfg->sync, cfg->history, cfg->history_age_s, why,
+                            sizeof(why));
     if (!srv->store) {
         fprintf(stderr, "courant: cannot use --store %s: %s\n", cfg->store_path, why);
         return -1;
@@ -253,8 +254,7 @@ static int open_store(server_t *srv, const config_t *cfg)
         fprintf(stderr, "courant: cannot use --store %s: %s\n", cfg->store_path, why);
         return -1;
     }
-    log_info("store %s: %ld events of history loaded, --sync %s", cfg->store_path, n,
-             sync_names[cfg->sync]);
+    log_info("store %s: %ld events of history loaded, --sync %s", cfg->store_path, n, sync_names[cfg->sync]);
     return 0;
 }
 
@@ -263,7 +263,8 @@ static int open_store(server_t *srv, const config_t *cfg)
 static int open_backplane(server_t *srv, const config_t *cfg)
 {
     char why[512];
-    srv->backplane = backplane_open(cfg->redis_url, cfg->redis_stream, cfg->history, srv->hub, why, sizeof(why));
+    srv->backplane =
+        backplane_open(cfg->redis_url, cfg->redis_stream, cfg->history, srv->hub, why, sizeof(why));
     if (!srv->backplane) {
         fprintf(stderr, "courant: cannot use --redis %s: %s\n", cfg->redis_url, why);
         return -1;
@@ -276,7 +277,7 @@ static void log_auth_policy(const server_t *srv)
 {
     int pub = auth_has_key(srv->auth, AUTH_PUBLISHER), sub = auth_has_key(srv->auth, AUTH_SUBSCRIBER);
     log_info("publish: %s; subscribe: %s", pub ? "JWT (mercure.publish)" : "loopback peers only, no JWT",
-             !sub ? "anyone (no subscriber key; private updates reach nobody)"
+             !sub                  ? "anyone (no subscriber key; private updates reach nobody)"
              : srv->cfg->anonymous ? "JWT, or anonymous for public updates"
                                    : "JWT only");
 }
@@ -305,7 +306,8 @@ int main(int argc, char **argv)
     }
     if (cfg.store_path && cfg.redis_url) {
         /* Two histories could disagree; with --redis the stream is the history. */
-        fprintf(stderr, "courant: --store and --redis exclude each other: with --redis, Redis holds the history\n");
+        fprintf(stderr,
+                "courant: --store and --redis exclude each other: with --redis, Redis holds the history\n");
         auth_free(auth);
         free(demo_tokens);
         config_dispose(&cfg);
@@ -325,11 +327,15 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGUSR1); /* --store: write a backup */
+    sigaddset(&sigs, SIGUSR1);               /* --store: write a backup */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by the workers */
 
     long fd_limit = raise_fd_limit();
-    server_t srv = {.cfg = &cfg, .auth = auth, .demo_tokens = demo_tokens, .num_workers = cfg.workers, .started_ms = realtime_ms()};
+    server_t srv = {.cfg = &cfg,
+                    .auth = auth,
+                    .demo_tokens = demo_tokens,
+                    .num_workers = cfg.workers,
+                    .started_ms = realtime_ms()};
     long budget = fd_limit - FD_RESERVE - (long)cfg.workers * (2 + CONFIG_MAX_LISTEN);
     if (budget < 16)
         budget = 16;
@@ -416,8 +422,9 @@ int main(int argc, char **argv)
                  srv.max_connections, cfg.history, cfg.demo ? ", demo clock on" : "");
         log_auth_policy(&srv);
         if (demo_tokens)
-            log_warn("DEMO ONLY: --demo-auth made a random HS256 key; its tokens are served at /demo/tokens.json "
-                     "to anyone who asks. Never use --demo-auth in production.");
+            log_warn(
+                "DEMO ONLY: --demo-auth made a random HS256 key; its tokens are served at /demo/tokens.json "
+                "to anyone who asks. Never use --demo-auth in production.");
         int sig = main_loop(&srv, &sigs);
         log_info("%s received: draining and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     } else {
@@ -435,7 +442,7 @@ int main(int argc, char **argv)
     if (rc == 0)
         log_info("stopped");
 out:
-    store_stop(srv.store); /* posts into the inboxes: before worker_free */
+    store_stop(srv.store);         /* posts into the inboxes: before worker_free */
     backplane_stop(srv.backplane); /* likewise (acks, and hub_publish of what it reads) */
     for (int i = 0; srv.workers && i < cfg.workers; i++)
         worker_free(srv.workers[i]);

@@ -163,11 +163,16 @@ evbuf_t *publish_parse_form(const char *body, size_t len, const char **status, c
             f.id_len = ID_UUID_URN_LEN;
         }
         evbuf_spec_t spec = {
-            .id = f.id, .id_len = f.id_len,
-            .type = f.type_len ? f.type : NULL, .type_len = f.type_len,
-            .data = f.data ? f.data : "", .data_len = f.data_len,
+            .id = f.id,
+            .id_len = f.id_len,
+            .type = f.type_len ? f.type : NULL,
+            .type_len = f.type_len,
+            .data = f.data ? f.data : "",
+            .data_len = f.data_len,
             .retry = f.retry ? strtoll(f.retry, NULL, 10) : -1,
-            .topics = f.topics, .topic_lens = f.topic_lens, .num_topics = f.num_topics,
+            .topics = f.topics,
+            .topic_lens = f.topic_lens,
+            .num_topics = f.num_topics,
             .is_private = f.is_private,
         };
         ev = evbuf_try_new(&spec);
@@ -229,7 +234,8 @@ static void publish_to_backplane(conn_t *c, backplane_t *bp, evbuf_t *ev, const 
         worker__ack_cancel(c->worker, token);
         evbuf_unref(ev);
         refuse_redis_down(c, cors_headers,
-                          "redis is unreachable (or too many publishes wait for it), so nothing was published; retry later");
+                          "redis is unreachable (or too many publishes wait for it), so nothing was "
+                          "published; retry later");
         return;
     }
     c->ack_token = token;
@@ -319,14 +325,14 @@ static int publisher_may_post(conn_t *c, const http1_request_t *req, const char 
 
 static void refuse_form(conn_t *c, const char *status, const char *reason, const char *cors)
 {
-    refusal_t why = !strncmp(status, "403", 3)   ? REFUSE_FORBIDDEN
+    refusal_t why = !strncmp(status, "403", 3) ? REFUSE_FORBIDDEN
                     : !strncmp(status, "5", 1) ? REFUSE_UNAVAILABLE
                                                : REFUSE_BAD_REQUEST;
     conn_refuse_with(c, why, status, cors, reason);
 }
 
-void publish_handle(conn_t *c, const http1_request_t *req, const char *query, size_t qlen,
-                    char *body, size_t body_len, const char *cors_headers)
+void publish_handle(conn_t *c, const http1_request_t *req, const char *query, size_t qlen, char *body,
+                    size_t body_len, const char *cors_headers)
 {
     jwt_claims_t claims;
     if (!publisher_may_post(c, req, query, qlen, cors_headers, &claims))

@@ -21,8 +21,8 @@
  * the conn waits in CONN_RESPOND (reading nothing more) and
  * publish_on_stored answers once the event is committed and handed to the
  * hub. */
-void publish_handle(conn_t *c, const http1_request_t *req, const char *query, size_t qlen,
-                    char *body, size_t body_len, const char *cors_headers);
+void publish_handle(conn_t *c, const http1_request_t *req, const char *query, size_t qlen, char *body,
+                    size_t body_len, const char *cors_headers);
 
 /* Worker thread: the store's answer for a publish waiting on `c`: 200 with
  * the id of `ev` (borrowed) when `ok`, else 503. */

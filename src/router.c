@@ -30,8 +30,8 @@
 #define MAX_SELECTORS 64
 
 const char *const refusal_names[REFUSE__COUNT] = {
-    "bad_request", "not_found", "method_not_allowed", "headers_too_large", "body_too_large",
-    "timeout", "over_capacity", "forbidden", "unavailable", "unauthorized",
+    "bad_request", "not_found",     "method_not_allowed", "headers_too_large", "body_too_large",
+    "timeout",     "over_capacity", "forbidden",          "unavailable",       "unauthorized",
 };
 
 static int path_is(const char *path, size_t len, const char *lit)
@@ -98,8 +98,9 @@ static void answer_metrics(conn_t *c)
     unsigned long sum[7] = {0}, refused[REFUSE__COUNT] = {0};
     for (int i = 0; i < srv->num_workers; i++) {
         worker_stats_t *st = worker_stats(srv->workers[i]);
-        atomic_ulong *fields[7] = {&st->accepted, &st->deliveries, &st->bytes_written, &st->replayed,
-                                   &st->slow_disconnects, &st->streams_open, &st->requests};
+        atomic_ulong *fields[7] = {&st->accepted, &st->deliveries,       &st->bytes_written,
+                                   &st->replayed, &st->slow_disconnects, &st->streams_open,
+                                   &st->requests};
         for (int k = 0; k < 7; k++)
             sum[k] += atomic_load_explicit(fields[k], memory_order_relaxed);
         for (int k = 0; k < REFUSE__COUNT; k++)
@@ -108,48 +109,50 @@ static void answer_metrics(conn_t *c)
     hub_stats_t hs;
     hub_get_stats(srv->hub, &hs);
     char body[4096];
-    int n = snprintf(body, sizeof(body),
-                     "# TYPE courant_connections_open gauge\ncourant_connections_open %ld\n"
-                     "# TYPE courant_connections_accepted_total counter\ncourant_connections_accepted_total %lu\n"
-                     "# TYPE courant_subscribers_open gauge\ncourant_subscribers_open %lu\n"
-                     "# TYPE courant_requests_total counter\ncourant_requests_total %lu\n"
-                     "# TYPE courant_events_published_total counter\ncourant_events_published_total %llu\n"
-                     "# TYPE courant_deliveries_total counter\ncourant_deliveries_total %lu\n"
-                     "# TYPE courant_bytes_written_total counter\ncourant_bytes_written_total %lu\n"
-                     "# TYPE courant_events_replayed_total counter\ncourant_events_replayed_total %lu\n"
-                     "# TYPE courant_slow_subscriber_disconnects_total counter\n"
-                     "courant_slow_subscriber_disconnects_total %lu\n"
-                     "# TYPE courant_history_events gauge\ncourant_history_events %llu\n"
-                     "# TYPE courant_refused_requests_total counter\n",
-                     atomic_load(&srv->open_conns), sum[0], sum[5], sum[6],
-                     (unsigned long long)hs.published, sum[1], sum[2], sum[3], sum[4],
-                     (unsigned long long)hs.history_len);
+    int n =
+        snprintf(body, sizeof(body),
+                 "# TYPE courant_connections_open gauge\ncourant_connections_open %ld\n"
+                 "# TYPE courant_connections_accepted_total counter\ncourant_connections_accepted_total %lu\n"
+                 "# TYPE courant_subscribers_open gauge\ncourant_subscribers_open %lu\n"
+                 "# TYPE courant_requests_total counter\ncourant_requests_total %lu\n"
+                 "# TYPE courant_events_published_total counter\ncourant_events_published_total %llu\n"
+                 "# TYPE courant_deliveries_total counter\ncourant_deliveries_total %lu\n"
+                 "# TYPE courant_bytes_written_total counter\ncourant_bytes_written_total %lu\n"
+                 "# TYPE courant_events_replayed_total counter\ncourant_events_replayed_total %lu\n"
+                 "# TYPE courant_slow_subscriber_disconnects_total counter\n"
+                 "courant_slow_subscriber_disconnects_total %lu\n"
+                 "# TYPE courant_history_events gauge\ncourant_history_events %llu\n"
+                 "# TYPE courant_refused_requests_total counter\n",
+                 atomic_load(&srv->open_conns), sum[0], sum[5], sum[6], (unsigned long long)hs.published,
+                 sum[1], sum[2], sum[3], sum[4], (unsigned long long)hs.history_len);
     for (int k = 0; k < REFUSE__COUNT && n > 0 && (size_t)n < sizeof(body); k++)
-        n += snprintf(body + n, sizeof(body) - (size_t)n, "courant_refused_requests_total{reason=\"%s\"} %lu\n",
-                      refusal_names[k], refused[k]);
+        n += snprintf(body + n, sizeof(body) - (size_t)n,
+                      "courant_refused_requests_total{reason=\"%s\"} %lu\n", refusal_names[k], refused[k]);
     if (srv->store && n > 0 && (size_t)n < sizeof(body)) {
         store_stats_t ss;
         store_get_stats(srv->store, &ss);
-        n += snprintf(body + n, sizeof(body) - (size_t)n,
-                      "# TYPE courant_store_commits_total counter\ncourant_store_commits_total %llu\n"
-                      "# TYPE courant_store_events_total counter\ncourant_store_events_total %llu\n"
-                      "# TYPE courant_store_failed_events_total counter\ncourant_store_failed_events_total %llu\n"
-                      "# TYPE courant_store_rows gauge\ncourant_store_rows %llu\n"
-                      "# TYPE courant_store_healthy gauge\ncourant_store_healthy %d\n",
-                      (unsigned long long)ss.commits, (unsigned long long)ss.events,
-                      (unsigned long long)ss.failed, (unsigned long long)ss.rows, ss.healthy);
+        n += snprintf(
+            body + n, sizeof(body) - (size_t)n,
+            "# TYPE courant_store_commits_total counter\ncourant_store_commits_total %llu\n"
+            "# TYPE courant_store_events_total counter\ncourant_store_events_total %llu\n"
+            "# TYPE courant_store_failed_events_total counter\ncourant_store_failed_events_total %llu\n"
+            "# TYPE courant_store_rows gauge\ncourant_store_rows %llu\n"
+            "# TYPE courant_store_healthy gauge\ncourant_store_healthy %d\n",
+            (unsigned long long)ss.commits, (unsigned long long)ss.events, (unsigned long long)ss.failed,
+            (unsigned long long)ss.rows, ss.healthy);
     }
     if (srv->backplane && n > 0 && (size_t)n < sizeof(body)) {
         backplane_stats_t bs;
         backplane_get_stats(srv->backplane, &bs);
-        n += snprintf(body + n, sizeof(body) - (size_t)n,
-                      "# TYPE courant_backplane_up gauge\ncourant_backplane_up %d\n"
-                      "# TYPE courant_backplane_xadd_total counter\ncourant_backplane_xadd_total %llu\n"
-                      "# TYPE courant_backplane_xadd_failed_total counter\ncourant_backplane_xadd_failed_total %llu\n"
-                      "# TYPE courant_backplane_xread_total counter\ncourant_backplane_xread_total %llu\n"
-                      "# TYPE courant_backplane_bad_entries_total counter\ncourant_backplane_bad_entries_total %llu\n",
-                      bs.up, (unsigned long long)bs.xadd, (unsigned long long)bs.xadd_failed,
-                      (unsigned long long)bs.xread, (unsigned long long)bs.bad_entries);
+        n += snprintf(
+            body + n, sizeof(body) - (size_t)n,
+            "# TYPE courant_backplane_up gauge\ncourant_backplane_up %d\n"
+            "# TYPE courant_backplane_xadd_total counter\ncourant_backplane_xadd_total %llu\n"
+            "# TYPE courant_backplane_xadd_failed_total counter\ncourant_backplane_xadd_failed_total %llu\n"
+            "# TYPE courant_backplane_xread_total counter\ncourant_backplane_xread_total %llu\n"
+            "# TYPE courant_backplane_bad_entries_total counter\ncourant_backplane_bad_entries_total %llu\n",
+            bs.up, (unsigned long long)bs.xadd, (unsigned long long)bs.xadd_failed,
+            (unsigned long long)bs.xread, (unsigned long long)bs.bad_entries);
     }
     if (n < 0 || (size_t)n >= sizeof(body))
         n = (int)sizeof(body) - 1;
@@ -162,7 +165,7 @@ typedef struct query {
     size_t num_selectors;
     const char *last_event_id;
     size_t last_event_id_len;
-    const char *token;    /* the `authorization` parameter, NULL if absent */
+    const char *token; /* the `authorization` parameter, NULL if absent */
     size_t token_len;
     int too_many;
 } query_t;
@@ -189,14 +192,14 @@ static int on_query_pair(void *ctx, const char *n, size_t nl, const char *v, siz
 
 /* Applies the subscribe policy (auth.h). Returns 1 with *claims filled (empty
  * for anonymous subscribers), or 0 after refusing. */
-static int subscriber_may_enter(conn_t *c, const http1_request_t *req, const query_t *q,
-                                const char *cors, jwt_claims_t *claims)
+static int subscriber_may_enter(conn_t *c, const http1_request_t *req, const query_t *q, const char *cors,
+                                jwt_claims_t *claims)
 {
     server_t *srv = worker_server(c->worker);
     int from_cookie;
     const char *why = NULL;
-    auth_status_t st = auth_check(srv->auth, AUTH_SUBSCRIBER, req, q->token, q->token_len, claims,
-                                  &from_cookie, &why);
+    auth_status_t st =
+        auth_check(srv->auth, AUTH_SUBSCRIBER, req, q->token, q->token_len, claims, &from_cookie, &why);
     if (st == AUTH_INVALID) {
         auth_refuse_401(c, cors, why);
         return 0;
@@ -253,10 +256,16 @@ static void subscribe(conn_t *c, const http1_request_t *req, const char *query, 
     jwt_claims_t claims;
     if (subscriber_may_enter(c, req, &q, cors, &claims)) {
         stream_request_t sr = {
-            .selectors = q.selectors, .selector_lens = q.selector_lens, .num_selectors = q.num_selectors,
-            .last_event_id = q.last_event_id, .last_event_id_len = q.last_event_id_len,
-            .cors_headers = cors, .claims = claims.subscribe, .num_claims = claims.num_subscribe,
-            .token_exp_s = claims.exp, .payload = claims.payload,
+            .selectors = q.selectors,
+            .selector_lens = q.selector_lens,
+            .num_selectors = q.num_selectors,
+            .last_event_id = q.last_event_id,
+            .last_event_id_len = q.last_event_id_len,
+            .cors_headers = cors,
+            .claims = claims.subscribe,
+            .num_claims = claims.num_subscribe,
+            .token_exp_s = claims.exp,
+            .payload = claims.payload,
         };
         stream_start(c, &sr);
         jwt_claims_dispose(&claims);
@@ -270,8 +279,8 @@ static void method_not_allowed(conn_t *c, const char *allow)
     snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
     atomic_fetch_add_explicit(&worker_stats(c->worker)->refused[REFUSE_METHOD], 1, memory_order_relaxed);
     log_info("fd %d refused 405: method not allowed", c->fd);
-    conn_respond(c, "405 Method Not Allowed", "text/plain; charset=utf-8", extra,
-                 "method not allowed\n", 19, 0);
+    conn_respond(c, "405 Method Not Allowed", "text/plain; charset=utf-8", extra, "method not allowed\n", 19,
+                 0);
 }
 
 #define SUBS_PATH MERCURE_PATH "/subscriptions"
@@ -326,7 +335,8 @@ static void answer_subscriptions(conn_t *c, const http1_request_t *req, const ch
     if (!scratch || auth_query_token(query, qlen, scratch, &qtok, &qtok_len) < 0)
         qtok = NULL;
     jwt_claims_t claims;
-    auth_status_t st = auth_check(srv->auth, AUTH_SUBSCRIBER, req, qtok, qtok_len, &claims, &from_cookie, &why);
+    auth_status_t st =
+        auth_check(srv->auth, AUTH_SUBSCRIBER, req, qtok, qtok_len, &claims, &from_cookie, &why);
     free(scratch);
     if (st != AUTH_VALID) {
         auth_refuse_401(c, cors, st == AUTH_INVALID ? why : "the subscriptions API needs a subscriber token");
@@ -436,8 +446,8 @@ void router_handle(conn_t *c, const http1_request_t *req, char *body, size_t bod
         } else if (!get) {
             method_not_allowed(c, "GET");
         } else {
-            conn_respond(c, "200 OK", a->content_type, "Cache-Control: no-cache\r\n",
-                         (const char *)a->data, a->len, 0);
+            conn_respond(c, "200 OK", a->content_type, "Cache-Control: no-cache\r\n", (const char *)a->data,
+                         a->len, 0);
         }
     }
 }

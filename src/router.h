@@ -16,7 +16,6 @@
 void router_handle(conn_t *c, const http1_request_t *req, char *body, size_t body_len);
 
 /* The CORS header lines for this request's Origin (or ""), into buf. */
-const char *router_cors_headers(const server_t *srv, const http1_request_t *req, char *buf,
-                                size_t cap);
+const char *router_cors_headers(const server_t *srv, const http1_request_t *req, char *buf, size_t cap);
 
 #endif

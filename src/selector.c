@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_TEMPLATE 2048     /* longer selectors are exact topics */
+#define MAX_TEMPLATE 2048 /* longer selectors are exact topics */
 #define MAX_STATES 4096
 #define MAX_CLASSES 64
 #define MAX_BOUNDED_PREFIX 16
@@ -23,23 +23,25 @@
 enum { EDGE_NONE, EDGE_BYTE, EDGE_CLASS };
 
 typedef struct nstate {
-    uint8_t edge;      /* EDGE_* */
-    uint8_t byte;      /* EDGE_BYTE */
-    uint16_t cls;      /* EDGE_CLASS: index into classes */
-    int32_t next;      /* target of the consuming edge */
-    int32_t eps[2];    /* epsilon targets, -1 = none */
+    uint8_t edge;   /* EDGE_* */
+    uint8_t byte;   /* EDGE_BYTE */
+    uint16_t cls;   /* EDGE_CLASS: index into classes */
+    int32_t next;   /* target of the consuming edge */
+    int32_t eps[2]; /* epsilon targets, -1 = none */
 } nstate_t;
 
-typedef struct cls { uint64_t bits[4]; } cls_t;
+typedef struct cls {
+    uint64_t bits[4];
+} cls_t;
 
 struct selector {
-    uint64_t id;           /* unique for the process's life: the cache key */
+    uint64_t id; /* unique for the process's life: the cache key */
     selector_kind_t kind;
     size_t len;
-    char *text;            /* owns: the selector, NUL-terminated */
-    nstate_t *states;      /* owns (TEMPLATE): states[0] starts, `accept` ends */
+    char *text;       /* owns: the selector, NUL-terminated */
+    nstate_t *states; /* owns (TEMPLATE): states[0] starts, `accept` ends */
     int num_states, accept;
-    cls_t *classes;        /* owns (TEMPLATE) */
+    cls_t *classes; /* owns (TEMPLATE) */
     int num_classes;
 };
 
@@ -72,7 +74,12 @@ static void value_class(cls_t *c, char op, int explode)
         cls_add_str(c, ":/?#[]@!$&'()*+,;=");
     if (explode) {
         cls_add_str(c, "=");
-        char sep[2] = {op == '.' ? '.' : op == '/' ? '/' : op == ';' ? ';' : (op == '?' || op == '&') ? '&' : ',', 0};
+        char sep[2] = {op == '.'                  ? '.'
+                       : op == '/'                ? '/'
+                       : op == ';'                ? ';'
+                       : (op == '?' || op == '&') ? '&'
+                                                  : ',',
+                       0};
         cls_add_str(c, sep);
     }
 }
@@ -84,7 +91,7 @@ typedef struct builder {
     int n, cap;
     cls_t *cls;
     int ncls;
-    int failed;  /* out of room or memory: the selector becomes exact */
+    int failed; /* out of room or memory: the selector becomes exact */
 } builder_t;
 
 static int new_state(builder_t *b)
@@ -174,8 +181,8 @@ static int run(builder_t *b, int from, int c, int max)
 typedef struct varspec {
     const char *name;
     size_t name_len;
-    int prefix;   /* :n, 0 = none */
-    int explode;  /* * */
+    int prefix;  /* :n, 0 = none */
+    int explode; /* * */
 } varspec_t;
 
 static int named_op(char op) { return op == ';' || op == '?' || op == '&'; }
@@ -210,11 +217,17 @@ static char op_prefix(char op) { return (op == '+' || op == 0) ? 0 : op; }
 static char op_sep(char op)
 {
     switch (op) {
-    case '.': return '.';
-    case '/': return '/';
-    case ';': return ';';
-    case '?': case '&': return '&';
-    default: return ',';
+    case '.':
+        return '.';
+    case '/':
+        return '/';
+    case ';':
+        return ';';
+    case '?':
+    case '&':
+        return '&';
+    default:
+        return ',';
     }
 }
 
@@ -261,7 +274,8 @@ static size_t parse_varname(const char *s, size_t len)
         unsigned char ch = (unsigned char)s[i];
         if (is_alnum(ch) || ch == '_') {
             i++;
-        } else if (ch == '%' && i + 2 < len + 0 && is_hex((unsigned char)s[i + 1]) && is_hex((unsigned char)s[i + 2])) {
+        } else if (ch == '%' && i + 2 < len + 0 && is_hex((unsigned char)s[i + 1]) &&
+                   is_hex((unsigned char)s[i + 2])) {
             i += 3;
         } else if (ch == '.' && i > 0 && i + 1 < len && s[i - 1] != '.' &&
                    (is_alnum((unsigned char)s[i + 1]) || s[i + 1] == '_' || s[i + 1] == '%')) {
@@ -463,9 +477,12 @@ static int template_match(const selector_t *sel, const char *topic, size_t len)
 int selector_match(const selector_t *sel, const char *topic, size_t len)
 {
     switch (sel->kind) {
-    case SELECTOR_ANY: return 1;
-    case SELECTOR_EXACT: return len == sel->len && memcmp(topic, sel->text, len) == 0;
-    default: return template_match(sel, topic, len);
+    case SELECTOR_ANY:
+        return 1;
+    case SELECTOR_EXACT:
+        return len == sel->len && memcmp(topic, sel->text, len) == 0;
+    default:
+        return template_match(sel, topic, len);
     }
 }
 
@@ -474,11 +491,11 @@ int selector_match(const selector_t *sel, const char *topic, size_t len)
 #define CACHE_MAX_TOPIC 512 /* longer topics are matched uncached */
 
 typedef struct centry {
-    uint64_t sel_id;   /* 0 = empty */
+    uint64_t sel_id; /* 0 = empty */
     uint32_t hash;
     uint32_t len;
     uint8_t result;
-    char *topic;       /* owns: a copy of the topic, len bytes */
+    char *topic; /* owns: a copy of the topic, len bytes */
 } centry_t;
 
 struct selector_cache {

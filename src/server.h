@@ -17,27 +17,35 @@ struct worker;
 
 /* Refusal reasons counted for /metrics (refused_requests_total{reason=..}). */
 typedef enum refusal {
-    REFUSE_BAD_REQUEST, REFUSE_NOT_FOUND, REFUSE_METHOD, REFUSE_HEADERS_TOO_LARGE,
-    REFUSE_BODY_TOO_LARGE, REFUSE_TIMEOUT, REFUSE_OVER_CAPACITY, REFUSE_FORBIDDEN,
-    REFUSE_UNAVAILABLE, REFUSE_UNAUTHORIZED, REFUSE__COUNT
+    REFUSE_BAD_REQUEST,
+    REFUSE_NOT_FOUND,
+    REFUSE_METHOD,
+    REFUSE_HEADERS_TOO_LARGE,
+    REFUSE_BODY_TOO_LARGE,
+    REFUSE_TIMEOUT,
+    REFUSE_OVER_CAPACITY,
+    REFUSE_FORBIDDEN,
+    REFUSE_UNAVAILABLE,
+    REFUSE_UNAUTHORIZED,
+    REFUSE__COUNT
 } refusal_t;
 
 extern const char *const refusal_names[REFUSE__COUNT];
 
 typedef struct server {
-    const config_t *cfg;      /* borrows: lives as long as main */
-    hub_t *hub;               /* borrows */
-    struct store *store;      /* borrows; NULL without --store (memory-only history) */
+    const config_t *cfg;         /* borrows: lives as long as main */
+    hub_t *hub;                  /* borrows */
+    struct store *store;         /* borrows; NULL without --store (memory-only history) */
     struct backplane *backplane; /* borrows; NULL without --redis (one node) */
-    const auth_t *auth;       /* borrows: the JWT keys (auth.h); never NULL */
-    const char *demo_tokens;  /* borrows: --demo-auth's /demo/tokens.json, or NULL */
-    struct subs *subs;        /* borrows: the subscriptions registry; NULL without --subscriptions */
-    struct worker **workers;  /* borrows: num_workers of them */
+    const auth_t *auth;          /* borrows: the JWT keys (auth.h); never NULL */
+    const char *demo_tokens;     /* borrows: --demo-auth's /demo/tokens.json, or NULL */
+    struct subs *subs;           /* borrows: the subscriptions registry; NULL without --subscriptions */
+    struct worker **workers;     /* borrows: num_workers of them */
     int num_workers;
-    long max_connections;     /* effective cap on open client connections */
-    atomic_long open_conns;   /* client connections open now, all workers */
-    atomic_int stopping;      /* set once by main on SIGTERM/SIGINT */
-    int64_t started_ms;       /* CLOCK_REALTIME at start */
+    long max_connections;   /* effective cap on open client connections */
+    atomic_long open_conns; /* client connections open now, all workers */
+    atomic_int stopping;    /* set once by main on SIGTERM/SIGINT */
+    int64_t started_ms;     /* CLOCK_REALTIME at start */
 } server_t;
 
 #endif

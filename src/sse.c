@@ -208,8 +208,7 @@ static int buf_reserve(char **buf, size_t *cap, size_t need, size_t limit)
 }
 
 /* Appends s[0..n) to a buffer, keeping it NUL-terminated. */
-static int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n,
-                      size_t limit)
+static int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n, size_t limit)
 {
     if (n > limit - *len) /* *len <= limit always holds */
         return -1;
@@ -275,8 +274,7 @@ static int name_is(const char *name, size_t n, const char *want)
 
 /* "Process the field": names match case-sensitively; unknown ones are
  * ignored. */
-static int process_field(sse_parser_t *p, const char *name, size_t name_len,
-                         const char *v, size_t n)
+static int process_field(sse_parser_t *p, const char *name, size_t name_len, const char *v, size_t n)
 {
     size_t max = p->max_bytes;
     if (name_is(name, name_len, "event")) {
@@ -346,8 +344,7 @@ static int skip_bom(sse_parser_t *p, const char *buf, size_t len, size_t *i)
         }
         size_t seen = (size_t)p->_bom_state;
         p->_bom_state = 3;
-        return buf_append(&p->_line, &p->_line_len, &p->_line_cap,
-                          (const char *)sse_bom, seen, p->max_bytes);
+        return buf_append(&p->_line, &p->_line_len, &p->_line_cap, (const char *)sse_bom, seen, p->max_bytes);
     }
     return 0;
 }
@@ -384,8 +381,7 @@ static int feed_bytes(sse_parser_t *p, const char *buf, size_t len)
         }
         size_t eol = i + find_eol(buf + i, len - i);
         if (eol == len)
-            return buf_append(&p->_line, &p->_line_len, &p->_line_cap, buf + i,
-                              len - i, p->max_bytes);
+            return buf_append(&p->_line, &p->_line_len, &p->_line_cap, buf + i, len - i, p->max_bytes);
         if (end_line(p, buf + i, eol - i) < 0)
             return -1;
         p->_last_was_cr = buf[eol] == '\r';
@@ -396,8 +392,7 @@ static int feed_bytes(sse_parser_t *p, const char *buf, size_t len)
 
 /* ---- parser: public ------------------------------------------------------ */
 
-void sse_parser_init(sse_parser_t *p, const sse_parser_callbacks_t *cb, void *ctx,
-                     size_t max_bytes)
+void sse_parser_init(sse_parser_t *p, const sse_parser_callbacks_t *cb, void *ctx, size_t max_bytes)
 {
     memset(p, 0, sizeof *p);
     p->cb = *cb;

@@ -47,13 +47,13 @@
 /* ---- encoder ------------------------------------------------------------- */
 
 typedef struct sse_fields {
-    const char *id;    /* borrows; NULL = no id line */
+    const char *id; /* borrows; NULL = no id line */
     size_t id_len;
     const char *event; /* borrows; NULL = no event line */
     size_t event_len;
-    const char *data;  /* borrows; NULL = no data lines (a bare "\n" event) */
+    const char *data; /* borrows; NULL = no data lines (a bare "\n" event) */
     size_t data_len;
-    int64_t retry;     /* milliseconds; < 0 = no retry line */
+    int64_t retry; /* milliseconds; < 0 = no retry line */
 } sse_fields_t;
 
 /* Exact number of bytes sse_encode() will write for `f`. */
@@ -71,43 +71,42 @@ size_t sse_encode_comment(char *out, const char *text, size_t text_len);
 /* ---- parser -------------------------------------------------------------- */
 
 typedef struct sse_event {
-    const char *type;    /* "message" when the stream gave no event field */
+    const char *type; /* "message" when the stream gave no event field */
     size_t type_len;
-    const char *data;    /* data lines joined with LF, no trailing LF */
+    const char *data; /* data lines joined with LF, no trailing LF */
     size_t data_len;
     const char *last_id; /* the last event id at dispatch (may be empty) */
     size_t last_id_len;
 } sse_event_t;
 
 typedef struct sse_parser_callbacks {
-    void (*on_event)(void *ctx, const sse_event_t *ev);            /* required */
-    void (*on_retry)(void *ctx, uint64_t ms);                      /* optional */
-    void (*on_comment)(void *ctx, const char *text, size_t len);   /* optional */
+    void (*on_event)(void *ctx, const sse_event_t *ev);          /* required */
+    void (*on_retry)(void *ctx, uint64_t ms);                    /* optional */
+    void (*on_comment)(void *ctx, const char *text, size_t len); /* optional */
 } sse_parser_callbacks_t;
 
 typedef struct sse_parser {
     sse_parser_callbacks_t cb;
-    void *ctx;          /* borrows: passed back to the callbacks */
-    size_t max_bytes;   /* cap on a line and on an event's data */
+    void *ctx;        /* borrows: passed back to the callbacks */
+    size_t max_bytes; /* cap on a line and on an event's data */
     /* private state below, see sse.c */
-    char *_line;        /* owns: the current incomplete line */
+    char *_line; /* owns: the current incomplete line */
     size_t _line_len, _line_cap;
-    char *_data;        /* owns: the data buffer */
+    char *_data; /* owns: the data buffer */
     size_t _data_len, _data_cap;
-    char *_type;        /* owns: the event type buffer */
+    char *_type; /* owns: the event type buffer */
     size_t _type_len, _type_cap;
-    char *_id;          /* owns: the last event id */
+    char *_id; /* owns: the last event id */
     size_t _id_len, _id_cap;
-    int _last_was_cr;   /* the previous byte was CR: a following LF is eaten */
-    int _bom_state;     /* 0: at start, 1-2: inside a BOM, 3: past it */
-    int _failed;        /* a feed returned -1: every later feed does too */
+    int _last_was_cr; /* the previous byte was CR: a following LF is eaten */
+    int _bom_state;   /* 0: at start, 1-2: inside a BOM, 3: past it */
+    int _failed;      /* a feed returned -1: every later feed does too */
 } sse_parser_t;
 
 /* Prepares `p`. max_bytes bounds each internal buffer: the longest line and
  * the longest data of one event, in bytes (0 means 16 MiB; values above
  * SIZE_MAX / 4 are lowered to it). */
-void sse_parser_init(sse_parser_t *p, const sse_parser_callbacks_t *cb, void *ctx,
-                     size_t max_bytes);
+void sse_parser_init(sse_parser_t *p, const sse_parser_callbacks_t *cb, void *ctx, size_t max_bytes);
 
 /* Feeds bytes; calls the callbacks for every complete event/comment/retry,
  * in stream order (a retry is reported when its line ends, not at dispatch).

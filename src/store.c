@@ -32,11 +32,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STORE_IDLE_WAKE_MS 1000     /* retention runs at least this often */
-#define STORE_IDLE_TRIM_STEP 4096   /* rows deleted at most per idle step */
-#define STORE_TRIM_SLACK 64         /* rows deleted per group beyond 2 per insert */
-#define STORE_WAL_LIMIT (4 << 20)   /* WAL file truncated to this after checkpoints */
-#define STORE_VACUUM_PAGES 256      /* free pages given back per idle step */
+#define STORE_IDLE_WAKE_MS 1000   /* retention runs at least this often */
+#define STORE_IDLE_TRIM_STEP 4096 /* rows deleted at most per idle step */
+#define STORE_TRIM_SLACK 64       /* rows deleted per group beyond 2 per insert */
+#define STORE_WAL_LIMIT (4 << 20) /* WAL file truncated to this after checkpoints */
+#define STORE_VACUUM_PAGES 256    /* free pages given back per idle step */
 
 typedef struct pending {
     evbuf_t *ev;        /* owns one reference */
@@ -46,28 +46,28 @@ typedef struct pending {
 } pending_t;
 
 struct store {
-    sqlite3 *db;            /* owns; main thread until store_start, then the store thread */
-    sqlite3_stmt *ins;      /* owns: INSERT one event */
+    sqlite3 *db;              /* owns; main thread until store_start, then the store thread */
+    sqlite3_stmt *ins;        /* owns: INSERT one event */
     sqlite3_stmt *trim_count; /* owns: DELETE the oldest rows past --history */
     sqlite3_stmt *trim_age;   /* owns: DELETE the oldest rows past --history-age */
     sqlite3_stmt *oldest;     /* owns: published_ms of the oldest row */
-    hub_t *hub;             /* borrows: set by store_start */
-    char *path;             /* owns: the file, for backups and log lines */
-    long history;           /* rows kept at most */
-    int64_t max_age_ms;     /* 0 = no age limit */
-    int64_t last_seq;       /* store thread: seq of the newest row */
-    int64_t rows;           /* store thread: rows in the table */
-    char *scratch;          /* owns: store thread, the joined topics of one event */
+    hub_t *hub;               /* borrows: set by store_start */
+    char *path;               /* owns: the file, for backups and log lines */
+    long history;             /* rows kept at most */
+    int64_t max_age_ms;       /* 0 = no age limit */
+    int64_t last_seq;         /* store thread: seq of the newest row */
+    int64_t rows;             /* store thread: rows in the table */
+    char *scratch;            /* owns: store thread, the joined topics of one event */
     size_t scratch_cap;
 
     pthread_t thread;
-    int started;            /* main thread: the thread runs */
-    pthread_mutex_t lock;   /* guards queue, len, cap, stopping */
-    pthread_cond_t wake;    /* signalled when the queue goes non-empty or on stop */
-    pending_t *queue;       /* owns */
+    int started;          /* main thread: the thread runs */
+    pthread_mutex_t lock; /* guards queue, len, cap, stopping */
+    pthread_cond_t wake;  /* signalled when the queue goes non-empty or on stop */
+    pending_t *queue;     /* owns */
     size_t len, cap;
     int stopping;
-    int backup_requested;   /* SIGUSR1: copy the file at the next chance */
+    int backup_requested; /* SIGUSR1: copy the file at the next chance */
 
     atomic_ulong commits, events, failed, rows_seen;
     atomic_int healthy;
@@ -208,24 +208,24 @@ static int prepare_all(store_t *s)
                               "INSERT INTO events(published_ms, id, topics, private, wire)"
                               " VALUES (?1, ?2, ?3, ?4, ?5)",
                               -1, &s->ins, NULL) != SQLITE_OK ||
-           sqlite3_prepare_v2(s->db,
-                              "DELETE FROM events WHERE seq IN"
-                              " (SELECT seq FROM events WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
-                              -1, &s->trim_count, NULL) != SQLITE_OK ||
-           /* Only the ?2 oldest rows are looked at, so a step is bounded
+                   sqlite3_prepare_v2(s->db,
+                                      "DELETE FROM events WHERE seq IN"
+                                      " (SELECT seq FROM events WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
+                                      -1, &s->trim_count, NULL) != SQLITE_OK ||
+                   /* Only the ?2 oldest rows are looked at, so a step is bounded
             * even if published_ms is not monotonic (a clock step). */
-           sqlite3_prepare_v2(s->db,
-                              "DELETE FROM events WHERE seq IN"
-                              " (SELECT seq FROM events ORDER BY seq LIMIT ?2) AND published_ms < ?1",
-                              -1, &s->trim_age, NULL) != SQLITE_OK ||
-           sqlite3_prepare_v2(s->db, "SELECT published_ms FROM events ORDER BY seq LIMIT 1", -1,
-                              &s->oldest, NULL) != SQLITE_OK
+                   sqlite3_prepare_v2(s->db,
+                                      "DELETE FROM events WHERE seq IN"
+                                      " (SELECT seq FROM events ORDER BY seq LIMIT ?2) AND published_ms < ?1",
+                                      -1, &s->trim_age, NULL) != SQLITE_OK ||
+                   sqlite3_prepare_v2(s->db, "SELECT published_ms FROM events ORDER BY seq LIMIT 1", -1,
+                                      &s->oldest, NULL) != SQLITE_OK
                ? -1
                : 0;
 }
 
-store_t *store_open(const char *path, store_sync_t sync, long history, int history_age_s,
-                    char *reason, size_t cap)
+store_t *store_open(const char *path, store_sync_t sync, long history, int history_age_s, char *reason,
+                    size_t cap)
 {
     store_t *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -245,7 +245,8 @@ store_t *store_open(const char *path, store_sync_t sync, long history, int histo
         snprintf(reason, cap, "out of memory");
         goto fail;
     }
-    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc =
+        sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         set_reason(s, reason, cap, "cannot open it");
         goto fail;
@@ -257,8 +258,7 @@ store_t *store_open(const char *path, store_sync_t sync, long history, int histo
         goto fail;
     }
     sqlite3_busy_timeout(s->db, 0); /* a lock held elsewhere is an answer, not a wait */
-    if (configure(s, sync, reason, cap) || prove_writable(s, reason, cap) ||
-        check_integrity(s, reason, cap))
+    if (configure(s, sync, reason, cap) || prove_writable(s, reason, cap) || check_integrity(s, reason, cap))
         goto fail;
     if (prepare_all(s)) {
         set_reason(s, reason, cap, "cannot prepare its statements");
@@ -309,10 +309,14 @@ static evbuf_t *row_to_event(sqlite3_stmt *st)
     const char *topics[EVBUF_MAX_TOPICS];
     size_t lens[EVBUF_MAX_TOPICS];
     evbuf_spec_t spec = {
-        .id = id, .id_len = strlen(id),
-        .wire = wire, .wire_len = wire_len,
+        .id = id,
+        .id_len = strlen(id),
+        .wire = wire,
+        .wire_len = wire_len,
         .published_ms = sqlite3_column_int64(st, 0),
-        .topics = topics, .topic_lens = lens, .num_topics = split_topics(t, topics, lens),
+        .topics = topics,
+        .topic_lens = lens,
+        .num_topics = split_topics(t, topics, lens),
         .is_private = sqlite3_column_int(st, 3),
         .retry = -1,
     };
@@ -446,8 +450,9 @@ static int commit_group(store_t *s, pending_t *batch, size_t n)
     s->last_seq = last_seq;
     s->rows = rows;
     if (atomic_exchange(&s->healthy, 0))
-        log_warn("store: commit of %zu events failed: %s%s%s (code %d); publishes get 503 until it works again",
-                 n, msg, sys ? ", " : "", sys ? strerror(sys) : "", code);
+        log_warn(
+            "store: commit of %zu events failed: %s%s%s (code %d); publishes get 503 until it works again", n,
+            msg, sys ? ", " : "", sys ? strerror(sys) : "", code);
     return -1;
 }
 

@@ -73,8 +73,8 @@ typedef void (*store_done_cb)(void *ctx, uint64_t token, evbuf_t *ev, int ok);
  * (quick_check) and proves it is writable. history / history_age_s: the
  * retention (as --history, --history-age; 0 age = none). On failure returns
  * NULL and sets *reason to a one-line explanation in `reason_buf`. */
-store_t *store_open(const char *path, store_sync_t sync, long history, int history_age_s,
-                    char *reason_buf, size_t reason_cap) __attribute__((warn_unused_result));
+store_t *store_open(const char *path, store_sync_t sync, long history, int history_age_s, char *reason_buf,
+                    size_t reason_cap) __attribute__((warn_unused_result));
 
 /* Calls `cb` with each retained event (the last `history`, none older than
  * the age limit), oldest first; each event is new (refs = 1) and owned by
@@ -113,11 +113,11 @@ void store_stop(store_t *s);
 void store_free(store_t *s);
 
 typedef struct store_stats {
-    uint64_t commits;        /* groups committed */
-    uint64_t events;         /* events committed */
-    uint64_t failed;         /* events refused because a commit failed */
-    uint64_t rows;           /* rows in the file after the last trim (approximate) */
-    int healthy;             /* the last commit succeeded */
+    uint64_t commits; /* groups committed */
+    uint64_t events;  /* events committed */
+    uint64_t failed;  /* events refused because a commit failed */
+    uint64_t rows;    /* rows in the file after the last trim (approximate) */
+    int healthy;      /* the last commit succeeded */
 } store_stats_t;
 
 /* Any thread. */

@@ -39,25 +39,25 @@ typedef struct sub_link {
  * all its users share one selector id, hence one set of cache entries. */
 struct tmpl_subs {
     struct tmpl_subs *prev, *next; /* the worker's list of templates */
-    selector_t *sel;   /* owns; its text is the key in tmpl_by_text */
-    sub_link_t *head;  /* links subscribed with this template (maybe none) */
-    uint32_t refs;     /* links + claims + stream_start's in-flight holds */
+    selector_t *sel;               /* owns; its text is the key in tmpl_by_text */
+    sub_link_t *head;              /* links subscribed with this template (maybe none) */
+    uint32_t refs;                 /* links + claims + stream_start's in-flight holds */
 };
 
 struct topic_subs {
-    sub_link_t *head;  /* owns nothing: links belong to their streams */
-    uint32_t count;    /* links in the list */
-    uint32_t len;      /* of topic */
-    char topic[];      /* owns: the key of the index entry */
+    sub_link_t *head; /* owns nothing: links belong to their streams */
+    uint32_t count;   /* links in the list */
+    uint32_t len;     /* of topic */
+    char topic[];     /* owns: the key of the index entry */
 };
 
 struct stream_index {
-    strmap_t topics;       /* topic -> topic_subs_t* (owned) */
-    sub_link_t *wildcard;  /* streams subscribed to "*" */
+    strmap_t topics;         /* topic -> topic_subs_t* (owned) */
+    sub_link_t *wildcard;    /* streams subscribed to "*" */
     tmpl_subs_t *templates;  /* owns: every interned template (see tmpl_subs) */
     strmap_t tmpl_by_text;   /* template text -> tmpl_subs_t* (borrowed from the list) */
     selector_cache_t *cache; /* owns: (template, topic) -> match, bounded */
-    size_t streams;        /* open streams on this worker */
+    size_t streams;          /* open streams on this worker */
 };
 
 /* Entries of each worker's match cache: 4096 x (32 bytes + the topic copy,
@@ -65,16 +65,16 @@ struct stream_index {
 #define MATCH_CACHE_ENTRIES 4096
 
 typedef struct stream {
-    selector_t **claims;   /* owns: mercure.subscribe selectors (private updates); NULL if none */
-    subs_handle_t *subs;   /* owns: its subscriptions (--subscriptions), or NULL */
-    uint64_t start_seq;    /* only events with seq > start_seq go live */
-    uint64_t last_seq;     /* newest seq queued: an event is sent once */
-    int64_t end_ms;        /* monotonic: end of life, 0 = none */
-    uint8_t overflowed;    /* a delivery passed --max-pending-bytes */
-    uint8_t ending;        /* no more events: closes once output is written */
+    selector_t **claims; /* owns: mercure.subscribe selectors (private updates); NULL if none */
+    subs_handle_t *subs; /* owns: its subscriptions (--subscriptions), or NULL */
+    uint64_t start_seq;  /* only events with seq > start_seq go live */
+    uint64_t last_seq;   /* newest seq queued: an event is sent once */
+    int64_t end_ms;      /* monotonic: end of life, 0 = none */
+    uint8_t overflowed;  /* a delivery passed --max-pending-bytes */
+    uint8_t ending;      /* no more events: closes once output is written */
     uint16_t num_links;
-    uint16_t num_claims;   /* entries of claims (in the padding before links) */
-    sub_link_t links[];    /* one per distinct selector */
+    uint16_t num_claims; /* entries of claims (in the padding before links) */
+    sub_link_t links[];  /* one per distinct selector */
 } stream_t;
 
 #define STREAM_DRAIN_GRACE_MS 5000
@@ -190,8 +190,7 @@ static void selector_release(stream_index_t *idx, selector_t *sel)
 
 /* Hangs `l` on the list for `topic`, creating the entry if needed. A
  * template's link takes over the reference `*sel` holds (set to NULL). */
-static int link_attach(stream_index_t *idx, sub_link_t *l, const char *topic, size_t len,
-                       selector_t **sel)
+static int link_attach(stream_index_t *idx, sub_link_t *l, const char *topic, size_t len, selector_t **sel)
 {
     l->tmpl = NULL;
     if (is_wildcard(topic, len)) {
@@ -250,11 +249,11 @@ static void link_detach(stream_index_t *idx, sub_link_t *l)
 /* ---- subscribing -------------------------------------------------------------- */
 
 typedef struct match_ctx {
-    selector_t **sels;          /* borrows: the compiled distinct selectors */
+    selector_t **sels; /* borrows: the compiled distinct selectors */
     size_t num_sels;
-    selector_t *const *claims;  /* borrows: the mercure.subscribe selectors */
+    selector_t *const *claims; /* borrows: the mercure.subscribe selectors */
     size_t num_claims;
-    selector_cache_t *cache;    /* borrows: the worker's */
+    selector_cache_t *cache; /* borrows: the worker's */
 } match_ctx_t;
 
 /* Does any selector match any of the event's topics? */
@@ -446,8 +445,8 @@ void stream_start(conn_t *c, const stream_request_t *req)
     match_ctx_t mctx = {sels, n, claims, req->num_claims, idx->cache};
     char *head = NULL;
     size_t head_len = 0;
-    if (hub_try_snapshot(worker_server(w)->hub, req->last_event_id, req->last_event_id_len,
-                         selectors_match, &mctx, &snap)) {
+    if (hub_try_snapshot(worker_server(w)->hub, req->last_event_id, req->last_event_id_len, selectors_match,
+                         &mctx, &snap)) {
         memset(&snap, 0, sizeof(snap));
     } else {
         head = format_head(req, snap.last_event_id, cfg->retry_ms, &head_len);

@@ -51,13 +51,13 @@ typedef struct stream_request {
     const char *const *selectors; /* exact topics, "*", or URI templates */
     const size_t *selector_lens;
     size_t num_selectors;
-    const char *last_event_id;    /* NULL: none sent */
+    const char *last_event_id; /* NULL: none sent */
     size_t last_event_id_len;
-    const char *cors_headers;     /* "" or header lines ending in CRLF */
-    char *const *claims;          /* the token's mercure.subscribe selectors (NUL-terminated) */
-    size_t num_claims;            /* 0: anonymous, or a token without the claim */
-    int64_t token_exp_s;          /* the token's exp (epoch seconds): the stream ends then; 0 = none */
-    const char *payload;          /* the token's mercure.payload (compact JSON), or NULL */
+    const char *cors_headers; /* "" or header lines ending in CRLF */
+    char *const *claims;      /* the token's mercure.subscribe selectors (NUL-terminated) */
+    size_t num_claims;        /* 0: anonymous, or a token without the claim */
+    int64_t token_exp_s;      /* the token's exp (epoch seconds): the stream ends then; 0 = none */
+    const char *payload;      /* the token's mercure.payload (compact JSON), or NULL */
 } stream_request_t;
 
 /* Turns the conn into a stream: answers the headers and a first comment at

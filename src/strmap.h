@@ -19,7 +19,7 @@ typedef struct strmap_slot {
     const char *key; /* borrows; NULL = empty slot */
     uint32_t len;
     uint32_t hash;
-    void *value;     /* borrows */
+    void *value; /* borrows */
 } strmap_slot_t;
 
 typedef struct strmap {
@@ -36,8 +36,7 @@ uint32_t strmap_hash(const char *key, size_t len);
 void *strmap_get(const strmap_t *m, const char *key, size_t len);
 
 /* Inserts or replaces. Returns 0, or -1 if memory runs out (map unchanged). */
-int strmap_try_put(strmap_t *m, const char *key, size_t len, void *value)
-    __attribute__((warn_unused_result));
+int strmap_try_put(strmap_t *m, const char *key, size_t len, void *value) __attribute__((warn_unused_result));
 
 /* Removes the key if present; returns its value or NULL. */
 void *strmap_remove(strmap_t *m, const char *key, size_t len);

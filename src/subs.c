@@ -18,24 +18,24 @@
 #define JSONLD_CONTEXT "https://mercure.rocks/"
 
 typedef struct entry {
-    struct entry *prev, *next; /* the registry's list; guarded by subs.lock */
-    char *id;                  /* owns: SUBS_PREFIX "/" enc(topic) "/" enc(subscriber) */
-    char *topic;               /* owns: the selector, NUL-terminated */
+    struct entry *prev, *next;       /* the registry's list; guarded by subs.lock */
+    char *id;                        /* owns: SUBS_PREFIX "/" enc(topic) "/" enc(subscriber) */
+    char *topic;                     /* owns: the selector, NUL-terminated */
     const struct subs_handle *owner; /* borrows: the handle whose array holds this entry */
 } entry_t;
 
 struct subs_handle {
     char subscriber[ID_UUID_URN_LEN + 1];
-    json_t *payload;           /* owns a reference: mercure.payload, or NULL */
+    json_t *payload; /* owns a reference: mercure.payload, or NULL */
     size_t n;
-    entry_t entries[];         /* one per distinct selector */
+    entry_t entries[]; /* one per distinct selector */
 };
 
 struct subs {
-    pthread_mutex_t lock;      /* guards head */
+    pthread_mutex_t lock; /* guards head */
     entry_t *head;
-    hub_t *hub;                /* borrows */
-    backplane_t *bp;           /* borrows; NULL without --redis */
+    hub_t *hub;      /* borrows */
+    backplane_t *bp; /* borrows; NULL without --redis */
 };
 
 subs_t *subs_new(hub_t *hub, backplane_t *bp)
@@ -100,8 +100,15 @@ static void publish_entry(subs_t *s, const subs_handle_t *h, const entry_t *e, i
     const char *topics[1] = {e->id};
     size_t lens[1] = {strlen(e->id)};
     evbuf_spec_t spec = {
-        .id = id, .id_len = strlen(id), .data = data, .data_len = strlen(data), .retry = -1,
-        .topics = topics, .topic_lens = lens, .num_topics = 1, .is_private = 1,
+        .id = id,
+        .id_len = strlen(id),
+        .data = data,
+        .data_len = strlen(data),
+        .retry = -1,
+        .topics = topics,
+        .topic_lens = lens,
+        .num_topics = 1,
+        .is_private = 1,
     };
     evbuf_t *ev = evbuf_try_new(&spec);
     free(data);

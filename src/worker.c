@@ -36,9 +36,9 @@ enum { HANDLE_CONN, HANDLE_LISTENER, HANDLE_INBOX };
 
 /* One inbox entry: an event to fan out, or the store's answer to a publish. */
 typedef struct inbox_msg {
-    evbuf_t *ev;     /* owns one reference */
-    uint64_t token;  /* 0: fan `ev` out; else the ack token of a waiting publish */
-    int ok;          /* acks: 1 committed, 0 not stored */
+    evbuf_t *ev;    /* owns one reference */
+    uint64_t token; /* 0: fan `ev` out; else the ack token of a waiting publish */
+    int ok;         /* acks: 1 committed, 0 not stored */
 } inbox_msg_t;
 
 /* A publish waiting for the store (see worker.h). Worker thread only. */
@@ -56,11 +56,11 @@ typedef struct listener {
 
 struct worker {
     int index;
-    server_t *srv;              /* borrows */
+    server_t *srv; /* borrows */
     pthread_t thread;
-    int epfd;                   /* owns */
-    int inbox_handle_kind;      /* HANDLE_INBOX: its address is the epoll tag */
-    int evfd;                   /* owns: the inbox doorbell */
+    int epfd;              /* owns */
+    int inbox_handle_kind; /* HANDLE_INBOX: its address is the epoll tag */
+    int evfd;              /* owns: the inbox doorbell */
     listener_t listeners[WORKER_MAX_LISTEN];
     int num_listeners;
 
@@ -68,23 +68,23 @@ struct worker {
     inbox_msg_t *inbox;         /* owns; events in seq order, each ack after its event */
     size_t inbox_len, inbox_cap;
 
-    ack_slot_t *acks;           /* owns: worker thread only */
-    uint32_t acks_cap;          /* slots allocated */
-    uint32_t acks_free;         /* index + 1 of the first free slot, 0 = none */
+    ack_slot_t *acks;   /* owns: worker thread only */
+    uint32_t acks_cap;  /* slots allocated */
+    uint32_t acks_free; /* index + 1 of the first free slot, 0 = none */
 
-    int64_t now_ms;             /* CLOCK_MONOTONIC at the start of the turn */
+    int64_t now_ms; /* CLOCK_MONOTONIC at the start of the turn */
     int64_t next_tick_ms;
-    int64_t stop_deadline_ms;   /* 0 until stopping */
-    conn_t *conns;              /* owns: every open connection (list) */
+    int64_t stop_deadline_ms; /* 0 until stopping */
+    conn_t *conns;            /* owns: every open connection (list) */
     size_t num_conns;
-    conn_t *flush_list;         /* borrows: conns with output to write, FIFO */
-    conn_t *flush_tail;         /* borrows: last of flush_list (valid when it is non-NULL) */
-    conn_t *free_list;          /* owns: conns closed this turn */
-    stream_index_t *streams;    /* owns */
+    conn_t *flush_list;                    /* borrows: conns with output to write, FIFO */
+    conn_t *flush_tail;                    /* borrows: last of flush_list (valid when it is non-NULL) */
+    conn_t *free_list;                     /* owns: conns closed this turn */
+    stream_index_t *streams;               /* owns */
     wref_t *wref_cache[WORKER_WREF_CACHE]; /* owns: spare wrefs, no malloc per event */
     int wref_cached;
     worker_stats_t stats;
-    unsigned drop_log_budget;   /* rate-limits the over-capacity log line */
+    unsigned drop_log_budget; /* rate-limits the over-capacity log line */
 };
 
 static int64_t monotonic_ms(void)
@@ -406,7 +406,7 @@ static void refuse_over_capacity(worker_t *w, int fd)
 static void accept_some(worker_t *w, listener_t *l)
 {
     for (int i = 0; i < WORKER_ACCEPT_PER_TURN; i++) {
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = {0};
         socklen_t sl = sizeof(ss);
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {

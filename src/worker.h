@@ -43,22 +43,22 @@ typedef struct worker worker_t;
 struct conn;
 
 typedef struct wref {
-    evbuf_t *ev;      /* owns one atomic reference */
-    uint32_t refs;    /* subscriber queues holding this wref (this worker only) */
+    evbuf_t *ev;   /* owns one atomic reference */
+    uint32_t refs; /* subscriber queues holding this wref (this worker only) */
 } wref_t;
 
 /* Counters for /metrics. Each is written by its worker only (relaxed
  * atomics, so another thread may read them without a data race). */
 typedef struct worker_stats {
-    atomic_ulong accepted, deliveries, bytes_written, replayed, slow_disconnects,
-        streams_open, requests, refused[REFUSE__COUNT];
+    atomic_ulong accepted, deliveries, bytes_written, replayed, slow_disconnects, streams_open, requests,
+        refused[REFUSE__COUNT];
 } worker_stats_t;
 
 /* Creates worker `index` with its listening sockets `listen_fds` (borrowed
  * until worker_free, which closes them). Returns NULL on failure. */
 worker_t *worker_new(int index, server_t *srv, const int *listen_fds, int num_listen);
-int worker_start(worker_t *w);     /* starts the thread; 0 or -1 */
-void worker_wake(worker_t *w);     /* any thread: re-check the stop flag now */
+int worker_start(worker_t *w); /* starts the thread; 0 or -1 */
+void worker_wake(worker_t *w); /* any thread: re-check the stop flag now */
 void worker_join(worker_t *w);
 void worker_free(worker_t *w);
 
@@ -80,10 +80,10 @@ server_t *worker_server(worker_t *w);
 struct stream_index *worker__streams(worker_t *w);
 void worker__schedule_flush(worker_t *w, struct conn *c);
 void worker__schedule_free(worker_t *w, struct conn *c);
-wref_t *worker__wref_new(worker_t *w, evbuf_t *ev); /* refs 0; takes a new atomic ref */
-void worker__wref_unref(worker_t *w, wref_t *r);        /* drops one count; frees at 0 */
-void worker__wref_unref_empty(worker_t *w, wref_t *r);  /* frees a wref nobody queued */
-int64_t worker__now_ms(const worker_t *w); /* CLOCK_MONOTONIC at turn start */
+wref_t *worker__wref_new(worker_t *w, evbuf_t *ev);    /* refs 0; takes a new atomic ref */
+void worker__wref_unref(worker_t *w, wref_t *r);       /* drops one count; frees at 0 */
+void worker__wref_unref_empty(worker_t *w, wref_t *r); /* frees a wref nobody queued */
+int64_t worker__now_ms(const worker_t *w);             /* CLOCK_MONOTONIC at turn start */
 /* publish.c: `c` waits for a store ack; `headers` ("" or CRLF lines) is
  * copied for the answer. Returns the token, 0 if memory runs out. */
 uint64_t worker__ack_wait(worker_t *w, struct conn *c, const char *headers);

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# tests/run.sh - runs every test and ends with the line "N passed, N failed".
+# tests/run.sh - runs every test and ends with the line
+# "N passed, N failed, N skipped".
 #
 # Every test program prints TAP-like lines, "ok - name" or "not ok - name",
-# and exits non-zero if anything failed. This script counts those lines; a
+# and exits non-zero if anything failed; a test that cannot run here prints
+# "ok - name # SKIP reason" and is counted as skipped, never as passed. This
+# script counts those lines; a
 # program that exits non-zero (a crash, a sanitizer report, a timeout)
 # without printing "not ok" counts as one more failure. Each program runs
 # under `timeout`, so nothing can hang the suite.
 #
 #   tests/run.sh            everything
-#   tests/run.sh unit       only unit tests (also: fuzz, e2e, node, tsan)
+#   tests/run.sh unit       only unit tests (also: checks, fuzz, e2e, node, tsan)
 #   FUZZ_SECONDS=20         how long each fuzz target runs (default 15)
 set -u
 cd "$(dirname "$0")/.."
@@ -23,6 +26,7 @@ mkdir -p "$LOGDIR"
 
 passed=0
 failed=0
+skipped=0
 failures=()
 
 # run NAME TIMEOUT CMD... : runs one test program and tallies its lines.
@@ -33,12 +37,14 @@ run() {
     echo "== $name"
     timeout --kill-after=5 "$limit" "$@" >"$log" 2>&1
     local rc=$?
-    local ok nok
-    ok=$(grep -c '^ok - ' "$log")
+    local ok nok skip
+    skip=$(grep -c '^ok - .*# SKIP' "$log")
+    ok=$(($(grep -c '^ok - ' "$log") - skip))
     nok=$(grep -c '^not ok - ' "$log")
     grep -E '^(ok|not ok) - ' "$log" | sed 's/^/   /'
     passed=$((passed + ok))
     failed=$((failed + nok))
+    skipped=$((skipped + skip))
     if [ "$nok" -gt 0 ]; then
         failures+=("$name")
     fi
@@ -54,6 +60,17 @@ run() {
 }
 
 want() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
+
+# check NAME MAKE-TARGET: a code check from the Makefile, as one test.
+check() {
+    run "checks/$1" 600 sh -c "make -s $2 && echo 'ok - $1' || { echo 'not ok - $1'; exit 1; }"
+}
+
+if want checks; then
+    check "format (clang-format)" format-check
+    check "static analysis (clang --analyze)" analyze
+    [ -x scripts/check-layers.sh ] && check "layer order (docs/ARCHITECTURE.md)" check-layers
+fi
 
 if want unit; then
     for t in build/asan/*_test; do
@@ -103,5 +120,9 @@ if [ "${#failures[@]}" -gt 0 ]; then
     echo "failed:"
     printf '  %s\n' "${failures[@]}"
 fi
-echo "$passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+    echo "$passed passed, $failed failed, $skipped skipped"
+else
+    echo "$passed passed, $failed failed"
+fi
 [ "$failed" -eq 0 ]

@@ -50,10 +50,11 @@ int main(int argc, char **argv)
         printf("    {\"/%s\", \"%s\", asset_%d, sizeof(asset_%d) - 1},\n", base, content_type(base), i, i);
     }
     printf("    {0, 0, 0, 0}\n};\nconst size_t num_assets = %d;\n\n", argc - 1);
-    printf("const asset_t *assets_find(const char *path, size_t len)\n{\n"
-           "    if (len == 1 && path[0] == '/') {\n        path = \"/index.html\";\n        len = 11;\n    }\n"
-           "    for (size_t i = 0; i < num_assets; i++)\n"
-           "        if (strlen(assets[i].path) == len && memcmp(assets[i].path, path, len) == 0)\n"
-           "            return &assets[i];\n    return NULL;\n}\n");
+    printf(
+        "const asset_t *assets_find(const char *path, size_t len)\n{\n"
+        "    if (len == 1 && path[0] == '/') {\n        path = \"/index.html\";\n        len = 11;\n    }\n"
+        "    for (size_t i = 0; i < num_assets; i++)\n"
+        "        if (strlen(assets[i].path) == len && memcmp(assets[i].path, path, len) == 0)\n"
+        "            return &assets[i];\n    return NULL;\n}\n");
     return 0;
 }

@@ -242,6 +242,14 @@ export function test(name, fn, { timeout = 30000 } = {}) {
   tests.push({ name, fn, timeout });
 }
 
+/** Thrown by skip(): the test could not run here. Reported as skipped, never as passed. */
+class Skip extends Error {}
+
+/** Ends the current test as skipped, with the reason (e.g. a missing privilege). */
+export function skip(reason) {
+  throw new Skip(reason);
+}
+
 function indent(text) {
   return String(text)
     .split('\n')
@@ -259,10 +267,12 @@ async function cleanup() {
 export async function run() {
   let passed = 0;
   let failed = 0;
+  let skipped = 0;
   const only = process.env.COURANT_E2E_ONLY;
   for (const t of tests) {
     if (only && !t.name.includes(only)) continue;
     const errors = [];
+    let skipReason = null;
     currentTest = { servers: [] };
     const ctx = { name: t.name, servers: currentTest.servers };
     let timer = null;
@@ -274,7 +284,8 @@ export async function run() {
         }),
       ]);
     } catch (err) {
-      errors.push(err);
+      if (err instanceof Skip) skipReason = err.message;
+      else errors.push(err);
     } finally {
       clearTimeout(timer);
     }
@@ -288,7 +299,10 @@ export async function run() {
         errors.push(err);
       }
     }
-    if (errors.length === 0) {
+    if (errors.length === 0 && skipReason !== null) {
+      skipped++;
+      console.log(`ok - ${fileName}: ${t.name} # SKIP ${skipReason}`);
+    } else if (errors.length === 0) {
       passed++;
       console.log(`ok - ${fileName}: ${t.name}`);
     } else {
@@ -298,7 +312,7 @@ export async function run() {
       for (const s of mine) console.log(indent(`stderr of ${s.describe()} (pid ${s.proc.pid}, last 15 lines):\n${s.tail(15)}`));
     }
   }
-  console.log(`${fileName}: ${passed} passed, ${failed} failed`);
+  console.log(`${fileName}: ${passed} passed, ${failed} failed, ${skipped} skipped`);
   process.exit(failed ? 1 : 0);
 }
 

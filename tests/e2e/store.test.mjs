@@ -9,14 +9,14 @@
 //   node tests/e2e/store.test.mjs
 //
 // The mount-based cases need root (mount -t tmpfs); without it they are
-// reported as skipped (ok with "# skip"). Env: as hub.test.mjs.
+// reported as skipped ("ok - ... # SKIP reason", counted as skipped by tests/run.sh). Env: as hub.test.mjs.
 
 import http from 'node:http';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { assert, courantBin, openStream, postForm, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, courantBin, openStream, postForm, run, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const TOPIC = 'https://example.com/storm';
@@ -297,7 +297,7 @@ function fillDisk(dir) {
 }
 
 test('a store on a read-only mount: refused at start-up', async () => {
-  if (!MOUNT_OK) return console.log('# skip: cannot mount tmpfs (not root?)');
+  if (!MOUNT_OK) skip('cannot mount tmpfs here (needs root or CAP_SYS_ADMIN)');
   await withTmpfs('4m', async (d) => {
     const db = path.join(d, 'courant.db');
     const s = await startCourant(['--store', db]);
@@ -310,7 +310,7 @@ test('a store on a read-only mount: refused at start-up', async () => {
 });
 
 test('a store on a full disk: refused at start-up', async () => {
-  if (!MOUNT_OK) return console.log('# skip: cannot mount tmpfs (not root?)');
+  if (!MOUNT_OK) skip('cannot mount tmpfs here (needs root or CAP_SYS_ADMIN)');
   await withTmpfs('1m', async (d) => {
     fillDisk(d);
     const line = expectRefusal(['--store', path.join(d, 'courant.db')], /full|No space/);
@@ -319,7 +319,7 @@ test('a store on a full disk: refused at start-up', async () => {
 });
 
 test('the disk fills while running: 503 for publishes, subscribers still served, nothing unacknowledged delivered, recovery', async () => {
-  if (!MOUNT_OK) return console.log('# skip: cannot mount tmpfs (not root?)');
+  if (!MOUNT_OK) skip('cannot mount tmpfs here (needs root or CAP_SYS_ADMIN)');
   await withTmpfs('2m', async (d) => {
     const db = path.join(d, 'courant.db');
     const args = ['--store', db, '--history', '100000', '--max-event-bytes', '200000'];

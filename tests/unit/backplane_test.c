@@ -31,8 +31,9 @@ static void test_url(void)
     ASSERT_EQ(backplane__parse_url("redis://alice:pw@h:2", &u, &why), 0);
     ASSERT_STR_EQ(u.user, "alice");
     ASSERT_STR_EQ(u.pass, "pw");
-    const char *bad[] = {"rediss://h:1", "http://h", "redis://", "redis://:1", "redis://h:0", "redis://h:65536",
-                         "redis://h:x", "redis://h:1/x", "redis://pw@h:1", "redis://h:1/99999999"};
+    const char *bad[] = {
+        "rediss://h:1",    "http://h",    "redis://",      "redis://:1",     "redis://h:0",
+        "redis://h:65536", "redis://h:x", "redis://h:1/x", "redis://pw@h:1", "redis://h:1/99999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         why = NULL;
         if (backplane__parse_url(bad[i], &u, &why) != -1 || !why)
@@ -44,8 +45,13 @@ static void test_url(void)
 
 static size_t encode(char *out, const char *id, const char *type, const char *data, int64_t retry)
 {
-    sse_fields_t f = {.id = id, .id_len = strlen(id), .event = type, .event_len = type ? strlen(type) : 0,
-                      .data = data, .data_len = data ? strlen(data) : 0, .retry = retry};
+    sse_fields_t f = {.id = id,
+                      .id_len = strlen(id),
+                      .event = type,
+                      .event_len = type ? strlen(type) : 0,
+                      .data = data,
+                      .data_len = data ? strlen(data) : 0,
+                      .retry = retry};
     ASSERT(sse_encoded_size(&f) < 512);
     return sse_encode(out, &f);
 }
@@ -55,7 +61,7 @@ static void test_check_wire(void)
     char w[512];
     size_t n = encode(w, "a1", NULL, "hello", -1);
     ASSERT_EQ(backplane__check_wire(w, n, "a1", 2), 0);
-    ASSERT_EQ(backplane__check_wire(w, n, "a2", 2), -1);  /* another id */
+    ASSERT_EQ(backplane__check_wire(w, n, "a2", 2), -1); /* another id */
     ASSERT_EQ(backplane__check_wire(w, n, "a", 1), -1);
     ASSERT_EQ(backplane__check_wire(w, n - 1, "a1", 2), -1); /* no blank line */
     n = encode(w, "x", "ping", "l1\nl2\r\n\nl4", 3000);
@@ -65,10 +71,10 @@ static void test_check_wire(void)
     const char *bad[] = {
         "id: x\ndata: a\n\nid: y\ndata: b\n\n", /* two events */
         "id: x\ndata: a\nid: y\n\n",            /* a second id line */
-        "id: x\nevent: e\n\n",                   /* no data line: nothing dispatches */
-        "id: x\ndata: a\r\n\n",                  /* CR */
-        "id: x\n: comment\ndata: a\n\n",         /* a comment */
-        "id: x\ndata:a\n\n",                     /* not as the encoder writes it */
+        "id: x\nevent: e\n\n",                  /* no data line: nothing dispatches */
+        "id: x\ndata: a\r\n\n",                 /* CR */
+        "id: x\n: comment\ndata: a\n\n",        /* a comment */
+        "id: x\ndata:a\n\n",                    /* not as the encoder writes it */
         "id: x\n\n",
         "id: x",
         "",
@@ -92,7 +98,8 @@ static redisReply *fake_entry(fake_t *f, const char *sid, const char *const *fie
 {
     f->str[0] = (redisReply){.type = REDIS_REPLY_STRING, .str = (char *)sid, .len = strlen(sid)};
     for (size_t i = 0; i < n; i++) {
-        f->str[i + 1] = (redisReply){.type = REDIS_REPLY_STRING, .str = (char *)fields[i], .len = strlen(fields[i])};
+        f->str[i + 1] =
+            (redisReply){.type = REDIS_REPLY_STRING, .str = (char *)fields[i], .len = strlen(fields[i])};
         f->kvp[i] = &f->str[i + 1];
     }
     f->kv = (redisReply){.type = REDIS_REPLY_ARRAY, .elements = n, .element = f->kvp};
@@ -107,9 +114,18 @@ static void test_entry_round_trip(void)
 {
     const char *topics[] = {"https://ex.com/a", "https://ex.com/b/{x}"};
     size_t lens[] = {strlen(topics[0]), strlen(topics[1])};
-    evbuf_spec_t spec = {.id = "urn:uuid:1", .id_len = 10, .type = "t", .type_len = 1, .data = "d1\nd2",
-                         .data_len = 5, .retry = 50, .topics = topics, .topic_lens = lens, .num_topics = 2,
-                         .is_private = 1, .published_ms = 1764000000123};
+    evbuf_spec_t spec = {.id = "urn:uuid:1",
+                         .id_len = 10,
+                         .type = "t",
+                         .type_len = 1,
+                         .data = "d1\nd2",
+                         .data_len = 5,
+                         .retry = 50,
+                         .topics = topics,
+                         .topic_lens = lens,
+                         .num_topics = 2,
+                         .is_private = 1,
+                         .published_ms = 1764000000123};
     evbuf_t *ev = evbuf_try_new(&spec);
     ASSERT(ev != NULL);
     char *joined = NULL;
@@ -118,13 +134,15 @@ static void test_entry_round_trip(void)
     ASSERT(tlen < cap);
     joined[tlen] = 0; /* join_topics gives a length (hiredis takes lengths); it leaves room for this */
     char *wire = strndup(ev->bytes, ev->len);
-    const char *fields[] = {"id", ev->id, "topics", joined, "private", "1", "ms", "1764000000123", "wire", wire,
-                            "later", "ignored"};
+    const char *fields[] = {"id", ev->id,          "topics", joined, "private", "1",
+                            "ms", "1764000000123", "wire",   wire,   "later",   "ignored"};
     fake_t f;
     evbuf_t *back = NULL;
     char sid[BP_SID_MAX];
     const char *why = NULL;
-    ASSERT_EQ(backplane__parse_entry(fake_entry(&f, "1764000000123-7", fields, 12), &back, sid, sizeof(sid), &why), 0);
+    ASSERT_EQ(
+        backplane__parse_entry(fake_entry(&f, "1764000000123-7", fields, 12), &back, sid, sizeof(sid), &why),
+        0);
     ASSERT_STR_EQ(sid, "1764000000123-7");
     ASSERT(back != NULL);
     if (back) {
@@ -158,8 +176,10 @@ static void test_entry_refusals(void)
         const char *f[12];
         size_t n;
     } cases[] = {
-        {"1-0", {"id", "x", "topics", "t", "private", "0", "ms", "1"}, 8},                        /* no wire */
-        {"1-0", {"id", "x", "id", "x", "topics", "t", "private", "0", "ms", "1", "wire", w}, 12}, /* id twice */
+        {"1-0", {"id", "x", "topics", "t", "private", "0", "ms", "1"}, 8}, /* no wire */
+        {"1-0",
+         {"id", "x", "id", "x", "topics", "t", "private", "0", "ms", "1", "wire", w},
+         12}, /* id twice */
         {"1-0", {"id", "x", "topics", "t", "private", "2", "ms", "1", "wire", w}, 10},
         {"1-0", {"id", "x", "topics", "t", "private", "0", "ms", "-1", "wire", w}, 10},
         {"1-0", {"id", "x", "topics", "t", "private", "0", "ms", "", "wire", w}, 10},
@@ -167,20 +187,22 @@ static void test_entry_refusals(void)
         {"1-0", {"id", "x", "topics", "a\n\nb", "private", "0", "ms", "1", "wire", w}, 10},
         {"1-0", {"id", "x", "topics", "a\tb", "private", "0", "ms", "1", "wire", w}, 10},
         {"1-0", {"id", "x", "topics", many, "private", "0", "ms", "1", "wire", w}, 10},
-        {"1-0", {"id", "y", "topics", "t", "private", "0", "ms", "1", "wire", w}, 10},  /* wire's id differs */
+        {"1-0", {"id", "y", "topics", "t", "private", "0", "ms", "1", "wire", w}, 10}, /* wire's id differs */
         {"1-0", {"id", "", "topics", "t", "private", "0", "ms", "1", "wire", w}, 10},
-        {"1-0", {"id", "x", "topics", "t", "private", "0", "ms", "1", "wire"}, 9},       /* odd count */
+        {"1-0", {"id", "x", "topics", "t", "private", "0", "ms", "1", "wire"}, 9}, /* odd count */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         fake_t f;
         evbuf_t *ev = (evbuf_t *)1;
         char sid[BP_SID_MAX];
         const char *why = NULL;
-        int rc = backplane__parse_entry(fake_entry(&f, cases[i].sid, cases[i].f, cases[i].n), &ev, sid, sizeof(sid), &why);
+        int rc = backplane__parse_entry(fake_entry(&f, cases[i].sid, cases[i].f, cases[i].n), &ev, sid,
+                                        sizeof(sid), &why);
         if (rc != -1 || ev != NULL || !why)
             TEST_FAIL_AT("case %zu accepted", i);
         else if (strcmp(sid, "1-0") != 0)
-            TEST_FAIL_AT("case %zu: the stream id was not kept (\"%s\"), the reader could not move past it", i, sid);
+            TEST_FAIL_AT("case %zu: the stream id was not kept (\"%s\"), the reader could not move past it",
+                         i, sid);
     }
     /* 64 topics is the limit, and fine. */
     many[k - 2] = 0;

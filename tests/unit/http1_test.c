@@ -420,8 +420,7 @@ static char *at_guard(const char *s, size_t n)
     return p;
 }
 
-static int form_count_cb(void *ctx, const char *name, size_t name_len, const char *value,
-                         size_t value_len)
+static int form_count_cb(void *ctx, const char *name, size_t name_len, const char *value, size_t value_len)
 {
     (*(int *)ctx)++;
     return 0;
@@ -430,8 +429,7 @@ static int form_count_cb(void *ctx, const char *name, size_t name_len, const cha
 static void test_guard_page(void)
 {
     guard_page = (size_t)sysconf(_SC_PAGESIZE);
-    void *map = mmap(NULL, 2 * guard_page, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *map = mmap(NULL, 2 * guard_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     ASSERT(map != MAP_FAILED);
     if (map == MAP_FAILED)
         return;
@@ -441,8 +439,7 @@ static void test_guard_page(void)
     static const char *const heads[] = {
         ("POST /.well-known/mercure HTTP/1.1\r\nHost: localhost\r\n"
          "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\n"),
-        "GET / HTTP/1.0\nA:  b  \n\n",
-        "GET / HTTP/1.1\r\nA: b\r\n \r\n\r\n", /* malformed late */
+        "GET / HTTP/1.0\nA:  b  \n\n", "GET / HTTP/1.1\r\nA: b\r\n \r\n\r\n", /* malformed late */
     };
     http1_request_t req;
     for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
@@ -501,8 +498,8 @@ static void test_content_length(void)
     ASSERT_EQ(cl("18446744073709551615", &v), 0);
     ASSERT(v == UINT64_MAX);
     v = 7;
-    const char *bad[] = {"", "+1", "-1", " 1", "1 ", "18446744073709551616",
-                         "99999999999999999999", "1a", "0x1", "1,1", "\xd9\xa1"};
+    const char *bad[] = {"",   "+1",  "-1",  " 1",      "1 ", "18446744073709551616", "99999999999999999999",
+                         "1a", "0x1", "1,1", "\xd9\xa1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (cl(bad[i], &v) != -1)
             TEST_FAIL_AT("\"%s\" accepted", bad[i]);
@@ -517,14 +514,13 @@ typedef struct chunk_result {
     ssize_t ret;
     char payload[1024];
     size_t payload_len;
-    char left[1024];  /* bytes after the body: the returned tail plus any */
-    size_t left_len;  /* input that was never fed */
+    char left[1024]; /* bytes after the body: the returned tail plus any */
+    size_t left_len; /* input that was never fed */
 } chunk_result_t;
 
 /* Feeds in[0..n) as pieces cut at cuts[0..ncuts) (ascending), each piece in
  * an exact-size buffer, the way a server feeds each read. */
-static void chunk_feed(const char *in, size_t n, const size_t *cuts, size_t ncuts,
-                       chunk_result_t *res)
+static void chunk_feed(const char *in, size_t n, const size_t *cuts, size_t ncuts, chunk_result_t *res)
 {
     http1_chunked_decoder_t d = {0};
     memset(res, 0, sizeof *res);
@@ -556,18 +552,18 @@ static ssize_t chunk_whole(const char *in, size_t n, chunk_result_t *res)
     return res->ret;
 }
 
-#define CHUNK_OK(in, want_payload, want_left)                                   \
-    do {                                                                        \
-        chunk_result_t cr_;                                                     \
+#define CHUNK_OK(in, want_payload, want_left)                                      \
+    do {                                                                           \
+        chunk_result_t cr_;                                                        \
         ASSERT_EQ(chunk_whole((in), sizeof(in) - 1, &cr_), sizeof(want_left) - 1); \
-        ASSERT_MEM_STR(cr_.payload, cr_.payload_len, want_payload);             \
-        ASSERT_MEM_STR(cr_.left, cr_.left_len, want_left);                      \
+        ASSERT_MEM_STR(cr_.payload, cr_.payload_len, want_payload);                \
+        ASSERT_MEM_STR(cr_.left, cr_.left_len, want_left);                         \
     } while (0)
 
-#define CHUNK_BAD(in)                                                           \
-    do {                                                                        \
-        chunk_result_t cr_;                                                     \
-        ASSERT_EQ(chunk_whole((in), sizeof(in) - 1, &cr_), HTTP1_MALFORMED);    \
+#define CHUNK_BAD(in)                                                        \
+    do {                                                                     \
+        chunk_result_t cr_;                                                  \
+        ASSERT_EQ(chunk_whole((in), sizeof(in) - 1, &cr_), HTTP1_MALFORMED); \
     } while (0)
 
 static void test_chunked_simple(void)
@@ -600,8 +596,8 @@ static void test_chunked_extensions(void)
     CHUNK_OK("5 ; a=\"b;c\"; d\r\nhello\r\n0;last\r\n\r\n", "hello", "");
     CHUNK_OK("5\t;x\r\nhello\r\n0 \t ;\r\n\r\n", "hello", "");
     CHUNK_OK("5;\xc3\xa9\t\r\nhello\r\n0\r\n\r\n", "hello", "");
-    CHUNK_BAD("5;a\nb\r\nhello\r\n0\r\n\r\n");  /* bare LF inside extension */
-    CHUNK_BAD("5;a\rb\r\nhello\r\n0\r\n\r\n");  /* bare CR inside extension */
+    CHUNK_BAD("5;a\nb\r\nhello\r\n0\r\n\r\n"); /* bare LF inside extension */
+    CHUNK_BAD("5;a\rb\r\nhello\r\n0\r\n\r\n"); /* bare CR inside extension */
     CHUNK_BAD("5;a\x01\r\nhello\r\n0\r\n\r\n");
     CHUNK_BAD("5;a\x7f\r\nhello\r\n0\r\n\r\n");
     {
@@ -646,21 +642,21 @@ static void test_chunked_trailers(void)
 
 static void test_chunked_malformed(void)
 {
-    CHUNK_BAD("\r\nhello\r\n0\r\n\r\n");        /* no size */
-    CHUNK_BAD(" 5\r\nhello\r\n0\r\n\r\n");      /* leading space */
+    CHUNK_BAD("\r\nhello\r\n0\r\n\r\n");   /* no size */
+    CHUNK_BAD(" 5\r\nhello\r\n0\r\n\r\n"); /* leading space */
     CHUNK_BAD("+5\r\nhello\r\n0\r\n\r\n");
     CHUNK_BAD("-5\r\nhello\r\n0\r\n\r\n");
     CHUNK_BAD("0x5\r\nhello\r\n0\r\n\r\n");
-    CHUNK_BAD("5 \r\nhello\r\n0\r\n\r\n");      /* BWS not before ';' */
+    CHUNK_BAD("5 \r\nhello\r\n0\r\n\r\n"); /* BWS not before ';' */
     CHUNK_BAD("5 5\r\nhello\r\n0\r\n\r\n");
     CHUNK_BAD("5g\r\nhello\r\n0\r\n\r\n");
-    CHUNK_BAD("5\nhello\r\n0\r\n\r\n");         /* bare LF */
-    CHUNK_BAD("5\rhello\r\n0\r\n\r\n");         /* bare CR */
+    CHUNK_BAD("5\nhello\r\n0\r\n\r\n"); /* bare LF */
+    CHUNK_BAD("5\rhello\r\n0\r\n\r\n"); /* bare CR */
     CHUNK_BAD("5\r\nhello\n0\r\n\r\n");
     CHUNK_BAD("5\r\nhello\r0\r\n\r\n");
-    CHUNK_BAD("5\r\nhelloX\r\n0\r\n\r\n");      /* data longer than its size */
-    CHUNK_BAD("5\r\nhell\r\n0\r\n\r\n");        /* shorter: "\r" is data, "\n0" not CRLF */
-    CHUNK_BAD("5\r\nhello\r\n\r\n");            /* missing last-chunk */
+    CHUNK_BAD("5\r\nhelloX\r\n0\r\n\r\n"); /* data longer than its size */
+    CHUNK_BAD("5\r\nhell\r\n0\r\n\r\n");   /* shorter: "\r" is data, "\n0" not CRLF */
+    CHUNK_BAD("5\r\nhello\r\n\r\n");       /* missing last-chunk */
     CHUNK_BAD("5\r\nhello\r\n0\r\r\n\r\n");
 }
 
@@ -681,8 +677,7 @@ static void test_chunked_hex_overflow(void)
 
 static void test_chunked_leftover(void)
 {
-    CHUNK_OK("5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n", "hello",
-             "GET / HTTP/1.1\r\n\r\n");
+    CHUNK_OK("5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n", "hello", "GET / HTTP/1.1\r\n\r\n");
     CHUNK_OK("0\r\nT: 1\r\n\r\nX", "", "X");
 
     /* In place: the tail sits right after the payload, counted. */
@@ -724,9 +719,8 @@ static int chunk_same(const chunk_result_t *a, const chunk_result_t *b)
 {
     if ((a->ret >= 0) != (b->ret >= 0) || (a->ret < 0 && a->ret != b->ret))
         return 0;
-    return a->payload_len == b->payload_len &&
-           memcmp(a->payload, b->payload, a->payload_len) == 0 && a->left_len == b->left_len &&
-           memcmp(a->left, b->left, a->left_len) == 0;
+    return a->payload_len == b->payload_len && memcmp(a->payload, b->payload, a->payload_len) == 0 &&
+           a->left_len == b->left_len && memcmp(a->left, b->left, a->left_len) == 0;
 }
 
 static void check_chunk_splits(const char *in, size_t n)
@@ -736,8 +730,7 @@ static void check_chunk_splits(const char *in, size_t n)
     for (size_t cut = 0; cut <= n; cut++) {
         chunk_feed(in, n, &cut, 1, &part);
         if (!chunk_same(&part, &whole))
-            TEST_FAIL_AT("cut at %zu of %zu differs (ret %zd vs %zd)", cut, n, part.ret,
-                         whole.ret);
+            TEST_FAIL_AT("cut at %zu of %zu differs (ret %zd vs %zd)", cut, n, part.ret, whole.ret);
     }
     size_t cuts[512];
     for (size_t i = 0; i + 1 < n; i++)
@@ -752,7 +745,7 @@ static void test_chunked_split_every_byte(void)
     static const char *const bodies[] = {
         "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
         "1a;ext=\"v\"\r\nabcdefghijklmnopqrstuvwxyz\r\n0;e\r\nT: v\r\nU:w\r\n\r\nGET / HTTP/1.1\r\n",
-        "3\r\nabc\r\n3\r\nde\r\n",   /* malformed late */
+        "3\r\nabc\r\n3\r\nde\r\n", /* malformed late */
         "5\r\nhello\r\n0\r\n\r\n\r\n",
         "ffffffffffffffff1\r\n",
     };
@@ -772,8 +765,7 @@ typedef struct form_log {
     int stop_at; /* return 7 from this call (1-based); 0 = never */
 } form_log_t;
 
-static int form_log_cb(void *ctx, const char *name, size_t name_len, const char *value,
-                       size_t value_len)
+static int form_log_cb(void *ctx, const char *name, size_t name_len, const char *value, size_t value_len)
 {
     form_log_t *log = ctx;
     memcpy(log->text + log->len, name, name_len);
@@ -795,19 +787,19 @@ static int form(const char *s, size_t n, form_log_t *log)
     return r;
 }
 
-#define FORM_OK(s, want, ncalls)                                               \
-    do {                                                                       \
-        form_log_t fl_;                                                        \
-        ASSERT_EQ(form((s), sizeof(s) - 1, &fl_), 0);                          \
-        ASSERT_MEM_STR(fl_.text, fl_.len, want);                               \
-        ASSERT_EQ(fl_.calls, ncalls);                                          \
+#define FORM_OK(s, want, ncalls)                      \
+    do {                                              \
+        form_log_t fl_;                               \
+        ASSERT_EQ(form((s), sizeof(s) - 1, &fl_), 0); \
+        ASSERT_MEM_STR(fl_.text, fl_.len, want);      \
+        ASSERT_EQ(fl_.calls, ncalls);                 \
     } while (0)
 
-#define FORM_BAD(s)                                                            \
-    do {                                                                       \
-        form_log_t fl_;                                                        \
-        ASSERT_EQ(form((s), sizeof(s) - 1, &fl_), -1);                         \
-        ASSERT_EQ(fl_.calls, 0);                                               \
+#define FORM_BAD(s)                                    \
+    do {                                               \
+        form_log_t fl_;                                \
+        ASSERT_EQ(form((s), sizeof(s) - 1, &fl_), -1); \
+        ASSERT_EQ(fl_.calls, 0);                       \
     } while (0)
 
 static void test_form(void)
@@ -833,7 +825,7 @@ static void test_form(void)
     FORM_BAD("a=%");
     FORM_BAD("a=1&b=%g0");
     FORM_BAD("a=%0g&b=2");
-    FORM_BAD("a=1&b=2&c=%");   /* refused whole: no callback for a or b */
+    FORM_BAD("a=1&b=2&c=%"); /* refused whole: no callback for a or b */
     FORM_BAD("%%41");
     ASSERT_EQ(http1_parse_form(NULL, 0, NULL, form_log_cb, NULL), 0);
 }

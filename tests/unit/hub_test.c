@@ -26,8 +26,14 @@ static void publish(hub_t *h, const char *id, const char *topic, int is_private)
 {
     const char *topics[1] = {topic};
     size_t lens[1] = {strlen(topic)};
-    evbuf_spec_t spec = {.id = id, .id_len = strlen(id), .data = "x", .data_len = 1, .retry = -1,
-                         .topics = topics, .topic_lens = lens, .num_topics = 1,
+    evbuf_spec_t spec = {.id = id,
+                         .id_len = strlen(id),
+                         .data = "x",
+                         .data_len = 1,
+                         .retry = -1,
+                         .topics = topics,
+                         .topic_lens = lens,
+                         .num_topics = 1,
                          .is_private = is_private};
     evbuf_t *ev = evbuf_try_new(&spec);
     ASSERT(ev != NULL);

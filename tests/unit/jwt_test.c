@@ -30,15 +30,17 @@ static void test_b64url(void)
 static void test_rfc7515_a1_vector(void)
 {
     /* RFC 7515, A.1: HS256 with the JWK "k" below. */
-    const char *k64 = "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+    const char *k64 =
+        "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
     unsigned char kb[128];
     long kl = jwt_b64url_decode(k64, strlen(k64), kb);
     ASSERT(kl == 64);
     const char *why = NULL;
     jwt_key_t *k = jwt_key_new(JWT_HS256, (const char *)kb, (size_t)kl, &why);
-    const char *tok = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
-                      ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
-                      ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const char *tok =
+        "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
+        ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
+        ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     jwt_claims_t c;
     ASSERT_EQ(verify(k, tok, 1300819379, &c, &why), 0);
     ASSERT_EQ(c.exp, 1300819380);
@@ -53,9 +55,10 @@ static void test_claims_and_refusals(void)
     const char *why = NULL;
     jwt_key_t *k = jwt_key_new(JWT_HS256, secret, strlen(secret), &why);
     jwt_claims_t c;
-    char *t = jwt_sign_hs(JWT_HS256, secret, strlen(secret),
-                          "{\"exp\":2000,\"nbf\":1000,\"mercure\":{\"publish\":[\"a\",\"b\"],\"subscribe\":[],"
-                          "\"payload\":{\"u\":1}}}");
+    char *t =
+        jwt_sign_hs(JWT_HS256, secret, strlen(secret),
+                    "{\"exp\":2000,\"nbf\":1000,\"mercure\":{\"publish\":[\"a\",\"b\"],\"subscribe\":[],"
+                    "\"payload\":{\"u\":1}}}");
     ASSERT_EQ(verify(k, t, 1500, &c, &why), 0);
     ASSERT_UEQ(c.num_publish, 2);
     ASSERT(c.has_subscribe && c.num_subscribe == 0);
@@ -72,8 +75,12 @@ static void test_claims_and_refusals(void)
     /* alg none, even with an empty signature. */
     ASSERT_EQ(verify(k, "eyJhbGciOiJub25lIn0.e30.", 0, &c, &why), -1);
     ASSERT(!strcmp(why, "alg none is never accepted"));
-    const char *bad_payloads[] = {"[]", "{\"exp\":\"x\"}", "{\"mercure\":1}", "{\"mercure\":{\"publish\":[1]}}",
-                                  "{\"mercure\":{\"subscribe\":[\"\"]}}", "{\"a\":1,\"a\":2}"};
+    const char *bad_payloads[] = {"[]",
+                                  "{\"exp\":\"x\"}",
+                                  "{\"mercure\":1}",
+                                  "{\"mercure\":{\"publish\":[1]}}",
+                                  "{\"mercure\":{\"subscribe\":[\"\"]}}",
+                                  "{\"a\":1,\"a\":2}"};
     for (size_t i = 0; i < sizeof(bad_payloads) / sizeof(bad_payloads[0]); i++) {
         t = jwt_sign_hs(JWT_HS256, secret, strlen(secret), bad_payloads[i]);
         ASSERT_EQ(verify(k, t, 0, &c, &why), -1);

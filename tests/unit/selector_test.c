@@ -69,7 +69,8 @@ static void test_prefix_modifier(void)
 
 static void test_invalid_templates_are_exact(void)
 {
-    const char *bad[] = {"x/{", "x/}", "x/{}", "x/{a", "x/{a b}", "x/{=a}", "x/{a:0}", "x/{a:12345}", "x/{{a}}", "x/{a,}"};
+    const char *bad[] = {"x/{",    "x/}",     "x/{}",        "x/{a",    "x/{a b}",
+                         "x/{=a}", "x/{a:0}", "x/{a:12345}", "x/{{a}}", "x/{a,}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         selector_t *s = selector_try_new(bad[i], strlen(bad[i]));
         ASSERT_EQ(selector_kind(s), SELECTOR_EXACT);

@@ -61,10 +61,7 @@ static void rec_put(rec_t *r, const char *s, size_t n)
     r->s[r->len] = '\0';
 }
 
-static void rec_str(rec_t *r, const char *s)
-{
-    rec_put(r, s, strlen(s));
-}
+static void rec_str(rec_t *r, const char *s) { rec_put(r, s, strlen(s)); }
 
 static void rec_quoted(rec_t *r, const char *s, size_t n)
 {
@@ -92,8 +89,8 @@ static void rec_quoted(rec_t *r, const char *s, size_t n)
     rec_str(r, "'");
 }
 
-static void rec_event(rec_t *r, const char *type, size_t type_len, const char *data,
-                      size_t data_len, const char *id, size_t id_len)
+static void rec_event(rec_t *r, const char *type, size_t type_len, const char *data, size_t data_len,
+                      const char *id, size_t id_len)
 {
     rec_str(r, "E(");
     rec_quoted(r, type, type_len);
@@ -125,10 +122,7 @@ static void rec_free(rec_t *r)
     memset(r, 0, sizeof *r);
 }
 
-static const char *rec_text(const rec_t *r)
-{
-    return r->s ? r->s : "";
-}
+static const char *rec_text(const rec_t *r) { return r->s ? r->s : ""; }
 
 /* ---- driving the parser -------------------------------------------------- */
 
@@ -137,19 +131,12 @@ static void on_event(void *ctx, const sse_event_t *ev)
     rec_t *r = ctx;
     if (ev->type[ev->type_len] || ev->data[ev->data_len] || ev->last_id[ev->last_id_len])
         r->bad_terminator = 1;
-    rec_event(r, ev->type, ev->type_len, ev->data, ev->data_len, ev->last_id,
-              ev->last_id_len);
+    rec_event(r, ev->type, ev->type_len, ev->data, ev->data_len, ev->last_id, ev->last_id_len);
 }
 
-static void on_retry(void *ctx, uint64_t ms)
-{
-    rec_retry(ctx, ms);
-}
+static void on_retry(void *ctx, uint64_t ms) { rec_retry(ctx, ms); }
 
-static void on_comment(void *ctx, const char *text, size_t len)
-{
-    rec_comment(ctx, text, len);
-}
+static void on_comment(void *ctx, const char *text, size_t len) { rec_comment(ctx, text, len); }
 
 static const sse_parser_callbacks_t rec_callbacks = {on_event, on_retry, on_comment};
 
@@ -170,17 +157,15 @@ static int parse_chunked(const char *s, size_t n, size_t chunk, size_t max_bytes
     return rc;
 }
 
-static void expect_parse_(const char *s, size_t n, size_t max_bytes, const char *want,
-                          int want_rc, int line)
+static void expect_parse_(const char *s, size_t n, size_t max_bytes, const char *want, int want_rc, int line)
 {
     static const size_t chunks[] = {0, 1, 2, 3, 7};
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
         rec_t r = {0};
         int rc = parse_chunked(s, n, chunks[c], max_bytes, &r);
         if (rc != want_rc || strcmp(rec_text(&r), want) != 0 || r.bad_terminator) {
-            fprintf(stderr, "  %s:%d: chunk %zu: rc %d (want %d)%s\n    got  %s\n    want %s\n",
-                    __FILE__, line, chunks[c], rc, want_rc,
-                    r.bad_terminator ? ", event string not NUL-terminated" : "",
+            fprintf(stderr, "  %s:%d: chunk %zu: rc %d (want %d)%s\n    got  %s\n    want %s\n", __FILE__,
+                    line, chunks[c], rc, want_rc, r.bad_terminator ? ", event string not NUL-terminated" : "",
                     rec_text(&r), want);
             test__failed_current++;
         }
@@ -205,8 +190,8 @@ static void expect_encode_(const sse_fields_t *f, const char *want, size_t want_
         rec_t got = {0}, exp = {0};
         rec_quoted(&got, buf, n);
         rec_quoted(&exp, want, want_len);
-        fprintf(stderr, "  %s:%d: size %zu, wrote %zu\n    got  %s\n    want %s\n", __FILE__,
-                line, size, n, got.s, exp.s);
+        fprintf(stderr, "  %s:%d: size %zu, wrote %zu\n    got  %s\n    want %s\n", __FILE__, line, size, n,
+                got.s, exp.s);
         test__failed_current++;
         rec_free(&got);
         rec_free(&exp);
@@ -325,15 +310,14 @@ static void test_encode_retry(void)
     EXPECT_ENCODE(&min, "data: x\n\n");
 }
 
-static void expect_comment_(const char *text, size_t len, const char *want, size_t want_len,
-                            int line)
+static void expect_comment_(const char *text, size_t len, const char *want, size_t want_len, int line)
 {
     size_t size = sse_comment_size(len);
     char *buf = malloc(size);
     size_t n = sse_encode_comment(buf, text, len);
     if (n > size || n != want_len || memcmp(buf, want, n) != 0) {
-        fprintf(stderr, "  %s:%d: comment: size %zu, wrote %zu \"%.*s\"\n", __FILE__, line,
-                size, n, (int)n, buf);
+        fprintf(stderr, "  %s:%d: comment: size %zu, wrote %zu \"%.*s\"\n", __FILE__, line, size, n, (int)n,
+                buf);
         test__failed_current++;
     }
     free(buf);
@@ -366,10 +350,7 @@ static uint64_t rng_next(void)
     return z ^ (z >> 31);
 }
 
-static size_t rng_below(size_t n)
-{
-    return (size_t)(rng_next() % n);
-}
+static size_t rng_below(size_t n) { return (size_t)(rng_next() % n); }
 
 /* Random bytes drawn mostly from the characters the encoder treats specially. */
 static void random_bytes(char *out, size_t n)
@@ -390,8 +371,12 @@ static void test_encode_size_matches_written(void)
         random_bytes(ev, ev_len);
         random_bytes(data, data_len);
         sse_fields_t f = {
-            rng_below(3) ? id : NULL, id_len, rng_below(3) ? ev : NULL, ev_len,
-            rng_below(4) ? data : NULL, data_len,
+            rng_below(3) ? id : NULL,
+            id_len,
+            rng_below(3) ? ev : NULL,
+            ev_len,
+            rng_below(4) ? data : NULL,
+            data_len,
             rng_below(3) ? (int64_t)(rng_next() >> rng_below(64)) : -1,
         };
         size_t size = sse_encoded_size(&f);
@@ -412,27 +397,24 @@ static void test_encode_size_matches_written(void)
 
 static void test_parse_lf(void)
 {
-    EXPECT_PARSE("data: a\ndata: b\n\ndata: c\n\n",
-                 "E('message','a\\nb','')E('message','c','')");
+    EXPECT_PARSE("data: a\ndata: b\n\ndata: c\n\n", "E('message','a\\nb','')E('message','c','')");
 }
 
 static void test_parse_cr(void)
 {
-    EXPECT_PARSE("data: a\rdata: b\r\rdata: c\r\r",
-                 "E('message','a\\nb','')E('message','c','')");
+    EXPECT_PARSE("data: a\rdata: b\r\rdata: c\r\r", "E('message','a\\nb','')E('message','c','')");
 }
 
 static void test_parse_crlf(void)
 {
-    EXPECT_PARSE("data: a\r\ndata: b\r\n\r\ndata: c\r\n\r\n",
-                 "E('message','a\\nb','')E('message','c','')");
+    EXPECT_PARSE("data: a\r\ndata: b\r\n\r\ndata: c\r\n\r\n", "E('message','a\\nb','')E('message','c','')");
 }
 
 static void test_parse_mixed_line_ends(void)
 {
     /* "\n\r" is LF then CR: two line ends, so the second is a blank line */
     EXPECT_PARSE("data: a\n\rdata: b\r\r\ndata: c\r\n\n", "E('message','a','')E('message','b','')"
-                                                      "E('message','c','')");
+                                                          "E('message','c','')");
 }
 
 /* Feeds NUL-terminated pieces one by one into the same parser. */
@@ -494,14 +476,21 @@ static void test_parse_empty_feed(void)
 
 static void test_parse_bom_skipped(void)
 {
-    EXPECT_PARSE("\xEF\xBB\xBF" "data: x\n\n", "E('message','x','')");
-    EXPECT_PARSE("\xEF\xBB\xBF" ": c\n", "C('c')");
+    EXPECT_PARSE("\xEF\xBB\xBF"
+                 "data: x\n\n",
+                 "E('message','x','')");
+    EXPECT_PARSE("\xEF\xBB\xBF"
+                 ": c\n",
+                 "C('c')");
     EXPECT_PARSE("\xEF\xBB\xBF", "");
 }
 
 static void test_parse_bom_split_over_feeds(void)
 {
-    static const char *const pieces[] = {"\xEF", "\xBB", ("\xBF" ": c\n"), "data: x\n\n"};
+    static const char *const pieces[] = {"\xEF", "\xBB",
+                                         ("\xBF"
+                                          ": c\n"),
+                                         "data: x\n\n"};
     rec_t r = {0};
     sse_parser_t p;
     sse_parser_init(&p, &rec_callbacks, &r, 0);
@@ -513,25 +502,39 @@ static void test_parse_bom_split_over_feeds(void)
 
 static void test_parse_bom_not_at_start_is_data(void)
 {
-    EXPECT_PARSE("data: \xEF\xBB\xBF" "x\n\n", "E('message','\\xef\\xbb\\xbfx','')");
+    EXPECT_PARSE("data: \xEF\xBB\xBF"
+                 "x\n\n",
+                 "E('message','\\xef\\xbb\\xbfx','')");
     /* after a line end, a BOM is just the start of a field name */
-    EXPECT_PARSE("\n\xEF\xBB\xBF" "data: x\n\ndata: y\n\n", "E('message','y','')");
+    EXPECT_PARSE("\n\xEF\xBB\xBF"
+                 "data: x\n\ndata: y\n\n",
+                 "E('message','y','')");
 }
 
 static void test_parse_second_bom_kept(void)
 {
-    EXPECT_PARSE("\xEF\xBB\xBF\xEF\xBB\xBF" "data: x\n\ndata: y\n\n", "E('message','y','')");
-    EXPECT_PARSE("\xEF\xBB\xBF\xEF\xBB\xBF" ": c\n", "");
+    EXPECT_PARSE("\xEF\xBB\xBF\xEF\xBB\xBF"
+                 "data: x\n\ndata: y\n\n",
+                 "E('message','y','')");
+    EXPECT_PARSE("\xEF\xBB\xBF\xEF\xBB\xBF"
+                 ": c\n",
+                 "");
 }
 
 static void test_parse_partial_bom_kept(void)
 {
     /* EF BB that do not go on to BF are content: the line is not a comment */
-    EXPECT_PARSE("\xEF\xBB" ": c\n", "");
-    EXPECT_PARSE("\xEF" ": c\n", "");
+    EXPECT_PARSE("\xEF\xBB"
+                 ": c\n",
+                 "");
+    EXPECT_PARSE("\xEF"
+                 ": c\n",
+                 "");
     EXPECT_PARSE("\xEF\xBB\n: c\n", "C('c')");
     /* with max_bytes 2 the kept bytes make "\xEF\xBB" "x" a 3-byte line */
-    EXPECT_PARSE_MAX("\xEF\xBB" "x\n", 2, "", -1);
+    EXPECT_PARSE_MAX("\xEF\xBB"
+                     "x\n",
+                     2, "", -1);
 }
 
 /* ---- parser tests: lines and fields -------------------------------------- */
@@ -611,8 +614,7 @@ static void test_parse_type_reset_after_dispatch(void)
 
 static void test_parse_id_with_nul_ignored(void)
 {
-    EXPECT_PARSE("id: 1\ndata: a\n\nid: 2\0x\ndata: b\n\n",
-                 "E('message','a','1')E('message','b','1')");
+    EXPECT_PARSE("id: 1\ndata: a\n\nid: 2\0x\ndata: b\n\n", "E('message','a','1')E('message','b','1')");
     EXPECT_PARSE("id: \0\ndata: a\n\n", "E('message','a','')");
 }
 
@@ -662,8 +664,7 @@ static void test_parse_retry_invalid(void)
 
 static void test_parse_unknown_fields(void)
 {
-    EXPECT_PARSE("foo: bar\nData: x\nDATA: y\n data: z\ndata : q\ndata: w\n\n",
-                 "E('message','w','')");
+    EXPECT_PARSE("foo: bar\nData: x\nDATA: y\n data: z\ndata : q\ndata: w\n\n", "E('message','w','')");
     EXPECT_PARSE("foo: bar\n\n", "");
     EXPECT_PARSE("Retry: 5\nID: 1\nEvent: e\ndata: x\n\n", "E('message','x','')");
 }
@@ -691,21 +692,18 @@ static void test_parse_max_bytes_line(void)
     EXPECT_PARSE_MAX("xxxxxxxxx", 8, "", -1);
     EXPECT_PARSE_MAX("xxxxxxxx", 8, "", 0);
     /* what came before the long line is delivered */
-    EXPECT_PARSE_MAX("data: 1\n\n: c\nxxxxxxxxxxxx\ndata: 2\n\n", 8,
-                     "E('message','1','')C('c')", -1);
+    EXPECT_PARSE_MAX("data: 1\n\n: c\nxxxxxxxxxxxx\ndata: 2\n\n", 8, "E('message','1','')C('c')", -1);
 }
 
 static void test_parse_max_bytes_data(void)
 {
     /* the data delivered ("123\n456\n78", 10 bytes) is what counts, not the
      * buffer with its trailing LF */
-    EXPECT_PARSE_MAX("data:123\ndata:456\ndata:78\n\n", 10,
-                     "E('message','123\\n456\\n78','')", 0);
+    EXPECT_PARSE_MAX("data:123\ndata:456\ndata:78\n\n", 10, "E('message','123\\n456\\n78','')", 0);
     EXPECT_PARSE_MAX("data:123\ndata:456\ndata:789\n\n", 10, "", -1);
     EXPECT_PARSE_MAX("data\ndata\ndata\ndata\ndata\ndata\ndata\ndata\ndata\n\n", 8,
                      "E('message','\\n\\n\\n\\n\\n\\n\\n\\n','')", 0);
-    EXPECT_PARSE_MAX("data\ndata\ndata\ndata\ndata\ndata\ndata\ndata\ndata\ndata\n\n", 8, "",
-                     -1);
+    EXPECT_PARSE_MAX("data\ndata\ndata\ndata\ndata\ndata\ndata\ndata\ndata\ndata\n\n", 8, "", -1);
     /* dispatch empties the buffer, so the limit is per event */
     EXPECT_PARSE_MAX("data:123\ndata:456\ndata:78\n\ndata:123\ndata:456\ndata:78\n\n", 10,
                      "E('message','123\\n456\\n78','')E('message','123\\n456\\n78','')", 0);
@@ -840,8 +838,7 @@ static void test_roundtrip_encode_parse(void)
         random_bytes(data, data_len);
         int has_id = (int)rng_below(2), has_ev = (int)rng_below(2);
         int64_t retry = rng_below(2) ? (int64_t)rng_below(100000) : -1;
-        sse_fields_t f = {has_id ? id : NULL, id_len, has_ev ? ev : NULL, ev_len,
-                          data, data_len, retry};
+        sse_fields_t f = {has_id ? id : NULL, id_len, has_ev ? ev : NULL, ev_len, data, data_len, retry};
         size_t size = sse_encoded_size(&f);
         char *buf = malloc(size);
         ASSERT_UEQ(sse_encode(buf, &f), size);
@@ -852,15 +849,13 @@ static void test_roundtrip_encode_parse(void)
         size_t wid = has_id ? scrub(id, id_len, want_id) : 0;
         size_t wev = has_ev ? scrub(ev, ev_len, want_ev) : 0;
         size_t wdata = normalize_breaks(data, data_len, want_data);
-        rec_event(&want, wev ? want_ev : "message", wev ? wev : 7, want_data, wdata, want_id,
-                  wid);
+        rec_event(&want, wev ? want_ev : "message", wev ? wev : 7, want_data, wdata, want_id, wid);
 
         rec_t got = {0};
         int rc = parse_chunked(buf, size, rng_below(5), 0, &got);
         ASSERT_EQ(rc, 0);
         if (strcmp(rec_text(&got), rec_text(&want)) != 0) {
-            TEST_FAIL_AT("round trip #%d\n    got  %s\n    want %s", iter, rec_text(&got),
-                         rec_text(&want));
+            TEST_FAIL_AT("round trip #%d\n    got  %s\n    want %s", iter, rec_text(&got), rec_text(&want));
             iter = 1 << 30; /* one report is enough */
         }
         rec_free(&got);
@@ -887,8 +882,8 @@ static int model_field_is(const char *name, size_t n, const char *want)
     return n == strlen(want) && strncmp(name, want, n) == 0;
 }
 
-static void model_line(const char *line, size_t n, model_buf_t *data, model_buf_t *type,
-                       model_buf_t *id, rec_t *r)
+static void model_line(const char *line, size_t n, model_buf_t *data, model_buf_t *type, model_buf_t *id,
+                       rec_t *r)
 {
     if (n == 0) { /* dispatch */
         if (data->len == 0) {
@@ -976,8 +971,8 @@ static void model_parse(const char *s, size_t n, rec_t *r)
 
 /* The differential test's alphabet. Repetition weights the draw. */
 static const char *const diff_tokens[] = {
-    "\r", "\n", "\n", "\r\n", ":", " ", "data", "data", "id", "event", "retry",
-    "x", "x", "\0", "1", "1", "\xEF", "\xBB", "\xBF", "\xEF\xBB\xBF",
+    "\r",    "\n", "\n", "\r\n", ":", " ", "data", "data", "id",   "event",
+    "retry", "x",  "x",  "\0",   "1", "1", "\xEF", "\xBB", "\xBF", "\xEF\xBB\xBF",
 };
 static const char *const diff_names[] = {"data", "data", "data", "id", "event", "retry", "", "x"};
 static const char *const diff_ends[] = {"\n", "\n", "\r", "\r\n"};

@@ -37,7 +37,7 @@ typedef struct record {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     size_t done, ok;
-    uint64_t tokens[4096];      /* completion order */
+    uint64_t tokens[4096];        /* completion order */
     uint64_t hub_published[4096]; /* hub's published count when each completed */
     hub_t *hub;
 } record_t;
@@ -89,10 +89,18 @@ static evbuf_t *make_event(long i, int64_t published_ms)
     const char *topics[2] = {"https://example.com/a", "urn:alt"};
     size_t lens[2] = {strlen(topics[0]), strlen(topics[1])};
     evbuf_spec_t spec = {
-        .id = id, .id_len = strlen(id), .type = "t", .type_len = 1,
-        .data = data, .data_len = (size_t)dn, .retry = i % 3 ? -1 : 1500,
-        .topics = topics, .topic_lens = lens, .num_topics = i % 2 ? 2 : 1,
-        .is_private = i % 5 == 0, .published_ms = published_ms,
+        .id = id,
+        .id_len = strlen(id),
+        .type = "t",
+        .type_len = 1,
+        .data = data,
+        .data_len = (size_t)dn,
+        .retry = i % 3 ? -1 : 1500,
+        .topics = topics,
+        .topic_lens = lens,
+        .num_topics = i % 2 ? 2 : 1,
+        .is_private = i % 5 == 0,
+        .published_ms = published_ms,
     };
     evbuf_t *ev = evbuf_try_new(&spec);
     if (!ev)

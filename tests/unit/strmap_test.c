@@ -22,7 +22,7 @@ static void test_basic(void)
     ASSERT_EQ(strmap_try_put(&m, "ab", 2, &two), 0);
     ASSERT(strmap_get(&m, "a", 1) == &one);
     ASSERT(strmap_get(&m, "ab", 2) == &two);
-    ASSERT(strmap_get(&m, "abc", 2) == &two); /* length bounds the key */
+    ASSERT(strmap_get(&m, "abc", 2) == &two);       /* length bounds the key */
     ASSERT_EQ(strmap_try_put(&m, "a", 1, &two), 0); /* replace */
     ASSERT(strmap_get(&m, "a", 1) == &two);
     ASSERT_UEQ(m.count, 2);
