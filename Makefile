@@ -141,7 +141,7 @@ analyze: $(BUILD)/assets.c
 
 # The documented layer order (docs/ARCHITECTURE.md): no module includes one above it.
 check-layers:
-	@./scripts/check-layers.sh
+	@python3 scripts/check_layers.py .
 
 # For clangd and clang-tidy: one entry per source, with the optimized build's flags.
 compile_commands.json: $(SRC) src/main.c Makefile

@@ -3,8 +3,6 @@
  */
 #include "auth.h"
 
-#include "conn.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,11 +123,11 @@ int auth_cookie_value(const char *hdr, size_t len, const char *name, const char 
     return 0;
 }
 
-int auth_find_token(const http1_request_t *req, const char *query_token, size_t query_len, const char **tok,
-                    size_t *tok_len, int *from_cookie)
+int auth_find_token(const request_t *in, const char *query_token, size_t query_len, const char **tok,
+                    size_t *tok_len, req_token_from_t *from)
 {
-    *from_cookie = 0;
-    const http1_header_t *h = http1_find_header(req, "authorization");
+    *from = REQ_TOKEN_NONE;
+    const http1_header_t *h = request_header(in, "authorization");
     if (h) {
         /* A present header wins even if it is not Bearer: the caller then
          * refuses it, rather than silently falling back to a weaker source. */
@@ -140,40 +138,38 @@ int auth_find_token(const http1_request_t *req, const char *query_token, size_t 
             *tok = h->value;
             *tok_len = 0;
         }
+        *from = REQ_TOKEN_HEADER;
         return 1;
     }
     if (query_token) {
         *tok = query_token;
         *tok_len = query_len;
+        *from = REQ_TOKEN_QUERY;
         return 1;
     }
-    const http1_header_t *ck = http1_find_header(req, "cookie");
+    const http1_header_t *ck = request_header(in, "cookie");
     if (ck && auth_cookie_value(ck->value, ck->value_len, COOKIE_NAME, tok, tok_len)) {
-        *from_cookie = 1;
+        *from = REQ_TOKEN_COOKIE;
         return 1;
     }
     return 0;
 }
 
-auth_status_t auth_check(const auth_t *a, auth_role_t role, const http1_request_t *req,
-                         const char *query_token, size_t query_len, jwt_claims_t *claims, int *from_cookie,
+auth_status_t auth_check(const auth_t *a, auth_role_t role, const request_t *in, jwt_claims_t *claims,
                          const char **why)
 {
     memset(claims, 0, sizeof(*claims));
-    *from_cookie = 0;
     if (!auth_has_key(a, role))
         return AUTH_NO_KEY;
-    const char *tok;
-    size_t tlen;
-    if (!auth_find_token(req, query_token, query_len, &tok, &tlen, from_cookie))
+    if (in->token_from == REQ_TOKEN_NONE)
         return AUTH_NO_TOKEN;
-    if (tlen == 0) {
+    if (in->token_len == 0) {
         *why = "the Authorization header is not \"Bearer <token>\"";
         return AUTH_INVALID;
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    if (jwt_try_verify(a->keys[role], tok, tlen, (int64_t)ts.tv_sec, claims, why))
+    if (jwt_try_verify(a->keys[role], in->token, in->token_len, (int64_t)ts.tv_sec, claims, why))
         return AUTH_INVALID;
     return AUTH_VALID;
 }
@@ -205,12 +201,7 @@ int auth_query_token(const char *query, size_t qlen, char *scratch, const char *
     return q.found;
 }
 
-void auth_refuse_401(struct conn *c, const char *cors, const char *why)
-{
-    char extra[1024];
-    snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer realm=\"mercure\"\r\n%s", cors);
-    conn_refuse_with(c, REFUSE_UNAUTHORIZED, "401 Unauthorized", extra, why);
-}
+void auth_add_challenge(resp_hdrs_t *h) { resp_hdrs_add(h, "WWW-Authenticate", "Bearer realm=\"mercure\""); }
 
 /* The origin part (scheme://host[:port]) of a Referer. */
 static size_t referer_origin_len(const char *v, size_t len)
@@ -223,23 +214,20 @@ static size_t referer_origin_len(const char *v, size_t len)
     return slash ? (size_t)(slash - v) : len;
 }
 
-int auth_origin_allowed(const http1_request_t *req, char *const *list, int n)
+int auth_origin_allowed(const request_t *in, char *const *list, int n)
 {
-    const http1_header_t *h = http1_find_header(req, "origin");
+    const http1_header_t *h = request_header(in, "origin");
     const char *o = NULL;
     size_t olen = 0;
     if (h && !(h->value_len == 4 && !memcmp(h->value, "null", 4))) {
         o = h->value;
         olen = h->value_len;
-    } else if ((h = http1_find_header(req, "referer"))) {
+    } else if ((h = request_header(in, "referer"))) {
         o = h->value;
         olen = referer_origin_len(h->value, h->value_len);
     }
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(list[i], "*"))
-            return 1;
+    for (int i = 0; i < n; i++)
         if (o && olen && strlen(list[i]) == olen && !memcmp(list[i], o, olen))
             return 1;
-    }
     return 0;
 }

@@ -23,8 +23,8 @@
 #define COURANT_AUTH_H
 
 #include "config.h"
-#include "http1.h"
 #include "jwt.h"
+#include "req.h"
 
 typedef struct auth auth_t;
 
@@ -45,15 +45,18 @@ void auth_free(auth_t *a);
 int auth_has_key(const auth_t *a, auth_role_t role);
 
 /* The token the request presents, by precedence. `query_token` is the
- * already-decoded `authorization` query parameter (NULL if absent). Sets
- * *from_cookie when the cookie was the source. Pointers borrow the request. */
-int auth_find_token(const http1_request_t *req, const char *query_token, size_t query_len, const char **tok,
-                    size_t *tok_len, int *from_cookie);
+ * already-decoded `authorization` query parameter (NULL if absent). Points
+ * *tok into the request (or query_token) and sets *from. Returns 1 if a
+ * token was presented (*tok_len may be 0 for an Authorization field that is
+ * not "Bearer <token>": the caller refuses it), 0 if none. */
+int auth_find_token(const request_t *in, const char *query_token, size_t query_len, const char **tok,
+                    size_t *tok_len, req_token_from_t *from);
 
-/* Finds and verifies the request's token for `role`. Claims are owned by the
- * caller on AUTH_VALID (jwt_claims_dispose). */
-auth_status_t auth_check(const auth_t *a, auth_role_t role, const http1_request_t *req,
-                         const char *query_token, size_t query_len, jwt_claims_t *claims, int *from_cookie,
+/* Verifies the token the router found (in->token, in->token_from) for
+ * `role`. Claims are owned by the caller on AUTH_VALID
+ * (jwt_claims_dispose); on AUTH_INVALID *why is a static reason to log and
+ * answer (never the token). The caller answers: auth writes nothing. */
+auth_status_t auth_check(const auth_t *a, auth_role_t role, const request_t *in, jwt_claims_t *claims,
                          const char **why);
 
 /* Finds the `authorization` query parameter, decoding into `scratch` (qlen
@@ -61,14 +64,13 @@ auth_status_t auth_check(const auth_t *a, auth_role_t role, const http1_request_
  * query is malformed. */
 int auth_query_token(const char *query, size_t qlen, char *scratch, const char **tok, size_t *len);
 
-/* Answers 401 with a WWW-Authenticate challenge and `cors` headers, logging
- * `why` (never the token). */
-struct conn;
-void auth_refuse_401(struct conn *c, const char *cors, const char *why);
+/* Adds the challenge a 401 answer carries (WWW-Authenticate). */
+void auth_add_challenge(resp_hdrs_t *h);
 
-/* Is the request's Origin (or, lacking it, Referer's origin) one of `list`
- * ("*" allows any)? Used against CSRF when a cookie carries the token. */
-int auth_origin_allowed(const http1_request_t *req, char *const *list, int n);
+/* Is the request's Origin (or, lacking it, Referer's origin) one of `list`?
+ * Used against CSRF when a cookie carries the token; "*" in the list is
+ * never enough for that (it would turn the check off). */
+int auth_origin_allowed(const request_t *in, char *const *list, int n);
 
 /* Pure helper: does the `Cookie` header value hold `name`? Points into it. */
 int auth_cookie_value(const char *hdr, size_t len, const char *name, const char **val, size_t *vlen);

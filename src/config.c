@@ -8,7 +8,6 @@
 #include "config.h"
 
 #include "log.h"
-#include "store.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -82,6 +81,21 @@ static const opt_t options[] = {
      "output queued for one subscriber at most; a slower one is disconnected (default 4194304)"},
     {"max-lifetime", OPT_INT, F(max_lifetime_s), 0, 0, 100000000, "SECONDS",
      "end streams after about this long, jittered; 0 = never (default 0)"},
+    {"max-body-bytes-total", OPT_SIZE, F(max_body_bytes_total), 0, 1024, 1LL << 40, "BYTES",
+     "request body bytes buffered by all connections together at most; 503 past it (default 67108864)"},
+    {"max-stream-input-bytes", OPT_SIZE, F(max_stream_input_bytes), 0, 0, 1 << 30, "BYTES",
+     "bytes a subscriber may send after its request before it is closed (default 4096)"},
+    {"max-topics-per-subscribe", OPT_INT, F(max_topics_per_subscribe), 0, 1, 64, "N",
+     "topic selectors in one subscribe request at most; 400 past it (default 64)"},
+    {"max-templates-per-subscriber", OPT_INT, F(max_templates_per_subscriber), 0, 0, 64, "N",
+     "distinct URI templates in one subscribe request at most; 400 past it (default 16)"},
+    {"max-templates-per-worker", OPT_INT, F(max_templates_per_worker), 0, 0, 10000000, "N",
+     "distinct URI templates held by one worker at most; 503 past it (default 10000)"},
+    {"max-template-states", OPT_INT, F(max_template_states), 0, 8, 4096, "N",
+     "NFA states of one client-given URI template at most (its matching cost); 400 past it (default 512)"},
+    {"max-replay", OPT_LONG, F(max_replay), 0, 0, 100000000, "N",
+     "events one subscribe replays from history at most; the client then resumes by reconnecting; "
+     "0 = no cap (default 10000)"},
     {"cors-origin", OPT_LIST, F(cors_origins), F(num_cors_origins), 0, CONFIG_MAX_ORIGINS, "ORIGIN",
      "origin allowed to subscribe from a browser, repeatable, or * (default *); listed origins get "
      "credentials (cookies)"},
@@ -133,6 +147,13 @@ static void config_defaults(config_t *c)
     c->heartbeat_s = 25;
     c->retry_ms = -1;
     c->max_pending_bytes = 4 << 20;
+    c->max_body_bytes_total = 64 << 20;
+    c->max_stream_input_bytes = 4096;
+    c->max_topics_per_subscribe = 64;
+    c->max_templates_per_subscriber = 16;
+    c->max_templates_per_worker = 10000;
+    c->max_template_states = 512;
+    c->max_replay = 10000;
     c->log_level = LOG_INFO;
     c->redis_stream = strdup("courant");
 }
@@ -242,13 +263,17 @@ static int set_option(config_t *c, const opt_t *o, const char *v, int from_env)
         return *sp ? 0 : -1;
     }
     case OPT_SYNC: {
-        store_sync_t sync;
-        if (store_parse_sync(v, &sync)) {
-            fprintf(err_out(), "courant: --%s wants full, normal or off, not \"%s\"\n", o->name, v);
-            return -1;
+        /* The values of store_sync_t, in its order (config sits below the
+         * store in the layers, so it names them itself). */
+        static const char *const modes[] = {"full", "normal", "off"};
+        for (int i = 0; i < 3; i++) {
+            if (!strcmp(v, modes[i])) {
+                *(int *)field = i;
+                return 0;
+            }
         }
-        *(int *)field = (int)sync;
-        return 0;
+        fprintf(err_out(), "courant: --%s wants full, normal or off, not \"%s\"\n", o->name, v);
+        return -1;
     }
     case OPT_LIST:
         if (!from_env)

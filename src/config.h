@@ -20,21 +20,28 @@
 typedef struct config {
     char *listen[CONFIG_MAX_LISTEN]; /* owns: "host:port" strings */
     int num_listen;
-    int workers;                            /* event-loop threads; default: CPU count */
-    int reuse_port;                         /* share the port with other courant processes */
-    int demo;                               /* publish the clock and serve the demo page */
-    int demo_auth;                          /* DEMO ONLY: random HS256 keys, tokens at /demo/tokens.json */
-    long max_connections;                   /* 0 = size from the descriptor limit */
-    int header_timeout_s;                   /* a request head must arrive within this */
-    int idle_timeout_s;                     /* an idle keep-alive connection is closed after */
-    size_t max_header_bytes;                /* request line + headers; 431 past it */
-    size_t max_event_bytes;                 /* publish body; 413 past it */
-    long history;                           /* events kept for resume (count) */
-    int history_age_s;                      /* and no older than this; 0 = no age limit */
-    int heartbeat_s;                        /* comment on idle streams; 0 = off */
-    long retry_ms;                          /* retry: hint sent on stream start; -1 = none */
-    size_t max_pending_bytes;               /* queued output per subscriber before it is dropped */
-    int max_lifetime_s;                     /* streams end after this, jittered; 0 = never */
+    int workers;                      /* event-loop threads; default: CPU count */
+    int reuse_port;                   /* share the port with other courant processes */
+    int demo;                         /* publish the clock and serve the demo page */
+    int demo_auth;                    /* DEMO ONLY: random HS256 keys, tokens at /demo/tokens.json */
+    long max_connections;             /* 0 = size from the descriptor limit */
+    int header_timeout_s;             /* a request head must arrive within this */
+    int idle_timeout_s;               /* an idle keep-alive connection is closed after */
+    size_t max_header_bytes;          /* request line + headers; 431 past it */
+    size_t max_event_bytes;           /* publish body; 413 past it */
+    long history;                     /* events kept for resume (count) */
+    int history_age_s;                /* and no older than this; 0 = no age limit */
+    int heartbeat_s;                  /* comment on idle streams; 0 = off */
+    long retry_ms;                    /* retry: hint sent on stream start; -1 = none */
+    size_t max_pending_bytes;         /* queued output per subscriber before it is dropped */
+    int max_lifetime_s;               /* streams end after this, jittered; 0 = never */
+    size_t max_body_bytes_total;      /* request body bytes buffered by all connections; 503 past it */
+    size_t max_stream_input_bytes;    /* bytes a subscriber may send after its request; closed past it */
+    int max_topics_per_subscribe;     /* topic selectors in one subscribe request; 400 past it */
+    int max_templates_per_subscriber; /* distinct URI templates in one subscribe request; 400 past it */
+    int max_templates_per_worker;     /* distinct URI templates interned per worker; 503 past it */
+    int max_template_states;          /* NFA states of one client-given URI template; 400 past it */
+    long max_replay; /* events one subscribe replays; then it resumes by reconnecting; 0 = no cap */
     char *cors_origins[CONFIG_MAX_ORIGINS]; /* owns; "*" = any origin */
     int num_cors_origins;
     char *publish_origins[CONFIG_MAX_ORIGINS]; /* owns: origins whose browsers may publish */

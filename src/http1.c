@@ -638,12 +638,12 @@ static int form_validate(const char *s, size_t len)
 
 /* Decodes s[0..len) (already validated) into out; returns the length, which
  * is never more than len. */
-static size_t form_decode(const char *s, size_t len, char *out)
+static size_t form_decode(const char *s, size_t len, char *out, int plus_is_space)
 {
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (c == '+') {
+        if (c == '+' && plus_is_space) {
             c = ' ';
         } else if (c == '%') {
             /* Validated: both are hex digits, so neither is -1. */
@@ -655,6 +655,15 @@ static size_t form_decode(const char *s, size_t len, char *out)
         out[o++] = c;
     }
     return o;
+}
+
+long http1_pct_decode(const char *in, size_t len, char *out, int plus_is_space)
+{
+    if (len == 0)
+        return 0;
+    if (form_validate(in, len) != 0)
+        return -1;
+    return (long)form_decode(in, len, out, plus_is_space);
 }
 
 int http1_parse_form(const char *s, size_t len, char *scratch, http1_form_pair_cb cb, void *ctx)
@@ -675,8 +684,8 @@ int http1_parse_form(const char *s, size_t len, char *scratch, http1_form_pair_c
             /* Each pair is decoded at its own offset, so earlier pairs stay
              * intact: name, then value, right after it. */
             char *out = scratch + (p - s);
-            size_t nl = form_decode(p, (size_t)(name_end - p), out);
-            size_t vl = form_decode(val, (size_t)(amp - val), out + nl);
+            size_t nl = form_decode(p, (size_t)(name_end - p), out, 1);
+            size_t vl = form_decode(val, (size_t)(amp - val), out + nl, 1);
             int r = cb(ctx, out, nl, out + nl, vl);
             if (r != 0)
                 return r;

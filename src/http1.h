@@ -143,6 +143,14 @@ ssize_t http1_chunked_decode(http1_chunked_decoder_t *d, char *buf, size_t *len)
 /* ---- percent-decoding and application/x-www-form-urlencoded -------------
  * Used for query strings and publish bodies. */
 
+/* Percent-decodes in[0..len) into out (at least len bytes; decoding never
+ * grows), '+' becoming a space when plus_is_space (forms and queries, not
+ * paths). Returns the decoded length, or -1 when a '%' is not followed by
+ * two hex digits. The only percent-decoder: forms, queries and paths all
+ * use it. Decoded bytes may include NUL: callers that need C strings
+ * refuse it. */
+long http1_pct_decode(const char *in, size_t len, char *out, int plus_is_space);
+
 /* Calls `cb` for each name=value pair of a form/query string, in order
  * (pairs separated by '&'; the first '=' splits a pair; a pair without '='
  * has an empty value; "=v" has an empty name; empty pairs, as in "&&", are

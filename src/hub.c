@@ -17,7 +17,6 @@
 #include "hub.h"
 
 #include "strmap.h"
-#include "worker.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -26,20 +25,20 @@
 #include <time.h>
 
 struct hub {
-    pthread_mutex_t lock;    /* guards everything below */
-    uint64_t last_seq;       /* seq of the newest published event, 0 if none */
-    evbuf_t **ring;          /* owns: one reference per held event */
-    size_t cap;              /* ring capacity (--history) */
-    size_t head;             /* index of the oldest event */
-    size_t count;            /* events held */
-    uint64_t first_seq;      /* seq of ring[head] when count > 0 */
-    int64_t max_age_ms;      /* 0 = no age limit */
-    strmap_t by_id;          /* id -> OLDEST event with that id in the ring (borrowed) */
-    strmap_t by_id_newest;   /* id -> NEWEST event with that id, when it is reused */
-    uint64_t *dup_next;      /* owns, parallel to ring: seq of the next event with
+    pthread_mutex_t lock;  /* guards everything below */
+    uint64_t last_seq;     /* seq of the newest published event, 0 if none */
+    evbuf_t **ring;        /* owns: one reference per held event */
+    size_t cap;            /* ring capacity (--history) */
+    size_t head;           /* index of the oldest event */
+    size_t count;          /* events held */
+    uint64_t first_seq;    /* seq of ring[head] when count > 0 */
+    int64_t max_age_ms;    /* 0 = no age limit */
+    strmap_t by_id;        /* id -> OLDEST event with that id in the ring (borrowed) */
+    strmap_t by_id_newest; /* id -> NEWEST event with that id, when it is reused */
+    uint64_t *dup_next;    /* owns, parallel to ring: seq of the next event with
                                the same id, 0 if none (ids are rarely reused) */
-    struct worker **workers; /* borrows: set once at start */
-    int num_workers;
+    hub_sink_t *sinks;     /* owns the array: set once at start */
+    int num_sinks;
     uint64_t published;
 };
 
@@ -93,16 +92,28 @@ void hub_free(hub_t *h)
         evict_oldest(h);
     strmap_dispose(&h->by_id);
     strmap_dispose(&h->by_id_newest);
+    free(h->sinks);
     free(h->ring);
     free(h->dup_next);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }
 
-void hub_set_workers(hub_t *h, struct worker **workers, int n)
+#define HUB_MAX_SINKS 256 /* --workers' bound */
+
+int hub_try_set_sinks(hub_t *h, const hub_sink_t *sinks, int n)
 {
-    h->workers = workers;
-    h->num_workers = n;
+    if (n < 0 || n > HUB_MAX_SINKS)
+        return -1;
+    hub_sink_t *copy = n ? malloc((size_t)n * sizeof(*copy)) : NULL;
+    if (n && !copy)
+        return -1;
+    if (n)
+        memcpy(copy, sinks, (size_t)n * sizeof(*copy));
+    free(h->sinks);
+    h->sinks = copy;
+    h->num_sinks = n;
+    return 0;
 }
 
 static int64_t now_ms(void)
@@ -152,14 +163,21 @@ static void history_append(hub_t *h, evbuf_t *ev)
 
 void hub_publish(hub_t *h, evbuf_t *ev)
 {
+    uint8_t wake[HUB_MAX_SINKS] = {0};
+    const int n = h->num_sinks; /* set once before any publish */
     pthread_mutex_lock(&h->lock);
     ev->seq = ++h->last_seq;
     h->published++;
     trim_by_age(h, 64);
     history_append(h, ev);
-    for (int i = 0; i < h->num_workers; i++)
-        worker_post(h->workers[i], ev);
+    for (int i = 0; i < n; i++)
+        wake[i] = (uint8_t)h->sinks[i].post(h->sinks[i].ctx, ev);
     pthread_mutex_unlock(&h->lock);
+    /* Doorbells after the lock: an eventfd write is a syscall, and other
+     * publishers wait for this lock. */
+    for (int i = 0; i < n; i++)
+        if (wake[i])
+            h->sinks[i].wake(h->sinks[i].ctx);
     evbuf_unref(ev); /* the caller's reference, now carried by ring and inboxes */
 }
 
@@ -179,66 +197,78 @@ void hub_trim(hub_t *h)
     pthread_mutex_unlock(&h->lock);
 }
 
-/* Index in the ring of the first event to replay, as an offset from head. */
-static size_t replay_start(hub_t *h, const char *last_id, size_t len, int *known)
+/* The seq a resume starts from (see hub_try_resume); *known = 0 for an id
+ * the hub does not know. */
+static uint64_t resume_seq(hub_t *h, const char *last_id, size_t len, int *known)
 {
     *known = 1;
     if (!last_id)
-        return h->count; /* nothing to replay */
+        return h->last_seq + 1; /* nothing to replay */
     if (len == 8 && memcmp(last_id, "earliest", 8) == 0)
-        return 0;
+        return h->count ? h->first_seq : h->last_seq + 1;
     evbuf_t *ev = strmap_get(&h->by_id, last_id, len);
     if (!ev) {
         *known = 0;
-        return h->count;
+        return h->last_seq + 1;
     }
     assert(ev->seq >= h->first_seq && ev->seq < h->first_seq + h->count);
-    return (size_t)(ev->seq - h->first_seq) + 1;
+    return ev->seq + 1;
 }
 
-int hub_try_snapshot(hub_t *h, const char *last_id, size_t last_id_len, hub_match_cb match, void *ctx,
-                     hub_snapshot_t *out)
+/* Copies events with seq >= from into the batch (lock held). O(batch). */
+static void read_locked(hub_t *h, uint64_t from, hub_batch_t *b)
 {
-    memset(out, 0, sizeof(*out));
-    pthread_mutex_lock(&h->lock);
-    trim_by_age(h, SIZE_MAX);
-    int known;
-    size_t from = replay_start(h, last_id, last_id_len, &known);
-    size_t n = h->count - from;
-    int rc = 0;
-    if (n && !(out->events = malloc(n * sizeof(*out->events))))
-        rc = -1;
-    for (size_t k = from; rc == 0 && k < h->count; k++) {
-        evbuf_t *ev = h->ring[(h->head + k) % h->cap];
-        if (match(ctx, ev)) {
-            evbuf_ref(ev);
-            out->events[out->count++] = ev;
-        }
+    b->count = 0;
+    b->newest = h->last_seq;
+    b->gap = from <= h->last_seq && (h->count == 0 || from < h->first_seq);
+    if (h->count == 0 || from > h->last_seq)
+        return;
+    if (from < h->first_seq)
+        from = h->first_seq;
+    for (uint64_t seq = from; seq <= h->last_seq && b->count < b->max; seq++) {
+        evbuf_t *ev = h->ring[(h->head + (size_t)(seq - h->first_seq)) % h->cap];
+        evbuf_ref(ev);
+        b->events[b->count++] = ev;
     }
+}
+
+int hub_try_resume(hub_t *h, const char *last_id, size_t last_id_len, uint64_t *from, char **last_event_id,
+                   hub_batch_t *batch)
+{
+    *last_event_id = NULL;
+    pthread_mutex_lock(&h->lock);
+    trim_by_age(h, 256);
+    int known;
+    *from = resume_seq(h, last_id, last_id_len, &known);
+    read_locked(h, *from, batch);
+    pthread_mutex_unlock(&h->lock);
     /* The id of the event just before the first one this client gets
      * (draft-dunglas-mercure-07, "Reconciliation"): the id it sent when we
      * know it, else "earliest" (asked for, or unknown/expired: the client
      * sees the value differs from what it sent, so it knows it missed
      * events). No header at all when the client sent no id. */
     if (last_id) {
-        out->last_event_id = known ? strndup(last_id, last_id_len) : strdup("earliest");
-        if (!out->last_event_id)
-            rc = -1;
+        *last_event_id = known ? strndup(last_id, last_id_len) : strdup("earliest");
+        if (!*last_event_id) {
+            hub_batch_release(batch);
+            return -1;
+        }
     }
-    out->start_seq = h->last_seq;
-    pthread_mutex_unlock(&h->lock);
-    if (rc)
-        hub_snapshot_dispose(out);
-    return rc;
+    return 0;
 }
 
-void hub_snapshot_dispose(hub_snapshot_t *s)
+void hub_read(hub_t *h, uint64_t from, hub_batch_t *batch)
 {
-    for (size_t i = 0; i < s->count; i++)
-        evbuf_unref(s->events[i]);
-    free(s->events);
-    free(s->last_event_id);
-    memset(s, 0, sizeof(*s));
+    pthread_mutex_lock(&h->lock);
+    read_locked(h, from, batch);
+    pthread_mutex_unlock(&h->lock);
+}
+
+void hub_batch_release(hub_batch_t *batch)
+{
+    for (size_t i = 0; i < batch->count; i++)
+        evbuf_unref(batch->events[i]);
+    batch->count = 0;
 }
 
 void hub_get_stats(hub_t *h, hub_stats_t *out)

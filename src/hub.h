@@ -22,11 +22,21 @@
  * index points at the oldest one still in history: a resume may resend, but
  * never skips the events published between the two uses.
  *
- * Resume seam: hub_snapshot() collects, under the lock, the events a new
- * subscriber must replay and returns `start_seq`, the last seq that existed
- * at that moment. The worker registers the subscriber and delivers from its
- * inbox only events with seq > start_seq: those were all pushed after the
- * snapshot, so there is no gap and no duplicate between replay and live.
+ * Resume seam, without matching under the lock: hub_try_resume finds where
+ * a new subscriber resumes (O(1) through the id index) and copies the first
+ * batch of history after it (pointers plus references, at most `max`), in
+ * the same critical section; the worker filters that batch by the
+ * subscriber's selectors after the lock is released, and reads on with
+ * hub_read in later turns until a batch comes back short (caught up).
+ * Meanwhile the subscriber ignores live events; once caught up it takes
+ * live events with seq > the last one read. So the lock is held only to
+ * copy a bounded number of pointers, and what a subscriber's selectors
+ * cost is paid on its own worker, within that worker's per-turn budget.
+ *
+ * Sinks: the hub posts each event to every worker through a sink (a post
+ * function called under the lock, and a wake function called after it is
+ * released), so it knows nothing of workers and no eventfd is written
+ * while the lock is held.
  *
  * Threads: every function is thread-safe unless it says otherwise.
  */
@@ -39,7 +49,6 @@
 #include <stdint.h>
 
 typedef struct hub hub_t;
-struct worker;
 
 /* history: events kept (0 = none); history_age_s: 0 = no age limit. */
 hub_t *hub_new(long history, int history_age_s);
@@ -47,8 +56,17 @@ hub_t *hub_new(long history, int history_age_s);
 /* Frees the hub and drops its history. Workers must be stopped. */
 void hub_free(hub_t *h);
 
-/* Sets the workers events are fanned out to. Main thread, before any publish. */
-void hub_set_workers(hub_t *h, struct worker **workers, int n);
+/* Where events go: each sink's post is called under the hub lock (it takes
+ * its own reference if it keeps the event, and returns 1 when its consumer
+ * needs waking), and its wake after the lock is released. */
+typedef struct hub_sink {
+    int (*post)(void *ctx, evbuf_t *ev);
+    void (*wake)(void *ctx);
+    void *ctx;
+} hub_sink_t;
+
+/* Sets the sinks (copied). Main thread, before any publish. */
+int hub_try_set_sinks(hub_t *h, const hub_sink_t *sinks, int n) __attribute__((warn_unused_result));
 
 /* Publishes `ev`, taking over the caller's reference: assigns its seq,
  * records it in history and posts it to every worker. Never blocks on I/O. */
@@ -67,27 +85,33 @@ void hub_load(hub_t *h, evbuf_t *ev);
 /* Drops history entries older than the age limit (called periodically). */
 void hub_trim(hub_t *h);
 
-/* Decides which history a new subscriber replays. */
-typedef int (*hub_match_cb)(void *ctx, const evbuf_t *ev);
+/* A batch of history read by a subscriber. The caller provides `events`
+ * (max slots); the hub fills `count` of them, each with a reference the
+ * caller drops (hub_batch_release). */
+typedef struct hub_batch {
+    evbuf_t **events; /* caller's array */
+    size_t max;       /* its slots */
+    size_t count;     /* filled, in seq order */
+    uint64_t newest;  /* the newest seq published when the batch was read */
+    int gap;          /* events between `from` and the batch were evicted unread */
+} hub_batch_t;
 
-typedef struct hub_snapshot {
-    evbuf_t **events; /* owns: one reference each, in seq order */
-    size_t count;
-    uint64_t start_seq;  /* deliver live events with seq > start_seq */
-    char *last_event_id; /* owns: the response's Last-Event-ID header value,
-                             NULL when the client sent no id (no header) */
-} hub_snapshot_t;
+/* Where a new subscriber resumes, and the first batch after it. last_id:
+ * the client's Last-Event-ID (NULL if none: nothing to replay); "earliest"
+ * replays all of history; an unknown id replays nothing. *from is the seq
+ * of the first event to read next (after this batch: batch->events' last
+ * seq + 1, else *from as given to hub_read). *last_event_id (owned, NULL
+ * when the client sent no id) is the response's Last-Event-ID header: the
+ * id itself when known, "earliest" otherwise, which tells the client it
+ * missed events. Returns 0, or -1 when memory runs out. */
+int hub_try_resume(hub_t *h, const char *last_id, size_t last_id_len, uint64_t *from, char **last_event_id,
+                   hub_batch_t *batch) __attribute__((warn_unused_result));
 
-/* last_id: the client's Last-Event-ID (NULL if it sent none). Events after
- * it that `match` accepts are collected; "earliest" means all of history.
- * An id the hub does not know replays nothing, and last_event_id is then
- * "earliest", which differs from what the client sent and so tells it that
- * it missed events. Returns 0, or -1 if memory runs out. */
-int hub_try_snapshot(hub_t *h, const char *last_id, size_t last_id_len, hub_match_cb match, void *ctx,
-                     hub_snapshot_t *out) __attribute__((warn_unused_result));
+/* The next batch: events with seq >= from (at most batch->max). */
+void hub_read(hub_t *h, uint64_t from, hub_batch_t *batch);
 
-/* Releases what a snapshot still owns. */
-void hub_snapshot_dispose(hub_snapshot_t *s);
+/* Drops the batch's references (count becomes 0). */
+void hub_batch_release(hub_batch_t *batch);
 
 /* The id of the newest event in history, or "earliest" when history is
  * empty (the subscriptions API's lastEventID). malloc'd; NULL if out of

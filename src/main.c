@@ -18,11 +18,14 @@
  * clients don't all reconnect at once) and exit; main joins them and exits
  * 0. SIGPIPE is ignored: writes report EPIPE instead.
  */
+#include "auth.h"
 #include "backplane.h"
 #include "config.h"
 #include "demo.h"
+#include "h1server.h"
 #include "hub.h"
 #include "log.h"
+#include "router.h"
 #include "server.h"
 #include "store.h"
 #include "subs.h"
@@ -236,6 +239,10 @@ static int main_loop(server_t *srv, const sigset_t *sigs)
 
 static void load_into_hub(void *hub, evbuf_t *ev) { hub_load(hub, ev); }
 
+/* The hub's sinks are the workers' inboxes (hub.h, worker.h). */
+static int hub_post_to_worker(void *w, evbuf_t *ev) { return worker_post(w, ev); }
+static void hub_wake_worker(void *w) { worker_wake(w); }
+
 /* --store: opens the file and loads its history into the hub. A store that
  * cannot be used is a one-line reason and a refusal to start: running
  * without the durability the user asked for would be worse. */
@@ -332,6 +339,7 @@ int main(int argc, char **argv)
 
     long fd_limit = raise_fd_limit();
     server_t srv = {.cfg = &cfg,
+                    .handler = &router_handler,
                     .auth = auth,
                     .demo_tokens = demo_tokens,
                     .num_workers = cfg.workers,
@@ -347,6 +355,7 @@ int main(int argc, char **argv)
     }
     atomic_init(&srv.open_conns, 0);
     atomic_init(&srv.stopping, 0);
+    atomic_init(&srv.body_bytes, 0);
 
     bound_t bound[MAX_BOUND];
     int num_bound = 0;
@@ -389,17 +398,24 @@ int main(int argc, char **argv)
         goto out;
     }
     for (int i = 0; i < cfg.workers; i++) {
-        int fds[MAX_BOUND];
+        worker_listener_t ls[MAX_BOUND];
         for (int b = 0; b < num_bound; b++) {
-            fds[b] = bound[b].fds[i];
+            ls[b] = (worker_listener_t){bound[b].fds[i], h1server_accept, h1server_refuse_at_capacity, NULL};
             bound[b].fds[i] = -1; /* the worker owns it now */
         }
-        if (!(srv.workers[i] = worker_new(i, &srv, fds, num_bound))) {
+        if (!(srv.workers[i] = worker_new(i, &srv, ls, num_bound))) {
             rc = 1;
             goto out;
         }
     }
-    hub_set_workers(srv.hub, srv.workers, cfg.workers);
+    hub_sink_t sinks[256];
+    for (int i = 0; i < cfg.workers; i++)
+        sinks[i] = (hub_sink_t){hub_post_to_worker, hub_wake_worker, srv.workers[i]};
+    if (hub_try_set_sinks(srv.hub, sinks, cfg.workers)) {
+        fprintf(stderr, "courant: out of memory\n");
+        rc = 1;
+        goto out;
+    }
     if (srv.store && store_start(srv.store, srv.hub)) {
         rc = 1;
         goto out;

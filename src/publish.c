@@ -7,19 +7,22 @@
  */
 #include "publish.h"
 
+#include "acks.h"
 #include "auth.h"
 #include "backplane.h"
+#include "conn.h"
 #include "hub.h"
 #include "id.h"
 #include "log.h"
-#include "store.h"
 #include "selector.h"
-#include "stream.h"
+#include "server.h"
+#include "store.h"
 #include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define RESERVED_PREFIX "/.well-known/mercure"
 
@@ -30,7 +33,7 @@ typedef struct form {
     const char *data, *id, *type, *retry;
     size_t data_len, id_len, type_len, retry_len;
     int is_private;
-    const char *error_status; /* set by the field callback on a bad field */
+    int error_status; /* set by the field callback on a bad field */
     const char *error;
 } form_t;
 
@@ -39,7 +42,7 @@ static int field_is(const char *n, size_t len, const char *lit)
     return strlen(lit) == len && memcmp(n, lit, len) == 0;
 }
 
-static int form_fail(form_t *f, const char *status, const char *why)
+static int form_fail(form_t *f, int status, const char *why)
 {
     f->error_status = status;
     f->error = why;
@@ -51,28 +54,28 @@ static int on_field(void *ctx, const char *name, size_t nlen, const char *value,
     form_t *f = ctx;
     if (field_is(name, nlen, "topic")) {
         if (f->num_topics == EVBUF_MAX_TOPICS)
-            return form_fail(f, "400 Bad Request", "too many topics (at most 64)");
+            return form_fail(f, 400, "too many topics (at most 64)");
         f->topics[f->num_topics] = value;
         f->topic_lens[f->num_topics++] = vlen;
     } else if (field_is(name, nlen, "data")) {
         /* Repeated data fields are refused rather than silently merged. */
         if (f->data)
-            return form_fail(f, "400 Bad Request", "data given more than once");
+            return form_fail(f, 400, "data given more than once");
         f->data = value;
         f->data_len = vlen;
     } else if (field_is(name, nlen, "id")) {
         if (f->id)
-            return form_fail(f, "400 Bad Request", "id given more than once");
+            return form_fail(f, 400, "id given more than once");
         f->id = value;
         f->id_len = vlen;
     } else if (field_is(name, nlen, "type")) {
         if (f->type)
-            return form_fail(f, "400 Bad Request", "type given more than once");
+            return form_fail(f, 400, "type given more than once");
         f->type = value;
         f->type_len = vlen;
     } else if (field_is(name, nlen, "retry")) {
         if (f->retry)
-            return form_fail(f, "400 Bad Request", "retry given more than once");
+            return form_fail(f, 400, "retry given more than once");
         if (vlen) { /* an empty retry is no retry, as in the Mercure hub */
             f->retry = value;
             f->retry_len = vlen;
@@ -103,9 +106,9 @@ static int all_digits(const char *s, size_t len)
 }
 
 /* Checks the decoded form; returns NULL or the reason it is refused. */
-static const char *validate(const form_t *f, const char **status)
+static const char *validate(const form_t *f, int *status)
 {
-    *status = "400 Bad Request";
+    *status = 400;
     if (f->num_topics == 0)
         return "missing topic";
     for (size_t i = 0; i < f->num_topics; i++) {
@@ -116,7 +119,7 @@ static const char *validate(const form_t *f, const char **status)
         /* Any topic containing /.well-known/mercure is refused, as the
          * Mercure hub does, so subscription events cannot be forged. */
         if (memmem(f->topics[i], f->topic_lens[i], RESERVED_PREFIX, strlen(RESERVED_PREFIX))) {
-            *status = "403 Forbidden";
+            *status = 403;
             return "topics under /.well-known/mercure are reserved";
         }
     }
@@ -137,11 +140,11 @@ static const char *validate(const form_t *f, const char **status)
     return NULL;
 }
 
-evbuf_t *publish_parse_form(const char *body, size_t len, const char **status, const char **reason)
+evbuf_t *publish_parse_form(const char *body, size_t len, int *status, const char **reason)
 {
     char *scratch = malloc(len ? len : 1);
     if (!scratch) {
-        *status = "503 Service Unavailable";
+        *status = 503;
         *reason = "out of memory";
         return NULL;
     }
@@ -150,7 +153,7 @@ evbuf_t *publish_parse_form(const char *body, size_t len, const char **status, c
     evbuf_t *ev = NULL;
     int r = http1_parse_form(body, len, scratch, on_field, &f);
     if (r < 0) {
-        *status = "400 Bad Request";
+        *status = 400;
         *reason = "malformed form body (bad percent-encoding)";
     } else if (r > 0) {
         *status = f.error_status;
@@ -177,7 +180,7 @@ evbuf_t *publish_parse_form(const char *body, size_t len, const char **status, c
         };
         ev = evbuf_try_new(&spec);
         if (!ev) {
-            *status = "503 Service Unavailable";
+            *status = 503;
             *reason = "out of memory";
         }
     }
@@ -185,65 +188,11 @@ evbuf_t *publish_parse_form(const char *body, size_t len, const char **status, c
     return ev;
 }
 
-/* Hands the event (and our reference) to the store thread; the answer
- * comes back through the worker's inbox (worker_post_ack). */
-static void publish_to_store(conn_t *c, store_t *store, evbuf_t *ev, const char *cors_headers)
-{
-    uint64_t token = worker__ack_wait(c->worker, c, cors_headers);
-    if (!token) {
-        evbuf_unref(ev);
-        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", "out of memory");
-        return;
-    }
-    if (store_try_submit(store, ev, worker_post_ack, c->worker, token)) {
-        worker__ack_cancel(c->worker, token);
-        evbuf_unref(ev);
-        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable",
-                    "the store has too many publishes waiting; retry later");
-        return;
-    }
-    c->ack_token = token; /* CONN_RESPOND with nothing queued: reads wait for the answer */
-}
+/* ---- who may publish ------------------------------------------------------------ */
 
-/* A 503 because Redis is unreachable: counted like any refusal, but logged
- * at debug only. The backplane logs the outage once (lost, reconnected);
- * one info line per refused publish would flood the log for its length. */
-static void refuse_redis_down(conn_t *c, const char *cors_headers, const char *reason)
+static int is_form_content_type(const request_t *in)
 {
-    atomic_fetch_add_explicit(&worker_stats(c->worker)->refused[REFUSE_UNAVAILABLE], 1, memory_order_relaxed);
-    log_debug("fd %d refused 503 Service Unavailable: %s", c->fd, reason);
-    char body[256];
-    int n = snprintf(body, sizeof(body), "%s\n", reason);
-    conn_respond(c, "503 Service Unavailable", "text/plain; charset=utf-8", cors_headers, body, (size_t)n,
-                 c->state != CONN_RESPOND);
-}
-
-/* --redis: hands the event to the backplane's publish thread; the XADD's
- * outcome comes back through the worker's inbox like a store ack. The
- * event is NOT given to the hub here: it is fanned out when it is read back
- * from the stream, in the stream's order, on every node alike. */
-static void publish_to_backplane(conn_t *c, backplane_t *bp, evbuf_t *ev, const char *cors_headers)
-{
-    uint64_t token = worker__ack_wait(c->worker, c, cors_headers);
-    if (!token) {
-        evbuf_unref(ev);
-        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", "out of memory");
-        return;
-    }
-    if (backplane_try_submit(bp, ev, worker_post_ack, c->worker, token)) {
-        worker__ack_cancel(c->worker, token);
-        evbuf_unref(ev);
-        refuse_redis_down(c, cors_headers,
-                          "redis is unreachable (or too many publishes wait for it), so nothing was "
-                          "published; retry later");
-        return;
-    }
-    c->ack_token = token;
-}
-
-static int is_form_content_type(const http1_request_t *req)
-{
-    const http1_header_t *ct = http1_find_header(req, "content-type");
+    const http1_header_t *ct = request_header(in, "content-type");
     if (!ct)
         return 1; /* lenient: some clients omit it for form posts */
     const char *want = "application/x-www-form-urlencoded";
@@ -252,10 +201,105 @@ static int is_form_content_type(const http1_request_t *req)
            (ct->value_len == n || ct->value[n] == ';' || ct->value[n] == ' ');
 }
 
+/* The host[:port] of an Origin value ("null" and garbage give 0). */
+static size_t origin_host(const char *v, size_t len, const char **host)
+{
+    const char *sep = memmem(v, len, "://", 3);
+    if (!sep)
+        return 0;
+    *host = sep + 3;
+    return len - (size_t)(*host - v);
+}
+
+/* Without a publisher key: a loopback peer, and nothing a browser or a
+ * proxy adds when it relays someone else's request. Returns NULL or why not. */
+static const char *keyless_refusal(const request_t *in)
+{
+    if (!in->peer_loopback)
+        return "publishing is allowed from loopback addresses only (no --publisher-jwt-key)";
+    static const char *const relayed[] = {"forwarded", "x-forwarded-for", "via"};
+    for (size_t i = 0; i < sizeof(relayed) / sizeof(relayed[0]); i++)
+        if (request_header(in, relayed[i]))
+            return "a relayed request (Forwarded, X-Forwarded-For or Via) may not publish without "
+                   "--publisher-jwt-key";
+    const http1_header_t *sfs = request_header(in, "sec-fetch-site");
+    if (sfs && http1_token_eq(sfs->value, sfs->value_len, "cross-site"))
+        return "a cross-site browser request may not publish without --publisher-jwt-key";
+    const http1_header_t *origin = request_header(in, "origin");
+    if (origin) {
+        const http1_header_t *host = request_header(in, "host");
+        const char *oh;
+        size_t ol = origin_host(origin->value, origin->value_len, &oh);
+        if (!host || !ol || ol != host->value_len || strncasecmp(oh, host->value, ol) != 0)
+            return "a browser request from another origin may not publish without --publisher-jwt-key";
+    }
+    return NULL;
+}
+
+/* Applies the publish policy with a publisher key. Returns 1 with *claims
+ * filled, or 0 after refusing. */
+static int token_may_publish(req_t *r, const request_t *in, jwt_claims_t *claims)
+{
+    server_t *srv = worker_server(r->conn->worker);
+    const char *why = NULL;
+    auth_status_t st = auth_check(srv->auth, AUTH_PUBLISHER, in, claims, &why);
+    if (st != AUTH_VALID) {
+        resp_hdrs_t h = in->cors;
+        auth_add_challenge(&h);
+        req_refuse(r, REFUSE_UNAUTHORIZED, 401, &h,
+                   st == AUTH_INVALID ? why : "a publisher token is required");
+        return 0;
+    }
+    const char *forbid = NULL;
+    /* A browser sends cookies on cross-site form posts too: with the token in
+     * a cookie the request must come from a --publish-origin (CSRF). */
+    if (in->token_from == REQ_TOKEN_COOKIE &&
+        !auth_origin_allowed(in, srv->cfg->publish_origins, srv->cfg->num_publish_origins))
+        forbid = "cookie-authorized publish from an origin not in --publish-origin";
+    else if (!claims->has_publish)
+        forbid = "the token has no mercure.publish claim";
+    if (forbid) {
+        jwt_claims_dispose(claims);
+        req_refuse(r, REFUSE_FORBIDDEN, 403, &in->cors, forbid);
+        return 0;
+    }
+    return 1;
+}
+
+/* Returns 1 with *claims filled (empty for the keyless rule), or 0 after
+ * refusing. */
+static int may_publish(req_t *r, const request_t *in, jwt_claims_t *claims)
+{
+    server_t *srv = worker_server(r->conn->worker);
+    memset(claims, 0, sizeof(*claims));
+    if (auth_has_key(srv->auth, AUTH_PUBLISHER))
+        return token_may_publish(r, in, claims);
+    const char *why = keyless_refusal(in);
+    if (why) {
+        req_refuse(r, REFUSE_FORBIDDEN, 403, &in->cors, why);
+        return 0;
+    }
+    return 1;
+}
+
+long publish_on_head(req_t *r, request_t *in)
+{
+    jwt_claims_t claims;
+    if (!may_publish(r, in, &claims))
+        return -1;
+    jwt_claims_dispose(&claims);
+    if (!is_form_content_type(in)) {
+        req_refuse(r, REFUSE_BAD_REQUEST, 415, &in->cors,
+                   "publish wants Content-Type: application/x-www-form-urlencoded");
+        return -1;
+    }
+    return (long)worker_server(r->conn->worker)->cfg->max_event_bytes;
+}
+
 /* Does every topic of `ev` match one of the token's mercure.publish
  * selectors? (draft-dunglas-mercure-07: the publisher must be allowed to
  * publish to each topic, alternates included.) */
-static int topics_allowed(worker_t *w, const jwt_claims_t *claims, const evbuf_t *ev, int *oom)
+static int topics_allowed(const jwt_claims_t *claims, const evbuf_t *ev, int *oom)
 {
     selector_t *sels[JWT_MAX_SELECTORS];
     size_t n = 0;
@@ -271,7 +315,7 @@ static int topics_allowed(worker_t *w, const jwt_claims_t *claims, const evbuf_t
     for (unsigned t = 0; ok && t < ev->num_topics; t++) {
         int hit = 0;
         for (size_t i = 0; i < n && !hit; i++)
-            hit = selector_cache_match(stream_match_cache(w), sels[i], ev->topics[t], ev->topic_lens[t]);
+            hit = selector_match(sels[i], ev->topics[t], ev->topic_lens[t]);
         ok = hit;
     }
     for (size_t i = 0; i < n; i++)
@@ -279,118 +323,95 @@ static int topics_allowed(worker_t *w, const jwt_claims_t *claims, const evbuf_t
     return ok;
 }
 
-/* Applies the publish policy (auth.h). Returns 1 with *claims filled when a
- * token decides (has_key set), 1 with empty claims for the loopback rule,
- * or 0 after refusing. */
-static int publisher_may_post(conn_t *c, const http1_request_t *req, const char *query, size_t qlen,
-                              const char *cors, jwt_claims_t *claims)
+/* ---- answering ---------------------------------------------------------------------- */
+
+static refusal_t refusal_of(int status)
 {
-    server_t *srv = worker_server(c->worker);
-    memset(claims, 0, sizeof(*claims));
-    if (!auth_has_key(srv->auth, AUTH_PUBLISHER)) {
-        /* Without a publisher key only local backends may publish, so a
-         * fresh install is never an open relay. */
-        if (c->peer_loopback)
-            return 1;
-        conn_refuse_with(c, REFUSE_FORBIDDEN, "403 Forbidden", cors,
-                         "publishing is allowed from loopback addresses only (no --publisher-jwt-key)");
-        return 0;
-    }
-    char *scratch = malloc(qlen + 1);
-    const char *qtok = NULL, *why = NULL;
-    size_t qtok_len = 0;
-    int from_cookie = 0;
-    if (!scratch || auth_query_token(query, qlen, scratch, &qtok, &qtok_len) < 0)
-        qtok = NULL; /* a malformed query carries no token */
-    auth_status_t st = auth_check(srv->auth, AUTH_PUBLISHER, req, qtok, qtok_len, claims, &from_cookie, &why);
-    free(scratch);
-    if (st != AUTH_VALID) {
-        auth_refuse_401(c, cors, st == AUTH_INVALID ? why : "a publisher token is required");
-        return 0;
-    }
-    const char *forbid = NULL;
-    /* A browser sends cookies on cross-site form posts too: with the token in
-     * a cookie the request must come from a --publish-origin (CSRF). */
-    if (from_cookie && !auth_origin_allowed(req, srv->cfg->publish_origins, srv->cfg->num_publish_origins))
-        forbid = "cookie-authorized publish from an origin not in --publish-origin";
-    else if (!claims->has_publish)
-        forbid = "the token has no mercure.publish claim";
-    if (forbid) {
-        jwt_claims_dispose(claims);
-        conn_refuse_with(c, REFUSE_FORBIDDEN, "403 Forbidden", cors, forbid);
-        return 0;
-    }
-    return 1;
+    return status == 403 ? REFUSE_FORBIDDEN : status >= 500 ? REFUSE_UNAVAILABLE : REFUSE_BAD_REQUEST;
 }
 
-static void refuse_form(conn_t *c, const char *status, const char *reason, const char *cors)
+/* The journal's verdict for a waiting publish (acks.h), on its worker. */
+static void on_journal_done(void *ctx, void *data, evbuf_t *ev, int ok)
 {
-    refusal_t why = !strncmp(status, "403", 3) ? REFUSE_FORBIDDEN
-                    : !strncmp(status, "5", 1) ? REFUSE_UNAVAILABLE
-                                               : REFUSE_BAD_REQUEST;
-    conn_refuse_with(c, why, status, cors, reason);
+    req_t *r = ctx;
+    const resp_hdrs_t *cors = data;
+    r->ack_token = 0;
+    if (ok) {
+        req_respond(r, 200, cors, "text/plain; charset=utf-8", ev->id, ev->id_len);
+    } else if (worker_server(r->conn->worker)->backplane) {
+        /* The backplane logs the outage once; a line per publish would flood. */
+        req_refuse_quietly(r, REFUSE_UNAVAILABLE, 503, cors,
+                           "redis did not confirm the event (it may or may not be published); retry later");
+    } else {
+        req_refuse(r, REFUSE_UNAVAILABLE, 503, cors,
+                   "the event could not be stored, so it was not published; retry later");
+    }
 }
 
-void publish_handle(conn_t *c, const http1_request_t *req, const char *query, size_t qlen, char *body,
-                    size_t body_len, const char *cors_headers)
+/* Hands the event (and our reference) to the store or Redis; the answer
+ * comes back through the worker's inbox and ack table. */
+static void submit_and_wait(req_t *r, const request_t *in, evbuf_t *ev)
+{
+    server_t *srv = worker_server(r->conn->worker);
+    worker_t *w = r->conn->worker;
+    resp_hdrs_t *cors = resp_hdrs_dup(&in->cors);
+    uint64_t token = cors ? acks_try_wait(worker__acks(w), on_journal_done, r, cors) : 0;
+    if (!token) {
+        evbuf_unref(ev);
+        req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors, "out of memory");
+        return;
+    }
+    int refused = srv->backplane ? backplane_try_submit(srv->backplane, ev, worker_post_ack, w, token)
+                                 : store_try_submit(srv->store, ev, worker_post_ack, w, token);
+    if (refused) {
+        acks_cancel(worker__acks(w), token);
+        evbuf_unref(ev);
+        if (srv->backplane)
+            req_refuse_quietly(r, REFUSE_UNAVAILABLE, 503, &in->cors,
+                               "redis is unreachable (or too many publishes wait for it), so nothing was "
+                               "published; retry later");
+        else
+            req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors,
+                       "the store has too many publishes waiting; retry later");
+        return;
+    }
+    req_wait(r, token); /* reads nothing more until the answer */
+}
+
+void publish_handle(req_t *r, request_t *in)
 {
     jwt_claims_t claims;
-    if (!publisher_may_post(c, req, query, qlen, cors_headers, &claims))
+    if (!may_publish(r, in, &claims))
         return;
     int by_token = claims.has_publish;
-    if (!is_form_content_type(req)) {
-        jwt_claims_dispose(&claims);
-        conn_refuse_with(c, REFUSE_BAD_REQUEST, "415 Unsupported Media Type", cors_headers,
-                         "publish wants Content-Type: application/x-www-form-urlencoded");
-        return;
-    }
-    const char *status, *reason;
-    evbuf_t *ev = publish_parse_form(body, body_len, &status, &reason);
+    int status;
+    const char *reason;
+    evbuf_t *ev = publish_parse_form(in->body, in->body_len, &status, &reason);
     if (!ev) {
         jwt_claims_dispose(&claims);
-        refuse_form(c, status, reason, cors_headers);
+        req_refuse(r, refusal_of(status), status, &in->cors, reason);
         return;
     }
     int oom = 0;
-    if (by_token && !topics_allowed(c->worker, &claims, ev, &oom)) {
+    if (by_token && !topics_allowed(&claims, ev, &oom)) {
         jwt_claims_dispose(&claims);
         evbuf_unref(ev);
         if (oom)
-            refuse_form(c, "503 Service Unavailable", "out of memory", cors_headers);
+            req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors, "out of memory");
         else
-            conn_refuse_with(c, REFUSE_FORBIDDEN, "403 Forbidden", cors_headers,
-                             "a topic of the update is outside the token's mercure.publish selectors");
+            req_refuse(r, REFUSE_FORBIDDEN, 403, &in->cors,
+                       "a topic of the update is outside the token's mercure.publish selectors");
         return;
     }
     jwt_claims_dispose(&claims);
-    backplane_t *bp = worker_server(c->worker)->backplane;
-    if (bp) {
-        publish_to_backplane(c, bp, ev, cors_headers);
-        return;
-    }
-    store_t *store = worker_server(c->worker)->store;
-    if (store) {
-        publish_to_store(c, store, ev, cors_headers);
+    server_t *srv = worker_server(r->conn->worker);
+    if (srv->backplane || srv->store) {
+        submit_and_wait(r, in, ev);
         return;
     }
     log_debug("published %s to %s (%u bytes)", ev->id, ev->topics[0], ev->len);
     evbuf_ref(ev); /* for the answer: the hub takes the other reference */
-    hub_publish(worker_server(c->worker)->hub, ev);
-    publish_on_stored(c, ev, 1, cors_headers);
+    hub_publish(srv->hub, ev);
+    req_respond(r, 200, &in->cors, "text/plain; charset=utf-8", ev->id, ev->id_len);
     evbuf_unref(ev);
-}
-
-void publish_on_stored(conn_t *c, const evbuf_t *ev, int ok, const char *cors_headers)
-{
-    if (!ok && worker_server(c->worker)->backplane) {
-        refuse_redis_down(c, cors_headers,
-                          "redis did not confirm the event (it may or may not be published); retry later");
-        return;
-    }
-    if (!ok) {
-        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable",
-                    "the event could not be stored, so it was not published; retry later");
-        return;
-    }
-    conn_respond(c, "200 OK", "text/plain; charset=utf-8", cors_headers, ev->id, ev->id_len, 0);
 }

@@ -4,34 +4,44 @@
  * Fields (application/x-www-form-urlencoded): topic (1+, the first is the
  * canonical topic, the rest alternates), data, id, type, retry, private.
  * The form is checked whole before anything is published: a bad form
- * publishes nothing. Threads: the connection's worker thread.
+ * publishes nothing.
+ *
+ * Who may publish (decided at the head, before any body byte is read):
+ *   with a publisher key  a valid token whose mercure.publish selectors
+ *                         match EVERY topic (else 401/403); a token in a
+ *                         cookie only with an Origin in --publish-origin
+ *                         (CSRF), never "*"
+ *   without one           loopback peers only, and only requests that no
+ *                         browser or proxy relayed: no Origin other than the
+ *                         request's own host, no Sec-Fetch-Site: cross-site,
+ *                         no Forwarded, X-Forwarded-For or Via. So a fresh
+ *                         install is not an open relay for browser tabs,
+ *                         DNS-rebinding pages, or a reverse proxy on the host.
+ *
+ * The answer: 200 with the id once the journal took the event (the store
+ * committed it, Redis appended it); the request waits for that through the
+ * worker's ack table (acks.h).
+ *
+ * Threads: the request's worker thread.
  */
 #ifndef COURANT_PUBLISH_H
 #define COURANT_PUBLISH_H
 
-#include "conn.h"
 #include "evbuf.h"
-#include "http1.h"
+#include "req.h"
 
-/* Answers the request: 200 with the event id, or an error. Authorization
- * (auth.h) first: with a publisher key, a token whose mercure.publish
- * selectors match every topic; without one, loopback peers only. `query`
- * is the request target's query string (for the `authorization` parameter).
- * With --store the answer comes later: the event goes to the store thread,
- * the conn waits in CONN_RESPOND (reading nothing more) and
- * publish_on_stored answers once the event is committed and handed to the
- * hub. */
-void publish_handle(conn_t *c, const http1_request_t *req, const char *query, size_t qlen, char *body,
-                    size_t body_len, const char *cors_headers);
+/* At the head: applies the policy above. Returns the body bytes a publish
+ * may send (--max-event-bytes), or -1 after refusing. */
+long publish_on_head(req_t *r, request_t *in);
 
-/* Worker thread: the store's answer for a publish waiting on `c`: 200 with
- * the id of `ev` (borrowed) when `ok`, else 503. */
-void publish_on_stored(conn_t *c, const evbuf_t *ev, int ok, const char *cors_headers);
+/* The whole request: authorizes again (the claims are needed for the
+ * topics), parses, submits, and answers (now or once the journal has). */
+void publish_handle(req_t *r, request_t *in);
 
 /* Parses and validates a publish form into a new event (refs = 1, owned by
- * the caller). On failure returns NULL and sets *status / *reason (static
- * strings) for the HTTP answer. Pure apart from allocation: the fuzz target
- * calls it directly. */
-evbuf_t *publish_parse_form(const char *body, size_t len, const char **status, const char **reason);
+ * the caller). On failure returns NULL and sets *status (an HTTP status) and
+ * *reason (a static string) for the answer. Pure apart from allocation: the
+ * fuzz target calls it directly. */
+evbuf_t *publish_parse_form(const char *body, size_t len, int *status, const char **reason);
 
 #endif

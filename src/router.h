@@ -1,21 +1,32 @@
 /*
- * router.h - what courant answers to each request: the routes, CORS, the
- * demo page, /healthz, /metrics, and the hand-off to streams and publishing.
+ * router.h - what courant answers to each request: the route table, CORS,
+ * preflights, /healthz, the demo page and its tokens, and the hand-off to
+ * the handlers (subscribe, publish, subsapi, metrics).
  *
- * Threads: called on the connection's worker thread.
+ *   GET  /                      demo page (with --demo), /app.js, /style.css
+ *   GET  /events                the seed's stream: the demo clock, or ?topic=
+ *   GET  /.well-known/mercure   Mercure subscribe (subscribe.h)
+ *   POST /.well-known/mercure   Mercure publish (publish.h)
+ *   GET  /.well-known/mercure/subscriptions[/..]  (subsapi.h, --subscriptions)
+ *   GET  /demo/tokens.json      --demo-auth's tokens
+ *   GET  /healthz               liveness: "ok"
+ *   GET  /metrics               Prometheus text format (metrics.h)
+ *   OPTIONS *                   CORS preflight
+ * HEAD is answered like GET, without a body.
+ *
+ * Decide at the head (req_handler_t.on_head): the route is found, the
+ * method checked, the token located (header > query > cookie) and, for a
+ * publish, authorized, all before any body byte is read; only the publish
+ * route accepts a body.
+ *
+ * Threads: called on the request's worker thread.
  */
 #ifndef COURANT_ROUTER_H
 #define COURANT_ROUTER_H
 
-#include "conn.h"
-#include "http1.h"
+#include "req.h"
 
-/* Handles one complete request. `body` (body_len bytes) lives in the conn's
- * read buffer and is valid for the call. The router leaves the conn in
- * CONN_RESPOND (a response queued), CONN_STREAM, or CONN_CLOSING. */
-void router_handle(conn_t *c, const http1_request_t *req, char *body, size_t body_len);
-
-/* The CORS header lines for this request's Origin (or ""), into buf. */
-const char *router_cors_headers(const server_t *srv, const http1_request_t *req, char *buf, size_t cap);
+/* The handler every protocol server calls (main puts it in server_t). */
+extern const req_handler_t router_handler;
 
 #endif

@@ -411,6 +411,7 @@ selector_kind_t selector_kind(const selector_t *sel) { return sel->kind; }
 const char *selector_text(const selector_t *sel) { return sel->text; }
 size_t selector_len(const selector_t *sel) { return sel->len; }
 uint64_t selector_id(const selector_t *sel) { return sel->id; }
+int selector_num_states(const selector_t *sel) { return sel->num_states; }
 
 /* ---- simulation ---------------------------------------------------------------- */
 

@@ -51,6 +51,8 @@ selector_kind_t selector_kind(const selector_t *sel);
 const char *selector_text(const selector_t *sel); /* NUL-terminated, borrowed */
 size_t selector_len(const selector_t *sel);
 uint64_t selector_id(const selector_t *sel);
+/* NFA states of a template (its matching cost per topic byte); 0 otherwise. */
+int selector_num_states(const selector_t *sel);
 
 /* Does `topic` match? Uncached. */
 int selector_match(const selector_t *sel, const char *topic, size_t len);

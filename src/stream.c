@@ -1,47 +1,53 @@
 /*
- * stream.c - see stream.h for the index layout.
- *
- * The wire format of a stream response is close-delimited HTTP/1.1: headers
- * with "Connection: close" and no Content-Length or chunking, then raw
- * event-stream bytes. That is valid HTTP (RFC 9112, 6.3) and lets every
- * event go from its shared evbuf to the socket untouched; chunked framing
- * would need per-connection bytes around each write.
+ * stream.c - see stream.h for the index layout, fan-out and replay.
  */
 #include "stream.h"
 
+#include "conn.h"
 #include "hub.h"
 #include "log.h"
 #include "selector.h"
+#include "server.h"
 #include "strmap.h"
 #include "subs.h"
+#include "worker.h"
 
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 typedef struct topic_subs topic_subs_t;
-
 typedef struct tmpl_subs tmpl_subs_t;
+typedef struct prefix_bucket prefix_bucket_t;
 
 typedef struct sub_link {
     struct sub_link *prev, *next; /* neighbours in the owner's list */
     topic_subs_t *owner;          /* borrows; NULL for the wildcard and template lists */
     tmpl_subs_t *tmpl;            /* borrows (holds one of its refs): a template link's entry */
-    conn_t *conn;                 /* borrows: the subscriber */
+    req_t *req;                   /* borrows: the subscriber */
 } sub_link_t;
 
 /* One compiled URI template per distinct text per worker, shared by every
- * stream that subscribes with it or holds it in its mercure.subscribe claim:
- * fan-out matches each template once per topic (then walks its links), and
- * all its users share one selector id, hence one set of cache entries. */
+ * stream that subscribes with it or holds it in its claim: fan-out matches
+ * each candidate template once per topic (then walks its links), and all
+ * its users share one selector id, hence one set of cache entries. */
 struct tmpl_subs {
-    struct tmpl_subs *prev, *next; /* the worker's list of templates */
+    struct tmpl_subs *prev, *next; /* the bucket's list of templates */
+    prefix_bucket_t *bucket;       /* borrows: the literal-prefix bucket it hangs in */
     selector_t *sel;               /* owns; its text is the key in tmpl_by_text */
     sub_link_t *head;              /* links subscribed with this template (maybe none) */
+    uint64_t matched_seq;          /* the last event it was delivered for (several topics) */
     uint32_t refs;                 /* links + claims + stream_start's in-flight holds */
+};
+
+/* Templates sharing one literal prefix (the index key). */
+struct prefix_bucket {
+    tmpl_subs_t *head; /* borrows: templates with this prefix */
+    uint32_t count;    /* templates in the list */
+    uint32_t len;      /* of prefix */
+    char prefix[];     /* owns: the key (not NUL-terminated use; NUL added) */
 };
 
 struct topic_subs {
@@ -51,13 +57,32 @@ struct topic_subs {
     char topic[];     /* owns: the key of the index entry */
 };
 
+/* A stream still reading history (see stream.h): on the index's replay list
+ * until caught up. Allocated only while replaying. */
+typedef struct replay {
+    struct replay *prev, *next; /* the index's replay list */
+    req_t *req;                 /* borrows: the subscriber */
+    uint64_t next_seq;          /* the next history seq to read */
+    uint64_t replayed;          /* events queued so far (--max-replay) */
+} replay_t;
+
 struct stream_index {
-    strmap_t topics;         /* topic -> topic_subs_t* (owned) */
-    sub_link_t *wildcard;    /* streams subscribed to "*" */
-    tmpl_subs_t *templates;  /* owns: every interned template (see tmpl_subs) */
-    strmap_t tmpl_by_text;   /* template text -> tmpl_subs_t* (borrowed from the list) */
-    selector_cache_t *cache; /* owns: (template, topic) -> match, bounded */
-    size_t streams;          /* open streams on this worker */
+    struct worker *worker;                       /* borrows: the owner */
+    strmap_t topics;                             /* topic -> topic_subs_t* (owned) */
+    sub_link_t *wildcard;                        /* streams subscribed to "*" */
+    strmap_t tmpl_by_text;                       /* template text -> tmpl_subs_t* (owned) */
+    strmap_t prefixes;                           /* literal prefix -> prefix_bucket_t* (owned); not "" */
+    prefix_bucket_t *unprefixed;                 /* owns: templates starting with '{' */
+    uint32_t prefix_lens[STREAM_PREFIX_MAX + 1]; /* buckets per prefix length */
+    size_t num_templates;                        /* interned templates */
+    selector_cache_t *cache;                     /* owns: (template, topic) -> match, bounded */
+    size_t streams;                              /* open streams on this worker */
+    replay_t *replays;                           /* borrows (owned by their streams): replays in progress */
+    uint32_t replay_turn;                        /* the turn replay_budget belongs to */
+    uint32_t replay_budget;                      /* events this turn may still check */
+    size_t prefix_lookups, template_matches;     /* counters (stats) */
+    char retry_line[32];                         /* "retry: N\n\n" (--retry), formatted once */
+    size_t retry_len;                            /* 0: no retry hint */
 };
 
 /* Entries of each worker's match cache: 4096 x (32 bytes + the topic copy,
@@ -65,15 +90,15 @@ struct stream_index {
 #define MATCH_CACHE_ENTRIES 4096
 
 typedef struct stream {
-    selector_t **claims; /* owns: mercure.subscribe selectors (private updates); NULL if none */
+    selector_t **claims; /* owns: subscribe selectors of the token (private updates); NULL if none */
     subs_handle_t *subs; /* owns: its subscriptions (--subscriptions), or NULL */
-    uint64_t start_seq;  /* only events with seq > start_seq go live */
-    uint64_t last_seq;   /* newest seq queued: an event is sent once */
+    replay_t *replay;    /* owns: non-NULL while reading history */
+    uint64_t last_seq;   /* newest seq queued or passed over: an event is sent once */
     int64_t end_ms;      /* monotonic: end of life, 0 = none */
     uint8_t overflowed;  /* a delivery passed --max-pending-bytes */
     uint8_t ending;      /* no more events: closes once output is written */
     uint16_t num_links;
-    uint16_t num_claims; /* entries of claims (in the padding before links) */
+    uint16_t num_claims; /* entries of claims */
     sub_link_t links[];  /* one per distinct selector */
 } stream_t;
 
@@ -82,17 +107,29 @@ typedef struct stream {
 static const char first_comment[] = ":\n";
 static const char heartbeat[] = ":\n";
 
-stream_index_t *stream_index_new(void)
+static const config_t *cfg_of(req_t *r) { return worker_server(r->conn->worker)->cfg; }
+static stream_index_t *index_of(req_t *r) { return worker__streams(r->conn->worker); }
+
+stream_index_t *stream_index_new(struct worker *w)
 {
     stream_index_t *idx = calloc(1, sizeof(*idx));
     if (!idx)
         return NULL;
-    if (!(idx->cache = selector_cache_new(MATCH_CACHE_ENTRIES))) {
+    idx->worker = w;
+    long retry = worker_server(w)->cfg->retry_ms;
+    if (retry >= 0)
+        idx->retry_len = (size_t)snprintf(idx->retry_line, sizeof(idx->retry_line), "retry: %ld\n\n", retry);
+    idx->cache = selector_cache_new(MATCH_CACHE_ENTRIES);
+    idx->unprefixed = calloc(1, sizeof(prefix_bucket_t) + 1);
+    if (!idx->cache || !idx->unprefixed) {
+        selector_cache_free(idx->cache);
+        free(idx->unprefixed);
         free(idx);
         return NULL;
     }
     strmap_init(&idx->topics);
     strmap_init(&idx->tmpl_by_text);
+    strmap_init(&idx->prefixes);
     return idx;
 }
 
@@ -101,11 +138,21 @@ void stream_index_free(stream_index_t *idx)
     if (!idx)
         return;
     assert(idx->streams == 0 && idx->topics.count == 0);
-    assert(idx->templates == NULL && idx->tmpl_by_text.count == 0);
+    assert(idx->num_templates == 0 && idx->tmpl_by_text.count == 0 && idx->prefixes.count == 0);
     strmap_dispose(&idx->topics);
     strmap_dispose(&idx->tmpl_by_text);
+    strmap_dispose(&idx->prefixes);
     selector_cache_free(idx->cache);
+    free(idx->unprefixed);
     free(idx);
+}
+
+void stream_index_get_stats(const stream_index_t *idx, stream_index_stats_t *out)
+{
+    out->streams = idx->streams;
+    out->templates = idx->num_templates;
+    out->prefix_lookups = idx->prefix_lookups;
+    out->template_matches = idx->template_matches;
 }
 
 static void list_insert(sub_link_t **head, sub_link_t *l)
@@ -129,11 +176,78 @@ static void list_remove(sub_link_t **head, sub_link_t *l)
 
 static int is_wildcard(const char *s, size_t len) { return len == 1 && s[0] == '*'; }
 
-selector_cache_t *stream_match_cache(worker_t *w) { return worker__streams(w)->cache; }
+/* ---- templates and their prefix buckets ---------------------------------------- */
+
+/* The literal text before a template's first expression, capped. */
+static size_t template_prefix_len(const selector_t *sel)
+{
+    const char *brace = memchr(selector_text(sel), '{', selector_len(sel));
+    size_t n = brace ? (size_t)(brace - selector_text(sel)) : selector_len(sel);
+    return n > STREAM_PREFIX_MAX ? STREAM_PREFIX_MAX : n;
+}
+
+static prefix_bucket_t *bucket_acquire(stream_index_t *idx, const char *prefix, size_t len)
+{
+    if (len == 0)
+        return idx->unprefixed;
+    prefix_bucket_t *b = strmap_get(&idx->prefixes, prefix, len);
+    if (b)
+        return b;
+    if (!(b = calloc(1, sizeof(*b) + len + 1)))
+        return NULL;
+    b->len = (uint32_t)len;
+    memcpy(b->prefix, prefix, len);
+    if (strmap_try_put(&idx->prefixes, b->prefix, len, b)) {
+        free(b);
+        return NULL;
+    }
+    idx->prefix_lens[len]++;
+    return b;
+}
+
+static void bucket_release_if_empty(stream_index_t *idx, prefix_bucket_t *b)
+{
+    if (b == idx->unprefixed || b->count)
+        return;
+    strmap_remove(&idx->prefixes, b->prefix, b->len);
+    idx->prefix_lens[b->len]--;
+    free(b);
+}
 
 static tmpl_subs_t *tmpl_find(stream_index_t *idx, const selector_t *sel)
 {
     return strmap_get(&idx->tmpl_by_text, selector_text(sel), selector_len(sel));
+}
+
+/* Interns a compiled template (taking `sel`; refs + 1). NULL if out of
+ * memory (sel freed). */
+static selector_t *tmpl_intern(stream_index_t *idx, selector_t *sel)
+{
+    tmpl_subs_t *t = tmpl_find(idx, sel);
+    if (t) {
+        selector_free(sel);
+        t->refs++;
+        return t->sel;
+    }
+    prefix_bucket_t *b = bucket_acquire(idx, selector_text(sel), template_prefix_len(sel));
+    if (!b || !(t = calloc(1, sizeof(*t))) ||
+        strmap_try_put(&idx->tmpl_by_text, selector_text(sel), selector_len(sel), t)) {
+        free(t);
+        if (b)
+            bucket_release_if_empty(idx, b);
+        selector_free(sel);
+        return NULL;
+    }
+    t->sel = sel;
+    t->refs = 1;
+    t->bucket = b;
+    t->next = b->head;
+    if (b->head)
+        b->head->prev = t;
+    b->head = t;
+    b->count++;
+    idx->num_templates++;
+    return sel;
 }
 
 /* Compiles `s`; a URI template is interned (one per text per worker, refs
@@ -143,25 +257,7 @@ static selector_t *selector_acquire(stream_index_t *idx, const char *s, size_t l
     selector_t *sel = selector_try_new(s, len);
     if (!sel || selector_kind(sel) != SELECTOR_TEMPLATE)
         return sel;
-    tmpl_subs_t *t = tmpl_find(idx, sel);
-    if (t) {
-        selector_free(sel);
-        t->refs++;
-        return t->sel;
-    }
-    if (!(t = calloc(1, sizeof(*t))) ||
-        strmap_try_put(&idx->tmpl_by_text, selector_text(sel), selector_len(sel), t)) {
-        free(t);
-        selector_free(sel);
-        return NULL;
-    }
-    t->sel = sel;
-    t->refs = 1;
-    t->next = idx->templates;
-    if (idx->templates)
-        idx->templates->prev = t;
-    idx->templates = t;
-    return sel;
+    return tmpl_intern(idx, sel);
 }
 
 static void selector_release(stream_index_t *idx, selector_t *sel)
@@ -178,12 +274,16 @@ static void selector_release(stream_index_t *idx, selector_t *sel)
         return;
     assert(t->head == NULL);
     strmap_remove(&idx->tmpl_by_text, selector_text(sel), selector_len(sel));
+    prefix_bucket_t *b = t->bucket;
     if (t->prev)
         t->prev->next = t->next;
     else
-        idx->templates = t->next;
+        b->head = t->next;
     if (t->next)
         t->next->prev = t->prev;
+    b->count--;
+    bucket_release_if_empty(idx, b);
+    idx->num_templates--;
     selector_free(sel);
     free(t);
 }
@@ -246,15 +346,7 @@ static void link_detach(stream_index_t *idx, sub_link_t *l)
     }
 }
 
-/* ---- subscribing -------------------------------------------------------------- */
-
-typedef struct match_ctx {
-    selector_t **sels; /* borrows: the compiled distinct selectors */
-    size_t num_sels;
-    selector_t *const *claims; /* borrows: the mercure.subscribe selectors */
-    size_t num_claims;
-    selector_cache_t *cache; /* borrows: the worker's */
-} match_ctx_t;
+/* ---- who receives what ---------------------------------------------------------- */
 
 /* Does any selector match any of the event's topics? */
 static int any_match(selector_cache_t *cache, selector_t *const *sels, size_t n, const evbuf_t *ev)
@@ -266,53 +358,29 @@ static int any_match(selector_cache_t *cache, selector_t *const *sels, size_t n,
     return 0;
 }
 
-/* Would a subscriber with these selectors and claims receive `ev`? (history
- * replay; live delivery applies the same rule in deliver()) */
-static int selectors_match(void *ctx, const evbuf_t *ev)
+/* May this stream see `ev` at all? A private update reaches only
+ * subscribers whose subscribe claim matches one of its topics. */
+static int visible_to(stream_index_t *idx, const stream_t *s, const evbuf_t *ev)
 {
-    const match_ctx_t *m = ctx;
-    if (ev->is_private && !any_match(m->cache, m->claims, m->num_claims, ev))
-        return 0; /* private: only for subscribers whose claim matches a topic */
-    return any_match(m->cache, m->sels, m->num_sels, ev);
+    return !ev->is_private || any_match(idx->cache, s->claims, s->num_claims, ev);
 }
 
-/* Distinct selectors only, so one subscriber sits at most once per list. */
-static size_t count_distinct(const stream_request_t *req, uint8_t *dup)
+/* Is `ev` one of the stream's topics? (replay; live delivery finds the
+ * stream through the index instead) */
+static int wanted_by(stream_index_t *idx, const stream_t *s, const evbuf_t *ev)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < req->num_selectors; i++) {
-        dup[i] = 0;
-        for (size_t j = 0; j < i && !dup[i]; j++)
-            dup[i] = req->selector_lens[i] == req->selector_lens[j] &&
-                     memcmp(req->selectors[i], req->selectors[j], req->selector_lens[i]) == 0;
-        n += !dup[i];
+    for (uint16_t i = 0; i < s->num_links; i++) {
+        const sub_link_t *l = &s->links[i];
+        if (!l->owner && !l->tmpl)
+            return 1; /* "*" */
+        for (unsigned t = 0; t < ev->num_topics; t++) {
+            if (l->owner ? l->owner->len == ev->topic_lens[t] &&
+                               !memcmp(l->owner->topic, ev->topics[t], l->owner->len)
+                         : selector_cache_match(idx->cache, l->tmpl->sel, ev->topics[t], ev->topic_lens[t]))
+                return 1;
+        }
     }
-    return n;
-}
-
-static char *format_head(const stream_request_t *req, const char *last_event_id, long retry_ms,
-                         size_t *len_out)
-{
-    size_t cap = 512 + strlen(req->cors_headers) + (last_event_id ? strlen(last_event_id) : 0);
-    char *buf = malloc(cap);
-    if (!buf)
-        return NULL;
-    int n = snprintf(buf, cap,
-                     "HTTP/1.1 200 OK\r\n"
-                     "Content-Type: text/event-stream\r\n"
-                     "Cache-Control: no-cache\r\n"
-                     "X-Accel-Buffering: no\r\n"
-                     "Connection: close\r\n"
-                     "%s%s%s"
-                     "%s\r\n"
-                     "%s",
-                     last_event_id ? "Last-Event-ID: " : "", last_event_id ? last_event_id : "",
-                     last_event_id ? "\r\n" : "", req->cors_headers, first_comment);
-    if (retry_ms >= 0)
-        n += snprintf(buf + n, cap - (size_t)n, "retry: %ld\n\n", retry_ms);
-    assert(n > 0 && (size_t)n < cap);
-    *len_out = (size_t)n;
-    return buf;
+    return 0;
 }
 
 /* The subscriber fell more than --max-pending-bytes behind. It gets what is
@@ -320,32 +388,236 @@ static char *format_head(const stream_request_t *req, const char *last_event_id,
  * more events, and is closed once that is written, or after a grace period
  * if it reads nothing. Closing right away would free list nodes that the
  * fan-out may be walking. */
-static void on_overflow(conn_t *c)
+static void on_overflow(req_t *r)
 {
-    stream_t *s = c->stream;
+    stream_t *s = r->stream;
     s->overflowed = 1;
     s->ending = 1;
-    c->shut_after_flush = 1;
-    s->end_ms = worker__now_ms(c->worker) + STREAM_DRAIN_GRACE_MS;
-    atomic_fetch_add_explicit(&worker_stats(c->worker)->slow_disconnects, 1, memory_order_relaxed);
-    log_warn("fd %d: subscriber more than --max-pending-bytes behind; disconnecting it", c->fd);
+    s->end_ms = worker__now_ms(r->conn->worker) + STREAM_DRAIN_GRACE_MS;
+    atomic_fetch_add_explicit(&worker_stats(r->conn->worker)->slow_disconnects, 1, memory_order_relaxed);
+    log_warn("fd %d: subscriber more than --max-pending-bytes behind; disconnecting it", conn_fd(r->conn));
+    req_end(r);
 }
 
-static void replay(conn_t *c, hub_snapshot_t *snap)
+/* Queues `ev` to one subscriber; returns 1 if it was queued. */
+static int deliver(stream_index_t *idx, req_t *r, evbuf_t *ev, wref_t **w)
 {
-    worker_stats_t *st = worker_stats(c->worker);
-    for (size_t i = 0; i < snap->count; i++) {
-        wref_t *r = worker__wref_new(c->worker, snap->events[i]);
-        if (c->stream->ending) {
-            /* nothing more: the client resumes after what it got */
-        } else if (conn_try_enqueue_event(c, r)) {
-            on_overflow(c);
-        } else {
-            atomic_fetch_add_explicit(&st->replayed, 1, memory_order_relaxed);
-        }
-        if (r->refs == 0)
-            worker__wref_unref_empty(c->worker, r);
+    stream_t *s = r->stream;
+    if (s->replay || ev->seq <= s->last_seq || s->ending)
+        return 0; /* replaying: it will read ev from history */
+    s->last_seq = ev->seq;
+    if (!visible_to(idx, s, ev))
+        return 0;
+    if (!*w)
+        *w = wref_new(worker__wrefs(idx->worker), ev);
+    if (req_try_push_event(r, *w)) {
+        on_overflow(r);
+        return 0;
     }
+    return 1;
+}
+
+/* ---- fan-out ---------------------------------------------------------------------- */
+
+static unsigned long deliver_list(stream_index_t *idx, sub_link_t *l, evbuf_t *ev, wref_t **w)
+{
+    unsigned long n = 0;
+    for (; l; l = l->next)
+        n += (unsigned long)deliver(idx, l->req, ev, w);
+    return n;
+}
+
+/* The templates of one bucket that match `topic`, each once per event. */
+static unsigned long deliver_bucket(stream_index_t *idx, prefix_bucket_t *b, const char *topic, size_t len,
+                                    evbuf_t *ev, wref_t **w)
+{
+    unsigned long n = 0;
+    for (tmpl_subs_t *t = b->head; t; t = t->next) {
+        if (!t->head || t->matched_seq == ev->seq)
+            continue; /* only held by claims, or already delivered for another topic */
+        idx->template_matches++;
+        if (selector_cache_match(idx->cache, t->sel, topic, len)) {
+            t->matched_seq = ev->seq;
+            n += deliver_list(idx, t->head, ev, w);
+        }
+    }
+    return n;
+}
+
+/* Templates whose literal prefix `topic` starts with: one lookup per prefix
+ * length in use. */
+static unsigned long deliver_templates(stream_index_t *idx, const char *topic, size_t len, evbuf_t *ev,
+                                       wref_t **w)
+{
+    unsigned long n = deliver_bucket(idx, idx->unprefixed, topic, len, ev, w);
+    size_t max = len < STREAM_PREFIX_MAX ? len : STREAM_PREFIX_MAX;
+    for (size_t plen = 1; plen <= max; plen++) {
+        if (!idx->prefix_lens[plen])
+            continue;
+        idx->prefix_lookups++;
+        prefix_bucket_t *b = strmap_get(&idx->prefixes, topic, plen);
+        if (b)
+            n += deliver_bucket(idx, b, topic, len, ev, w);
+    }
+    return n;
+}
+
+void stream_fanout(struct worker *wk, evbuf_t *ev)
+{
+    stream_index_t *idx = worker__streams(wk);
+    wref_t *w = NULL;
+    unsigned long delivered = 0; /* one atomic add per event, not per subscriber */
+    for (unsigned i = 0; i < ev->num_topics; i++) {
+        topic_subs_t *ts = strmap_get(&idx->topics, ev->topics[i], ev->topic_lens[i]);
+        if (ts)
+            delivered += deliver_list(idx, ts->head, ev, &w);
+    }
+    delivered += deliver_list(idx, idx->wildcard, ev, &w);
+    if (idx->num_templates)
+        for (unsigned i = 0; i < ev->num_topics; i++)
+            delivered += deliver_templates(idx, ev->topics[i], ev->topic_lens[i], ev, &w);
+    if (w && w->refs == 0)
+        wref_release_unused(worker__wrefs(wk), w);
+    if (delivered)
+        atomic_fetch_add_explicit(&worker_stats(wk)->deliveries, delivered, memory_order_relaxed);
+}
+
+/* ---- replay ------------------------------------------------------------------------- */
+
+static void replay_unlink(stream_index_t *idx, replay_t *rp)
+{
+    if (rp->prev)
+        rp->prev->next = rp->next;
+    else
+        idx->replays = rp->next;
+    if (rp->next)
+        rp->next->prev = rp->prev;
+}
+
+/* The stream caught up with history: from now on it takes live events. */
+static void replay_done(stream_index_t *idx, req_t *r)
+{
+    stream_t *s = r->stream;
+    replay_unlink(idx, s->replay);
+    free(s->replay);
+    s->replay = NULL;
+}
+
+/* Queues the matching events of one batch. Returns 0 to go on, -1 when the
+ * stream stopped taking events (overflow, or --max-replay reached). */
+static int replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b)
+{
+    stream_t *s = r->stream;
+    replay_t *rp = s->replay;
+    worker_stats_t *st = worker_stats(idx->worker);
+    long max_replay = cfg_of(r)->max_replay;
+    for (size_t i = 0; i < b->count; i++) {
+        evbuf_t *ev = b->events[i];
+        rp->next_seq = ev->seq + 1;
+        s->last_seq = ev->seq;
+        if (!visible_to(idx, s, ev) || !wanted_by(idx, s, ev))
+            continue;
+        if (max_replay && rp->replayed >= (uint64_t)max_replay) {
+            /* The rest resumes by reconnecting: Last-Event-ID names the last
+             * event it got, so it goes on right after it. */
+            log_debug("fd %d: --max-replay reached; the client resumes by reconnecting", conn_fd(r->conn));
+            s->last_seq = ev->seq - 1;
+            s->ending = 1;
+            req_end(r);
+            return -1;
+        }
+        wref_t *w = wref_new(worker__wrefs(idx->worker), ev);
+        int full = req_try_push_event(r, w);
+        if (w->refs == 0)
+            wref_release_unused(worker__wrefs(idx->worker), w);
+        if (full) {
+            on_overflow(r);
+            return -1;
+        }
+        rp->replayed++;
+        atomic_fetch_add_explicit(&st->replayed, 1, memory_order_relaxed);
+    }
+    return 0;
+}
+
+/* Handles one batch read for `r`: queues it, then either finishes the
+ * replay (caught up), ends the stream (history lost the events it needs,
+ * or it stopped taking events), or leaves it for another batch. */
+static void replay_consume(stream_index_t *idx, req_t *r, hub_batch_t *b)
+{
+    stream_t *s = r->stream;
+    int stopped = replay_batch(idx, r, b);
+    int caught_up = b->count < b->max;
+    if (b->gap && !stopped) {
+        /* Events it needed were evicted before it read them (a burst larger
+         * than --history within one turn): end the stream, so the client
+         * reconnects and learns from Last-Event-ID that it missed some. */
+        log_warn("fd %d: history moved past a replaying subscriber; ending its stream", conn_fd(r->conn));
+        s->ending = 1;
+        req_end(r);
+        stopped = 1;
+    }
+    if (caught_up || stopped) {
+        if (caught_up && !stopped && s->last_seq < b->newest)
+            s->last_seq = b->newest; /* nothing past it in history for this stream */
+        replay_done(idx, r);
+    }
+    hub_batch_release(b);
+}
+
+/* This turn's replay budget. */
+static uint32_t *replay_budget(stream_index_t *idx)
+{
+    uint32_t turn = worker__turn(idx->worker);
+    if (idx->replay_turn != turn) {
+        idx->replay_turn = turn;
+        idx->replay_budget = STREAM_REPLAY_BUDGET;
+    }
+    return &idx->replay_budget;
+}
+
+/* One batch for one replaying stream, within the budget. */
+static void replay_step(stream_index_t *idx, req_t *r)
+{
+    uint32_t *budget = replay_budget(idx);
+    evbuf_t *events[STREAM_REPLAY_BATCH];
+    hub_batch_t b = {events, *budget < STREAM_REPLAY_BATCH ? *budget : STREAM_REPLAY_BATCH, 0, 0, 0};
+    if (b.max == 0)
+        return;
+    hub_read(worker_server(idx->worker)->hub, r->stream->replay->next_seq, &b);
+    *budget -= (uint32_t)b.count;
+    replay_consume(idx, r, &b);
+}
+
+int stream_replay_pending(const stream_index_t *idx) { return idx->replays != NULL; }
+
+void stream_replay_some(struct worker *w)
+{
+    stream_index_t *idx = worker__streams(w);
+    /* Round robin: each replaying stream gets a batch while the budget lasts;
+     * the list's order rotates so nobody waits forever behind a long one. */
+    replay_t *rp = idx->replays;
+    while (rp && *replay_budget(idx) > 0) {
+        replay_t *next = rp->next;
+        replay_step(idx, rp->req);
+        rp = next;
+    }
+}
+
+/* ---- subscribing -------------------------------------------------------------- */
+
+/* Distinct selectors only, so one subscriber sits at most once per list. */
+static size_t count_distinct(const stream_request_t *sr, uint8_t *dup)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sr->num_selectors; i++) {
+        dup[i] = 0;
+        for (size_t j = 0; j < i && !dup[i]; j++)
+            dup[i] = sr->selector_lens[i] == sr->selector_lens[j] &&
+                     memcmp(sr->selectors[i], sr->selectors[j], sr->selector_lens[i]) == 0;
+        n += !dup[i];
+    }
+    return n;
 }
 
 static int64_t lifetime_deadline(const config_t *cfg, int64_t now)
@@ -357,18 +629,21 @@ static int64_t lifetime_deadline(const config_t *cfg, int64_t now)
     return now + base * 8 / 10 + (int64_t)(random() % (base * 4 / 10 + 1));
 }
 
-/* Compiles the distinct selectors (sels[k]) and the claim selectors. */
-static int compile_all(stream_index_t *idx, const stream_request_t *req, const uint8_t *dup,
-                       selector_t **sels, selector_t **claims)
+/* When the stream must end: --max-lifetime, or sooner when its token expires
+ * (the client reconnects with a fresh token; until then it gets nothing its
+ * expired token would no longer allow). */
+static int64_t stream_deadline(const config_t *cfg, const stream_request_t *sr, int64_t now_mono)
 {
-    for (size_t i = 0, k = 0; i < req->num_selectors; i++) {
-        if (!dup[i] && !(sels[k++] = selector_acquire(idx, req->selectors[i], req->selector_lens[i])))
-            return -1;
+    int64_t end = lifetime_deadline(cfg, now_mono);
+    if (sr->token_exp_s) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t left_ms = sr->token_exp_s * 1000 - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        int64_t at = now_mono + (left_ms > 0 ? left_ms : 0);
+        if (!end || at < end)
+            end = at;
     }
-    for (size_t i = 0; i < req->num_claims; i++)
-        if (!(claims[i] = selector_acquire(idx, req->claims[i], strlen(req->claims[i]))))
-            return -1;
-    return 0;
+    return end;
 }
 
 static void release_selectors(stream_index_t *idx, selector_t **v, size_t n)
@@ -377,215 +652,212 @@ static void release_selectors(stream_index_t *idx, selector_t **v, size_t n)
         selector_release(idx, v[i]);
 }
 
-/* When the stream must end: --max-lifetime, or sooner when its token expires
- * (the client reconnects with a fresh token; until then it gets nothing its
- * expired token would no longer allow). */
-static int64_t stream_deadline(const config_t *cfg, const stream_request_t *req, int64_t now_mono)
+/* Compiles the distinct selectors (sels[k]) and checks the limits on what
+ * an untrusted client may make this worker match. Returns NULL, or why the
+ * request is refused (*status: 400 or 503). */
+static const char *compile_selectors(stream_index_t *idx, const config_t *cfg, const stream_request_t *sr,
+                                     const uint8_t *dup, selector_t **sels, int *status)
 {
-    int64_t end = lifetime_deadline(cfg, now_mono);
-    if (req->token_exp_s) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t left_ms = req->token_exp_s * 1000 - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-        int64_t at = now_mono + (left_ms > 0 ? left_ms : 0);
-        if (!end || at < end)
-            end = at;
+    size_t templates = 0, new_templates = 0;
+    *status = 503;
+    for (size_t i = 0, k = 0; i < sr->num_selectors; i++) {
+        if (dup[i])
+            continue;
+        selector_t *sel = selector_try_new(sr->selectors[i], sr->selector_lens[i]);
+        if (!sel)
+            return "out of memory";
+        if (selector_kind(sel) == SELECTOR_TEMPLATE) {
+            *status = 400;
+            if (cfg->max_template_states && selector_num_states(sel) > cfg->max_template_states) {
+                selector_free(sel);
+                return "a URI template is too complex (--max-template-states)";
+            }
+            if (++templates > (size_t)cfg->max_templates_per_subscriber) {
+                selector_free(sel);
+                return "too many URI templates in one subscription (--max-templates-per-subscriber)";
+            }
+            if (!tmpl_find(idx, sel) &&
+                idx->num_templates + ++new_templates > (size_t)cfg->max_templates_per_worker) {
+                selector_free(sel);
+                *status = 503;
+                return "this worker holds too many distinct URI templates (--max-templates-per-worker); "
+                       "retry later";
+            }
+            *status = 503;
+            if (!(sel = tmpl_intern(idx, sel)))
+                return "out of memory";
+        }
+        sels[k++] = sel;
     }
-    return end;
-}
-
-static void refuse_oom(conn_t *c)
-{
-    conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", "out of memory");
+    return NULL;
 }
 
 /* --subscriptions: lists the stream's distinct selectors and publishes
- * their "active" events (after the head and replay are queued, so the
- * subscriber's own stream is already in the index when they fan out). */
-static void register_subscriptions(conn_t *c, const stream_request_t *req, const uint8_t *dup, size_t n)
+ * their "active" events (after the head is queued, so the subscriber's own
+ * stream is already in the index when they fan out). */
+static void register_subscriptions(req_t *r, const stream_request_t *sr, const uint8_t *dup, size_t n)
 {
-    struct subs *reg = worker_server(c->worker)->subs;
+    struct subs *reg = worker_server(r->conn->worker)->subs;
     if (!reg)
         return;
     const char *sel[n ? n : 1];
     size_t lens[n ? n : 1];
-    for (size_t i = 0, k = 0; i < req->num_selectors; i++) {
+    for (size_t i = 0, k = 0; i < sr->num_selectors; i++) {
         if (!dup[i]) {
-            sel[k] = req->selectors[i];
-            lens[k++] = req->selector_lens[i];
+            sel[k] = sr->selectors[i];
+            lens[k++] = sr->selector_lens[i];
         }
     }
-    if (!(c->stream->subs = subs_add(reg, sel, lens, n, req->payload)))
-        log_warn("fd %d: out of memory: the subscription is not listed", c->fd);
+    if (!(r->stream->subs = subs_add(reg, sel, lens, n, sr->payload)))
+        log_warn("fd %d: out of memory: the subscription is not listed", conn_fd(r->conn));
 }
 
-void stream_start(conn_t *c, const stream_request_t *req)
+/* The response head: CORS, Last-Event-ID, no caching. */
+static void head_fields(resp_hdrs_t *h, const stream_request_t *sr, const char *last_event_id)
 {
-    worker_t *w = c->worker;
+    resp_hdrs_init(h);
+    resp_hdrs_add(h, "Cache-Control", "no-cache");
+    resp_hdrs_add(h, "X-Accel-Buffering", "no");
+    if (last_event_id)
+        resp_hdrs_add(h, "Last-Event-ID", last_event_id);
+    if (sr->hdrs)
+        resp_hdrs_append(h, sr->hdrs);
+}
+
+/* Queues the first comment and the retry hint (a client's first bytes).
+ * The retry field ends with a blank line of its own: a message with only a
+ * retry field dispatches nothing. */
+static void push_preamble(req_t *r, const stream_index_t *idx)
+{
+    req_push_bytes(r, first_comment, sizeof(first_comment) - 1, 0);
+    if (idx->retry_len)
+        req_push_bytes(r, idx->retry_line, idx->retry_len, 0);
+}
+
+void stream_start(req_t *r, const stream_request_t *sr)
+{
+    worker_t *w = r->conn->worker;
     stream_index_t *idx = worker__streams(w);
     const config_t *cfg = worker_server(w)->cfg;
-    uint8_t dup[req->num_selectors ? req->num_selectors : 1];
-    size_t n = count_distinct(req, dup);
+    uint8_t dup[sr->num_selectors ? sr->num_selectors : 1];
+    size_t n = count_distinct(sr, dup);
 
     stream_t *s = calloc(1, sizeof(*s) + n * sizeof(sub_link_t));
     selector_t **sels = calloc(n ? n : 1, sizeof(*sels));
-    selector_t **claims = req->num_claims ? calloc(req->num_claims, sizeof(*claims)) : NULL;
-    if (!s || !sels || (req->num_claims && !claims) || compile_all(idx, req, dup, sels, claims)) {
+    selector_t **claims = sr->num_claims ? calloc(sr->num_claims, sizeof(*claims)) : NULL;
+    replay_t *rp = calloc(1, sizeof(*rp));
+    int status = 503;
+    const char *why = !s || !sels || !rp || (sr->num_claims && !claims)
+                          ? "out of memory"
+                          : compile_selectors(idx, cfg, sr, dup, sels, &status);
+    for (size_t i = 0; !why && i < sr->num_claims; i++)
+        if (!(claims[i] = selector_acquire(idx, sr->claims[i], strlen(sr->claims[i]))))
+            why = "out of memory";
+    evbuf_t *events[STREAM_REPLAY_BATCH];
+    uint32_t *budget = replay_budget(idx);
+    hub_batch_t batch = {events, *budget < STREAM_REPLAY_BATCH ? *budget : STREAM_REPLAY_BATCH, 0, 0, 0};
+    char *last_event_id = NULL;
+    uint64_t from = 0;
+    if (!why && hub_try_resume(worker_server(w)->hub, sr->last_event_id, sr->last_event_id_len, &from,
+                               &last_event_id, &batch))
+        why = "out of memory";
+    resp_hdrs_t h;
+    if (!why) {
+        head_fields(&h, sr, last_event_id);
+        if (req_try_stream_begin(r, &h))
+            why = "out of memory";
+    }
+    free(last_event_id);
+    if (why) {
         release_selectors(idx, sels, n);
-        release_selectors(idx, claims, req->num_claims);
+        release_selectors(idx, claims, sr->num_claims);
+        hub_batch_release(&batch);
         free(sels);
         free(claims);
+        free(rp);
         free(s);
-        refuse_oom(c);
+        req_refuse(r, status == 400 ? REFUSE_BAD_REQUEST : REFUSE_UNAVAILABLE, status, sr->hdrs, why);
         return;
     }
+    *budget -= (uint32_t)batch.count;
     s->claims = claims;
-    s->num_claims = (uint16_t)req->num_claims;
-    hub_snapshot_t snap;
-    match_ctx_t mctx = {sels, n, claims, req->num_claims, idx->cache};
-    char *head = NULL;
-    size_t head_len = 0;
-    if (hub_try_snapshot(worker_server(w)->hub, req->last_event_id, req->last_event_id_len, selectors_match,
-                         &mctx, &snap)) {
-        memset(&snap, 0, sizeof(snap));
-    } else {
-        head = format_head(req, snap.last_event_id, cfg->retry_ms, &head_len);
-    }
-    if (!head) {
-        release_selectors(idx, sels, n);
-        release_selectors(idx, claims, req->num_claims);
-        free(sels);
-        free(claims);
-        free(s);
-        hub_snapshot_dispose(&snap);
-        refuse_oom(c);
-        return;
-    }
-    s->start_seq = snap.start_seq;
-    s->last_seq = snap.start_seq;
-    s->end_ms = stream_deadline(cfg, req, worker__now_ms(w));
-    for (size_t i = 0, k = 0; i < req->num_selectors; i++) {
+    s->num_claims = (uint16_t)sr->num_claims;
+    s->end_ms = stream_deadline(cfg, sr, worker__now_ms(w));
+    s->last_seq = from - 1;
+    for (size_t i = 0, k = 0; i < sr->num_selectors; i++) {
         if (dup[i])
             continue;
-        s->links[k].conn = c;
-        if (link_attach(idx, &s->links[k], req->selectors[i], req->selector_lens[i], &sels[k]))
+        s->links[k].req = r;
+        if (link_attach(idx, &s->links[k], sr->selectors[i], sr->selector_lens[i], &sels[k]))
             break; /* out of memory: the stream gets fewer topics; logged below */
         s->num_links = (uint16_t)++k;
     }
     release_selectors(idx, sels, n); /* those not taken over by a template link */
     free(sels);
     if (s->num_links < n)
-        log_warn("fd %d: out of memory while subscribing; some selectors ignored", c->fd);
-    c->stream = s;
-    c->state = CONN_STREAM;
-    c->keep_alive = 0;
+        log_warn("fd %d: out of memory while subscribing; some selectors ignored", conn_fd(r->conn));
+    r->stream = s;
+    rp->req = r;
+    rp->next_seq = from;
+    rp->next = idx->replays;
+    if (idx->replays)
+        idx->replays->prev = rp;
+    idx->replays = rp;
+    s->replay = rp;
     idx->streams++;
     atomic_fetch_add_explicit(&worker_stats(w)->streams_open, 1, memory_order_relaxed);
-    conn_enqueue_heap(c, head, head_len);
-    replay(c, &snap);
-    hub_snapshot_dispose(&snap);
-    register_subscriptions(c, req, dup, n);
-    log_debug("fd %d subscribed: %zu selectors, %zu claims, replayed %zu", c->fd, n, req->num_claims,
-              snap.count);
+    push_preamble(r, idx);
+    replay_consume(idx, r, &batch);
+    register_subscriptions(r, sr, dup, n);
+    log_debug("fd %d subscribed: %zu selectors, %zu claims", conn_fd(r->conn), n, sr->num_claims);
 }
 
-void stream_detach(conn_t *c)
+void stream_detach(req_t *r)
 {
-    stream_t *s = c->stream;
-    stream_index_t *idx = worker__streams(c->worker);
+    stream_t *s = r->stream;
+    stream_index_t *idx = index_of(r);
+    if (s->replay)
+        replay_done(idx, r);
     for (uint16_t i = 0; i < s->num_links; i++)
         link_detach(idx, &s->links[i]);
     release_selectors(idx, s->claims, s->num_claims);
     free(s->claims);
     if (s->subs) {
-        server_t *srv = worker_server(c->worker);
+        server_t *srv = worker_server(r->conn->worker);
         subs_remove(srv->subs, s->subs, atomic_load(&srv->stopping));
     }
     idx->streams--;
-    atomic_fetch_sub_explicit(&worker_stats(c->worker)->streams_open, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&worker_stats(r->conn->worker)->streams_open, 1, memory_order_relaxed);
     free(s);
-    c->stream = NULL;
-}
-
-/* ---- fan-out ---------------------------------------------------------------------- */
-
-/* Queues `ev` to one subscriber; returns 1 if it was queued. */
-static int deliver(worker_t *w, conn_t *c, evbuf_t *ev, wref_t **r)
-{
-    stream_t *s = c->stream;
-    if (ev->seq <= s->last_seq || s->ending)
-        return 0;
-    s->last_seq = ev->seq;
-    /* A private update reaches only subscribers whose mercure.subscribe claim
-     * matches one of its topics: the same rule as selectors_match(). */
-    if (ev->is_private && !any_match(worker__streams(w)->cache, s->claims, s->num_claims, ev))
-        return 0;
-    if (!*r)
-        *r = worker__wref_new(w, ev);
-    if (conn_try_enqueue_event(c, *r)) {
-        on_overflow(c);
-        return 0;
-    }
-    return 1;
-}
-
-void stream_fanout(worker_t *w, evbuf_t *ev)
-{
-    stream_index_t *idx = worker__streams(w);
-    wref_t *r = NULL;
-    unsigned long delivered = 0; /* one atomic add per event, not per subscriber */
-    for (unsigned i = 0; i < ev->num_topics; i++) {
-        topic_subs_t *ts = strmap_get(&idx->topics, ev->topics[i], ev->topic_lens[i]);
-        for (sub_link_t *l = ts ? ts->head : NULL; l; l = l->next)
-            delivered += (unsigned long)deliver(w, l->conn, ev, &r);
-    }
-    for (sub_link_t *l = idx->wildcard; l; l = l->next)
-        delivered += (unsigned long)deliver(w, l->conn, ev, &r);
-    /* Template selectors: one cached match per (distinct template, topic),
-     * then every link of a matching template, like an exact topic's list. */
-    for (tmpl_subs_t *t = idx->templates; t; t = t->next) {
-        if (!t->head)
-            continue; /* only held by claims */
-        for (unsigned i = 0; i < ev->num_topics; i++) {
-            if (selector_cache_match(idx->cache, t->sel, ev->topics[i], ev->topic_lens[i])) {
-                for (sub_link_t *l = t->head; l; l = l->next)
-                    delivered += (unsigned long)deliver(w, l->conn, ev, &r);
-                break;
-            }
-        }
-    }
-    if (r && r->refs == 0)
-        worker__wref_unref_empty(w, r);
-    if (delivered)
-        atomic_fetch_add_explicit(&worker_stats(w)->deliveries, delivered, memory_order_relaxed);
+    r->stream = NULL;
 }
 
 /* ---- timers --------------------------------------------------------------------- */
 
-static void stream_end(conn_t *c)
+static void stream_end(req_t *r)
 {
-    c->stream->ending = 1;
-    conn_finish(c);
+    r->stream->ending = 1;
+    req_end(r);
 }
 
-void stream_on_tick(conn_t *c, int64_t now_ms)
+void stream_on_tick(req_t *r, int64_t now_ms)
 {
-    stream_t *s = c->stream;
+    stream_t *s = r->stream;
     if (s->end_ms && now_ms >= s->end_ms) {
         if (s->ending)
-            conn_close(c, "subscriber did not read its pending output in time");
+            req_reset(r, "subscriber did not read its pending output in time");
         else
-            stream_end(c);
+            stream_end(r);
         return;
     }
-    int hb = worker_server(c->worker)->cfg->heartbeat_s;
-    if (hb && c->outq_count == 0 && now_ms - c->last_write_ms >= (int64_t)hb * 1000)
-        conn_enqueue_static(c, heartbeat, sizeof(heartbeat) - 1);
+    int hb = cfg_of(r)->heartbeat_s;
+    if (hb && !s->ending && req_pending(r) == 0 && now_ms - r->conn->last_write_ms >= (int64_t)hb * 1000)
+        req_push_bytes(r, heartbeat, sizeof(heartbeat) - 1, 0);
 }
 
-void stream_schedule_end(conn_t *c, int64_t now_ms, int spread_ms)
+void stream_schedule_end(req_t *r, int64_t now_ms, int spread_ms)
 {
-    stream_t *s = c->stream;
+    stream_t *s = r->stream;
     if (s->ending)
         return;
     int64_t at = now_ms + (spread_ms > 0 ? random() % spread_ms : 0);

@@ -1,49 +1,66 @@
 /*
- * stream.h - subscribers: an open text/event-stream response and the topic
- * selectors it listens to; and each worker's index from topic to streams.
+ * stream.h - subscribers: an event stream and the topic selectors it listens
+ * to; each worker's index from topics to streams; fan-out and replay.
  *
  * Per worker:
  *
- *   stream_index.topics (strmap)          stream_index.wildcard
- *     "https://ex.com/a" -> topic_subs      link <-> link <-> ...   ("*")
- *                            head -> link <-> link <-> ...
- *                                     |        |
- *                                   conn A   conn B      (link.conn borrows)
+ *   index.topics (strmap)                index.wildcard
+ *     "https://ex.com/a" -> topic_subs     link <-> link ...         ("*")
+ *                             head -> link <-> link <-> ...
+ *                                      |        |
+ *                                    req A    req B      (link.req borrows)
+ *
+ *   index.prefixes (strmap)               URI templates, by literal prefix
+ *     "https://ex.com/books/" -> bucket -> tmpl <-> tmpl ...
+ *                                           head -> link <-> link ...
  *
  * A stream owns one link per distinct selector (its `links[]`), and a link
- * lives in exactly one list: an exact topic's list in the hash map, the
- * "*" list, or the list of one URI template (selector.h). Templates are
- * interned per worker (one compiled template per distinct text, shared by
- * the streams that subscribe with it or hold it in their claim), and each
- * event costs one cached match per (distinct template, topic), then a walk
- * of the matching templates' links.
+ * lives in exactly one list: an exact topic's list, the "*" list, or the
+ * list of one URI template. Templates are interned per worker (one compiled
+ * template per distinct text, shared by the streams that subscribe with it
+ * or hold it in their claim) and indexed by their literal prefix (the text
+ * before the first '{', at most STREAM_PREFIX_MAX bytes), so an event only
+ * runs the templates whose prefix its topic starts with: the cost of an
+ * event follows the subscribers it can reach, not the number of templates
+ * attackers interned. Each candidate costs one cached match (selector.h).
  *
- * Private updates: a stream keeps its token's mercure.subscribe selectors
- * (`claims`); a private event is delivered, live or replayed, only if one
- * of them matches one of the event's topics. A topic_subs exists while at least one
- * link hangs from it, and owns the topic string, so N subscribers of one
- * topic on a worker store the topic once.
- *
- * Fan-out of one event costs one hash lookup per topic of the event plus
- * one step per matching subscriber: never a scan of all connections. A
+ * Fan-out of one event costs one hash lookup per topic of the event, one
+ * per distinct template prefix length (at most STREAM_PREFIX_MAX), plus one
+ * step per matching subscriber: never a scan of all connections. A
  * subscriber matched by several selectors gets the event once (its
- * `last_seq` stamp), and only events with seq > `start_seq` go live (the
- * resume seam, see hub.h).
+ * `last_seq` stamp).
+ *
+ * Replay (see hub.h, "Resume seam"): a new stream reads history in batches,
+ * filtering them here, on its worker, never under the hub lock. A worker
+ * spends at most STREAM_REPLAY_BUDGET event checks per turn on replays; a
+ * stream that is not caught up ignores live events (it will read them from
+ * history) and continues next turn. --max-replay bounds the events one
+ * subscribe replays: past it the stream ends and the client resumes by
+ * reconnecting with the last id it got.
+ *
+ * Private updates: a stream keeps its token's subscribe selectors
+ * (`claims`); a private event is delivered, live or replayed, only if one of
+ * them matches one of the event's topics.
  *
  * Threads: everything here runs on the owning worker's thread.
  */
 #ifndef COURANT_STREAM_H
 #define COURANT_STREAM_H
 
-#include "conn.h"
 #include "evbuf.h"
+#include "req.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
+struct worker;
 typedef struct stream_index stream_index_t;
 
-stream_index_t *stream_index_new(void);
+#define STREAM_PREFIX_MAX 64      /* bytes of a template's literal prefix used as its index key */
+#define STREAM_REPLAY_BATCH 256   /* events copied from the hub per read */
+#define STREAM_REPLAY_BUDGET 4096 /* replayed events checked per worker turn */
+
+stream_index_t *stream_index_new(struct worker *w);
 void stream_index_free(stream_index_t *idx); /* all streams must be detached */
 
 /* What a new subscription asks for. Pointers are borrowed for the call. */
@@ -53,31 +70,42 @@ typedef struct stream_request {
     size_t num_selectors;
     const char *last_event_id; /* NULL: none sent */
     size_t last_event_id_len;
-    const char *cors_headers; /* "" or header lines ending in CRLF */
-    char *const *claims;      /* the token's mercure.subscribe selectors (NUL-terminated) */
-    size_t num_claims;        /* 0: anonymous, or a token without the claim */
-    int64_t token_exp_s;      /* the token's exp (epoch seconds): the stream ends then; 0 = none */
-    const char *payload;      /* the token's mercure.payload (compact JSON), or NULL */
+    const resp_hdrs_t *hdrs; /* fields for the response head (CORS), or NULL */
+    char *const *claims;     /* the token's subscribe selectors (NUL-terminated), trusted */
+    size_t num_claims;       /* 0: anonymous, or a token without the claim */
+    int64_t token_exp_s;     /* the token's exp (epoch seconds): the stream ends then; 0 = none */
+    const char *payload;     /* the token's mercure.payload (compact JSON), or NULL */
 } stream_request_t;
 
-/* Turns the conn into a stream: answers the headers and a first comment at
- * once, replays history after the last event id, and registers the
- * selectors. On failure the conn has been answered with an error. */
-void stream_start(conn_t *c, const stream_request_t *req);
+/* Turns the request into a stream: checks the subscribe limits, answers the
+ * head and a first comment at once, replays history after the last event id
+ * (the first batch now, the rest in later turns) and registers the
+ * selectors. On failure the request has been refused. */
+void stream_start(req_t *r, const stream_request_t *sr);
 
-/* Removes the stream from the index and frees it (conn_close calls this). */
-void stream_detach(conn_t *c);
+/* Removes the stream from the index and frees it (req_on_abort calls this). */
+void stream_detach(req_t *r);
 
-/* The worker's bounded (template, topic) match cache (worker thread only). */
-struct selector_cache *stream_match_cache(worker_t *w);
+/* Queues `ev` to every matching stream of this worker. */
+void stream_fanout(struct worker *w, evbuf_t *ev);
 
-/* Queues `ev` to every matching stream of this worker (worker thread). */
-void stream_fanout(worker_t *w, evbuf_t *ev);
+/* Continues the replays in progress, within the turn's budget. */
+void stream_replay_some(struct worker *w);
+int stream_replay_pending(const stream_index_t *idx);
 
 /* Periodic: heartbeat and end of life. */
-void stream_on_tick(conn_t *c, int64_t now_ms);
+void stream_on_tick(req_t *r, int64_t now_ms);
 
 /* Shutdown: end this stream at a random moment within `spread_ms`. */
-void stream_schedule_end(conn_t *c, int64_t now_ms, int spread_ms);
+void stream_schedule_end(req_t *r, int64_t now_ms, int spread_ms);
+
+/* For tests and /metrics. */
+typedef struct stream_index_stats {
+    size_t streams;          /* open streams */
+    size_t templates;        /* interned templates */
+    size_t prefix_lookups;   /* template buckets looked up by fan-out so far */
+    size_t template_matches; /* template matches run by fan-out so far (cached or not) */
+} stream_index_stats_t;
+void stream_index_get_stats(const stream_index_t *idx, stream_index_stats_t *out);
 
 #endif

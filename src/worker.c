@@ -3,9 +3,10 @@
  */
 #include "worker.h"
 
+#include "acks.h"
 #include "conn.h"
 #include "log.h"
-#include "publish.h"
+#include "server.h"
 #include "stream.h"
 
 #include <arpa/inet.h>
@@ -23,35 +24,30 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WORKER_MAX_LISTEN 8
+#define WORKER_MAX_LISTEN 16
 #define WORKER_EPOLL_BATCH 256
 #define WORKER_TICK_MS 250
 #define WORKER_ACCEPT_PER_TURN 256
 #define WORKER_DRAIN_SPREAD_MS 1000 /* shutdown closes streams over this window */
 #define WORKER_STOP_GRACE_MS 4000   /* then whatever is left is closed */
-#define WORKER_WREF_CACHE 256
+#define WORKER_FLUSH_PASSES 4
 
 /* What an epoll event's data.ptr points at; conn_t starts with the same int. */
 enum { HANDLE_CONN, HANDLE_LISTENER, HANDLE_INBOX };
 
-/* One inbox entry: an event to fan out, or the store's answer to a publish. */
+/* One inbox entry: an event to fan out, or the journal's answer to a publish. */
 typedef struct inbox_msg {
     evbuf_t *ev;    /* owns one reference */
     uint64_t token; /* 0: fan `ev` out; else the ack token of a waiting publish */
-    int ok;         /* acks: 1 committed, 0 not stored */
+    int ok;         /* acks: 1 accepted by the journal, 0 not */
 } inbox_msg_t;
 
-/* A publish waiting for the store (see worker.h). Worker thread only. */
-typedef struct ack_slot {
-    struct conn *conn;  /* borrows: the waiting conn; NULL when the slot is free */
-    char *headers;      /* owns: extra header lines for the answer (CORS) */
-    uint32_t gen;       /* bumped each time the slot is released */
-    uint32_t next_free; /* free list: index + 1 of the next free slot, 0 = end */
-} ack_slot_t;
-
 typedef struct listener {
-    int handle_kind; /* HANDLE_LISTENER */
-    int fd;          /* owns */
+    int handle_kind;         /* HANDLE_LISTENER */
+    int fd;                  /* owns */
+    worker_accept_fn accept; /* the protocol its connections speak */
+    worker_refuse_fn refuse; /* its over-capacity answer, or NULL */
+    void *ctx;               /* borrows: for accept */
 } listener_t;
 
 struct worker {
@@ -68,21 +64,19 @@ struct worker {
     inbox_msg_t *inbox;         /* owns; events in seq order, each ack after its event */
     size_t inbox_len, inbox_cap;
 
-    ack_slot_t *acks;   /* owns: worker thread only */
-    uint32_t acks_cap;  /* slots allocated */
-    uint32_t acks_free; /* index + 1 of the first free slot, 0 = none */
-
+    acks_t *acks;   /* owns: publishes waiting for the journal */
     int64_t now_ms; /* CLOCK_MONOTONIC at the start of the turn */
+    uint32_t turn;  /* turns so far (per-turn budgets) */
     int64_t next_tick_ms;
     int64_t stop_deadline_ms; /* 0 until stopping */
     conn_t *conns;            /* owns: every open connection (list) */
     size_t num_conns;
-    conn_t *flush_list;                    /* borrows: conns with output to write, FIFO */
-    conn_t *flush_tail;                    /* borrows: last of flush_list (valid when it is non-NULL) */
-    conn_t *free_list;                     /* owns: conns closed this turn */
-    stream_index_t *streams;               /* owns */
-    wref_t *wref_cache[WORKER_WREF_CACHE]; /* owns: spare wrefs, no malloc per event */
-    int wref_cached;
+    conn_t *flush_list;      /* borrows: conns with output to write, FIFO */
+    conn_t *flush_tail;      /* borrows: last of flush_list (valid when it is non-NULL) */
+    conn_t *read_list;       /* borrows: conns to read again next turn (budget spent) */
+    conn_t *free_list;       /* owns: conns closed this turn */
+    stream_index_t *streams; /* owns */
+    wref_pool_t wrefs;       /* spare wrefs: no malloc per event */
     worker_stats_t stats;
     unsigned drop_log_budget; /* rate-limits the over-capacity log line */
 };
@@ -94,7 +88,7 @@ static int64_t monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-worker_t *worker_new(int index, server_t *srv, const int *listen_fds, int num_listen)
+worker_t *worker_new(int index, server_t *srv, const worker_listener_t *listeners, int num_listeners)
 {
     worker_t *w = calloc(1, sizeof(*w));
     if (!w)
@@ -104,17 +98,19 @@ worker_t *worker_new(int index, server_t *srv, const int *listen_fds, int num_li
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->inbox_handle_kind = HANDLE_INBOX;
-    w->streams = stream_index_new();
+    wref_pool_init(&w->wrefs);
+    w->streams = stream_index_new(w);
+    w->acks = acks_new();
     pthread_mutex_init(&w->inbox_lock, NULL);
-    if (w->epfd < 0 || w->evfd < 0 || !w->streams || num_listen > WORKER_MAX_LISTEN)
+    if (w->epfd < 0 || w->evfd < 0 || !w->streams || !w->acks || num_listeners > WORKER_MAX_LISTEN)
         goto fail;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->inbox_handle_kind};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev))
         goto fail;
-    for (int i = 0; i < num_listen; i++) {
+    for (int i = 0; i < num_listeners; i++) {
         listener_t *l = &w->listeners[w->num_listeners++];
-        l->handle_kind = HANDLE_LISTENER;
-        l->fd = listen_fds[i];
+        *l = (listener_t){HANDLE_LISTENER, listeners[i].fd, listeners[i].accept, listeners[i].refuse,
+                          listeners[i].ctx};
         ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = l};
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev))
             goto fail;
@@ -128,35 +124,37 @@ fail:
     return NULL;
 }
 
+static void flush_pass(worker_t *w);
+static void read_again(worker_t *w);
+
+static void free_closed(worker_t *w)
+{
+    while (w->free_list) {
+        conn_t *c = w->free_list;
+        w->free_list = c->flush_next;
+        conn_free(c);
+    }
+}
+
 void worker_free(worker_t *w)
 {
     if (!w)
         return;
     while (w->conns)
         conn_close(w->conns, "worker freed");
-    while (w->flush_list) {
-        conn_t *c = w->flush_list;
-        w->flush_list = c->flush_next;
-        c->flush_next = w->free_list;
-        w->free_list = c;
-    }
-    while (w->free_list) {
-        conn_t *c = w->free_list;
-        w->free_list = c->flush_next;
-        conn_free(c);
-    }
+    while (w->flush_list)
+        flush_pass(w);
+    read_again(w);
+    free_closed(w);
     for (size_t i = 0; i < w->inbox_len; i++)
         evbuf_unref(w->inbox[i].ev);
     free(w->inbox);
-    for (uint32_t i = 0; i < w->acks_cap; i++)
-        free(w->acks[i].headers);
-    free(w->acks);
-    for (int i = 0; i < w->wref_cached; i++)
-        free(w->wref_cache[i]);
+    acks_free(w->acks);
     for (int i = 0; i < w->num_listeners; i++)
         if (w->listeners[i].fd >= 0)
             close(w->listeners[i].fd);
     stream_index_free(w->streams);
+    wref_pool_dispose(&w->wrefs);
     if (w->epfd >= 0)
         close(w->epfd);
     if (w->evfd >= 0)
@@ -171,37 +169,10 @@ worker_stats_t *worker_stats(worker_t *w) { return &w->stats; }
 int worker_index(const worker_t *w) { return w->index; }
 server_t *worker_server(worker_t *w) { return w->srv; }
 struct stream_index *worker__streams(worker_t *w) { return w->streams; }
+struct acks *worker__acks(worker_t *w) { return w->acks; }
+wref_pool_t *worker__wrefs(worker_t *w) { return &w->wrefs; }
 int64_t worker__now_ms(const worker_t *w) { return w->now_ms; }
-
-/* ---- wrefs -------------------------------------------------------------------- */
-
-wref_t *worker__wref_new(worker_t *w, evbuf_t *ev)
-{
-    wref_t *r = w->wref_cached ? w->wref_cache[--w->wref_cached] : malloc(sizeof(*r));
-    if (!r)
-        abort(); /* 16 bytes: if this fails nothing else will work either */
-    evbuf_ref(ev);
-    r->ev = ev;
-    r->refs = 0;
-    return r;
-}
-
-void worker__wref_unref_empty(worker_t *w, wref_t *r)
-{
-    assert(r->refs == 0);
-    evbuf_unref(r->ev);
-    if (w->wref_cached < WORKER_WREF_CACHE)
-        w->wref_cache[w->wref_cached++] = r;
-    else
-        free(r);
-}
-
-void worker__wref_unref(worker_t *w, wref_t *r)
-{
-    assert(r->refs > 0);
-    if (--r->refs == 0)
-        worker__wref_unref_empty(w, r);
-}
+uint32_t worker__turn(const worker_t *w) { return w->turn; }
 
 /* ---- lists -------------------------------------------------------------------- */
 
@@ -222,6 +193,25 @@ void worker__schedule_flush(worker_t *w, conn_t *c)
     w->flush_tail = c;
 }
 
+void worker__schedule_read(worker_t *w, conn_t *c)
+{
+    if (c->in_read_list || c->state == CONN_CLOSING)
+        return;
+    c->in_read_list = 1;
+    c->read_next = w->read_list;
+    w->read_list = c;
+}
+
+void worker__link_conn(worker_t *w, conn_t *c)
+{
+    c->prev = NULL;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->num_conns++;
+}
+
 void worker__schedule_free(worker_t *w, conn_t *c)
 {
     /* Unlink from the open list now; the memory waits for the end of turn. */
@@ -234,8 +224,18 @@ void worker__schedule_free(worker_t *w, conn_t *c)
     c->prev = c->next = NULL;
     w->num_conns--;
     atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
-    /* A conn on the flush list is skipped there (CLOSING) and then moved. */
-    if (!c->in_flush_list) {
+    /* A conn on the flush or read list is skipped there (CLOSING) and
+     * then moved to the free list by whichever list lets go of it last. */
+    if (!c->in_flush_list && !c->in_read_list) {
+        c->flush_next = w->free_list;
+        w->free_list = c;
+    }
+}
+
+/* A closed conn leaves a list: free it once no list holds it. */
+static void release_from_lists(worker_t *w, conn_t *c)
+{
+    if (c->state == CONN_CLOSING && !c->in_flush_list && !c->in_read_list) {
         c->flush_next = w->free_list;
         w->free_list = c;
     }
@@ -243,7 +243,8 @@ void worker__schedule_free(worker_t *w, conn_t *c)
 
 /* ---- inbox --------------------------------------------------------------------- */
 
-static void inbox_push(worker_t *w, evbuf_t *ev, uint64_t token, int ok)
+/* Pushes a message; returns 1 when the inbox was empty (a wake-up is due). */
+static int inbox_push(worker_t *w, evbuf_t *ev, uint64_t token, int ok)
 {
     pthread_mutex_lock(&w->inbox_lock);
     if (w->inbox_len == w->inbox_cap) {
@@ -258,86 +259,16 @@ static void inbox_push(worker_t *w, evbuf_t *ev, uint64_t token, int ok)
     int was_empty = w->inbox_len == 0;
     w->inbox[w->inbox_len++] = (inbox_msg_t){ev, token, ok};
     pthread_mutex_unlock(&w->inbox_lock);
-    if (was_empty)
-        worker_wake(w);
+    return was_empty;
 }
 
-void worker_post(worker_t *w, evbuf_t *ev) { inbox_push(w, ev, 0, 0); }
+int worker_post(worker_t *w, evbuf_t *ev) { return inbox_push(w, ev, 0, 0); }
 
 void worker_post_ack(void *worker, uint64_t token, evbuf_t *ev, int ok)
 {
     assert(token != 0);
-    inbox_push(worker, ev, token, ok);
-}
-
-/* ---- publishes waiting for the store --------------------------------------------- */
-
-static ack_slot_t *ack_slot_of(worker_t *w, uint64_t token)
-{
-    uint32_t idx = (uint32_t)token - 1, gen = (uint32_t)(token >> 32);
-    if (idx >= w->acks_cap || w->acks[idx].gen != gen || !w->acks[idx].conn)
-        return NULL;
-    return &w->acks[idx];
-}
-
-static void ack_slot_release(worker_t *w, ack_slot_t *a)
-{
-    free(a->headers);
-    a->headers = NULL;
-    a->conn = NULL;
-    a->gen++;
-    a->next_free = w->acks_free;
-    w->acks_free = (uint32_t)(a - w->acks) + 1;
-}
-
-uint64_t worker__ack_wait(worker_t *w, conn_t *c, const char *headers)
-{
-    if (!w->acks_free) {
-        uint32_t ncap = w->acks_cap ? w->acks_cap * 2 : 16;
-        ack_slot_t *n = realloc(w->acks, ncap * sizeof(*n));
-        if (!n)
-            return 0;
-        memset(n + w->acks_cap, 0, (ncap - w->acks_cap) * sizeof(*n));
-        for (uint32_t i = ncap; i-- > w->acks_cap;) {
-            n[i].gen = 1;
-            n[i].next_free = w->acks_free;
-            w->acks_free = i + 1;
-        }
-        w->acks = n;
-        w->acks_cap = ncap;
-    }
-    char *h = strdup(headers);
-    if (!h)
-        return 0;
-    uint32_t idx = w->acks_free - 1;
-    ack_slot_t *a = &w->acks[idx];
-    w->acks_free = a->next_free;
-    a->conn = c;
-    a->headers = h;
-    return (uint64_t)a->gen << 32 | (idx + 1);
-}
-
-void worker__ack_cancel(worker_t *w, uint64_t token)
-{
-    ack_slot_t *a = ack_slot_of(w, token);
-    if (a)
-        ack_slot_release(w, a);
-}
-
-/* The store answered: reply to the conn if it is still waiting. */
-static void ack_complete(worker_t *w, uint64_t token, evbuf_t *ev, int ok)
-{
-    ack_slot_t *a = ack_slot_of(w, token);
-    if (!a)
-        return; /* the conn closed meanwhile: nobody to answer */
-    conn_t *c = a->conn;
-    char *headers = a->headers;
-    a->headers = NULL;
-    ack_slot_release(w, a);
-    assert(c->ack_token == token && c->state == CONN_RESPOND);
-    c->ack_token = 0;
-    publish_on_stored(c, ev, ok, headers);
-    free(headers);
+    if (inbox_push(worker, ev, token, ok))
+        worker_wake(worker);
 }
 
 void worker_wake(worker_t *w)
@@ -363,7 +294,7 @@ static void drain_inbox(worker_t *w)
     pthread_mutex_unlock(&w->inbox_lock);
     for (size_t i = 0; i < n; i++) {
         if (batch[i].token)
-            ack_complete(w, batch[i].token, batch[i].ev, batch[i].ok);
+            acks_complete(w->acks, batch[i].token, batch[i].ev, batch[i].ok);
         else
             stream_fanout(w, batch[i].ev);
         evbuf_unref(batch[i].ev);
@@ -386,15 +317,10 @@ static int is_loopback(const struct sockaddr_storage *ss)
     return 0;
 }
 
-static const char over_capacity[] =
-    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 41\r\n"
-    "Connection: close\r\nRetry-After: 1\r\n\r\nserver is at --max-connections; retry.\r\n\n";
-
-static void refuse_over_capacity(worker_t *w, int fd)
+static void refuse_over_capacity(worker_t *w, listener_t *l, int fd)
 {
-    /* Best effort on a fresh socket: the send buffer is empty, so it fits. */
-    ssize_t r = send(fd, over_capacity, sizeof(over_capacity) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)r;
+    if (l->refuse)
+        l->refuse(fd);
     close(fd);
     atomic_fetch_add_explicit(&w->stats.refused[REFUSE_OVER_CAPACITY], 1, memory_order_relaxed);
     if (w->drop_log_budget) {
@@ -406,7 +332,8 @@ static void refuse_over_capacity(worker_t *w, int fd)
 static void accept_some(worker_t *w, listener_t *l)
 {
     for (int i = 0; i < WORKER_ACCEPT_PER_TURN; i++) {
-        struct sockaddr_storage ss = {0};
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
         socklen_t sl = sizeof(ss);
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -419,45 +346,29 @@ static void accept_some(worker_t *w, listener_t *l)
         long open = atomic_fetch_add_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
         if (open >= w->srv->max_connections) {
             atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
-            refuse_over_capacity(w, fd);
+            refuse_over_capacity(w, l, fd);
             continue;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        conn_t *c = conn_new(w, fd, is_loopback(&ss));
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
-        ev.data.ptr = c;
-        if (!c || epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-            log_warn("cannot take a connection: %s", c ? strerror(errno) : "out of memory");
-            free(c);
+        conn_t *c = l->accept(w, fd, (struct sockaddr *)&ss, sl, is_loopback(&ss), l->ctx);
+        if (!c) {
+            log_warn("cannot take a connection: out of memory");
             close(fd);
             atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
             continue;
         }
-        c->next = w->conns;
-        if (w->conns)
-            w->conns->prev = c;
-        w->conns = c;
-        w->num_conns++;
+        worker__link_conn(w, c);
         atomic_fetch_add_explicit(&w->stats.accepted, 1, memory_order_relaxed);
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+            log_warn("cannot take a connection: %s", strerror(errno));
+            conn_close(c, "epoll_ctl failed"); /* unlinks, counts, frees at end of turn */
+        }
     }
 }
 
 /* ---- the turn ------------------------------------------------------------------- */
-
-#define WORKER_FLUSH_PASSES 4
-
-static void flush_pass(worker_t *w);
-
-/* Writes for every conn with queued output. A write can queue more (a
- * pipelined request answered once the previous response is out), so a few
- * passes run; whatever is still listed after them (a conn past its per-turn
- * budget) is written next turn, which then does not sleep in epoll_wait. */
-static void flush_all(worker_t *w)
-{
-    for (int pass = 0; pass < WORKER_FLUSH_PASSES && w->flush_list; pass++)
-        flush_pass(w);
-}
 
 static void flush_pass(worker_t *w)
 {
@@ -469,13 +380,38 @@ static void flush_pass(worker_t *w)
         list = c->flush_next;
         c->in_flush_list = 0;
         if (c->state == CONN_CLOSING) {
-            c->flush_next = w->free_list; /* deferred from worker__schedule_free */
-            w->free_list = c;
+            release_from_lists(w, c);
             continue;
         }
         /* If this closes it, schedule_free sees in_flush_list == 0 and
-         * puts it on the free list itself. */
+         * puts it on the free list itself (unless the read list holds it). */
         conn_flush(c);
+    }
+}
+
+/* Writes for every conn with queued output. A write can queue more (a
+ * pipelined request answered once the previous response is out), so a few
+ * passes run; whatever is still listed after them (a conn past its per-turn
+ * budget) is written next turn, which then does not sleep in epoll_wait. */
+static void flush_all(worker_t *w)
+{
+    for (int pass = 0; pass < WORKER_FLUSH_PASSES && w->flush_list; pass++)
+        flush_pass(w);
+}
+
+/* Connections whose read budget ran out last turn read again now. */
+static void read_again(worker_t *w)
+{
+    conn_t *list = w->read_list;
+    w->read_list = NULL;
+    while (list) {
+        conn_t *c = list;
+        list = c->read_next;
+        c->in_read_list = 0;
+        if (c->state == CONN_CLOSING)
+            release_from_lists(w, c);
+        else if (c->readable)
+            conn_on_readable(c);
     }
 }
 
@@ -489,10 +425,7 @@ static void begin_stop(worker_t *w)
     }
     for (conn_t *c = w->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == CONN_STREAM)
-            stream_schedule_end(c, w->now_ms, WORKER_DRAIN_SPREAD_MS);
-        else if (c->state == CONN_READ_HEAD && !c->got_bytes)
-            conn_close(c, "shutting down");
+        conn_on_stop(c, w->now_ms, WORKER_DRAIN_SPREAD_MS);
     }
     log_debug("worker %d stopping: %zu connections to drain", w->index, w->num_conns);
 }
@@ -520,22 +453,16 @@ static void handle_event(worker_t *w, struct epoll_event *e)
     conn_t *c = e->data.ptr;
     if (c->state == CONN_CLOSING)
         return; /* closed earlier in this batch; freed at the end of the turn */
-    if (e->events & EPOLLOUT) {
-        c->writable = 1;
-        if (c->outq_count)
-            worker__schedule_flush(w, c);
-    }
+    if (e->events & EPOLLOUT)
+        conn_on_writable(c);
     if (e->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         conn_on_readable(c);
 }
 
-static void free_closed(worker_t *w)
+/* Is work left over for the next turn (then epoll_wait must not sleep)? */
+static int work_pending(const worker_t *w)
 {
-    while (w->free_list) {
-        conn_t *c = w->free_list;
-        w->free_list = c->flush_next;
-        conn_free(c);
-    }
+    return w->flush_list || w->read_list || stream_replay_pending(w->streams);
 }
 
 static void *worker_main(void *arg)
@@ -548,15 +475,18 @@ static void *worker_main(void *arg)
     w->now_ms = monotonic_ms();
     w->next_tick_ms = w->now_ms + WORKER_TICK_MS;
     for (;;) {
-        int timeout = w->flush_list ? 0 : (int)(w->next_tick_ms - w->now_ms);
+        int timeout = work_pending(w) ? 0 : (int)(w->next_tick_ms - w->now_ms);
         int n = epoll_wait(w->epfd, events, WORKER_EPOLL_BATCH, timeout < 0 ? 0 : timeout);
         w->now_ms = monotonic_ms();
+        w->turn++;
         if (n < 0 && errno != EINTR) {
             log_error("epoll_wait: %s", strerror(errno));
             break;
         }
+        read_again(w);
         for (int i = 0; i < n; i++)
             handle_event(w, &events[i]);
+        stream_replay_some(w);
         flush_all(w);
         if (!w->stop_deadline_ms && atomic_load(&w->srv->stopping))
             begin_stop(w);
@@ -572,6 +502,7 @@ static void *worker_main(void *arg)
     while (w->conns)
         conn_close(w->conns, "server stopped");
     flush_all(w);
+    read_again(w);
     free_closed(w);
     return NULL;
 }

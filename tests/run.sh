@@ -13,6 +13,9 @@
 #   tests/run.sh            everything
 #   tests/run.sh unit       only unit tests (also: checks, fuzz, e2e, node, tsan)
 #   FUZZ_SECONDS=20         how long each fuzz target runs (default 15)
+# The whole script is one compound command, so bash parses it before it runs
+# anything: editing this file while a run is under way cannot break that run.
+{
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -69,7 +72,7 @@ check() {
 if want checks; then
     check "format (clang-format)" format-check
     check "static analysis (clang --analyze)" analyze
-    [ -x scripts/check-layers.sh ] && check "layer order (docs/ARCHITECTURE.md)" check-layers
+    check "layer order (docs/ARCHITECTURE.md)" check-layers
 fi
 
 if want unit; then
@@ -126,3 +129,5 @@ else
     echo "$passed passed, $failed failed"
 fi
 [ "$failed" -eq 0 ]
+exit $?
+}

@@ -29,7 +29,7 @@ expect_match "preflight allows GET" "$pre" 'Access-Control-Allow-Methods: .*GET'
 expect_eq "GET /healthz says ok" "$(curl -s "$BASE/healthz")" "ok"
 expect_eq "unknown path is 404" "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/nope")" 404
 expect_eq "wrong method is 405" "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$BASE/events")" 405
-expect_match "405 names the allowed methods" "$(curl -s -i -X PUT "$BASE/healthz")" $'Allow: GET\r'
+expect_match "405 names the allowed methods" "$(curl -s -i -X PUT "$BASE/healthz")" $'Allow: GET, HEAD\r'
 expect_match "demo page is served at /" "$(curl -s "$BASE/")" '<html'
 expect_match "demo script is served" "$(curl -s -i "$BASE/app.js")" 'Content-Type: text/javascript'
 expect_match "metrics are Prometheus text" "$(curl -s "$BASE/metrics")" '^# TYPE courant_connections_open gauge'

@@ -1,0 +1,57 @@
+/*
+ * io.h - the transport under a connection: read, writev, shutdown, close.
+ *
+ *   conn ---> io_t { ops, fd, ctx }
+ *                     |
+ *                     +-- io_plain: read(2) / writev(2) / shutdown(2) on the socket
+ *                     +-- (tls.c:   OpenSSL records over the same socket)
+ *
+ * A connection never calls a socket function itself: everything goes
+ * through its io_t, so TLS plugs in here without touching conn.c or the
+ * protocols above it (Redis's ConnectionType, h2o's h2o_socket_t).
+ *
+ * The contract of every implementation, for non-blocking sockets:
+ *   read    > 0 bytes read; 0 the peer closed; -1 with errno (EAGAIN: wait
+ *           for readiness, which the edge-triggered loop reports)
+ *   writev  bytes taken (maybe fewer than offered); -1 with errno (EAGAIN)
+ *   shutdown  ends our direction (the peer sees end of stream); 0 or -1
+ *   close   frees the transport's state (never the fd: the conn owns it)
+ * EINTR is retried inside. `why` on failure is left to errno.
+ *
+ * Threads: an io_t belongs to its connection's worker thread.
+ */
+#ifndef COURANT_IO_H
+#define COURANT_IO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+typedef struct io io_t;
+
+typedef struct io_ops {
+    const char *name; /* "tcp", "tls": for logs */
+    ssize_t (*read)(io_t *io, char *buf, size_t cap);
+    ssize_t (*writev)(io_t *io, const struct iovec *iov, int iovcnt);
+    int (*shutdown)(io_t *io);
+    void (*close)(io_t *io);
+} io_ops_t;
+
+struct io {
+    const io_ops_t *ops; /* borrows: a static table */
+    int fd;              /* borrows: the conn owns and closes it */
+    void *ctx;           /* owns (through ops->close): the transport's state, NULL for plain */
+};
+
+/* The plain socket. */
+extern const io_ops_t io_plain;
+
+static inline ssize_t io_read(io_t *io, char *buf, size_t cap) { return io->ops->read(io, buf, cap); }
+static inline ssize_t io_writev(io_t *io, const struct iovec *iov, int n)
+{
+    return io->ops->writev(io, iov, n);
+}
+static inline int io_shutdown(io_t *io) { return io->ops->shutdown(io); }
+static inline void io_close(io_t *io) { io->ops->close(io); }
+
+#endif

@@ -1,0 +1,232 @@
+/*
+ * req.h - one request and its answer, whatever protocol carried them.
+ *
+ *   protocol server (h1server.c; h2 next)          router and handlers
+ *   -------------------------------------          -------------------
+ *   head parsed  ---- request_t (a view) ------->  route_head: route, authorize,
+ *                <--- REQ_BODY_* / answered ----      how much body to accept
+ *   body read    ---- request_t + body --------->  route_request: the handler
+ *                <--- req_respond / req_refuse        one whole answer, or
+ *                <--- req_try_stream_begin            an event stream: its head,
+ *                <--- req_try_push_event              then events (zero-copy) and
+ *                <--- req_push_comment                comments, until
+ *                <--- req_end                         it ends
+ *   peer gone    ---- req_on_abort (stream, ack) ->  (detached here, in req.c)
+ *
+ * Handlers never write protocol bytes: status, header fields and a body go
+ * through this API, and the protocol server frames them (HTTP/1.1 text with
+ * Content-Length or chunked, or HTTP/2 frames). Event bytes stay zero-copy:
+ * an event is pushed as a wref (wref.h) and ends up as an iovec into the
+ * shared evbuf.
+ *
+ * Ownership: a req_t belongs to the protocol server that made it (inside the
+ * conn for HTTP/1, one per stream for HTTP/2). It owns its subscriber state
+ * (`stream`) and, while a publish waits for the journal, the ack (acks.h);
+ * both are released by req_on_abort when the peer goes away first.
+ * A request_t is a view into the protocol's buffers, valid only during the
+ * call it is passed to.
+ *
+ * Threads: a req belongs to its connection's worker thread.
+ */
+#ifndef COURANT_REQ_H
+#define COURANT_REQ_H
+
+#include "http1.h"
+#include "wref.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct conn;
+struct stream;
+
+/* Refusal reasons counted for /metrics (refused_requests_total{reason=..}). */
+typedef enum refusal {
+    REFUSE_BAD_REQUEST,
+    REFUSE_NOT_FOUND,
+    REFUSE_METHOD,
+    REFUSE_HEADERS_TOO_LARGE,
+    REFUSE_BODY_TOO_LARGE,
+    REFUSE_TIMEOUT,
+    REFUSE_OVER_CAPACITY,
+    REFUSE_FORBIDDEN,
+    REFUSE_UNAVAILABLE,
+    REFUSE_UNAUTHORIZED,
+    REFUSE__COUNT
+} refusal_t;
+
+extern const char *const refusal_names[REFUSE__COUNT];
+
+/* ---- response header fields ---------------------------------------------------
+ * A small builder on the stack: "Name\0value\0" pairs in one buffer, so an
+ * answer that must wait (a publish waiting for the journal) keeps a compact
+ * copy. Names are the usual mixed case; HTTP/2 lowercases them. */
+#define RESP_HDRS_BYTES 1536
+
+typedef struct resp_hdrs {
+    uint16_t n;                /* fields */
+    uint16_t used;             /* bytes of buf in use */
+    uint8_t overflow;          /* a field did not fit (dropped; logged by the protocol) */
+    char buf[RESP_HDRS_BYTES]; /* "Name\0value\0" pairs */
+} resp_hdrs_t;
+
+void resp_hdrs_init(resp_hdrs_t *h);
+/* Appends a field; the value is copied. A field that does not fit is
+ * dropped and `overflow` set. */
+void resp_hdrs_add(resp_hdrs_t *h, const char *name, const char *value);
+void resp_hdrs_addf(resp_hdrs_t *h, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void resp_hdrs_append(resp_hdrs_t *h, const resp_hdrs_t *more);
+/* A compact heap copy (only the bytes in use), for an answer that waits;
+ * free() it. NULL if out of memory. Read it only with resp_hdrs_next. */
+resp_hdrs_t *resp_hdrs_dup(const resp_hdrs_t *h);
+/* Iterates: start with *pos = 0; returns the name (and *value) or NULL at the end. */
+const char *resp_hdrs_next(const resp_hdrs_t *h, size_t *pos, const char **value);
+
+/* ---- the request ------------------------------------------------------------- */
+
+typedef enum req_token_from {
+    REQ_TOKEN_NONE,   /* no token presented */
+    REQ_TOKEN_HEADER, /* Authorization: Bearer */
+    REQ_TOKEN_QUERY,  /* the authorization query parameter (classic dialect) */
+    REQ_TOKEN_COOKIE, /* a cookie (browsers: CSRF rules apply) */
+} req_token_from_t;
+
+/* What a handler reads. Every pointer borrows the protocol's buffers and is
+ * valid only during the call the view is passed to. */
+typedef struct request {
+    const char *method; /* e.g. "GET", not NUL-terminated */
+    size_t method_len;
+    const char *path; /* as sent, percent-encoded, without the query */
+    size_t path_len;
+    const char *query; /* after '?', without it; "" if none */
+    size_t query_len;
+    const http1_header_t *headers; /* field names as sent (lookups are case-insensitive) */
+    size_t num_headers;
+    const char *body; /* complete body (route_request only), or NULL */
+    size_t body_len;
+    int version;              /* 10 (HTTP/1.0), 11, 20 */
+    uint8_t is_head;          /* HEAD: answer as GET, without a body */
+    uint8_t secure;           /* arrived over TLS */
+    uint8_t peer_loopback;    /* the socket peer is 127.0.0.0/8 or ::1 */
+    uint16_t peer_family;     /* AF_INET or AF_INET6 (the socket peer) */
+    const uint8_t *peer_addr; /* its 4 or 16 address bytes */
+    /* Filled by the router at head time, for the handlers: */
+    req_token_from_t token_from; /* where the token came from */
+    const char *token;           /* the token (borrowed; a decoded query value points into router scratch) */
+    size_t token_len;
+    resp_hdrs_t cors; /* CORS fields for this request's Origin (maybe none) */
+} request_t;
+
+/* Case-insensitive lookup of a request header field; NULL if absent. */
+const http1_header_t *request_header(const request_t *in, const char *name);
+
+/* ---- the exchange --------------------------------------------------------------- */
+
+typedef struct req req_t;
+
+/* What a protocol server implements (h1server.c, later h2). */
+typedef struct req_ops {
+    /* A whole answer: status, fields (plus Content-Type and the framing the
+     * protocol needs), and a body (copied; omitted for HEAD). */
+    void (*respond)(req_t *r, int status, const resp_hdrs_t *h, const char *content_type, const char *body,
+                    size_t len);
+    /* The head of an event stream (200, text/event-stream). 0 or -1 (out of memory). */
+    int (*stream_begin)(req_t *r, const resp_hdrs_t *h);
+    /* Queues stream bytes: an event (wref != NULL, `ev` bytes are its wire
+     * bytes) or a comment/retry line (wref == NULL; `heap`: p is malloc'd
+     * and owned by the queue from now on, else a constant). Returns -1
+     * without queuing an event when it would pass --max-pending-bytes. */
+    int (*push)(req_t *r, wref_t *wref, const char *p, size_t len, int heap);
+    /* Ends a stream gracefully: what is queued is written, then the end is
+     * signalled (HTTP/1: close or last chunk; HTTP/2: END_STREAM). */
+    void (*end)(req_t *r);
+    /* Stream bytes queued and not yet written. */
+    size_t (*pending)(const req_t *r);
+    /* Abandons the exchange at once (HTTP/1: closes the connection; HTTP/2:
+     * resets the stream). */
+    void (*reset)(req_t *r, const char *why);
+} req_ops_t;
+
+typedef enum req_state {
+    REQ_IDLE,      /* no request in progress */
+    REQ_HANDLING,  /* a handler runs, or must still answer */
+    REQ_WAITING,   /* the answer waits for an ack (ack_token) */
+    REQ_ANSWERED,  /* a whole answer is queued */
+    REQ_STREAMING, /* an event stream (stream != NULL) */
+    REQ_ENDING,    /* the stream is ending: no more events */
+} req_state_t;
+
+struct req {
+    const req_ops_t *ops;  /* borrows: the protocol's table */
+    struct conn *conn;     /* borrows: the connection carrying it */
+    struct stream *stream; /* owns: subscriber state while streaming (stream.h) */
+    uint64_t ack_token;    /* REQ_WAITING: the ack slot (acks.h); 0 = none */
+    uint8_t state;         /* req_state_t */
+    uint8_t route;         /* the router's choice at head time (router.c) */
+    uint8_t is_head;       /* HEAD: no body in the answer */
+};
+
+/* What answers requests, for every protocol (router.c implements it; main
+ * puts it in server_t). */
+typedef struct req_handler {
+    /* The head is complete (no body read yet): route, authorize, and say how
+     * many body bytes to accept: >= 0 (a larger body is refused with 413,
+     * and a body on a route that takes none with 413 too), or -1 when the
+     * request was answered already (refused). Runs before any
+     * "100 Continue" goes out. */
+    long (*on_head)(req_t *r, request_t *in);
+    /* The whole request is here: answer it (now, later through an ack, or
+     * as a stream). */
+    void (*on_request)(req_t *r, request_t *in);
+} req_handler_t;
+
+/* Sets up a req for a protocol (storage provided by the protocol). */
+void req_init(req_t *r, const req_ops_t *ops, struct conn *c);
+
+/* ---- answering (handlers) ------------------------------------------------------ */
+
+/* A whole answer. `h` may be NULL (no extra fields). */
+void req_respond(req_t *r, int status, const resp_hdrs_t *h, const char *content_type, const char *body,
+                 size_t len);
+
+/* A plain-text refusal: the status, `reason` as the body, a log line, and
+ * the counter for `why`. `h` may be NULL. */
+void req_refuse(req_t *r, refusal_t why, int status, const resp_hdrs_t *h, const char *reason);
+
+/* The same, logged at debug level (for refusals an outage would repeat). */
+void req_refuse_quietly(req_t *r, refusal_t why, int status, const resp_hdrs_t *h, const char *reason);
+
+/* Starts an event stream; the req is REQ_STREAMING after it. 0, or -1 when
+ * memory runs out (nothing was sent; the caller refuses). */
+int req_try_stream_begin(req_t *r, const resp_hdrs_t *h) __attribute__((warn_unused_result));
+
+/* Queues one event on a stream; -1 (nothing queued) past --max-pending-bytes. */
+int req_try_push_event(req_t *r, wref_t *w) __attribute__((warn_unused_result));
+
+/* Queues a comment or field line on a stream: a constant, or (heap) a
+ * malloc'd buffer whose ownership passes to the queue. */
+void req_push_bytes(req_t *r, const char *p, size_t len, int heap);
+
+/* Ends a stream gracefully (see req_ops_t.end); the req is REQ_ENDING. */
+void req_end(req_t *r);
+
+/* Abandons it at once (a subscriber that reads nothing after its end). */
+void req_reset(req_t *r, const char *why);
+
+size_t req_pending(const req_t *r);
+
+/* The answer will come later (an ack): the req is REQ_WAITING with `token`. */
+void req_wait(req_t *r, uint64_t token);
+
+/* ---- for protocol servers -------------------------------------------------------- */
+
+/* The peer went away (or the connection is closing): detaches the stream
+ * from its worker's index and cancels a pending ack. The req is REQ_IDLE
+ * after it and may be freed or reused. */
+void req_on_abort(req_t *r);
+
+/* The reason phrase of a status code ("Not Found"), or "" if unknown. */
+const char *req_status_text(int status);
+
+#endif
