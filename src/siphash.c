@@ -81,8 +81,8 @@ static inline void sip_absorb(sip_state_t *s, uint64_t m, int c_rounds)
 
 /* SipHash-c-d. Static (not part of the contract) so that the unit test can
  * check the shared body against the paper's 2-4 vectors too. */
-static inline uint64_t sip_hash(int c_rounds, int d_rounds, const uint8_t key[SIPHASH_KEY_LEN], const void *data,
-                                size_t len)
+static inline uint64_t sip_hash(int c_rounds, int d_rounds, const uint8_t key[SIPHASH_KEY_LEN],
+                                const void *data, size_t len)
 {
     const uint64_t k0 = load_le(key, 8), k1 = load_le(key + 8, 8);
     sip_state_t s = {
