@@ -58,7 +58,9 @@
  * and '%' must be followed by two hex digits (WHATWG would pass "%zz" through
  * literally; we refuse it so that a typo in a topic is an error, not a silent
  * mismatch). The whole string is validated before the first callback, so a
- * caller sees either every pair or none.
+ * caller sees either every pair or none. The decoding itself is
+ * http1_pct_decode(), the one percent-decoder of the project (the router
+ * decodes path segments with it too).
  *
  * Reads never go past buf + len; nothing here allocates or keeps state
  * outside the caller's structs.
@@ -800,25 +802,35 @@ static int form_validate(const char *s, size_t len)
     return 0;
 }
 
-/* Decodes s[0..len) (already validated) into out; returns the length, which
- * is never more than len. */
-static size_t form_decode(const char *s, size_t len, char *out)
+ssize_t http1_pct_decode(const char *in, size_t len, char *out, int flags)
 {
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '+') {
+        char c = in[i];
+        if (c == '+' && (flags & HTTP1_PCT_PLUS_SPACE)) {
             c = ' ';
         } else if (c == '%') {
-            /* Validated: both are hex digits, so neither is -1. */
-            unsigned hi = (unsigned)hex_value((unsigned char)s[i + 1]);
-            unsigned lo = (unsigned)hex_value((unsigned char)s[i + 2]);
+            /* Both digits must be inside the input: len - i > 2. */
+            int hi = len - i > 2 ? hex_value((unsigned char)in[i + 1]) : -1;
+            int lo = len - i > 2 ? hex_value((unsigned char)in[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
             c = (char)(hi << 4 | lo);
             i += 2;
         }
-        out[o++] = c;
+        if (c == '\0' && (flags & HTTP1_PCT_REJECT_NUL))
+            return -1;
+        out[o++] = c; /* o <= i: in place, this never overwrites unread input */
     }
-    return o;
+    return (ssize_t)o;
+}
+
+/* Decodes a part of an already validated form: cannot fail. */
+static size_t form_decode(const char *s, size_t len, char *out)
+{
+    ssize_t n = http1_pct_decode(s, len, out, HTTP1_PCT_PLUS_SPACE);
+    assert(n >= 0);
+    return (size_t)n;
 }
 
 int http1_parse_form(const char *s, size_t len, char *scratch, http1_form_pair_cb cb, void *ctx)

@@ -183,7 +183,25 @@ typedef struct http1_chunked_decoder {
 ssize_t http1_chunked_decode(http1_chunked_decoder_t *d, char *buf, size_t *len);
 
 /* ---- percent-decoding and application/x-www-form-urlencoded -------------
- * Used for query strings and publish bodies. */
+ * Used for query strings, publish bodies and path segments. */
+
+enum {
+    HTTP1_PCT_PLUS_SPACE = 1, /* '+' decodes to a space (forms, queries), not in paths */
+    HTTP1_PCT_REJECT_NUL = 2, /* a NUL result byte ("%00", or a raw NUL) is malformed: for
+                                 results used as C strings */
+};
+
+/* Percent-decodes in[0..len) into out (RFC 3986 2.1): "%" HEXDIG HEXDIG
+ * becomes that byte, either case; every other byte is copied, '+' turned
+ * into a space if flags has HTTP1_PCT_PLUS_SPACE. Returns the decoded
+ * length, never more than len; or -1 if a '%' is not followed by two hex
+ * digits (WHATWG passes such a '%' through; we refuse it, so that a typo in
+ * a topic is an error rather than a silent mismatch), or, with
+ * HTTP1_PCT_REJECT_NUL, if the result would hold a NUL byte. out must hold len
+ * bytes; it may be `in` itself (decoding in place is safe: the output never
+ * overtakes the input). The result is not NUL-terminated. On -1 out holds
+ * a partial result. in and out may be NULL when len is 0. Pure; any thread. */
+ssize_t http1_pct_decode(const char *in, size_t len, char *out, int flags);
 
 /* Calls `cb` for each name=value pair of a form/query string, in order
  * (pairs separated by '&'; the first '=' splits a pair; a pair without '='
@@ -197,7 +215,8 @@ ssize_t http1_chunked_decode(http1_chunked_decoder_t *d, char *buf, size_t *len)
  * two hex digits), in which case the whole string is refused before any
  * callback runs; or the first non-zero value `cb` returned, which stops the
  * walk (so a callback should not return -1 if it must tell the two apart).
- * s and scratch may be NULL when len is 0. */
+ * Decoding is http1_pct_decode(..., HTTP1_PCT_PLUS_SPACE), so %00 gives a
+ * NUL. s and scratch may be NULL when len is 0. */
 typedef int (*http1_form_pair_cb)(void *ctx, const char *name, size_t name_len, const char *value,
                                   size_t value_len);
 int http1_parse_form(const char *s, size_t len, char *scratch, http1_form_pair_cb cb, void *ctx);

@@ -551,6 +551,8 @@ static void test_guard_page(void)
         int calls = 0;
         int r = http1_parse_form(at_guard(forms[i], fl), fl, scratch, form_count_cb, &calls);
         ASSERT_EQ(r, (i == 1 || i == 2) ? -1 : 0);
+        ASSERT_EQ(http1_pct_decode(at_guard(forms[i], fl), fl, scratch, 0),
+                  (i == 1 || i == 2) ? -1 : (ssize_t)fl - 2 * (i == 0));
     }
     munmap(map, 2 * guard_page);
 }
@@ -1023,6 +1025,68 @@ static void test_form(void)
     ASSERT_EQ(http1_parse_form(NULL, 0, NULL, form_log_cb, NULL), 0);
 }
 
+/* ---- http1_pct_decode ------------------------------------------------------ */
+
+/* Decodes an exact-size copy, out of place and in place; both must agree. */
+static ssize_t pct(const char *s, size_t n, int flags, char *out)
+{
+    ssize_t r = http1_pct_decode(exact(s, n), n, out, flags);
+    char *inplace = exact(s, n);
+    ssize_t r2 = http1_pct_decode(inplace, n, inplace, flags);
+    ASSERT_EQ(r2, r);
+    if (r > 0 && r == r2)
+        ASSERT(memcmp(inplace, out, (size_t)r) == 0);
+    return r;
+}
+
+#define PCT_OK(in, flags, want)                                  \
+    do {                                                         \
+        char out_[64];                                           \
+        ssize_t r_ = pct((in), sizeof(in) - 1, (flags), out_);   \
+        ASSERT_EQ(r_, sizeof(want) - 1);                         \
+        if (r_ >= 0)                                             \
+            ASSERT(memcmp(out_, (want), sizeof(want) - 1) == 0); \
+    } while (0)
+#define PCT_BAD(in, flags)                                       \
+    do {                                                         \
+        char out_[64];                                           \
+        ASSERT_EQ(pct((in), sizeof(in) - 1, (flags), out_), -1); \
+    } while (0)
+
+static void test_pct_decode(void)
+{
+    PCT_OK("", 0, "");
+    PCT_OK("abc", 0, "abc");
+    PCT_OK("a%20b", 0, "a b");
+    PCT_OK("%41%4a%4A%7e", 0, "AJJ~");
+    PCT_OK("%2F%2f", 0, "//");
+    PCT_OK("%C3%A9", 0, "\xc3\xa9");
+    PCT_OK("%FF", 0, "\xff");
+    PCT_OK("a+b", 0, "a+b");
+    PCT_OK("a+b", HTTP1_PCT_PLUS_SPACE, "a b");
+    PCT_OK("%2B+", HTTP1_PCT_PLUS_SPACE, "+ ");
+    PCT_OK("%25", 0, "%");
+    PCT_OK("%2525", 0, "%25"); /* decoded once, not twice */
+    PCT_OK("a%00b", 0, "a\0b");
+    PCT_BAD("a%00b", HTTP1_PCT_REJECT_NUL);
+    PCT_BAD("a\0b", HTTP1_PCT_REJECT_NUL);
+    PCT_OK("a%01b", HTTP1_PCT_REJECT_NUL,
+           "a\x01"
+           "b");
+    PCT_BAD("%", 0);
+    PCT_BAD("%4", 0);
+    PCT_BAD("a%", 0);
+    PCT_BAD("a%4", 0);
+    PCT_BAD("%zz", 0);
+    PCT_BAD("%4g", 0);
+    PCT_BAD("%g4", 0);
+    PCT_BAD("%%41", 0);
+    PCT_BAD("% 41", 0);
+    PCT_BAD("%+1", HTTP1_PCT_PLUS_SPACE);
+    ASSERT_EQ(http1_pct_decode(NULL, 0, NULL, 0), 0);
+    release();
+}
+
 static void test_form_nul(void)
 {
     form_log_t l;
@@ -1109,6 +1173,7 @@ int main(void)
     TEST_RUN(test_chunked_hex_overflow);
     TEST_RUN(test_chunked_leftover);
     TEST_RUN(test_chunked_split_every_byte);
+    TEST_RUN(test_pct_decode);
     TEST_RUN(test_form);
     TEST_RUN(test_form_pointers_stay_valid);
     TEST_RUN(test_form_nul);
