@@ -10,6 +10,13 @@
  *   - round trip: percent-encoding a delivered pair and parsing that again
  *     delivers exactly that pair, once;
  *   - a callback's non-zero return stops the walk and is returned.
+ * And for http1_pct_decode(), the decoder the form parser and the router
+ * share, under each of its four flag combinations:
+ *   - it gives exactly what an independent reference decoder gives (the
+ *     length or -1, and the bytes);
+ *   - decoding in place gives the same result as into another buffer;
+ *   - the form parser refuses the input exactly when the plain decoder does;
+ *   - round trip: what it decoded, percent-encoded again, decodes to itself.
  * Input and scratch are exact-size heap buffers, so ASan flags over-reads.
  */
 #include "fuzz.h"
@@ -111,6 +118,60 @@ static int walk_cb(void *ctx, const char *name, size_t name_len, const char *val
     return w->calls == w->stop_at ? 5 : 0;
 }
 
+/* The reference: written from RFC 3986 2.1 and the flags' contract, not
+ * from src/http1.c. */
+static long ref_decode(const char *in, size_t n, int flags, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '%') {
+            if (n - i < 3)
+                return -1; /* fewer than two bytes after the '%' */
+            unsigned char a = (unsigned char)in[i + 1], b = (unsigned char)in[i + 2];
+            if (!hex(a) || !hex(b))
+                return -1;
+            unsigned va = a <= '9' ? a - '0' : (a | 0x20) - 'a' + 10;
+            unsigned vb = b <= '9' ? b - '0' : (b | 0x20) - 'a' + 10;
+            c = (unsigned char)(va * 16 + vb);
+            i += 2;
+        } else if (c == '+' && (flags & HTTP1_PCT_PLUS_SPACE)) {
+            c = ' ';
+        }
+        if (c == 0 && (flags & HTTP1_PCT_REJECT_NUL))
+            return -1;
+        out[o++] = (char)c;
+    }
+    return (long)o;
+}
+
+static void check_pct_decode(const char *in, size_t size, int flags)
+{
+    char *want = malloc(size ? size : 1), *got = malloc(size ? size : 1), *inplace = malloc(size ? size : 1);
+    CHECK(want && got && inplace);
+    long wr = ref_decode(in, size, flags, want);
+    ssize_t r = http1_pct_decode(in, size, got, flags);
+    CHECK(r == wr);
+    CHECK(r <= (ssize_t)size);
+    memcpy(inplace, in, size);
+    CHECK(http1_pct_decode(inplace, size, inplace, flags) == r);
+    if (r > 0) {
+        CHECK(memcmp(got, want, (size_t)r) == 0);
+        CHECK(memcmp(inplace, want, (size_t)r) == 0);
+        /* Round trip: encode (never '+', so the flags cannot change it). */
+        char *enc = malloc(3 * (size_t)r), *back = malloc(3 * (size_t)r);
+        CHECK(enc && back);
+        size_t en = encode(got, (size_t)r, 0, enc);
+        CHECK(http1_pct_decode(enc, en, back, flags) == r);
+        CHECK(memcmp(back, got, (size_t)r) == 0);
+        free(enc);
+        free(back);
+    }
+    free(want);
+    free(got);
+    free(inplace);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *in = malloc(size ? size : 1), *scratch = malloc(size ? size : 1);
@@ -130,6 +191,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < size; i++)
         if (in[i] != '&' && (i == 0 || in[i - 1] == '&'))
             pairs++;
+
+    for (int flags = 0; flags < 4; flags++)
+        check_pct_decode(in, size, flags);
+    CHECK(bad == (http1_pct_decode(in, size, scratch, 0) < 0));
 
     walk_t w = {scratch, size, in, size, 0, 0, 0, size & 1};
     int r = http1_parse_form(in, size, scratch, walk_cb, &w);

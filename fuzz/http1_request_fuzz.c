@@ -13,6 +13,12 @@
  *     of a head that parses to n gives INCOMPLETE, any prefix >= n gives n
  *     and the same fields; for an error, prefixes give INCOMPLETE up to some
  *     point and that same error from there on.
+ *   - splits: http1_parse_request_resume(), fed the same prefixes in
+ *     increasing order (every byte boundary for small inputs), and again in
+ *     random pieces, gives at every call exactly what the stateless parser
+ *     gives on that prefix, fields included: so it reports each error at
+ *     the same byte, never later. Every call gets a fresh copy of the
+ *     prefix (the buffer moves between calls, as conn.c's realloc does).
  * Each parse gets an exact-size heap copy, so ASan flags any over-read.
  * The oracles below are written independently of src/http1.c.
  */
@@ -148,12 +154,25 @@ static void require_same(const char *a, const http1_request_t *x, const char *b,
     }
 }
 
+/* The resumable parser on buf[0..k) must agree with the stateless one's
+ * verdict r (and fields, on success) there. */
+static void check_resume(http1_head_scan_t *scan, const char *b, size_t k, ssize_t r,
+                         const http1_request_t *req)
+{
+    static http1_request_t rreq;
+    ssize_t rr = http1_parse_request_resume(scan, b, k, &rreq);
+    CHECK(rr == r);
+    if (r >= 0)
+        require_same(b, req, b, &rreq);
+}
+
 static void check_prefix(const uint8_t *data, size_t size, size_t k, ssize_t full, const char *fbuf,
-                         const http1_request_t *freq, int *error_seen)
+                         const http1_request_t *freq, int *error_seen, http1_head_scan_t *scan)
 {
     static http1_request_t req;
     char *b;
     ssize_t r = parse_copy(data, k, &req, &b);
+    check_resume(scan, b, k, r, &req);
     if (full >= 0) {
         if (k < (size_t)full) {
             CHECK(r == HTTP1_INCOMPLETE);
@@ -171,6 +190,27 @@ static void check_prefix(const uint8_t *data, size_t size, size_t k, ssize_t ful
     free(b);
 }
 
+/* The input in random pieces (sizes 1..2^j for a random j, so both many
+ * tiny pieces and a few big ones happen), each call checked against the
+ * stateless parse of the same prefix. At most 64 calls. */
+static void check_random_splits(const uint8_t *data, size_t size, uint64_t seed)
+{
+    static http1_request_t req;
+    http1_head_scan_t scan = {0};
+    size_t k = 0;
+    for (int calls = 0; calls < 64 && k < size; calls++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        size_t limit = (size_t)1 << ((seed >> 33) % 12);
+        k += 1 + (size_t)((seed >> 40) % limit);
+        if (k > size || calls == 63)
+            k = size;
+        char *b;
+        ssize_t r = parse_copy(data, k, &req, &b);
+        check_resume(&scan, b, k, r, &req);
+        free(b);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static http1_request_t req; /* 1.6 KiB: keep it off the stack */
@@ -183,9 +223,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Prefixes, in increasing length (the error check needs the order): all
      * of them for small inputs, else 64 spread out plus the ones around r. */
     int error_seen = 0;
+    http1_head_scan_t scan = {0};
     if (size <= 512) {
         for (size_t k = 0; k < size; k++)
-            check_prefix(data, size, k, r, buf, &req, &error_seen);
+            check_prefix(data, size, k, r, buf, &req, &error_seen, &scan);
     } else {
         size_t ks[67], nk = 0;
         for (size_t i = 0; i < 64; i++)
@@ -200,8 +241,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 ks[j - 1] = t;
             }
         for (size_t i = 0; i < nk; i++)
-            check_prefix(data, size, ks[i], r, buf, &req, &error_seen);
+            check_prefix(data, size, ks[i], r, buf, &req, &error_seen, &scan);
     }
+    /* The whole input last: the scan ends on the same verdict as the
+     * stateless parse of everything. */
+    check_resume(&scan, buf, size, r, &req);
+    uint64_t seed = 1469598103934665603u;
+    for (size_t i = 0; i < size; i++)
+        seed = (seed ^ data[i]) * 1099511628211u;
+    check_random_splits(data, size, seed);
+    check_random_splits(data, size, seed ^ 0x5bd1e995u);
     free(buf);
     return 0;
 }

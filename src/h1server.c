@@ -28,7 +28,7 @@ typedef enum h1_phase {
 /* The state of a request being read; allocated on its first byte, freed
  * once it is handled (streams and idle connections hold none). */
 typedef struct h1_reading {
-    uint32_t scanned;        /* head bytes already scanned for the end of the head */
+    http1_head_scan_t scan;  /* how far the head has been scanned (each byte once) */
     uint32_t head_len;       /* request head bytes, once complete */
     uint32_t body_len;       /* decoded body bytes after the head */
     uint32_t reserved;       /* bytes counted in server_t.body_bytes */
@@ -215,14 +215,15 @@ static void refuse(h1conn_t *h, refusal_t why, int status, const char *reason)
     req_refuse(&h->req, why, status, NULL, reason);
 }
 
-/* Parses the head from what is buffered, scanning only new bytes for its
- * end. Returns 1 when complete (*hr filled), 0 when more is needed, -1
+/* Parses the head from what is buffered, scanning only the bytes that
+ * arrived since the last call (http1_parse_request_resume), so a head costs
+ * time linear in its length however it trickles in. Returns 1 when complete (*hr filled), 0 when more is needed, -1
  * after refusing. */
 static int parse_head(h1conn_t *h, http1_request_t *hr)
 {
     conn_t *c = &h->conn;
     size_t max = cfg_of(h)->max_header_bytes;
-    ssize_t r = http1_parse_request(c->rbuf, c->rlen, hr);
+    ssize_t r = http1_parse_request_resume(&h->rd->scan, c->rbuf, c->rlen, hr);
     if (r == HTTP1_INCOMPLETE) {
         if (c->rlen >= max) {
             refuse(h, REFUSE_HEADERS_TOO_LARGE, 431, "request head is larger than --max-header-bytes");

@@ -58,13 +58,16 @@
  * and '%' must be followed by two hex digits (WHATWG would pass "%zz" through
  * literally; we refuse it so that a typo in a topic is an error, not a silent
  * mismatch). The whole string is validated before the first callback, so a
- * caller sees either every pair or none.
+ * caller sees either every pair or none. The decoding itself is
+ * http1_pct_decode(), the one percent-decoder of the project (the router
+ * decodes path segments with it too).
  *
  * Reads never go past buf + len; nothing here allocates or keeps state
  * outside the caller's structs.
  */
 #include "http1.h"
 
+#include <assert.h>
 #include <string.h>
 
 /* A chunk-size line, extensions included, longer than this is refused: real
@@ -358,6 +361,169 @@ ssize_t http1_parse_request(const char *buf, size_t len, http1_request_t *req)
     return (ssize_t)(p - buf);
 }
 
+/* ---- the same grammar, one byte at a time ----------------------------------
+ *
+ * http1_parse_request_resume() runs this automaton over the bytes it has not
+ * seen, and the stateless parser above once, on the whole head, when the
+ * automaton reaches HS_DONE (which fills `req` and checks the framing). The
+ * automaton must therefore stop at exactly the byte where the parser above
+ * stops: each state below is annotated with the code it mirrors, and the
+ * fuzz target (fuzz/http1_request_fuzz.c) compares the two at every prefix
+ * of its inputs, over byte-by-byte and random splits.
+ *
+ * Why not save the parser's own progress (the element being parsed and the
+ * fields found so far)? Its results are pointers, which a buffer that moves
+ * (conn.c reallocs its read buffer) would leave dangling; offsets would
+ * mean 1.6 KiB of state per connection. This state is 16 bytes, and the
+ * second pass over a complete head is no worse than what any single read
+ * of it costs. A stateless "where is the blank line?" scan in the manner
+ * of picohttpparser's last_len would be cheaper still, but would find a
+ * malformed request line only once the whole head had arrived. */
+enum {
+    HS_START = 0, /* first byte: CR/LF of the one skipped empty line, or the method */
+    HS_LEAD_LF,   /* saw the CR of that empty line (parse_eol) */
+    HS_METHOD0,   /* the method's first byte, after the empty line (parse_token) */
+    HS_METHOD,    /* in the method: tchar, or the SP after it (parse_sp) */
+    HS_TARGET0,   /* the target's first byte (parse_target: empty is malformed) */
+    HS_TARGET,    /* in the target: target chars, or the SP after it */
+    HS_VERSION,   /* in "HTTP/1." DIGIT, _version_i bytes matched (parse_version) */
+    HS_RL_EOL,    /* after the version digit: CR or LF (parse_eol) */
+    HS_RL_LF,     /* saw the CR ending the request line */
+    HS_LINE,      /* start of a field line, or of the final empty line (the loop) */
+    HS_NAME,      /* in a field name: tchar, or the ':' (parse_field_line) */
+    HS_VALUE,     /* after the ':': OWS and value bytes up to CR or LF */
+    HS_FIELD_LF,  /* saw the CR ending a field line */
+    HS_END_LF,    /* saw the CR of the final empty line */
+    HS_DONE,      /* the head is complete: _pos is its length */
+};
+
+#ifdef HTTP1_COUNT_SCAN
+static uint64_t http1__scanned; /* bytes examined by resume (both passes), tests only */
+#define COUNT_SCANNED(n) (http1__scanned += (n))
+#else
+#define COUNT_SCANNED(n) ((void)0)
+#endif
+
+/* One byte in state st: the next state, or an HTTP1_* error. */
+static int hs_step(http1_head_scan_t *s, int st, unsigned char c)
+{
+    switch (st) {
+    case HS_START:
+        if (c == '\r')
+            return HS_LEAD_LF;
+        if (c == '\n')
+            return HS_METHOD0;
+        return is_tchar(c) ? HS_METHOD : HTTP1_MALFORMED;
+    case HS_LEAD_LF:
+    case HS_RL_LF:
+        if (c != '\n')
+            return HTTP1_MALFORMED; /* bare CR */
+        return st == HS_LEAD_LF ? HS_METHOD0 : HS_LINE;
+    case HS_METHOD0:
+        return is_tchar(c) ? HS_METHOD : HTTP1_MALFORMED; /* empty method */
+    case HS_METHOD:
+        if (is_tchar(c))
+            return HS_METHOD;
+        return c == ' ' ? HS_TARGET0 : HTTP1_MALFORMED;
+    case HS_TARGET0:
+        return is_target_char(c) ? HS_TARGET : HTTP1_MALFORMED; /* empty, or a second SP */
+    case HS_TARGET:
+        if (is_target_char(c))
+            return HS_TARGET;
+        s->_version_i = 0;
+        return c == ' ' ? HS_VERSION : HTTP1_MALFORMED;
+    case HS_VERSION:
+        if (s->_version_i < 7) {
+            if (c != (unsigned char)"HTTP/1."[s->_version_i])
+                return HTTP1_MALFORMED;
+            s->_version_i++;
+            return HS_VERSION;
+        }
+        return (c >= '0' && c <= '9') ? HS_RL_EOL : HTTP1_MALFORMED;
+    case HS_RL_EOL:
+        if (c == '\n')
+            return HS_LINE;
+        return c == '\r' ? HS_RL_LF : HTTP1_MALFORMED;
+    case HS_LINE:
+        if (c == '\r')
+            return HS_END_LF;
+        if (c == '\n')
+            return HS_DONE;
+        if (is_ows(c))
+            return HTTP1_MALFORMED; /* obs-fold, or whitespace before field 1 */
+        if (s->_num_headers == HTTP1_MAX_HEADERS)
+            return HTTP1_TOO_MANY_HEADERS; /* checked before the name, as above */
+        return is_tchar(c) ? HS_NAME : HTTP1_MALFORMED;
+    case HS_NAME:
+        if (is_tchar(c))
+            return HS_NAME;
+        return c == ':' ? HS_VALUE : HTTP1_MALFORMED;
+    case HS_VALUE:
+        if (is_value_char(c))
+            return HS_VALUE;
+        if (c == '\n') {
+            s->_num_headers++;
+            return HS_LINE;
+        }
+        return c == '\r' ? HS_FIELD_LF : HTTP1_MALFORMED; /* a CTL in the value */
+    case HS_FIELD_LF:
+        if (c != '\n')
+            return HTTP1_MALFORMED;
+        s->_num_headers++;
+        return HS_LINE;
+    case HS_END_LF:
+        return c == '\n' ? HS_DONE : HTTP1_MALFORMED;
+    default:
+        return HTTP1_MALFORMED; /* a corrupt scan state */
+    }
+}
+
+ssize_t http1_parse_request_resume(http1_head_scan_t *scan, const char *buf, size_t len, http1_request_t *req)
+{
+    if (scan->_error)
+        return scan->_error;
+    if (len < scan->_pos)
+        *scan = (http1_head_scan_t){0}; /* not what the contract allows: start over */
+    int st = scan->_state;
+    size_t i = scan->_pos;
+    /* The long runs (target, values) take the tight loop; everything else
+     * goes through hs_step. */
+    while (i < len && st != HS_DONE) {
+        if (st == HS_VALUE) {
+            while (i < len && is_value_char((unsigned char)buf[i]))
+                i++;
+            if (i == len)
+                break;
+        } else if (st == HS_TARGET) {
+            while (i < len && is_target_char((unsigned char)buf[i]))
+                i++;
+            if (i == len)
+                break;
+        }
+        st = hs_step(scan, st, (unsigned char)buf[i]);
+        if (st < 0) {
+            COUNT_SCANNED(i + 1 - scan->_pos);
+            scan->_error = (int8_t)st;
+            scan->_pos = i;
+            return st;
+        }
+        i++;
+    }
+    COUNT_SCANNED(i - scan->_pos);
+    scan->_pos = i;
+    scan->_state = (uint8_t)st;
+    if (st != HS_DONE)
+        return HTTP1_INCOMPLETE;
+    /* Complete: the stateless parser fills req and checks the framing. It
+     * stops at the same byte (asserted: the two grammars must agree). */
+    COUNT_SCANNED(i);
+    ssize_t r = http1_parse_request(buf, i, req);
+    assert(r == (ssize_t)i || r == HTTP1_MALFORMED);
+    if (r < 0)
+        scan->_error = (int8_t)r;
+    return r;
+}
+
 /* ---- header helpers ------------------------------------------------------- */
 
 int http1_token_eq(const char *p, size_t len, const char *lit)
@@ -636,34 +802,35 @@ static int form_validate(const char *s, size_t len)
     return 0;
 }
 
-/* Decodes s[0..len) (already validated) into out; returns the length, which
- * is never more than len. */
-static size_t form_decode(const char *s, size_t len, char *out, int plus_is_space)
+ssize_t http1_pct_decode(const char *in, size_t len, char *out, int flags)
 {
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '+' && plus_is_space) {
+        char c = in[i];
+        if (c == '+' && (flags & HTTP1_PCT_PLUS_SPACE)) {
             c = ' ';
         } else if (c == '%') {
-            /* Validated: both are hex digits, so neither is -1. */
-            unsigned hi = (unsigned)hex_value((unsigned char)s[i + 1]);
-            unsigned lo = (unsigned)hex_value((unsigned char)s[i + 2]);
+            /* Both digits must be inside the input: len - i > 2. */
+            int hi = len - i > 2 ? hex_value((unsigned char)in[i + 1]) : -1;
+            int lo = len - i > 2 ? hex_value((unsigned char)in[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
             c = (char)(hi << 4 | lo);
             i += 2;
         }
-        out[o++] = c;
+        if (c == '\0' && (flags & HTTP1_PCT_REJECT_NUL))
+            return -1;
+        out[o++] = c; /* o <= i: in place, this never overwrites unread input */
     }
-    return o;
+    return (ssize_t)o;
 }
 
-long http1_pct_decode(const char *in, size_t len, char *out, int plus_is_space)
+/* Decodes a part of an already validated form: cannot fail. */
+static size_t form_decode(const char *s, size_t len, char *out)
 {
-    if (len == 0)
-        return 0;
-    if (form_validate(in, len) != 0)
-        return -1;
-    return (long)form_decode(in, len, out, plus_is_space);
+    ssize_t n = http1_pct_decode(s, len, out, HTTP1_PCT_PLUS_SPACE);
+    assert(n >= 0);
+    return (size_t)n;
 }
 
 int http1_parse_form(const char *s, size_t len, char *scratch, http1_form_pair_cb cb, void *ctx)
@@ -684,8 +851,8 @@ int http1_parse_form(const char *s, size_t len, char *scratch, http1_form_pair_c
             /* Each pair is decoded at its own offset, so earlier pairs stay
              * intact: name, then value, right after it. */
             char *out = scratch + (p - s);
-            size_t nl = form_decode(p, (size_t)(name_end - p), out, 1);
-            size_t vl = form_decode(val, (size_t)(amp - val), out + nl, 1);
+            size_t nl = form_decode(p, (size_t)(name_end - p), out);
+            size_t vl = form_decode(val, (size_t)(amp - val), out + nl);
             int r = cb(ctx, out, nl, out + nl, vl);
             if (r != 0)
                 return r;

@@ -2,10 +2,13 @@
  * http1.h - HTTP/1.x request-head parser, chunked-body decoder, and
  * application/x-www-form-urlencoded parser.
  *
- * Hand-written, in the manner of picohttpparser: the head parser is stateless
- * and is simply re-run on the whole buffer when more bytes arrive (heads are
- * small and capped, so this costs less than keeping state). Nothing here
- * allocates. The head parser never writes into the input: every pointer it
+ * Hand-written, in the manner of picohttpparser. The head parser itself is
+ * stateless; a head that arrives in pieces goes through
+ * http1_parse_request_resume(), which keeps a 16-byte scan state so that
+ * each byte is looked at once however the head is split (re-running the
+ * stateless parser on every read costs O(n^2) for a head trickled in small
+ * segments: 20 connections sending 256 KiB heads in 128-byte pieces cost
+ * 3 s of CPU that way). Nothing here allocates. The head parser never writes into the input: every pointer it
  * returns points inside the caller's buffer, and stays valid as long as that
  * buffer does. (The chunked decoder, by design, rewrites its input in place.)
  *
@@ -82,6 +85,45 @@ typedef struct http1_request {
  * head size (keep reading while INCOMPLETE and below the cap, else 431). */
 ssize_t http1_parse_request(const char *buf, size_t len, http1_request_t *req);
 
+/* ---- a head arriving in pieces --------------------------------------------
+ * The scan state of one request head: a byte-level automaton of the head
+ * grammar above that remembers where it stopped. It holds no pointer, so the
+ * caller may move or grow its buffer between calls. Zero it (= {0}) before
+ * the first byte of each request head. */
+typedef struct http1_head_scan {
+    size_t _pos;           /* bytes of the head examined so far */
+    uint16_t _num_headers; /* field lines completed so far */
+    uint8_t _state;        /* see http1.c; 0 = nothing seen yet */
+    uint8_t _version_i;    /* in the version: bytes of "HTTP/1." matched */
+    int8_t _error;         /* 0, or the error found (it stays) */
+} http1_head_scan_t;
+
+/* Gives exactly what http1_parse_request(buf, len, req) gives (the same
+ * return value; on success the same fields), but examines only the bytes
+ * it has not examined in earlier calls with the same `scan`, plus, once,
+ * the whole head when the blank line that ends it arrives: a head split
+ * into any number of pieces costs O(its length) in total, and each call
+ * O(new bytes) until the head is complete.
+ *
+ * So errors are reported at exactly the same prefix as the stateless
+ * parser does: a malformed request line is MALFORMED as soon as its bad
+ * byte arrives, TOO_MANY_HEADERS as soon as the first byte of field line
+ * HTTP1_MAX_HEADERS + 1 does, framing errors (RFC 9112 6) once the head is
+ * complete. An error sticks: later calls return it again at once.
+ *
+ * Between calls the caller may append bytes and may move the buffer
+ * (realloc), but must not change the bytes already given: buf[0..len) of
+ * each call must extend buf[0..len) of the previous one. (A shorter len
+ * than before restarts the scan from byte 0: correct, just not cheap.)
+ * `req` is written only when the result is a length (the head is
+ * complete); it need not survive between calls. After a complete head,
+ * zero `scan` again before parsing the next (pipelined) request, whose
+ * bytes start at buf + the returned length. Reads nothing at or past
+ * buf + len; buf may be NULL when len is 0. Threads: one `scan` per
+ * request, used by one thread at a time. */
+ssize_t http1_parse_request_resume(http1_head_scan_t *scan, const char *buf, size_t len,
+                                   http1_request_t *req);
+
 /* Case-insensitive lookup of a header; returns the first match or NULL. */
 const http1_header_t *http1_find_header(const http1_request_t *req, const char *name);
 
@@ -141,15 +183,25 @@ typedef struct http1_chunked_decoder {
 ssize_t http1_chunked_decode(http1_chunked_decoder_t *d, char *buf, size_t *len);
 
 /* ---- percent-decoding and application/x-www-form-urlencoded -------------
- * Used for query strings and publish bodies. */
+ * Used for query strings, publish bodies and path segments. */
 
-/* Percent-decodes in[0..len) into out (at least len bytes; decoding never
- * grows), '+' becoming a space when plus_is_space (forms and queries, not
- * paths). Returns the decoded length, or -1 when a '%' is not followed by
- * two hex digits. The only percent-decoder: forms, queries and paths all
- * use it. Decoded bytes may include NUL: callers that need C strings
- * refuse it. */
-long http1_pct_decode(const char *in, size_t len, char *out, int plus_is_space);
+enum {
+    HTTP1_PCT_PLUS_SPACE = 1, /* '+' decodes to a space (forms, queries), not in paths */
+    HTTP1_PCT_REJECT_NUL = 2, /* a NUL result byte ("%00", or a raw NUL) is malformed: for
+                                 results used as C strings */
+};
+
+/* Percent-decodes in[0..len) into out (RFC 3986 2.1): "%" HEXDIG HEXDIG
+ * becomes that byte, either case; every other byte is copied, '+' turned
+ * into a space if flags has HTTP1_PCT_PLUS_SPACE. Returns the decoded
+ * length, never more than len; or -1 if a '%' is not followed by two hex
+ * digits (WHATWG passes such a '%' through; we refuse it, so that a typo in
+ * a topic is an error rather than a silent mismatch), or, with
+ * HTTP1_PCT_REJECT_NUL, if the result would hold a NUL byte. out must hold len
+ * bytes; it may be `in` itself (decoding in place is safe: the output never
+ * overtakes the input). The result is not NUL-terminated. On -1 out holds
+ * a partial result. in and out may be NULL when len is 0. Pure; any thread. */
+ssize_t http1_pct_decode(const char *in, size_t len, char *out, int flags);
 
 /* Calls `cb` for each name=value pair of a form/query string, in order
  * (pairs separated by '&'; the first '=' splits a pair; a pair without '='
@@ -163,7 +215,8 @@ long http1_pct_decode(const char *in, size_t len, char *out, int plus_is_space);
  * two hex digits), in which case the whole string is refused before any
  * callback runs; or the first non-zero value `cb` returned, which stops the
  * walk (so a callback should not return -1 if it must tell the two apart).
- * s and scratch may be NULL when len is 0. */
+ * Decoding is http1_pct_decode(..., HTTP1_PCT_PLUS_SPACE), so %00 gives a
+ * NUL. s and scratch may be NULL when len is 0. */
 typedef int (*http1_form_pair_cb)(void *ctx, const char *name, size_t name_len, const char *value,
                                   size_t value_len);
 int http1_parse_form(const char *s, size_t len, char *scratch, http1_form_pair_cb cb, void *ctx);

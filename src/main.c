@@ -27,6 +27,7 @@
 #include "log.h"
 #include "router.h"
 #include "server.h"
+#include "siphash.h"
 #include "store.h"
 #include "subs.h"
 #include "worker.h"
@@ -298,6 +299,13 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     log_set_level((log_level_t)cfg.log_level);
+    /* The hash key for every table keyed by client bytes, before any
+     * thread or table exists (siphash.h). */
+    if (siphash_seed_init() != 0) {
+        fprintf(stderr, "courant: no randomness for the hash key: %s\n", strerror(errno));
+        config_dispose(&cfg);
+        return 2;
+    }
     char *demo_tokens = NULL;
     if (cfg.demo_auth && (!cfg.demo || !(demo_tokens = demo_auth_init(&cfg)))) {
         if (!cfg.demo)

@@ -9,7 +9,7 @@
  */
 #include "selector.h"
 
-#include "strmap.h"
+#include "siphash.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -532,8 +532,13 @@ int selector_cache_match(selector_cache_t *c, const selector_t *sel, const char 
 {
     if (sel->kind != SELECTOR_TEMPLATE || !c || len > CACHE_MAX_TOPIC)
         return selector_match(sel, topic, len);
-    uint32_t h = strmap_hash(topic, len);
-    uint64_t mix = (h ^ (sel->id * 0x9E3779B97F4A7C15ull));
+    /* Keyed hash: topics come from clients, and with a public hash they
+     * could pick topics that all evict each other's entries (every match
+     * then runs the NFA). The selector id is mixed in so that one topic
+     * tested against many templates spreads over the cache too. */
+    uint64_t h64 = siphash_keyed(topic, len);
+    uint32_t h = (uint32_t)h64;
+    uint64_t mix = (h64 ^ (sel->id * 0x9E3779B97F4A7C15ull));
     centry_t *e = &c->e[(mix ^ (mix >> 29)) & c->mask];
     if (e->sel_id == sel->id && e->hash == h && e->len == len && memcmp(e->topic, topic, len) == 0) {
         c->hits++;

@@ -26,8 +26,8 @@ static char *segment_decode(const char *s, size_t len)
     char *out = malloc(len + 1);
     if (!out)
         return NULL;
-    long n = http1_pct_decode(s, len, out, 0);
-    if (n < 0 || memchr(out, 0, (size_t)n)) {
+    ssize_t n = http1_pct_decode(s, len, out, HTTP1_PCT_REJECT_NUL);
+    if (n < 0) {
         free(out);
         return NULL;
     }

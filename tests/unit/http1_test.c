@@ -7,6 +7,7 @@
  * parser, the decoder and the form parser are also run on inputs that end
  * right at a PROT_NONE guard page.
  */
+#define HTTP1_COUNT_SCAN /* http1__scanned counts the bytes resume examines */
 #include "../../src/http1.c"
 
 #include <sys/mman.h>
@@ -61,10 +62,84 @@ static ssize_t parse(const char *s, http1_request_t *req)
         ASSERT_MEM_STR((req).headers[i].value, (req).headers[i].value_len, v); \
     } while (0)
 
+/* The fields of two parses of the same bytes, at different addresses. */
+static int same_request(const char *a, const http1_request_t *x, const char *b, const http1_request_t *y)
+{
+    if (x->method - a != y->method - b || x->method_len != y->method_len || x->target - a != y->target - b ||
+        x->target_len != y->target_len || x->minor_version != y->minor_version ||
+        x->num_headers != y->num_headers)
+        return 0;
+    for (size_t i = 0; i < x->num_headers; i++) {
+        const http1_header_t *f = &x->headers[i], *g = &y->headers[i];
+        if (f->name - a != g->name - b || f->name_len != g->name_len || f->value - a != g->value - b ||
+            f->value_len != g->value_len)
+            return 0;
+    }
+    return 1;
+}
+
+/* Feeds s[0..n) to http1_parse_request_resume in pieces: cut[] lists the
+ * prefix lengths of the successive calls (increasing, the last is n). Each
+ * call gets a fresh exact-size copy (so the buffer moves every time) and
+ * must give what the stateless parser gives on that prefix. */
+static void check_resume_cuts(const char *s, size_t n, const size_t *cut, size_t ncuts, const char *how,
+                              int line)
+{
+    static http1_request_t want_req, got_req;
+    http1_head_scan_t scan = {0};
+    for (size_t c = 0; c < ncuts; c++) {
+        size_t k = cut[c];
+        char *b = exact(s, k);
+        ssize_t want = http1_parse_request(b, k, &want_req);
+        ssize_t got = http1_parse_request_resume(&scan, b, k, &got_req);
+        if (got != want || (want >= 0 && !same_request(b, &want_req, b, &got_req))) {
+            TEST_FAIL_AT("line %d, %s: call %zu (prefix %zu of %zu): resume gives %zd, stateless %zd", line,
+                         how, c, k, n, got, want);
+            break;
+        }
+    }
+    release();
+}
+
+/* Every way of splitting that is cheap to enumerate for a short input: one
+ * byte at a time, every split into two pieces, pieces of 2..9 bytes, and
+ * random pieces. */
+static void check_splits(const char *s, size_t n, int line)
+{
+    size_t *cut = malloc((n + 1) * sizeof *cut);
+    for (size_t k = 0; k <= n; k++)
+        cut[k] = k;
+    check_resume_cuts(s, n, cut, n + 1, "byte by byte", line);
+    for (size_t k = 0; k <= n; k++) {
+        size_t two[2] = {k, n};
+        check_resume_cuts(s, n, two, 2, "two pieces", line);
+    }
+    for (size_t step = 2; step < 10; step++) {
+        size_t m = 0;
+        for (size_t k = step; k < n; k += step)
+            cut[m++] = k;
+        cut[m++] = n;
+        check_resume_cuts(s, n, cut, m, "fixed pieces", line);
+    }
+    unsigned seed = (unsigned)n * 2654435761u;
+    for (int round = 0; round < 20; round++) {
+        size_t m = 0;
+        for (size_t k = 0; k < n;) {
+            seed = seed * 1103515245u + 12345u;
+            k += 1 + (seed >> 16) % 13;
+            cut[m++] = k < n ? k : n;
+        }
+        check_resume_cuts(s, n, cut, m, "random pieces", line);
+    }
+    free(cut);
+}
+
 /* Every proper prefix of a valid head is INCOMPLETE, the whole gives its
- * length; and a longer buffer (the body follows) gives the same length. */
+ * length; and a longer buffer (the body follows) gives the same length.
+ * The resumable parser agrees over every split. */
 static void check_prefixes(const char *s, size_t n)
 {
+    check_splits(s, n, __LINE__);
     http1_request_t req;
     for (size_t k = 0; k < n; k++) {
         ssize_t r = http1_parse_request(exact(s, k), k, &req);
@@ -84,6 +159,7 @@ static void check_prefixes(const char *s, size_t n)
  * INCOMPLETE until the error shows up, then `want` from there on. */
 static void check_error_n(const char *s, size_t n, ssize_t want, int line)
 {
+    check_splits(s, n, line);
     http1_request_t req;
     ssize_t got = http1_parse_request(exact(s, n), n, &req);
     if (got != want)
@@ -444,12 +520,15 @@ static void test_guard_page(void)
     http1_request_t req;
     for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
         size_t n = strlen(heads[i]);
+        http1_head_scan_t scan = {0};
         for (size_t k = 0; k <= n; k++) {
             ssize_t r = http1_parse_request(at_guard(heads[i], k), k, &req);
             if (k < n)
                 ASSERT(r == HTTP1_INCOMPLETE || (i == 2 && r == HTTP1_MALFORMED));
             else
                 ASSERT_EQ(r, i == 2 ? HTTP1_MALFORMED : (ssize_t)n);
+            /* The buffer moves each call (the bytes end at the guard). */
+            ASSERT_EQ(http1_parse_request_resume(&scan, at_guard(heads[i], k), k, &req), r);
         }
     }
 
@@ -472,8 +551,124 @@ static void test_guard_page(void)
         int calls = 0;
         int r = http1_parse_form(at_guard(forms[i], fl), fl, scratch, form_count_cb, &calls);
         ASSERT_EQ(r, (i == 1 || i == 2) ? -1 : 0);
+        ASSERT_EQ(http1_pct_decode(at_guard(forms[i], fl), fl, scratch, 0),
+                  (i == 1 || i == 2) ? -1 : (ssize_t)fl - 2 * (i == 0));
     }
     munmap(map, 2 * guard_page);
+}
+
+/* ---- the resumable head parser ------------------------------------------- */
+
+/* A malformed request line is reported on the call that brings its bad
+ * byte, long before the head could be complete, and then sticks. */
+static void test_resume_early_error(void)
+{
+    static const char s[] = "GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n";
+    http1_request_t req;
+    http1_head_scan_t scan = {0};
+    ASSERT_EQ(http1_parse_request_resume(&scan, exact(s, 6), 6, &req), HTTP1_INCOMPLETE);
+    ASSERT_EQ(http1_parse_request_resume(&scan, exact(s, 7), 7, &req), HTTP1_MALFORMED);
+    ASSERT_EQ(http1_parse_request_resume(&scan, exact(s, sizeof s - 1), sizeof s - 1, &req), HTTP1_MALFORMED);
+
+    /* Field line 65 is refused when its first byte arrives. */
+    char buf[64 * 16 + 64];
+    size_t n = (size_t)sprintf(buf, "GET / HTTP/1.1\r\n");
+    for (int i = 0; i < HTTP1_MAX_HEADERS; i++)
+        n += (size_t)sprintf(buf + n, "H%d: %d\r\n", i, i);
+    scan = (http1_head_scan_t){0};
+    ASSERT_EQ(http1_parse_request_resume(&scan, exact(buf, n), n, &req), HTTP1_INCOMPLETE);
+    buf[n] = 'X';
+    ASSERT_EQ(http1_parse_request_resume(&scan, exact(buf, n + 1), n + 1, &req), HTTP1_TOO_MANY_HEADERS);
+    release();
+}
+
+/* Two pipelined requests: zero the scan after the first, go on at buf + n. */
+static void test_resume_pipelined(void)
+{
+    static const char s[] = "GET /a HTTP/1.1\r\nA: 1\r\n\r\nGET /b HTTP/1.1\r\nB: 2\r\n\r\n";
+    const size_t first = 25, total = sizeof s - 1;
+    http1_request_t req;
+    http1_head_scan_t scan = {0};
+    size_t off = 0;
+    int done = 0;
+    for (size_t k = 1; k <= total; k++) {
+        char *b = exact(s, k);
+        ssize_t r = http1_parse_request_resume(&scan, b + off, k - off, &req);
+        if (r == HTTP1_INCOMPLETE)
+            continue;
+        ASSERT(r > 0);
+        if (r <= 0)
+            break;
+        if (done == 0) {
+            ASSERT_EQ(r, first);
+            ASSERT_UEQ(k, first); /* found on the call that brought the last LF */
+            ASSERT_MEM_STR(req.target, req.target_len, "/a");
+        } else {
+            ASSERT_EQ(r, total - first);
+            ASSERT_MEM_STR(req.target, req.target_len, "/b");
+            HDR_IS(req, 0, "B", "2");
+        }
+        done++;
+        off += (size_t)r;
+        scan = (http1_head_scan_t){0};
+    }
+    ASSERT_EQ(done, 2);
+    release();
+}
+
+/* A shorter buffer than last time is outside the contract, but restarting
+ * keeps the answer right. */
+static void test_resume_shorter_restarts(void)
+{
+    static const char a[] = "GET /a HTTP/1.1\r\nX: y", b[] = "GET / HTTP/1.1\r\n\r\n";
+    http1_request_t req;
+    http1_head_scan_t scan = {0};
+    ASSERT_EQ(http1_parse_request_resume(&scan, exact(a, sizeof a - 1), sizeof a - 1, &req),
+              HTTP1_INCOMPLETE);
+    ASSERT_EQ(http1_parse_request_resume(&scan, exact(b, sizeof b - 1), sizeof b - 1, &req), sizeof b - 1);
+    release();
+}
+
+/* The issue's attack: a 256 KiB head in 128-byte pieces. The stateless
+ * parser re-run on every read examines sum(128 k) = ~268 M bytes; resume
+ * examines each byte once, plus the whole head once at the end. Counted,
+ * not timed. */
+static void test_resume_linear(void)
+{
+    const size_t target = 256 * 1024, piece = 128;
+    char *s = malloc(target + 256);
+    size_t n = (size_t)sprintf(s, "GET /.well-known/mercure HTTP/1.1\r\n");
+    for (int h = 0; h < HTTP1_MAX_HEADERS; h++) {
+        n += (size_t)sprintf(s + n, "X-Pad-%02d: ", h);
+        size_t pad = (target - n) / (size_t)(HTTP1_MAX_HEADERS - h) - 2;
+        memset(s + n, 'a' + h % 26, pad);
+        n += pad;
+        n += (size_t)sprintf(s + n, "\r\n");
+    }
+    n += (size_t)sprintf(s + n, "\r\n");
+    ASSERT(n >= target - 64 && n <= target + 256);
+
+    http1_request_t req;
+    http1_head_scan_t scan = {0};
+    http1__scanned = 0;
+    ssize_t r = HTTP1_INCOMPLETE;
+    size_t calls = 0;
+    for (size_t k = piece; r == HTTP1_INCOMPLETE; k += piece) {
+        if (k > n)
+            k = n;
+        r = http1_parse_request_resume(&scan, s, k, &req);
+        calls++;
+    }
+    ASSERT_EQ(r, n);
+    ASSERT_UEQ(req.num_headers, HTTP1_MAX_HEADERS);
+    ASSERT_UEQ(http1__scanned, 2 * n); /* once by the automaton, once by the final parse */
+    uint64_t stateless = 0;
+    for (size_t k = piece; k < n + piece; k += piece)
+        stateless += k < n ? k : n;
+    printf("# %zu-byte head in %zu-byte pieces (%zu calls): resume examines %ju bytes, "
+           "re-parsing from byte 0 would examine %ju\n",
+           n, piece, calls, (uintmax_t)http1__scanned, (uintmax_t)stateless);
+    free(s);
 }
 
 /* ---- Content-Length ------------------------------------------------------ */
@@ -830,6 +1025,68 @@ static void test_form(void)
     ASSERT_EQ(http1_parse_form(NULL, 0, NULL, form_log_cb, NULL), 0);
 }
 
+/* ---- http1_pct_decode ------------------------------------------------------ */
+
+/* Decodes an exact-size copy, out of place and in place; both must agree. */
+static ssize_t pct(const char *s, size_t n, int flags, char *out)
+{
+    ssize_t r = http1_pct_decode(exact(s, n), n, out, flags);
+    char *inplace = exact(s, n);
+    ssize_t r2 = http1_pct_decode(inplace, n, inplace, flags);
+    ASSERT_EQ(r2, r);
+    if (r > 0 && r == r2)
+        ASSERT(memcmp(inplace, out, (size_t)r) == 0);
+    return r;
+}
+
+#define PCT_OK(in, flags, want)                                  \
+    do {                                                         \
+        char out_[64];                                           \
+        ssize_t r_ = pct((in), sizeof(in) - 1, (flags), out_);   \
+        ASSERT_EQ(r_, sizeof(want) - 1);                         \
+        if (r_ >= 0)                                             \
+            ASSERT(memcmp(out_, (want), sizeof(want) - 1) == 0); \
+    } while (0)
+#define PCT_BAD(in, flags)                                       \
+    do {                                                         \
+        char out_[64];                                           \
+        ASSERT_EQ(pct((in), sizeof(in) - 1, (flags), out_), -1); \
+    } while (0)
+
+static void test_pct_decode(void)
+{
+    PCT_OK("", 0, "");
+    PCT_OK("abc", 0, "abc");
+    PCT_OK("a%20b", 0, "a b");
+    PCT_OK("%41%4a%4A%7e", 0, "AJJ~");
+    PCT_OK("%2F%2f", 0, "//");
+    PCT_OK("%C3%A9", 0, "\xc3\xa9");
+    PCT_OK("%FF", 0, "\xff");
+    PCT_OK("a+b", 0, "a+b");
+    PCT_OK("a+b", HTTP1_PCT_PLUS_SPACE, "a b");
+    PCT_OK("%2B+", HTTP1_PCT_PLUS_SPACE, "+ ");
+    PCT_OK("%25", 0, "%");
+    PCT_OK("%2525", 0, "%25"); /* decoded once, not twice */
+    PCT_OK("a%00b", 0, "a\0b");
+    PCT_BAD("a%00b", HTTP1_PCT_REJECT_NUL);
+    PCT_BAD("a\0b", HTTP1_PCT_REJECT_NUL);
+    PCT_OK("a%01b", HTTP1_PCT_REJECT_NUL,
+           "a\x01"
+           "b");
+    PCT_BAD("%", 0);
+    PCT_BAD("%4", 0);
+    PCT_BAD("a%", 0);
+    PCT_BAD("a%4", 0);
+    PCT_BAD("%zz", 0);
+    PCT_BAD("%4g", 0);
+    PCT_BAD("%g4", 0);
+    PCT_BAD("%%41", 0);
+    PCT_BAD("% 41", 0);
+    PCT_BAD("%+1", HTTP1_PCT_PLUS_SPACE);
+    ASSERT_EQ(http1_pct_decode(NULL, 0, NULL, 0), 0);
+    release();
+}
+
 static void test_form_nul(void)
 {
     form_log_t l;
@@ -904,6 +1161,10 @@ int main(void)
     TEST_RUN(test_value_has_token);
     TEST_RUN(test_framing);
     TEST_RUN(test_guard_page);
+    TEST_RUN(test_resume_early_error);
+    TEST_RUN(test_resume_pipelined);
+    TEST_RUN(test_resume_shorter_restarts);
+    TEST_RUN(test_resume_linear);
     TEST_RUN(test_content_length);
     TEST_RUN(test_chunked_simple);
     TEST_RUN(test_chunked_extensions);
@@ -912,6 +1173,7 @@ int main(void)
     TEST_RUN(test_chunked_hex_overflow);
     TEST_RUN(test_chunked_leftover);
     TEST_RUN(test_chunked_split_every_byte);
+    TEST_RUN(test_pct_decode);
     TEST_RUN(test_form);
     TEST_RUN(test_form_pointers_stay_valid);
     TEST_RUN(test_form_nul);
