@@ -2,7 +2,9 @@
 # setup.sh - install what courant needs on a Debian 12 machine; idempotent.
 #
 #   scripts/setup.sh          everything `make test` needs: gcc/make, clang and
-#                             its libFuzzer/ASan runtimes, curl, procps, python3, sqlite3,
+#                             its libFuzzer/ASan runtimes, clang-format (make
+#                             format-check), curl, procps, python3 with
+#                             python3-requests (tests/e2e/interop.test.sh), sqlite3,
 #                             redis-server (tests/e2e/redis.test.mjs), Node.js
 #                             and npm, Debian's Chromium, and tests/e2e's
 #                             node_modules (npm ci; browsers are never downloaded)
@@ -73,7 +75,7 @@ node_ok() {
 # --redis tests start their own (never the system service).
 want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev)
 if [ "$mode" = all ]; then
-    want+=(clang libclang-rt-14-dev ca-certificates procps python3 sqlite3 redis-server)
+    want+=(clang libclang-rt-14-dev clang-format ca-certificates procps python3 python3-requests sqlite3 redis-server)
 fi
 if [ "$skip_node" != 1 ]; then
     want+=(chromium)

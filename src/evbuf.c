@@ -6,11 +6,30 @@
 #include "sse.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+/* Room before the bytes for a chunk-size line: 8 hex digits (wire < 4 GiB)
+ * and CRLF. */
+#define EVBUF_CHUNK_HEAD 10
+
+/* Frames bytes[0..len) as one chunk in place: the size line right before
+ * them, CRLF right after (the allocation has room for both). */
+static void frame_chunk(evbuf_t *e, char *bytes)
+{
+    char hex[9];
+    int n = snprintf(hex, sizeof(hex), "%x", e->len);
+    char *start = bytes - 2 - n;
+    memcpy(start, hex, (size_t)n);
+    memcpy(bytes - 2, "\r\n", 2);
+    memcpy(bytes + e->len, "\r\n", 2);
+    e->chunked = start;
+    e->chunked_len = (uint32_t)n + 2 + e->len + 2;
+}
 
 evbuf_t *evbuf_try_new(const evbuf_spec_t *spec)
 {
@@ -30,7 +49,7 @@ evbuf_t *evbuf_try_new(const evbuf_spec_t *spec)
     for (size_t i = 0; i < spec->num_topics; i++)
         strings += spec->topic_lens[i] + 1;
     size_t tables = spec->num_topics * (sizeof(char *) + sizeof(uint32_t));
-    size_t total = align8(sizeof(evbuf_t)) + align8(tables) + wire + strings;
+    size_t total = align8(sizeof(evbuf_t)) + align8(tables) + EVBUF_CHUNK_HEAD + wire + 2 + strings;
     if (wire > UINT32_MAX || total > UINT32_MAX)
         return NULL;
 
@@ -51,6 +70,7 @@ evbuf_t *evbuf_try_new(const evbuf_spec_t *spec)
         spec->published_ms ? spec->published_ms : (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     e->num_topics = (uint16_t)spec->num_topics;
     e->is_private = spec->is_private ? 1 : 0;
+    p += EVBUF_CHUNK_HEAD;
     e->bytes = p;
     if (spec->wire) {
         memcpy(p, spec->wire, wire); /* loaded from the store: the bytes first published */
@@ -59,7 +79,8 @@ evbuf_t *evbuf_try_new(const evbuf_spec_t *spec)
         e->len = (uint32_t)sse_encode(p, &f);
     }
     assert(e->len == wire);
-    p += wire;
+    frame_chunk(e, p);
+    p += wire + 2;
     memcpy(p, spec->id, spec->id_len);
     p[spec->id_len] = 0;
     e->id = p;

@@ -4,9 +4,11 @@
  * An evbuf is a single heap allocation:
  *
  *   +-----------------+----------------------+------------------+----------+
- *   | struct evbuf    | encoded SSE bytes    | id\0             | topic\0  |
- *   | refs, seq, ...  | "id: ..\ndata: ..\n\n"| (NUL-terminated) | topic\0..|
- *   +-----------------+----------------------+------------------+----------+
+ *   | struct evbuf    | hex\r\n encoded SSE bytes \r\n | id\0             | topic\0  |
+ *   | refs, seq, ...  |      "id: ..\ndata: ..\n\n"    | (NUL-terminated) | topic\0..|
+ *   +-----------------+-------------------------------+------------------+----------+
+ *                      ^chunked ^bytes: the chunk framing (HTTP/1.1 streams) sits
+ *                                around the same bytes, so both are zero-copy
  *
  * It is immutable once evbuf_try_new() returns, except for `seq`, which the
  * hub sets exactly once, under its lock, before anyone else can see it.
@@ -43,7 +45,10 @@ typedef struct evbuf {
     uint32_t id_len;
     const char **topics; /* points into the allocation: num_topics strings */
     const uint32_t *topic_lens;
-    const char *bytes; /* points into the allocation: the wire bytes */
+    const char *bytes;    /* points into the allocation: the wire bytes */
+    const char *chunked;  /* the same bytes framed as one HTTP/1.1 chunk: "<hex len>\r\n" bytes
+                            "\r\n", contiguous around them, so chunked streams stay zero-copy */
+    uint32_t chunked_len; /* bytes at `chunked` */
 } evbuf_t;
 
 /* What to build an event from. All pointers are borrowed for the call. */

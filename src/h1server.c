@@ -39,15 +39,16 @@ typedef struct h1_reading {
 } h1_reading_t;
 
 typedef struct h1conn {
-    conn_t conn;            /* must be first: the worker frees a conn_t */
-    req_t req;              /* the one request in progress */
-    h1_reading_t *rd;       /* owns; non-NULL while a request is being read */
-    uint8_t phase;          /* h1_phase_t */
-    uint8_t keep_alive : 1; /* after this answer, read the next request */
-    uint8_t got_bytes : 1;  /* the current request has started arriving */
-    uint8_t complete : 1;   /* the whole current request was read */
-    uint8_t version;        /* 10 or 11 */
-    uint32_t stream_input;  /* bytes the peer sent after its stream request */
+    conn_t conn;                /* must be first: the worker frees a conn_t */
+    req_t req;                  /* the one request in progress */
+    h1_reading_t *rd;           /* owns; non-NULL while a request is being read */
+    uint8_t phase;              /* h1_phase_t */
+    uint8_t keep_alive : 1;     /* after this answer, read the next request */
+    uint8_t got_bytes : 1;      /* the current request has started arriving */
+    uint8_t complete : 1;       /* the whole current request was read */
+    uint8_t chunked_stream : 1; /* the stream's body is chunked (HTTP/1.1) */
+    uint8_t version;            /* 10 or 11 */
+    uint32_t stream_input;      /* bytes the peer sent after its stream request */
 } h1conn_t;
 
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -143,7 +144,13 @@ static int h1_stream_begin(req_t *r, const resp_hdrs_t *fields)
     char *buf = malloc(cap);
     if (!buf)
         return -1;
-    int n = snprintf(buf, cap, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n");
+    /* HTTP/1.1: one chunk per event, so clients that read chunk by chunk
+     * (Python's requests, iter_lines) get each event when it is written;
+     * HTTP/1.0 has no chunking: the stream is close-delimited. */
+    h->chunked_stream = h->version >= 11;
+    int n =
+        snprintf(buf, cap, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n%sConnection: close\r\n",
+                 h->chunked_stream ? "Transfer-Encoding: chunked\r\n" : "");
     assert(n > 0);
     size_t off = (size_t)n + format_fields(buf + n, fields);
     memcpy(buf + off, "\r\n", 2);
@@ -153,19 +160,49 @@ static int h1_stream_begin(req_t *r, const resp_hdrs_t *fields)
     return 0;
 }
 
+/* A comment or field line as one chunk: a small copy (preambles and
+ * heartbeats, not events). Takes `p` when `heap`. */
+static void queue_chunk(h1conn_t *h, const char *p, size_t len, int heap)
+{
+    char *buf = malloc(len + 16);
+    if (buf) {
+        int n = snprintf(buf, 16, "%zx\r\n", len);
+        memcpy(buf + n, p, len);
+        memcpy(buf + n + len, "\r\n", 2);
+        conn_queue_heap(&h->conn, buf, (size_t)n + len + 2);
+    } /* else: a comment or hint is dropped, the stream goes on */
+    if (heap)
+        free((void *)p);
+}
+
 static int h1_push(req_t *r, wref_t *w, const char *p, size_t len, int heap)
 {
     h1conn_t *h = h1_of_req(r);
+    size_t cap = cfg_of(h)->max_pending_bytes;
+    if (w && h->chunked_stream)
+        return conn_try_queue_event(&h->conn, w, w->ev->chunked, w->ev->chunked_len, cap);
     if (w)
-        return conn_try_queue_event(&h->conn, w, p, len, cfg_of(h)->max_pending_bytes);
-    if (heap)
+        return conn_try_queue_event(&h->conn, w, p, len, cap);
+    if (h->chunked_stream)
+        queue_chunk(h, p, len, heap);
+    else if (heap)
         conn_queue_heap(&h->conn, (char *)p, len);
     else
         conn_queue_static(&h->conn, p, len);
     return 0;
 }
 
-static void h1_end(req_t *r) { conn_finish(r->conn); }
+static const char last_chunk[] = "0\r\n\r\n";
+
+static void h1_end(req_t *r)
+{
+    h1conn_t *h = h1_of_req(r);
+    if (h->chunked_stream) {
+        h->chunked_stream = 0; /* once */
+        conn_queue_static(&h->conn, last_chunk, sizeof(last_chunk) - 1);
+    }
+    conn_finish(r->conn);
+}
 
 static size_t h1_pending(const req_t *r) { return conn_pending(r->conn); }
 

@@ -81,7 +81,7 @@ struct stream_index {
     uint32_t replay_turn;                        /* the turn replay_budget belongs to */
     uint32_t replay_budget;                      /* events this turn may still check */
     size_t prefix_lookups, template_matches;     /* counters (stats) */
-    char retry_line[32];                         /* "retry: N\n\n" (--retry), formatted once */
+    char retry_line[32];                         /* "retry: N\n" (--retry), formatted once */
     size_t retry_len;                            /* 0: no retry hint */
 };
 
@@ -118,7 +118,7 @@ stream_index_t *stream_index_new(struct worker *w)
     idx->worker = w;
     long retry = worker_server(w)->cfg->retry_ms;
     if (retry >= 0)
-        idx->retry_len = (size_t)snprintf(idx->retry_line, sizeof(idx->retry_line), "retry: %ld\n\n", retry);
+        idx->retry_len = (size_t)snprintf(idx->retry_line, sizeof(idx->retry_line), "retry: %ld\n", retry);
     idx->cache = selector_cache_new(MATCH_CACHE_ENTRIES);
     idx->unprefixed = calloc(1, sizeof(prefix_bucket_t) + 1);
     if (!idx->cache || !idx->unprefixed) {
@@ -725,8 +725,11 @@ static void head_fields(resp_hdrs_t *h, const stream_request_t *sr, const char *
 }
 
 /* Queues the first comment and the retry hint (a client's first bytes).
- * The retry field ends with a blank line of its own: a message with only a
- * retry field dispatches nothing. */
+ * The retry field has no blank line after it: a parser applies it when it
+ * reads the line, and the blank line would end a message of its own, which
+ * some client libraries (fetch-event-source, extended-eventsource,
+ * donovanhide/eventsource) hand to the application as an empty event. The
+ * next event's lines simply follow it. */
 static void push_preamble(req_t *r, const stream_index_t *idx)
 {
     req_push_bytes(r, first_comment, sizeof(first_comment) - 1, 0);

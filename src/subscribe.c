@@ -35,7 +35,9 @@ static int on_query_pair(void *ctx, const char *n, size_t nl, const char *v, siz
         }
         q->selectors[q->num_selectors] = v;
         q->selector_lens[q->num_selectors++] = vl;
-    } else if (nl == 11 && !memcmp(n, "lastEventID", 11) && vl && !q->last_event_id) {
+    } else if (nl == 11 && (!memcmp(n, "lastEventID", 11) || !memcmp(n, "lastEventId", 11)) && vl &&
+               !q->last_event_id) {
+        /* lastEventId: event-source-polyfill's spelling of the parameter */
         q->last_event_id = v;
         q->last_event_id_len = vl;
     }
@@ -102,6 +104,11 @@ void subscribe_handle(req_t *r, const request_t *in, int events_alias)
     jwt_claims_t claims;
     if (bad) {
         req_refuse(r, REFUSE_BAD_REQUEST, 400, &in->cors, bad);
+    } else if (in->is_head) {
+        /* HEAD: what GET would answer, without the stream */
+        resp_hdrs_t h = in->cors;
+        resp_hdrs_add(&h, "Cache-Control", "no-cache");
+        req_respond(r, 200, &h, "text/event-stream", "", 0);
     } else if (may_subscribe(r, in, &claims)) {
         stream_request_t sr = {
             .selectors = q.selectors,
