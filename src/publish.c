@@ -8,11 +8,9 @@
 #include "publish.h"
 
 #include "auth.h"
-#include "backplane.h"
-#include "hub.h"
 #include "id.h"
+#include "journal.h"
 #include "log.h"
-#include "store.h"
 #include "selector.h"
 #include "stream.h"
 #include "worker.h"
@@ -185,30 +183,11 @@ evbuf_t *publish_parse_form(const char *body, size_t len, const char **status, c
     return ev;
 }
 
-/* Hands the event (and our reference) to the store thread; the answer
- * comes back through the worker's inbox (worker_post_ack). */
-static void publish_to_store(conn_t *c, store_t *store, evbuf_t *ev, const char *cors_headers)
-{
-    uint64_t token = worker__ack_wait(c->worker, c, cors_headers);
-    if (!token) {
-        evbuf_unref(ev);
-        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", "out of memory");
-        return;
-    }
-    if (store_try_submit(store, ev, worker_post_ack, c->worker, token)) {
-        worker__ack_cancel(c->worker, token);
-        evbuf_unref(ev);
-        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable",
-                    "the store has too many publishes waiting; retry later");
-        return;
-    }
-    c->ack_token = token; /* CONN_RESPOND with nothing queued: reads wait for the answer */
-}
-
-/* A 503 because Redis is unreachable: counted like any refusal, but logged
- * at debug only. The backplane logs the outage once (lost, reconnected);
- * one info line per refused publish would flood the log for its length. */
-static void refuse_redis_down(conn_t *c, const char *cors_headers, const char *reason)
+/* A 503 from the journal: counted like any refusal, but logged at debug
+ * only. The journal logs an outage once (Redis lost and back, commits
+ * failing and working again, its queue full); one info line per refused
+ * publish would flood the log for its length. */
+static void refuse_journal(conn_t *c, const char *cors_headers, const char *reason)
 {
     atomic_fetch_add_explicit(&worker_stats(c->worker)->refused[REFUSE_UNAVAILABLE], 1, memory_order_relaxed);
     log_debug("fd %d refused 503 Service Unavailable: %s", c->fd, reason);
@@ -218,27 +197,36 @@ static void refuse_redis_down(conn_t *c, const char *cors_headers, const char *r
                  c->state != CONN_RESPOND);
 }
 
-/* --redis: hands the event to the backplane's publish thread; the XADD's
- * outcome comes back through the worker's inbox like a store ack. The
- * event is NOT given to the hub here: it is fanned out when it is read back
- * from the stream, in the stream's order, on every node alike. */
-static void publish_to_backplane(conn_t *c, backplane_t *bp, evbuf_t *ev, const char *cors_headers)
+/* Hands the event (and our reference) to the journal (journal.h), the one
+ * path for every journal. The memory journal publishes at once: answer
+ * now. A durable one answers later through this worker's inbox
+ * (worker_post_ack, then publish_on_stored): the conn waits in CONN_RESPOND
+ * with nothing queued, reading nothing more. With --redis the event is not
+ * given to the hub by this node: it is fanned out when read back from the
+ * stream, in the stream's order, on every node alike. */
+static void publish_to_journal(conn_t *c, evbuf_t *ev, const char *cors_headers)
 {
-    uint64_t token = worker__ack_wait(c->worker, c, cors_headers);
-    if (!token) {
+    journal_t *j = worker_server(c->worker)->journal;
+    uint64_t token = 0;
+    if (!journal_is_memory(j) && !(token = worker__ack_wait(c->worker, c, cors_headers))) {
         evbuf_unref(ev);
         conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable", "out of memory");
         return;
     }
-    if (backplane_try_submit(bp, ev, worker_post_ack, c->worker, token)) {
+    log_debug("publishing %s to %s (%u bytes)", ev->id, ev->topics[0], ev->len);
+    evbuf_ref(ev); /* ours, for the answer: the journal takes the other reference */
+    const char *why = NULL;
+    int rc = journal_try_submit(j, ev, worker_post_ack, c->worker, token, &why);
+    if (rc == JOURNAL_PUBLISHED) {
+        publish_on_stored(c, ev, 1, cors_headers);
+    } else if (rc == JOURNAL_PENDING) {
+        c->ack_token = token; /* CONN_RESPOND with nothing queued: reads wait for the answer */
+    } else {
         worker__ack_cancel(c->worker, token);
-        evbuf_unref(ev);
-        refuse_redis_down(c, cors_headers,
-                          "redis is unreachable (or too many publishes wait for it), so nothing was "
-                          "published; retry later");
-        return;
+        evbuf_unref(ev); /* refused: the journal's reference is still ours */
+        refuse_journal(c, cors_headers, why);
     }
-    c->ack_token = token;
+    evbuf_unref(ev);
 }
 
 static int is_form_content_type(const http1_request_t *req)
@@ -363,33 +351,13 @@ void publish_handle(conn_t *c, const http1_request_t *req, const char *query, si
         return;
     }
     jwt_claims_dispose(&claims);
-    backplane_t *bp = worker_server(c->worker)->backplane;
-    if (bp) {
-        publish_to_backplane(c, bp, ev, cors_headers);
-        return;
-    }
-    store_t *store = worker_server(c->worker)->store;
-    if (store) {
-        publish_to_store(c, store, ev, cors_headers);
-        return;
-    }
-    log_debug("published %s to %s (%u bytes)", ev->id, ev->topics[0], ev->len);
-    evbuf_ref(ev); /* for the answer: the hub takes the other reference */
-    hub_publish(worker_server(c->worker)->hub, ev);
-    publish_on_stored(c, ev, 1, cors_headers);
-    evbuf_unref(ev);
+    publish_to_journal(c, ev, cors_headers);
 }
 
 void publish_on_stored(conn_t *c, const evbuf_t *ev, int ok, const char *cors_headers)
 {
-    if (!ok && worker_server(c->worker)->backplane) {
-        refuse_redis_down(c, cors_headers,
-                          "redis did not confirm the event (it may or may not be published); retry later");
-        return;
-    }
     if (!ok) {
-        conn_refuse(c, REFUSE_UNAVAILABLE, "503 Service Unavailable",
-                    "the event could not be stored, so it was not published; retry later");
+        refuse_journal(c, cors_headers, journal_failure_reason(worker_server(c->worker)->journal));
         return;
     }
     conn_respond(c, "200 OK", "text/plain; charset=utf-8", cors_headers, ev->id, ev->id_len, 0);

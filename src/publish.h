@@ -17,15 +17,16 @@
  * (auth.h) first: with a publisher key, a token whose mercure.publish
  * selectors match every topic; without one, loopback peers only. `query`
  * is the request target's query string (for the `authorization` parameter).
- * With --store the answer comes later: the event goes to the store thread,
- * the conn waits in CONN_RESPOND (reading nothing more) and
- * publish_on_stored answers once the event is committed and handed to the
- * hub. */
+ * The event goes to the journal (journal.h). With --store or --redis the
+ * answer comes later: the conn waits in CONN_RESPOND (reading nothing more)
+ * and publish_on_stored answers once the event is committed (and, with
+ * --store, handed to the hub) or was refused. */
 void publish_handle(conn_t *c, const http1_request_t *req, const char *query, size_t qlen, char *body,
                     size_t body_len, const char *cors_headers);
 
-/* Worker thread: the store's answer for a publish waiting on `c`: 200 with
- * the id of `ev` (borrowed) when `ok`, else 503. */
+/* Worker thread: the journal's answer for a publish waiting on `c`: 200
+ * with the id of `ev` (borrowed) when `ok`, else 503 with the journal's
+ * reason (journal_failure_reason). */
 void publish_on_stored(conn_t *c, const evbuf_t *ev, int ok, const char *cors_headers);
 
 /* Parses and validates a publish form into a new event (refs = 1, owned by

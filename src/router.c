@@ -13,10 +13,9 @@
 
 #include "assets.h"
 #include "demo.h"
+#include "journal.h"
 #include "log.h"
 #include "publish.h"
-#include "backplane.h"
-#include "store.h"
 #include "selector.h"
 #include "stream.h"
 #include "subs.h"
@@ -128,22 +127,20 @@ static void answer_metrics(conn_t *c)
     for (int k = 0; k < REFUSE__COUNT && n > 0 && (size_t)n < sizeof(body); k++)
         n += snprintf(body + n, sizeof(body) - (size_t)n,
                       "courant_refused_requests_total{reason=\"%s\"} %lu\n", refusal_names[k], refused[k]);
-    if (srv->store && n > 0 && (size_t)n < sizeof(body)) {
-        store_stats_t ss;
-        store_get_stats(srv->store, &ss);
+    journal_stats_t js;
+    journal_stats(srv->journal, &js);
+    if (!strcmp(js.name, "store") && n > 0 && (size_t)n < sizeof(body))
         n += snprintf(
             body + n, sizeof(body) - (size_t)n,
             "# TYPE courant_store_commits_total counter\ncourant_store_commits_total %llu\n"
             "# TYPE courant_store_events_total counter\ncourant_store_events_total %llu\n"
             "# TYPE courant_store_failed_events_total counter\ncourant_store_failed_events_total %llu\n"
             "# TYPE courant_store_rows gauge\ncourant_store_rows %llu\n"
+            "# TYPE courant_store_bad_rows_total counter\ncourant_store_bad_rows_total %llu\n"
             "# TYPE courant_store_healthy gauge\ncourant_store_healthy %d\n",
-            (unsigned long long)ss.commits, (unsigned long long)ss.events, (unsigned long long)ss.failed,
-            (unsigned long long)ss.rows, ss.healthy);
-    }
-    if (srv->backplane && n > 0 && (size_t)n < sizeof(body)) {
-        backplane_stats_t bs;
-        backplane_get_stats(srv->backplane, &bs);
+            (unsigned long long)js.groups, (unsigned long long)js.events, (unsigned long long)js.failed,
+            (unsigned long long)js.rows, (unsigned long long)js.bad_records, js.up);
+    if (!strcmp(js.name, "redis") && n > 0 && (size_t)n < sizeof(body))
         n += snprintf(
             body + n, sizeof(body) - (size_t)n,
             "# TYPE courant_backplane_up gauge\ncourant_backplane_up %d\n"
@@ -151,9 +148,8 @@ static void answer_metrics(conn_t *c)
             "# TYPE courant_backplane_xadd_failed_total counter\ncourant_backplane_xadd_failed_total %llu\n"
             "# TYPE courant_backplane_xread_total counter\ncourant_backplane_xread_total %llu\n"
             "# TYPE courant_backplane_bad_entries_total counter\ncourant_backplane_bad_entries_total %llu\n",
-            bs.up, (unsigned long long)bs.xadd, (unsigned long long)bs.xadd_failed,
-            (unsigned long long)bs.xread, (unsigned long long)bs.bad_entries);
-    }
+            js.up, (unsigned long long)js.events, (unsigned long long)js.failed,
+            (unsigned long long)js.read_back, (unsigned long long)js.bad_records);
     if (n < 0 || (size_t)n >= sizeof(body))
         n = (int)sizeof(body) - 1;
     conn_respond(c, "200 OK", "text/plain; version=0.0.4", "", body, (size_t)n, 0);

@@ -33,14 +33,13 @@ typedef enum refusal {
 extern const char *const refusal_names[REFUSE__COUNT];
 
 typedef struct server {
-    const config_t *cfg;         /* borrows: lives as long as main */
-    hub_t *hub;                  /* borrows */
-    struct store *store;         /* borrows; NULL without --store (memory-only history) */
-    struct backplane *backplane; /* borrows; NULL without --redis (one node) */
-    const auth_t *auth;          /* borrows: the JWT keys (auth.h); never NULL */
-    const char *demo_tokens;     /* borrows: --demo-auth's /demo/tokens.json, or NULL */
-    struct subs *subs;           /* borrows: the subscriptions registry; NULL without --subscriptions */
-    struct worker **workers;     /* borrows: num_workers of them */
+    const config_t *cfg;     /* borrows: lives as long as main */
+    hub_t *hub;              /* borrows */
+    struct journal *journal; /* borrows: where events go (journal.h): memory, --store or --redis */
+    const auth_t *auth;      /* borrows: the JWT keys (auth.h); never NULL */
+    const char *demo_tokens; /* borrows: --demo-auth's /demo/tokens.json, or NULL */
+    struct subs *subs;       /* borrows: the subscriptions registry; NULL without --subscriptions */
+    struct worker **workers; /* borrows: num_workers of them */
     int num_workers;
     long max_connections;   /* effective cap on open client connections */
     atomic_long open_conns; /* client connections open now, all workers */

@@ -66,7 +66,7 @@ void worker_free(worker_t *w);
  * this worker, taking a new reference. */
 void worker_post(worker_t *w, evbuf_t *ev);
 
-/* Any thread (the store thread; the signature is store_done_cb): queues the
+/* Any thread (the journal thread; the signature is journal_done_cb): queues the
  * outcome of a stored publish for the worker `worker` (a worker_t *), taking
  * a new reference on `ev`. On the worker thread the waiting connection is
  * answered (200 with the id, or 503), unless it closed meanwhile. */
