@@ -27,7 +27,7 @@ int wire_check(const char *w, size_t n, const char *id, size_t id_len)
     /* "id: ID\n" first: it is what resume and the id index go by. */
     if (n < 4 + id_len + 2 || memcmp(w, "id: ", 4) || memcmp(w + 4, id, id_len) || w[4 + id_len] != '\n')
         return -1;
-    if (memchr(w, '\r', n) || memchr(w, '\0', n) || w[n - 1] != '\n' || w[n - 2] != '\n')
+    if (memchr(w, '\r', n) || w[n - 1] != '\n' || w[n - 2] != '\n')
         return -1;
     /* Then whole lines of the other fields up to the one blank line at the
      * end: a blank line before it would be a second event, another id:
@@ -39,9 +39,15 @@ int wire_check(const char *w, size_t n, const char *id, size_t id_len)
         size_t len = (size_t)(nl - (w + i));
         if (len == 0)
             return -1;
-        data |= line_is(w + i, len, "data: ");
-        if (!line_is(w + i, len, "data: ") && !line_is(w + i, len, "event: ") &&
-            !line_is(w + i, len, "retry: "))
+        int is_data = line_is(w + i, len, "data: ");
+        data |= is_data;
+        if (!is_data && !line_is(w + i, len, "event: ") && !line_is(w + i, len, "retry: "))
+            return -1;
+        /* NUL only inside data, where the encoder keeps it (a publish may
+         * carry %00) and a client reads it as a character; the encoder
+         * strips it from the other fields, where it would make a parser
+         * ignore the field. */
+        if (!is_data && memchr(w + i, '\0', len))
             return -1;
         i += len + 1;
     }

@@ -61,8 +61,11 @@ int wire_try_decode(const wire_record_t *r, evbuf_t **out, const char **why)
 /* Checks that `wire` is exactly one event as sse_encode writes it, whose
  * id line is `id`: "id: ID\n", then only "event: ", "retry: " or "data: "
  * lines, at least one "data: " line (without one a client dispatches
- * nothing), then one blank line that ends it; no CR, no NUL. Returns 0 or
- * -1. (Was backplane__check_wire; the store's loader applies it too.) */
+ * nothing), then one blank line that ends it; no CR anywhere, no NUL but in
+ * a data line (sse_encode keeps a payload's NUL, a client reads it as a
+ * character). Returns 0 or -1. (Was backplane__check_wire, which refused
+ * every NUL, so an event whose data held one was acknowledged and then
+ * never delivered with --redis; the store's loader applies it too.) */
 int wire_check(const char *wire, size_t wire_len, const char *id, size_t id_len);
 
 /* Joins the topics of `ev` with '\n' into *buf, grown with realloc as

@@ -50,8 +50,19 @@ static void test_check_wire(void)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (wire_check(bad[i], strlen(bad[i]), "x", 1) != -1)
             TEST_FAIL_AT("accepted wire #%zu", i);
+    /* NUL: kept by the encoder in data (a publish may carry %00), where a
+     * client reads it as a character; never elsewhere. */
     char nul[] = "id: x\ndata: a\0b\n\n";
-    ASSERT_EQ(wire_check(nul, sizeof(nul) - 1, "x", 1), -1);
+    ASSERT_EQ(wire_check(nul, sizeof(nul) - 1, "x", 1), 0);
+    sse_fields_t f = {
+        .id = "x", .id_len = 1, .event = "t\0y", .event_len = 3, .data = "a\0b", .data_len = 3, .retry = -1};
+    n = sse_encode(w, &f);
+    ASSERT(memchr(w, 0, n) != NULL);
+    ASSERT_EQ(wire_check(w, n, "x", 1), 0); /* the encoder's own output, NUL and all */
+    char nul_event[] = "id: x\nevent: a\0b\ndata: a\n\n";
+    ASSERT_EQ(wire_check(nul_event, sizeof(nul_event) - 1, "x", 1), -1);
+    char nul_retry[] = "id: x\nretry: 1\0\ndata: a\n\n";
+    ASSERT_EQ(wire_check(nul_retry, sizeof(nul_retry) - 1, "x", 1), -1);
 }
 
 /* ---- topics ----------------------------------------------------------------------- */
