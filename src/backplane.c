@@ -45,11 +45,11 @@
 #define BP_SID_MAX 64        /* "ms-seq" stream ids: 2 x 20 digits + '-' */
 
 typedef struct backplane {
-    backplane_url_t url;
-    char *key;       /* owns: the stream's key */
-    char maxlen[24]; /* MAXLEN ~ argument, as text */
-    long history;    /* entries loaded at start */
-    hub_t *hub;      /* borrows */
+    backplane_url_t url; /* the parsed --redis URL */
+    char *key;           /* owns: the stream's key */
+    char maxlen[24];     /* MAXLEN ~ argument, as text */
+    long history;        /* entries loaded at start */
+    hub_t *hub;          /* borrows */
 
     pthread_t read_thread;
     int read_started;     /* main thread: the reader runs */

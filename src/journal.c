@@ -3,12 +3,12 @@
  * completions that every durable journal shares; the backends (store.c,
  * backplane.c) only commit, load, idle and report.
  *
- *   queue (under lock)                 the journal thread's group
- *   evs:     +-----+-----+-----+       +-----+-----+-----+-----+
- *            | e0  | e1  | ... | -swap->| e0  | e1  | ... | en  |  ops->commit_group(evs, n, ok)
- *   waiters: +-----+-----+-----+       +-----+-----+-----+-----+
- *            | w0  | w1  | ... |        | w0  | w1  | ... | wn  |  done(ctx, token, e_i, ok_i)
- *            +-----+-----+-----+       +-----+-----+-----+-----+
+ *   queue (under lock)                  the journal thread's group
+ *   evs:     +-----+-----+-----+        +-----+-----+-----+-----+
+ *            | e0  | e1  | ... | -swap-> | e0  | e1  | ... | en  |  ops->commit_group(evs, n, ok)
+ *   waiters: +-----+-----+-----+        +-----+-----+-----+-----+
+ *            | w0  | w1  | ... | -swap-> | w0  | w1  | ... | wn  |  done(ctx, token, e_i, ok_i)
+ *            +-----+-----+-----+        +-----+-----+-----+-----+
  *   evs[i] owns one reference; waiters[i] = {done, ctx, token}.
  *
  * Two parallel arrays rather than one array of structs, so that a group's
@@ -27,7 +27,6 @@
 #include "log.h"
 
 #include <assert.h>
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
