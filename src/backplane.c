@@ -1,15 +1,15 @@
 /*
- * backplane.c - see backplane.h: a Redis Stream shared by every node, one
- * publish thread (pipelined XADD groups) and one reader thread (XREAD BLOCK).
+ * backplane.c - see backplane.h: a Redis Stream shared by every node, the
+ * journal's thread sending pipelined XADD groups (commit_group) and one
+ * reader thread of our own (XREAD BLOCK).
  *
- *   queue (under lock)             the publish thread's group
- *   +-----+-----+-----+            +-----+-----+-----+
- *   | p0  | p1  | ... |  --swap--> | p0  | p1  | ... |  append n XADDs, then read n replies
- *   +-----+-----+-----+            +-----+-----+-----+
- *   pending: ev (owns one ref), done + ctx + token (the completion)
+ *   the journal's group (borrowed)   the publish connection
+ *   +-----+-----+-----+              append n XADDs, send them in one write,
+ *   | e0  | e1  | ... |  --------->  then read n replies: ok[i] = a stream id
+ *   +-----+-----+-----+
  *
  * Why hiredis' blocking API on threads of our own, not its async API on the
- * workers' loops: the publish path is the store's (a queue, a thread, acks
+ * workers' loops: the publish path is the journal's (a queue, a thread, acks
  * through the worker inboxes), the reader must hand entries to the hub in
  * stream order from exactly one place, and neither thread ever stalls a
  * worker. Pipelining gives the group commit: whatever arrives while one
@@ -24,6 +24,7 @@
 #include "backplane.h"
 
 #include "log.h"
+#include "wire.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -43,40 +44,38 @@
 #define BP_PING_IDLE_MS 1000 /* an idle publish connection is checked this often */
 #define BP_SID_MAX 64        /* "ms-seq" stream ids: 2 x 20 digits + '-' */
 
-typedef struct pending {
-    evbuf_t *ev;            /* owns one reference */
-    backplane_done_cb done; /* NULL: nobody waits */
-    void *ctx;              /* borrows: passed to done */
-    uint64_t token;
-} pending_t;
+typedef struct backplane {
+    backplane_url_t url; /* the parsed --redis URL */
+    char *key;           /* owns: the stream's key */
+    char maxlen[24];     /* MAXLEN ~ argument, as text */
+    long history;        /* entries loaded at start */
+    hub_t *hub;          /* borrows */
 
-struct backplane {
-    backplane_url_t url;
-    char *key;       /* owns: the stream's key */
-    char maxlen[24]; /* MAXLEN ~ argument, as text */
-    long history;    /* entries loaded at start */
-    hub_t *hub;      /* borrows */
+    pthread_t read_thread;
+    int read_started;     /* main thread: the reader runs */
+    pthread_mutex_t lock; /* guards stopping */
+    pthread_cond_t wake;  /* broadcast on stop: ends the reader's naps */
+    int stopping;         /* bp_stop: the reader exits */
 
-    pthread_t pub_thread, read_thread;
-    int pub_started, read_started; /* main thread */
-    pthread_mutex_t lock;          /* guards queue, len, cap, stopping */
-    pthread_cond_t wake;           /* broadcast: queue non-empty, or stop */
-    pending_t *queue;              /* owns */
-    size_t len, cap;
-    int stopping;
-
-    redisContext *pub;         /* owns: publish thread (main before start) */
-    redisContext *rd;          /* owns: reader thread (main before start) */
+    redisContext *pub;         /* owns: journal thread (main before journal_start) */
+    int pub_backoff_ms;        /* journal thread: the wait after the next failed connect */
+    int64_t pub_retry_at;      /* journal thread: CLOCK_MONOTONIC ms of the next connect try */
+    char *scratch;             /* owns: journal thread, the joined topics of one XADD */
+    size_t scratch_cap;        /* bytes at scratch */
+    redisContext *rd;          /* owns: reader thread (main before journal_start) */
     char last_sid[BP_SID_MAX]; /* reader: the newest stream id handed to the hub */
     int loaded;                /* reader: history has been loaded into the hub */
+    long loaded_n;             /* events load_history put into the hub, for journal_load */
 
     atomic_int pub_up, read_up; /* each connection works */
     pthread_mutex_t state_lock; /* guards reported, ever_up: the log lines */
     int reported;               /* the state last logged: -1 none yet, 0 down, 1 up */
-    int ever_up;
+    int ever_up;                /* connected at least once: "reconnected" from then on */
 
-    atomic_ulong xadd, xadd_failed, xread, bad;
-};
+    atomic_ulong xread, bad; /* entries handed to the hub; entries skipped */
+} backplane_t;
+
+static void backplane_free(backplane_t *b);
 
 /* ---- the URL ------------------------------------------------------------------------ */
 
@@ -151,61 +150,12 @@ int backplane__parse_url(const char *url, backplane_url_t *u, const char **why)
 
 /* ---- entries: our fields, and their checks -------------------------------------------- */
 
-static int line_is(const char *l, size_t n, const char *prefix)
-{
-    size_t k = strlen(prefix);
-    return n >= k && memcmp(l, prefix, k) == 0;
-}
-
-int backplane__check_wire(const char *w, size_t n, const char *id, size_t id_len)
-{
-    /* "id: ID\n" first: it is what resume and the id index go by. */
-    if (n < 4 + id_len + 2 || memcmp(w, "id: ", 4) || memcmp(w + 4, id, id_len) || w[4 + id_len] != '\n')
-        return -1;
-    if (memchr(w, '\r', n) || memchr(w, '\0', n) || w[n - 1] != '\n' || w[n - 2] != '\n')
-        return -1;
-    /* Then whole lines of the other fields up to the one blank line at the
-     * end: a blank line before it would be a second event, another id:
-     * line would change the id a client resumes from. */
-    size_t i = 4 + id_len + 1;
-    int data = 0; /* without a data line a client dispatches nothing (courant always writes one) */
-    while (i < n - 1) {
-        const char *nl = memchr(w + i, '\n', n - i);
-        size_t len = (size_t)(nl - (w + i));
-        if (len == 0)
-            return -1;
-        data |= line_is(w + i, len, "data: ");
-        if (!line_is(w + i, len, "data: ") && !line_is(w + i, len, "event: ") &&
-            !line_is(w + i, len, "retry: "))
-            return -1;
-        i += len + 1;
-    }
-    return i == n - 1 && data ? 0 : -1;
-}
-
 static int has_control(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return 1;
     return 0;
-}
-
-/* Splits the '\n'-joined topics into pointers into `t` (not copied). */
-static int split_topics(const char *t, size_t n, const char **topics, size_t *lens, size_t *count)
-{
-    *count = 0;
-    for (size_t i = 0;;) {
-        const char *nl = memchr(t + i, '\n', n - i);
-        size_t len = nl ? (size_t)(nl - (t + i)) : n - i;
-        if (*count == EVBUF_MAX_TOPICS || len == 0 || has_control(t + i, len))
-            return -1;
-        topics[*count] = t + i;
-        lens[(*count)++] = len;
-        if (!nl)
-            return 0;
-        i += len + 1;
-    }
 }
 
 typedef struct entry_fields {
@@ -258,37 +208,24 @@ static int parse_ms(const redisReply *r, int64_t *out)
     return 0;
 }
 
+/* The Redis spelling of wire.h's record: private and ms are text here. */
 static const char *entry_to_event(const entry_fields_t *f, evbuf_t **out)
 {
-    const redisReply *id = f->id, *wire = f->wire;
-    if (id->len == 0 || id->len > 1024 || has_control(id->str, id->len))
-        return "bad id";
     if (!(f->priv->len == 1 && (f->priv->str[0] == '0' || f->priv->str[0] == '1')))
         return "bad private flag";
-    int64_t ms;
-    if (parse_ms(f->ms, &ms))
-        return "bad ms";
-    if (wire->len > BACKPLANE_MAX_WIRE || backplane__check_wire(wire->str, wire->len, id->str, id->len))
-        return "the wire bytes are not one SSE event with that id";
-    const char *topics[EVBUF_MAX_TOPICS];
-    size_t lens[EVBUF_MAX_TOPICS], n;
-    if (split_topics(f->topics->str, f->topics->len, topics, lens, &n))
-        return "bad topics";
-    evbuf_spec_t spec = {
-        .id = id->str,
-        .id_len = id->len,
-        .wire = wire->str,
-        .wire_len = wire->len,
-        .published_ms = ms, /* the publisher's clock: --history-age ages it alike everywhere */
-        .topics = topics,
-        .topic_lens = lens,
-        .num_topics = n,
+    wire_record_t r = {
+        .id = f->id->str,
+        .id_len = f->id->len,
+        .topics = f->topics->str,
+        .topics_len = f->topics->len,
         .is_private = f->priv->str[0] == '1',
-        .retry = -1,
+        .wire = f->wire->str,
+        .wire_len = f->wire->len,
     };
-    if (!(*out = evbuf_try_new(&spec)))
-        return "out of memory";
-    return NULL;
+    if (parse_ms(f->ms, &r.published_ms))
+        return "bad ms";
+    const char *why;
+    return wire_try_decode(&r, out, &why) == WIRE_OK ? NULL : why;
 }
 
 int backplane__parse_entry(const redisReply *e, evbuf_t **out, char *sid, size_t sid_cap, const char **why)
@@ -426,6 +363,7 @@ static int load_history(backplane_t *b, redisContext *c, char *buf, size_t cap, 
         if (b->history > 0) {
             hub_load(b->hub, ev);
             loaded++;
+            b->loaded_n++;
         } else {
             evbuf_unref(ev);
         }
@@ -436,54 +374,6 @@ static int load_history(backplane_t *b, redisContext *c, char *buf, size_t cap, 
              b->key, bad ? " (entries skipped: not courant events: " : "", bad ? "some)" : "", b->last_sid);
     b->loaded = 1;
     return 0;
-}
-
-backplane_t *backplane_open(const char *url, const char *key, long history, hub_t *hub, char *reason,
-                            size_t cap)
-{
-    backplane_t *b = calloc(1, sizeof(*b));
-    const char *why = NULL;
-    if (!b) {
-        snprintf(reason, cap, "out of memory");
-        return NULL;
-    }
-    pthread_mutex_init(&b->lock, NULL);
-    pthread_mutex_init(&b->state_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&b->wake, &ca);
-    pthread_condattr_destroy(&ca);
-    b->reported = -1;
-    b->hub = hub;
-    b->history = history;
-    snprintf(b->maxlen, sizeof(b->maxlen), "%ld",
-             history > BACKPLANE_MIN_MAXLEN ? history : BACKPLANE_MIN_MAXLEN);
-    if (backplane__parse_url(url, &b->url, &why)) {
-        snprintf(reason, cap, "%s", why);
-        backplane_free(b);
-        return NULL;
-    }
-    if (!(b->key = strdup(key))) {
-        snprintf(reason, cap, "out of memory");
-        backplane_free(b);
-        return NULL;
-    }
-    /* One try now, so that a reachable Redis's history is in the hub before
-     * the first subscriber arrives; an unreachable one is the threads' job. */
-    char buf[256];
-    if ((b->rd = connect_redis(b, buf, sizeof(buf), &why)) &&
-        load_history(b, b->rd, buf, sizeof(buf), &why) == 0 &&
-        (b->pub = connect_redis(b, buf, sizeof(buf), &why))) {
-        atomic_store(&b->read_up, 1);
-        atomic_store(&b->pub_up, 1);
-        state_changed(b, NULL);
-        return b;
-    }
-    redisFree(b->rd);
-    b->rd = NULL;
-    state_changed(b, why);
-    return b;
 }
 
 /* ---- sleeping: woken early by stop ---------------------------------------------------- */
@@ -509,175 +399,128 @@ static int nap(backplane_t *b, int ms)
 
 static int next_backoff(int ms) { return ms * 2 > BP_BACKOFF_MAX_MS ? BP_BACKOFF_MAX_MS : ms * 2; }
 
-/* ---- the publish thread --------------------------------------------------------------- */
+/* ---- the publish side, on the journal thread -------------------------------------------- */
 
-static void complete(pending_t *p, int ok)
+static int64_t mono_ms(void)
 {
-    if (p->done)
-        p->done(p->ctx, p->token, p->ev, ok);
-    evbuf_unref(p->ev);
-}
-
-/* Joins the event's topics with '\n' into *buf (grown as needed). */
-static int join_topics(const evbuf_t *ev, char **buf, size_t *cap, size_t *len)
-{
-    const unsigned nt = ev->num_topics; /* read once: the analyzer cannot know it is constant */
-    size_t need = 1;
-    for (unsigned i = 0; i < nt; i++)
-        need += (size_t)ev->topic_lens[i] + 1; /* at most 64 x 4 GiB: no overflow */
-    assert(need >= 1);
-    if (need > *cap || !*buf) {
-        char *n = realloc(*buf, need);
-        if (!n)
-            return -1;
-        *buf = n;
-        *cap = need;
-    }
-    size_t k = 0;
-    for (unsigned i = 0; i < nt; i++) {
-        if (i)
-            (*buf)[k++] = '\n';
-        memcpy(*buf + k, ev->topics[i], ev->topic_lens[i]);
-        k += ev->topic_lens[i];
-    }
-    *len = k;
-    return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Appends one XADD to the connection's output buffer (nothing is sent yet). */
-static int append_xadd(backplane_t *b, const evbuf_t *ev, char **scratch, size_t *scap)
+static int append_xadd(backplane_t *b, const evbuf_t *ev)
 {
     size_t tlen;
-    if (join_topics(ev, scratch, scap, &tlen))
+    if (wire_join_topics(ev, &b->scratch, &b->scratch_cap, &tlen))
         return -1;
     char ms[24];
     snprintf(ms, sizeof(ms), "%lld", (long long)ev->published_ms);
-    const char *argv[] = {"XADD", b->key, "MAXLEN", "~",      b->maxlen, "*",
-                          "id",   ev->id, "topics", *scratch, "private", ev->is_private ? "1" : "0",
+    const char *argv[] = {"XADD", b->key, "MAXLEN", "~",        b->maxlen, "*",
+                          "id",   ev->id, "topics", b->scratch, "private", ev->is_private ? "1" : "0",
                           "ms",   ms,     "wire",   ev->bytes};
     size_t lens[] = {4, strlen(b->key), 6, 1,      strlen(b->maxlen), 1, 2, ev->id_len, 6, tlen, 7, 1,
                      2, strlen(ms),     4, ev->len};
     return redisAppendCommandArgv(b->pub, 16, argv, lens) == REDIS_OK ? 0 : -1;
 }
 
-/* Sends the group in one pipeline and answers each publish with its XADD
- * reply. Returns -1 if the connection broke (every answer not read is then
- * unknown, so 503). */
-static int send_group(backplane_t *b, pending_t *g, size_t n, char **scratch, size_t *scap)
+/* Sends the group in one pipeline and sets each event's outcome from its
+ * XADD reply. Returns -1 if the connection broke (every answer not read is
+ * then unknown, so 503). */
+static int send_group(backplane_t *b, evbuf_t *const *evs, size_t n, int *ok)
 {
     size_t appended = 0;
-    while (appended < n && append_xadd(b, g[appended].ev, scratch, scap) == 0)
+    while (appended < n && append_xadd(b, evs[appended]) == 0)
         appended++;
     int broken = 0;
     for (size_t i = 0; i < n; i++) {
         redisReply *r = NULL;
         if (i < appended && !broken && redisGetReply(b->pub, (void **)&r) != REDIS_OK)
             broken = 1;
-        int ok = r && r->type == REDIS_REPLY_STRING;
-        if (r && !ok && i == 0)
+        ok[i] = r && r->type == REDIS_REPLY_STRING;
+        if (r && !ok[i] && i == 0)
             log_warn("backplane: XADD refused: %s",
                      r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         if (r)
             freeReplyObject(r);
-        atomic_fetch_add(ok ? &b->xadd : &b->xadd_failed, 1);
-        complete(&g[i], ok);
     }
     if (appended < n && !broken)
         log_warn("backplane: out of memory building XADD commands: %zu publishes get 503", n - appended);
     return broken ? -1 : 0;
 }
 
-/* Takes the whole queue (waiting up to BP_PING_IDLE_MS for some). Returns
- * the group (may be empty: *n = 0), with *stop set when stopping and empty. */
-static pending_t *take_group(backplane_t *b, size_t *n, int *stop)
-{
-    pthread_mutex_lock(&b->lock);
-    if (b->len == 0 && !b->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += BP_PING_IDLE_MS / 1000;
-        pthread_cond_timedwait(&b->wake, &b->lock, &ts);
-    }
-    pending_t *g = b->queue;
-    *n = b->len;
-    *stop = b->stopping && b->len == 0;
-    b->queue = NULL;
-    b->len = b->cap = 0;
-    pthread_mutex_unlock(&b->lock);
-    return g;
-}
-
+/* The publish connection broke: free it; the next idle call reconnects at
+ * once, then backs off. */
 static void pub_lost(backplane_t *b)
 {
     char why[160];
     snprintf(why, sizeof(why), "%s", b->pub->errstr[0] ? b->pub->errstr : "connection closed");
     redisFree(b->pub);
     b->pub = NULL;
+    b->pub_backoff_ms = BP_BACKOFF_MIN_MS;
+    b->pub_retry_at = mono_ms();
     atomic_store(&b->pub_up, 0);
     state_changed(b, why);
 }
 
-/* Fails whatever is queued: used while disconnected (try_submit refuses
- * new ones, but some may have slipped in just before the loss). */
-static void fail_queued(backplane_t *b)
+/* ms until the next connect try, while disconnected. */
+static int until_retry(const backplane_t *b)
 {
-    pthread_mutex_lock(&b->lock);
-    pending_t *g = b->queue;
-    size_t n = b->len;
-    b->queue = NULL;
-    b->len = b->cap = 0;
-    pthread_mutex_unlock(&b->lock);
-    for (size_t i = 0; i < n; i++) {
-        atomic_fetch_add(&b->xadd_failed, 1);
-        complete(&g[i], 0);
-    }
-    free(g);
+    int64_t left = b->pub_retry_at - mono_ms();
+    return left > 0 ? (int)left : 0;
 }
 
-static void *pub_main(void *arg)
+/* journal_backend_t.commit_group. While disconnected the group fails at
+ * once (submits are refused then, but some may have slipped in just
+ * before the loss): nothing waits for Redis. */
+static int bp_commit(void *self, evbuf_t *const *evs, size_t n, int *ok)
 {
-    backplane_t *b = arg;
-    log_set_thread_name("bp-pub");
-    char *scratch = NULL;
-    size_t scap = 0;
-    int backoff = BP_BACKOFF_MIN_MS;
-    for (;;) {
-        if (!b->pub) {
-            fail_queued(b);
-            char buf[256];
-            const char *why;
-            if (!(b->pub = connect_redis(b, buf, sizeof(buf), &why))) {
-                state_changed(b, why);
-                if (nap(b, backoff))
-                    break;
-                backoff = next_backoff(backoff);
-                continue;
-            }
-            backoff = BP_BACKOFF_MIN_MS;
-            atomic_store(&b->pub_up, 1);
-            state_changed(b, NULL);
-        }
-        size_t n;
-        int stop;
-        pending_t *g = take_group(b, &n, &stop);
-        if (stop)
-            break;
-        if (n == 0) { /* idle: is the connection still there? */
-            const char *ping[] = {"PING"};
-            redisReply *r = command(b->pub, 1, ping);
-            if (r)
-                freeReplyObject(r);
-            else
-                pub_lost(b);
-            continue;
-        }
-        if (send_group(b, g, n, &scratch, &scap))
-            pub_lost(b);
-        free(g);
+    backplane_t *b = self;
+    if (!b->pub)
+        return until_retry(b); /* ok[] stays 0 */
+    if (send_group(b, evs, n, ok)) {
+        pub_lost(b);
+        return 0;
     }
-    fail_queued(b);
-    free(scratch);
-    return NULL;
+    return BP_PING_IDLE_MS;
+}
+
+/* journal_backend_t.idle: connected, PING (so an outage is seen without a
+ * publish); not connected, one connect try once its backoff is over. */
+static int bp_idle(void *self)
+{
+    backplane_t *b = self;
+    if (b->pub) {
+        const char *ping[] = {"PING"};
+        redisReply *r = command(b->pub, 1, ping);
+        if (r) {
+            freeReplyObject(r);
+            return BP_PING_IDLE_MS;
+        }
+        pub_lost(b);
+    }
+    if (until_retry(b) > 0)
+        return until_retry(b);
+    char buf[256];
+    const char *why;
+    if (!(b->pub = connect_redis(b, buf, sizeof(buf), &why))) {
+        state_changed(b, why);
+        b->pub_retry_at = mono_ms() + b->pub_backoff_ms;
+        b->pub_backoff_ms = next_backoff(b->pub_backoff_ms);
+        return until_retry(b);
+    }
+    b->pub_backoff_ms = BP_BACKOFF_MIN_MS;
+    atomic_store(&b->pub_up, 1);
+    state_changed(b, NULL);
+    return BP_PING_IDLE_MS;
+}
+
+/* journal_backend_t.refuses: not connected, 503 now, never a publish that
+ * waits for Redis. */
+static const char *bp_refuses(void *self)
+{
+    backplane_t *b = self;
+    return atomic_load(&b->pub_up) ? NULL : "redis is unreachable, so nothing was published; retry later";
 }
 
 /* ---- the reader thread ---------------------------------------------------------------- */
@@ -815,76 +658,69 @@ static void *read_main(void *arg)
     return NULL;
 }
 
-/* ---- the rest of the contract --------------------------------------------------------- */
+/* ---- the journal's view of the backplane ------------------------------------------------- */
 
-int backplane_start(backplane_t *b)
+/* journal_backend_t.load: one try now, so that a reachable Redis's history
+ * is in the hub before the first subscriber arrives; an unreachable one is
+ * the threads' job. Never fails: courant serves subscribers meanwhile. */
+static long bp_load(void *self, hub_t *hub, char *reason, size_t cap)
 {
+    backplane_t *b = self;
+    (void)reason;
+    (void)cap;
+    b->hub = hub;
+    char buf[256];
+    const char *why = NULL;
+    if ((b->rd = connect_redis(b, buf, sizeof(buf), &why)) &&
+        load_history(b, b->rd, buf, sizeof(buf), &why) == 0 &&
+        (b->pub = connect_redis(b, buf, sizeof(buf), &why))) {
+        atomic_store(&b->read_up, 1);
+        atomic_store(&b->pub_up, 1);
+        state_changed(b, NULL);
+        return b->loaded_n;
+    }
+    redisFree(b->rd);
+    b->rd = NULL;
+    state_changed(b, why);
+    return 0;
+}
+
+/* journal_backend_t.start: the reader thread (the journal's thread is the
+ * publish side). */
+static int bp_start(void *self, hub_t *hub)
+{
+    backplane_t *b = self;
+    b->hub = hub;
     int r = pthread_create(&b->read_thread, NULL, read_main, b);
     if (r) {
         log_error("cannot start the backplane reader thread: %s", strerror(r));
         return -1;
     }
     b->read_started = 1;
-    r = pthread_create(&b->pub_thread, NULL, pub_main, b);
-    if (r) {
-        log_error("cannot start the backplane publish thread: %s", strerror(r));
-        return -1;
-    }
-    b->pub_started = 1;
     return 0;
 }
 
-int backplane_try_submit(backplane_t *b, evbuf_t *ev, backplane_done_cb done, void *ctx, uint64_t token)
+/* journal_backend_t.stop: after the journal thread sent what was queued. */
+static void bp_stop(void *self)
 {
-    if (!atomic_load(&b->pub_up))
-        return -1; /* not connected: 503 now, never a publish that waits for Redis */
-    pthread_mutex_lock(&b->lock);
-    if (b->stopping || !b->pub_started || b->len >= BACKPLANE_MAX_QUEUE) {
-        pthread_mutex_unlock(&b->lock);
-        return -1;
-    }
-    if (b->len == b->cap) {
-        size_t ncap = b->cap ? b->cap * 2 : 64;
-        pending_t *n = realloc(b->queue, ncap * sizeof(*n));
-        if (!n) {
-            pthread_mutex_unlock(&b->lock);
-            return -1;
-        }
-        b->queue = n;
-        b->cap = ncap;
-    }
-    b->queue[b->len++] = (pending_t){ev, done, ctx, token};
-    if (b->len == 1)
-        pthread_cond_broadcast(&b->wake);
-    pthread_mutex_unlock(&b->lock);
-    return 0;
-}
-
-void backplane_stop(backplane_t *b)
-{
-    if (!b)
-        return;
+    backplane_t *b = self;
     pthread_mutex_lock(&b->lock);
     b->stopping = 1;
     pthread_cond_broadcast(&b->wake);
     pthread_mutex_unlock(&b->lock);
-    if (b->pub_started)
-        pthread_join(b->pub_thread, NULL);
     if (b->read_started)
         pthread_join(b->read_thread, NULL);
-    b->pub_started = b->read_started = 0;
+    b->read_started = 0;
 }
 
-void backplane_free(backplane_t *b)
+static void backplane_free(backplane_t *b)
 {
     if (!b)
         return;
-    assert(!b->pub_started && !b->read_started);
-    for (size_t i = 0; i < b->len; i++) /* only if never started */
-        complete(&b->queue[i], 0);
-    free(b->queue);
+    assert(!b->read_started);
     redisFree(b->pub);
     redisFree(b->rd);
+    free(b->scratch);
     free(b->key);
     pthread_cond_destroy(&b->wake);
     pthread_mutex_destroy(&b->lock);
@@ -892,11 +728,66 @@ void backplane_free(backplane_t *b)
     free(b);
 }
 
-void backplane_get_stats(backplane_t *b, backplane_stats_t *out)
+static void bp_free(void *self) { backplane_free(self); }
+
+static void bp_stats(void *self, journal_stats_t *out)
 {
+    backplane_t *b = self;
     out->up = atomic_load(&b->pub_up) && atomic_load(&b->read_up);
-    out->xadd = atomic_load(&b->xadd);
-    out->xadd_failed = atomic_load(&b->xadd_failed);
-    out->xread = atomic_load(&b->xread);
-    out->bad_entries = atomic_load(&b->bad);
+    out->read_back = atomic_load(&b->xread);
+    out->bad_records = atomic_load(&b->bad);
+}
+
+static const journal_backend_t redis_backend = {
+    .name = "redis",
+    .thread_name = "bp-pub",
+    .publishes = 0, /* the reader hands every node the stream's order, its own publishes included */
+    .busy_reason = "too many publishes wait for redis, so nothing was published; retry later",
+    .failed_reason = "redis did not confirm the event (it may or may not be published); retry later",
+    .load = bp_load,
+    .start = bp_start,
+    .refuses = bp_refuses,
+    .commit_group = bp_commit,
+    .idle = bp_idle,
+    .stats = bp_stats,
+    .stop = bp_stop,
+    .free = bp_free,
+};
+
+journal_t *backplane_open(const char *url, const char *key, long history, hub_t *hub, char *reason,
+                          size_t cap)
+{
+    backplane_t *b = calloc(1, sizeof(*b));
+    const char *why = NULL;
+    if (!b) {
+        snprintf(reason, cap, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_mutex_init(&b->state_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    b->reported = -1;
+    b->hub = hub;
+    b->history = history;
+    b->pub_backoff_ms = BP_BACKOFF_MIN_MS;
+    snprintf(b->maxlen, sizeof(b->maxlen), "%ld",
+             history > BACKPLANE_MIN_MAXLEN ? history : BACKPLANE_MIN_MAXLEN);
+    if (backplane__parse_url(url, &b->url, &why)) {
+        snprintf(reason, cap, "%s", why);
+        backplane_free(b);
+        return NULL;
+    }
+    if (!(b->key = strdup(key))) {
+        snprintf(reason, cap, "out of memory");
+        backplane_free(b);
+        return NULL;
+    }
+    journal_t *j = journal_new(&redis_backend, b, hub);
+    if (!j)
+        snprintf(reason, cap, "out of memory");
+    return j;
 }

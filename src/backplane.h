@@ -1,12 +1,14 @@
 /*
- * backplane.h - --redis: many courant nodes share one ordered history in a
- * Redis Stream. Publish on any node, receive on every node, resume anywhere.
+ * backplane.h - --redis: the Redis journal (journal.h). Many courant nodes
+ * share one ordered history in a Redis Stream. Publish on any node, receive
+ * on every node, resume anywhere.
  *
- *   worker wK (publish)       "bp-pub" thread (conn 1)          Redis stream KEY
- *   -------------------       ------------------------          ----------------
- *   backplane_try_submit --+  take the WHOLE queue: one group
- *   (503 at once if down)  +-> pipeline XADD KEY MAXLEN ~ N * .. --> entry appended
- *   the conn waits            read the replies in order
+ *   any thread                journal thread "bp-pub" (conn 1)  Redis stream KEY
+ *   ----------                --------------------------------  ----------------
+ *   journal_try_submit ----+  take the WHOLE queue: one group
+ *   (503 at once if down)  +-> commit_group: pipeline XADD    --> entry appended
+ *   the conn waits            KEY MAXLEN ~ N * .., read the
+ *                             replies in order
  *                             done(ok) each -> wK inbox: 200 / 503
  *
  *   every node:               "bp-read" thread (conn 2)
@@ -14,7 +16,12 @@
  *                             parse each entry back into an evbuf
  *                             hub_publish it (fan-out, history)  ---> workers
  *
- * One order everywhere: a node never hands its own publishes to the hub; it
+ * The queue, the publish thread, the grouping and the completions are the
+ * journal's (journal.c); this file is the Redis part: the two connections,
+ * the pipelined XADDs, the reader thread, history loading and reconnects.
+ *
+ * One order everywhere: a node never hands its own publishes to the hub
+ * (journal_backend_t.publishes = 0); it
  * fans out only what it reads back from the stream, in stream order, like
  * every other node. So all nodes' histories hold the same events in the same
  * order, and a Last-Event-ID from one node resumes exactly on another.
@@ -32,7 +39,7 @@
  * it: MAXLEN keeps at least --history entries, BACKPLANE_MIN_MAXLEN at
  * least). State changes (connected, lost, reconnected) are logged once each.
  *
- * Start-up: backplane_open tries Redis once (1 s): if it answers, the last
+ * Start-up: journal_load tries Redis once (1 s): if it answers, the last
  * --history entries (XREVRANGE) are loaded into the hub (hub_load) before
  * the workers start, and XREAD continues after the newest. If it does not,
  * courant starts anyway (subscribers are served, publishes get 503) and the
@@ -41,67 +48,39 @@
  *
  * An entry's fields: id (the event id), topics (joined by '\n'; topics hold
  * no control characters), private ("0"/"1"), ms (published, CLOCK_REALTIME
- * ms) and wire (the encoded SSE bytes, delivered as they are). Entries are
- * hostile input like any other: backplane__parse_entry checks each one
- * (fuzz/backplane_fuzz.c) and a bad one is skipped, counted and logged.
+ * ms) and wire (the encoded SSE bytes, delivered as they are): wire.h's
+ * record, the store's row. Entries are hostile input like any other:
+ * backplane__parse_entry checks each one with wire_try_decode, as the
+ * store's loader checks its rows (fuzz/backplane_fuzz.c), and a bad one is
+ * skipped, counted and logged.
  *
- * Threads: open/start/stop/free on the main thread; try_submit and
- * get_stats on any thread; the done callback and hub_publish run on the
- * backplane threads. Each hiredis context is used by one thread only.
+ * Threads: open, load and free on the main thread (journal.h's calls);
+ * commits, PINGs and publish-side reconnects on the journal thread; the
+ * reader thread hub_publishes. Each hiredis context is used by one thread
+ * at a time (both by main until journal_start).
  */
 #ifndef COURANT_BACKPLANE_H
 #define COURANT_BACKPLANE_H
 
 #include "evbuf.h"
 #include "hub.h"
+#include "journal.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct backplane backplane_t;
 struct redisReply;
 
-#define BACKPLANE_MAX_QUEUE 65536      /* publishes waiting for XADD; 503 past it */
-#define BACKPLANE_MIN_MAXLEN 1000      /* the stream keeps at least this many entries */
-#define BACKPLANE_MAX_WIRE (64u << 20) /* an entry's wire bytes at most (--max-event-bytes' cap) */
+#define BACKPLANE_MIN_MAXLEN 1000 /* the stream keeps at least this many entries */
 
-/* Same contract as store_done_cb (worker_post_ack fits): `ev` borrowed for
- * the call; ok = 1 when XADD answered with a stream id. */
-typedef void (*backplane_done_cb)(void *ctx, uint64_t token, evbuf_t *ev, int ok);
-
-/* Parses `url` (redis://[[USER]:PASS@]HOST[:PORT][/DB]), tries to connect
- * and, if Redis answers, loads the last `history` entries of stream `key`
- * into `hub` (hub_load: main thread, before the workers run). Returns NULL
- * with a one-line reason only for a bad URL or out of memory; an
- * unreachable Redis is not an error (logged; the threads keep trying). */
-backplane_t *backplane_open(const char *url, const char *key, long history, hub_t *hub, char *reason_buf,
-                            size_t reason_cap) __attribute__((warn_unused_result));
-
-/* Starts the two threads. Returns 0 or -1. */
-int backplane_start(backplane_t *b);
-
-/* Any thread: queues `ev` for XADD (taking over the caller's reference);
- * `done` (may be NULL) is called with the outcome on the publish thread.
- * Returns -1 without taking the reference when Redis is not connected,
- * the queue is full or the backplane is stopping: the caller answers 503. */
-int backplane_try_submit(backplane_t *b, evbuf_t *ev, backplane_done_cb done, void *ctx, uint64_t token)
-    __attribute__((warn_unused_result));
-
-/* Sends what is queued (if connected), then stops and joins both threads. */
-void backplane_stop(backplane_t *b);
-
-/* Closes the connections and frees. The threads must be stopped. */
-void backplane_free(backplane_t *b);
-
-typedef struct backplane_stats {
-    int up;               /* both connections work */
-    uint64_t xadd;        /* entries appended (XADD answered with an id) */
-    uint64_t xadd_failed; /* publishes answered 503 after being queued */
-    uint64_t xread;       /* entries read back and handed to the hub */
-    uint64_t bad_entries; /* entries skipped: not a courant event */
-} backplane_stats_t;
-
-void backplane_get_stats(backplane_t *b, backplane_stats_t *out);
+/* Parses `url` (redis://[[USER]:PASS@]HOST[:PORT][/DB]) and returns the
+ * Redis journal for stream `key`, publishing to `hub`; nothing is
+ * connected yet. journal_load then tries Redis once and, if it answers,
+ * loads the last `history` entries into the hub; an unreachable Redis is
+ * not an error (logged; the threads keep trying). Returns NULL with a
+ * one-line reason only for a bad URL or out of memory. Main thread. */
+journal_t *backplane_open(const char *url, const char *key, long history, hub_t *hub, char *reason_buf,
+                          size_t reason_cap) __attribute__((warn_unused_result));
 
 /* ---- for tests and the fuzz target ------------------------------------------------- */
 
@@ -123,11 +102,5 @@ int backplane__parse_url(const char *url, backplane_url_t *out, const char **why
  * reader can move past a bad entry. */
 int backplane__parse_entry(const struct redisReply *entry, evbuf_t **out, char *sid, size_t sid_cap,
                            const char **why);
-
-/* Checks that `wire` is exactly one event as sse_encode writes it, whose
- * id line is `id`: "id: ID\n", then only "event: ", "retry: " or "data: "
- * lines, at least one "data: " line (without one a client dispatches
- * nothing), then one blank line that ends it; no CR, no NUL. Returns 0 or -1. */
-int backplane__check_wire(const char *wire, size_t wire_len, const char *id, size_t id_len);
 
 #endif

@@ -9,10 +9,8 @@
 #ifndef COURANT_DEMO_H
 #define COURANT_DEMO_H
 
-#include "backplane.h"
 #include "config.h"
-#include "hub.h"
-#include "store.h"
+#include "journal.h"
 
 #define DEMO_CLOCK_TOPIC "urn:courant:clock"
 #define DEMO_PRIVATE_TOPIC "https://example.com/demo/private"
@@ -25,10 +23,11 @@
  * day. NULL after printing why. Main thread, before auth_new(). */
 char *demo_auth_init(config_t *cfg);
 
-/* Publishes one clock event: through `bp` (--redis) or `store` when there
- * is one (it is then appended or stored, and published once read back or
- * committed, like any event), else straight to the hub. Returns 0, or -1
- * if memory runs out, the store is full or Redis is unreachable. */
-int demo_publish_tick(hub_t *hub, store_t *store, backplane_t *bp);
+/* Publishes one clock event through the journal, like any event (with
+ * --store it is stored and published once committed; with --redis every
+ * node ticks, each tick an event of its own in the shared stream). Nobody
+ * waits for it. Returns 0, or -1 if memory runs out (logged) or the journal
+ * refuses it (logged at debug: the journal logs its outages itself). */
+int demo_publish_tick(journal_t *journal);
 
 #endif

@@ -9,8 +9,11 @@
  *             socket per address, bound with SO_REUSEPORT, so the kernel
  *             spreads new connections over the workers.
  *
- * --redis: two more threads, bp-pub and bp-read (backplane.c): every publish
- * goes through a Redis Stream, and every node fans out what it reads back.
+ * The journal (journal.h), chosen here once: memory (no thread), --store
+ * (one more thread, "store": SQLite commits) or --redis (two more, bp-pub
+ * and bp-read: every publish goes through a Redis Stream, and every node
+ * fans out what it reads back). Publishes, the demo clock and subscription
+ * events all go through it.
  *
  * SIGUSR1: with --store, the store thread writes PATH.backup (online backup).
  * SIGTERM/SIGINT: main sets server.stopping and wakes every worker; workers
@@ -24,6 +27,7 @@
 #include "demo.h"
 #include "h1server.h"
 #include "hub.h"
+#include "journal.h"
 #include "log.h"
 #include "router.h"
 #include "server.h"
@@ -221,60 +225,46 @@ static int main_loop(server_t *srv, const sigset_t *sigs)
         if (sig == SIGTERM || sig == SIGINT)
             return sig;
         if (sig == SIGUSR1) { /* the README's backup procedure */
-            if (srv->store)
-                store_request_backup(srv->store);
-            else
-                log_warn("SIGUSR1: there is no --store to back up");
+            journal_request_backup(srv->journal);
             continue;
         }
         if (sig < 0 && errno != EAGAIN && errno != EINTR)
             return -1;
         if (sig < 0 && errno == EAGAIN) {
-            if (srv->cfg->demo && demo_publish_tick(srv->hub, srv->store, srv->backplane) && !srv->backplane)
-                log_warn(
-                    "demo clock: out of memory, or the store is full"); /* redis down: logged once by backplane.c */
+            if (srv->cfg->demo)
+                demo_publish_tick(srv->journal); /* logs why when it fails */
             hub_trim(srv->hub);
         }
     }
 }
 
-static void load_into_hub(void *hub, evbuf_t *ev) { hub_load(hub, ev); }
-
 /* The hub's sinks are the workers' inboxes (hub.h, worker.h). */
 static int hub_post_to_worker(void *w, evbuf_t *ev) { return worker_post(w, ev); }
 static void hub_wake_worker(void *w) { worker_wake(w); }
 
-/* --store: opens the file and loads its history into the hub. A store that
- * cannot be used is a one-line reason and a refusal to start: running
- * without the durability the user asked for would be worse. */
-static int open_store(server_t *srv, const config_t *cfg)
-{
-    static const char *const sync_names[] = {"full", "normal", "off"};
-    char why[512];
-    srv->store = store_open(cfg->store_path, (store_sync_t)cfg->sync, cfg->history, cfg->history_age_s, why,
-                            sizeof(why));
-    if (!srv->store) {
-        fprintf(stderr, "courant: cannot use --store %s: %s\n", cfg->store_path, why);
-        return -1;
-    }
-    long n = store_load(srv->store, load_into_hub, srv->hub, why, sizeof(why));
-    if (n < 0) {
-        fprintf(stderr, "courant: cannot use --store %s: %s\n", cfg->store_path, why);
-        return -1;
-    }
-    log_info("store %s: %ld events of history loaded, --sync %s", cfg->store_path, n, sync_names[cfg->sync]);
-    return 0;
-}
-
-/* --redis: connects (or not: it keeps trying) and loads the stream's
- * history into the hub. Only a bad URL stops courant. */
-static int open_backplane(server_t *srv, const config_t *cfg)
+/* Chooses the journal (journal.h) and loads its history into the hub.
+ * --store: a store that cannot be used is a one-line reason and a refusal
+ * to start: running without the durability the user asked for would be
+ * worse. --redis: only a bad URL stops courant (an unreachable Redis is
+ * retried). Otherwise memory. */
+static int open_journal(server_t *srv, const config_t *cfg)
 {
     char why[512];
-    srv->backplane =
-        backplane_open(cfg->redis_url, cfg->redis_stream, cfg->history, srv->hub, why, sizeof(why));
-    if (!srv->backplane) {
-        fprintf(stderr, "courant: cannot use --redis %s: %s\n", cfg->redis_url, why);
+    const char *opt = cfg->store_path ? "--store" : "--redis";
+    const char *arg = cfg->store_path ? cfg->store_path : cfg->redis_url;
+    if (cfg->store_path)
+        srv->journal = store_open(cfg->store_path, (store_sync_t)cfg->sync, cfg->history, cfg->history_age_s,
+                                  srv->hub, why, sizeof(why));
+    else if (cfg->redis_url)
+        srv->journal =
+            backplane_open(cfg->redis_url, cfg->redis_stream, cfg->history, srv->hub, why, sizeof(why));
+    else if (!(srv->journal = journal_new_memory(srv->hub)))
+        snprintf(why, sizeof(why), "out of memory");
+    if (!srv->journal || journal_load(srv->journal, why, sizeof(why)) < 0) {
+        if (cfg->store_path || cfg->redis_url)
+            fprintf(stderr, "courant: cannot use %s %s: %s\n", opt, arg, why);
+        else
+            fprintf(stderr, "courant: %s\n", why);
         return -1;
     }
     return 0;
@@ -375,11 +365,7 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    if (cfg.store_path && open_store(&srv, &cfg)) {
-        rc = 1;
-        goto out;
-    }
-    if (cfg.redis_url && open_backplane(&srv, &cfg)) {
+    if (open_journal(&srv, &cfg)) {
         rc = 1;
         goto out;
     }
@@ -399,7 +385,7 @@ int main(int argc, char **argv)
     }
     srv.workers = calloc((size_t)cfg.workers, sizeof(worker_t *));
     if (cfg.subscriptions)
-        srv.subs = subs_new(srv.hub, srv.backplane);
+        srv.subs = subs_new(srv.hub, srv.journal);
     if (!srv.workers || (cfg.subscriptions && !srv.subs)) {
         fprintf(stderr, "courant: out of memory\n");
         rc = 1;
@@ -424,11 +410,7 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    if (srv.store && store_start(srv.store, srv.hub)) {
-        rc = 1;
-        goto out;
-    }
-    if (srv.backplane && backplane_start(srv.backplane)) {
+    if (journal_start(srv.journal)) {
         rc = 1;
         goto out;
     }
@@ -461,18 +443,15 @@ int main(int argc, char **argv)
         worker_join(srv.workers[i]);
     /* After the workers: publishes they accepted while draining are
      * committed (their answers, if the conn is gone, are dropped). */
-    store_stop(srv.store);
-    backplane_stop(srv.backplane);
+    journal_stop(srv.journal);
     if (rc == 0)
         log_info("stopped");
 out:
-    store_stop(srv.store);         /* posts into the inboxes: before worker_free */
-    backplane_stop(srv.backplane); /* likewise (acks, and hub_publish of what it reads) */
+    journal_stop(srv.journal); /* posts into the inboxes (acks, hub_publish): before worker_free */
     for (int i = 0; srv.workers && i < cfg.workers; i++)
         worker_free(srv.workers[i]);
     free(srv.workers);
-    store_free(srv.store);
-    backplane_free(srv.backplane);
+    journal_free(srv.journal);
     subs_free(srv.subs);
     hub_free(srv.hub);
     auth_free(auth);

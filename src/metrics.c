@@ -3,14 +3,14 @@
  */
 #include "metrics.h"
 
-#include "backplane.h"
 #include "conn.h"
 #include "hub.h"
+#include "journal.h"
 #include "server.h"
-#include "store.h"
 #include "worker.h"
 
 #include <stdio.h>
+#include <string.h>
 
 /* Appends to body[0..*n) within cap; a full buffer stops appending. */
 #define APPEND(body, cap, n, ...)                                                          \
@@ -59,21 +59,21 @@ static void worker_counters(server_t *srv, char *body, size_t cap, size_t *n)
 
 static void journal_counters(server_t *srv, char *body, size_t cap, size_t *n)
 {
-    if (srv->store) {
-        store_stats_t ss;
-        store_get_stats(srv->store, &ss);
+    journal_stats_t js;
+    journal_stats(srv->journal, &js);
+    APPEND(body, cap, n, "# TYPE courant_journal_refused_total counter\ncourant_journal_refused_total %llu\n",
+           (unsigned long long)js.refused);
+    if (!strcmp(js.name, "store"))
         APPEND(body, cap, n,
                "# TYPE courant_store_commits_total counter\ncourant_store_commits_total %llu\n"
                "# TYPE courant_store_events_total counter\ncourant_store_events_total %llu\n"
                "# TYPE courant_store_failed_events_total counter\ncourant_store_failed_events_total %llu\n"
                "# TYPE courant_store_rows gauge\ncourant_store_rows %llu\n"
+               "# TYPE courant_store_bad_rows_total counter\ncourant_store_bad_rows_total %llu\n"
                "# TYPE courant_store_healthy gauge\ncourant_store_healthy %d\n",
-               (unsigned long long)ss.commits, (unsigned long long)ss.events, (unsigned long long)ss.failed,
-               (unsigned long long)ss.rows, ss.healthy);
-    }
-    if (srv->backplane) {
-        backplane_stats_t bs;
-        backplane_get_stats(srv->backplane, &bs);
+               (unsigned long long)js.groups, (unsigned long long)js.events, (unsigned long long)js.failed,
+               (unsigned long long)js.rows, (unsigned long long)js.bad_records, js.up);
+    if (!strcmp(js.name, "redis"))
         APPEND(
             body, cap, n,
             "# TYPE courant_backplane_up gauge\ncourant_backplane_up %d\n"
@@ -81,9 +81,8 @@ static void journal_counters(server_t *srv, char *body, size_t cap, size_t *n)
             "# TYPE courant_backplane_xadd_failed_total counter\ncourant_backplane_xadd_failed_total %llu\n"
             "# TYPE courant_backplane_xread_total counter\ncourant_backplane_xread_total %llu\n"
             "# TYPE courant_backplane_bad_entries_total counter\ncourant_backplane_bad_entries_total %llu\n",
-            bs.up, (unsigned long long)bs.xadd, (unsigned long long)bs.xadd_failed,
-            (unsigned long long)bs.xread, (unsigned long long)bs.bad_entries);
-    }
+            js.up, (unsigned long long)js.events, (unsigned long long)js.failed,
+            (unsigned long long)js.read_back, (unsigned long long)js.bad_records);
 }
 
 void metrics_handle(req_t *r, const request_t *in)

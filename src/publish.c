@@ -9,14 +9,14 @@
 
 #include "acks.h"
 #include "auth.h"
-#include "backplane.h"
 #include "conn.h"
 #include "hub.h"
 #include "id.h"
+#include "journal.h"
+#include "journal.h"
 #include "log.h"
 #include "selector.h"
 #include "server.h"
-#include "store.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -330,52 +330,54 @@ static refusal_t refusal_of(int status)
     return status == 403 ? REFUSE_FORBIDDEN : status >= 500 ? REFUSE_UNAVAILABLE : REFUSE_BAD_REQUEST;
 }
 
-/* The journal's verdict for a waiting publish (acks.h), on its worker. */
+/* The journal's verdict for a waiting publish (acks.h), on its worker. A
+ * 503 is logged at debug only: the journal logs an outage once, and a line
+ * per refused publish would flood the log for its length. */
 static void on_journal_done(void *ctx, void *data, evbuf_t *ev, int ok)
 {
     req_t *r = ctx;
     const resp_hdrs_t *cors = data;
     r->ack_token = 0;
-    if (ok) {
+    if (ok)
         req_respond(r, 200, cors, "text/plain; charset=utf-8", ev->id, ev->id_len);
-    } else if (worker_server(r->conn->worker)->backplane) {
-        /* The backplane logs the outage once; a line per publish would flood. */
+    else
         req_refuse_quietly(r, REFUSE_UNAVAILABLE, 503, cors,
-                           "redis did not confirm the event (it may or may not be published); retry later");
-    } else {
-        req_refuse(r, REFUSE_UNAVAILABLE, 503, cors,
-                   "the event could not be stored, so it was not published; retry later");
-    }
+                           journal_failure_reason(worker_server(r->conn->worker)->journal));
 }
 
-/* Hands the event (and our reference) to the store or Redis; the answer
- * comes back through the worker's inbox and ack table. */
-static void submit_and_wait(req_t *r, const request_t *in, evbuf_t *ev)
+/* Hands the event (and the caller's reference) to the journal (journal.h),
+ * the one path for every journal. The memory journal publishes at once:
+ * answer now. A durable one answers later through this worker's inbox and
+ * ack table: the request waits (REQ_WAITING), reading nothing more. With
+ * --redis the event is not given to the hub here: it is fanned out when it
+ * is read back from the stream, in the stream's order, on every node alike. */
+static void submit(req_t *r, const request_t *in, evbuf_t *ev)
 {
-    server_t *srv = worker_server(r->conn->worker);
     worker_t *w = r->conn->worker;
-    resp_hdrs_t *cors = resp_hdrs_dup(&in->cors);
-    uint64_t token = cors ? acks_try_wait(worker__acks(w), on_journal_done, r, cors) : 0;
-    if (!token) {
-        evbuf_unref(ev);
-        req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors, "out of memory");
-        return;
+    journal_t *j = worker_server(w)->journal;
+    uint64_t token = 0;
+    if (!journal_is_memory(j)) {
+        resp_hdrs_t *cors = resp_hdrs_dup(&in->cors);
+        if (!cors || !(token = acks_try_wait(worker__acks(w), on_journal_done, r, cors))) {
+            evbuf_unref(ev);
+            req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors, "out of memory");
+            return;
+        }
     }
-    int refused = srv->backplane ? backplane_try_submit(srv->backplane, ev, worker_post_ack, w, token)
-                                 : store_try_submit(srv->store, ev, worker_post_ack, w, token);
-    if (refused) {
+    log_debug("publishing %s to %s (%u bytes)", ev->id, ev->topics[0], ev->len);
+    evbuf_ref(ev); /* ours, for the answer: the journal takes the other reference */
+    const char *why = NULL;
+    int rc = journal_try_submit(j, ev, worker_post_ack, w, token, &why);
+    if (rc == JOURNAL_PUBLISHED) {
+        req_respond(r, 200, &in->cors, "text/plain; charset=utf-8", ev->id, ev->id_len);
+    } else if (rc == JOURNAL_PENDING) {
+        req_wait(r, token);
+    } else {
         acks_cancel(worker__acks(w), token);
-        evbuf_unref(ev);
-        if (srv->backplane)
-            req_refuse_quietly(r, REFUSE_UNAVAILABLE, 503, &in->cors,
-                               "redis is unreachable (or too many publishes wait for it), so nothing was "
-                               "published; retry later");
-        else
-            req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors,
-                       "the store has too many publishes waiting; retry later");
-        return;
+        evbuf_unref(ev); /* refused: the journal's reference is still ours */
+        req_refuse_quietly(r, REFUSE_UNAVAILABLE, 503, &in->cors, why);
     }
-    req_wait(r, token); /* reads nothing more until the answer */
+    evbuf_unref(ev);
 }
 
 void publish_handle(req_t *r, request_t *in)
@@ -404,14 +406,5 @@ void publish_handle(req_t *r, request_t *in)
         return;
     }
     jwt_claims_dispose(&claims);
-    server_t *srv = worker_server(r->conn->worker);
-    if (srv->backplane || srv->store) {
-        submit_and_wait(r, in, ev);
-        return;
-    }
-    log_debug("published %s to %s (%u bytes)", ev->id, ev->topics[0], ev->len);
-    evbuf_ref(ev); /* for the answer: the hub takes the other reference */
-    hub_publish(srv->hub, ev);
-    req_respond(r, 200, &in->cors, "text/plain; charset=utf-8", ev->id, ev->id_len);
-    evbuf_unref(ev);
+    submit(r, in, ev);
 }

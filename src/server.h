@@ -18,16 +18,14 @@
 
 struct worker;
 struct hub;
-struct store;
-struct backplane;
+struct journal;
 struct auth;
 struct subs;
 
 typedef struct server {
     const config_t *cfg;          /* borrows: lives as long as main */
     struct hub *hub;              /* borrows */
-    struct store *store;          /* borrows; NULL without --store (memory-only history) */
-    struct backplane *backplane;  /* borrows; NULL without --redis (one node) */
+    struct journal *journal;      /* borrows: where events go (journal.h): memory, --store or --redis */
     const struct auth *auth;      /* borrows: the JWT keys (auth.h); never NULL */
     const char *demo_tokens;      /* borrows: --demo-auth's /demo/tokens.json, or NULL */
     struct subs *subs;            /* borrows: the subscriptions registry; NULL without --subscriptions */

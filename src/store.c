@@ -1,6 +1,7 @@
 /*
- * store.c - see store.h for the design: SQLite in WAL mode, one store
- * thread, group commits, fan-out after commit.
+ * store.c - see store.h for the design: SQLite in WAL mode behind the
+ * journal (journal.c runs the thread, groups and completes; this file
+ * commits a group, loads, trims and backs up).
  *
  * Why SQLite and not LMDB (both are Debian packages; bench/store/ measures
  * them, README.md has the numbers): a WAL commit costs one fsync where
@@ -11,21 +12,22 @@
  * second courant by itself; and `sqlite3 FILE .backup` is a safe online
  * backup that every admin already has.
  *
- *   queue (under lock)            the store thread's group
- *   +-----+-----+-----+           +-----+-----+-----+-----+
- *   | p0  | p1  | ... |  --swap-> | p0  | p1  | ... | pn  |  BEGIN .. COMMIT
- *   +-----+-----+-----+           +-----+-----+-----+-----+
- *   pending: ev (owns one ref), done + ctx + token (the completion)
+ *   the journal's group (borrowed)     the file
+ *   +-----+-----+-----+-----+          BEGIN IMMEDIATE
+ *   | e0  | e1  | ... | en  |  ------>  INSERT e0 .. en (seq = rowid)
+ *   +-----+-----+-----+-----+          DELETE <= 2n + 64 oldest past retention
+ *   ok[0..n] = 1 if COMMIT worked      COMMIT (fsync per --sync)
  */
 #include "store.h"
 
 #include "log.h"
+#include "wire.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,40 +40,27 @@
 #define STORE_WAL_LIMIT (4 << 20) /* WAL file truncated to this after checkpoints */
 #define STORE_VACUUM_PAGES 256    /* free pages given back per idle step */
 
-typedef struct pending {
-    evbuf_t *ev;        /* owns one reference */
-    store_done_cb done; /* NULL: nobody waits */
-    void *ctx;          /* borrows: passed to done */
-    uint64_t token;
-} pending_t;
-
-struct store {
-    sqlite3 *db;              /* owns; main thread until store_start, then the store thread */
+typedef struct store {
+    sqlite3 *db;              /* owns; main thread until journal_start, then the journal thread */
     sqlite3_stmt *ins;        /* owns: INSERT one event */
     sqlite3_stmt *trim_count; /* owns: DELETE the oldest rows past --history */
     sqlite3_stmt *trim_age;   /* owns: DELETE the oldest rows past --history-age */
     sqlite3_stmt *oldest;     /* owns: published_ms of the oldest row */
-    hub_t *hub;               /* borrows: set by store_start */
     char *path;               /* owns: the file, for backups and log lines */
+    store_sync_t sync;        /* --sync, for the start-up log line */
     long history;             /* rows kept at most */
     int64_t max_age_ms;       /* 0 = no age limit */
-    int64_t last_seq;         /* store thread: seq of the newest row */
-    int64_t rows;             /* store thread: rows in the table */
-    char *scratch;            /* owns: store thread, the joined topics of one event */
-    size_t scratch_cap;
+    int64_t last_seq;         /* journal thread: seq of the newest row */
+    int64_t rows;             /* journal thread: rows in the table */
+    char *scratch;            /* owns: journal thread, the joined topics of one event */
+    size_t scratch_cap;       /* bytes at scratch */
 
-    pthread_t thread;
-    int started;          /* main thread: the thread runs */
-    pthread_mutex_t lock; /* guards queue, len, cap, stopping */
-    pthread_cond_t wake;  /* signalled when the queue goes non-empty or on stop */
-    pending_t *queue;     /* owns */
-    size_t len, cap;
-    int stopping;
-    int backup_requested; /* SIGUSR1: copy the file at the next chance */
+    atomic_ulong rows_seen; /* rows after the last commit or trim, for /metrics */
+    atomic_ulong bad_rows;  /* rows skipped at load: they fail wire_try_decode */
+    atomic_int healthy;     /* the last commit succeeded */
+} store_t;
 
-    atomic_ulong commits, events, failed, rows_seen;
-    atomic_int healthy;
-};
+static void close_file(store_t *s);
 
 int store_parse_sync(const char *v, store_sync_t *out)
 {
@@ -224,22 +213,18 @@ static int prepare_all(store_t *s)
                : 0;
 }
 
-store_t *store_open(const char *path, store_sync_t sync, long history, int history_age_s, char *reason,
-                    size_t cap)
+/* Opens and checks the file (store_open's work, without the journal). */
+static store_t *open_file(const char *path, store_sync_t sync, long history, int history_age_s, char *reason,
+                          size_t cap)
 {
     store_t *s = calloc(1, sizeof(*s));
     if (!s) {
         snprintf(reason, cap, "out of memory");
         return NULL;
     }
+    s->sync = sync;
     s->history = history;
     s->max_age_ms = (int64_t)history_age_s * 1000;
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->wake, &ca);
-    pthread_condattr_destroy(&ca);
     atomic_init(&s->healthy, 1);
     if (!(s->path = strdup(path))) {
         snprintf(reason, cap, "out of memory");
@@ -273,63 +258,66 @@ store_t *store_open(const char *path, store_sync_t sync, long history, int histo
     atomic_store(&s->rows_seen, (unsigned long)s->rows);
     return s;
 fail:
-    store_free(s);
+    close_file(s);
     return NULL;
 }
 
 /* ---- loading ----------------------------------------------------------------- */
 
-/* Splits "a\nb\nc" into topic pointers into `t` (which it modifies). */
-static size_t split_topics(char *t, const char **topics, size_t *lens)
+/* Reads column `col` of the current row as bytes. Returns 0, or -1 when
+ * SQLite ran out of memory converting it (a NULL or empty value is not an
+ * error: it comes back as "" and the record check refuses it). */
+static int column_bytes(store_t *s, sqlite3_stmt *st, int col, int blob, const char **p, size_t *n)
 {
-    size_t n = 0;
-    for (char *p = t; n < EVBUF_MAX_TOPICS;) {
-        char *nl = strchr(p, '\n');
-        topics[n] = p;
-        lens[n++] = nl ? (size_t)(nl - p) : strlen(p);
-        if (!nl)
-            break;
-        p = nl + 1;
-    }
-    return n;
+    int type = sqlite3_column_type(st, col); /* before any conversion, which makes it undefined */
+    const void *v = blob ? sqlite3_column_blob(st, col) : (const void *)sqlite3_column_text(st, col);
+    *n = (size_t)sqlite3_column_bytes(st, col);
+    if (!v && type != SQLITE_NULL && sqlite3_errcode(s->db) == SQLITE_NOMEM)
+        return -1;
+    *p = v ? v : "";
+    if (!v)
+        *n = 0;
+    return 0;
 }
 
-/* Rebuilds one event from a row: id, topics, private, wire bytes. */
-static evbuf_t *row_to_event(sqlite3_stmt *st)
+/* Rebuilds one event from a row (published_ms, id, topics, private, wire),
+ * with the same checks as a Redis entry (wire.h). Returns WIRE_OK,
+ * WIRE_BAD or WIRE_NOMEM. */
+static int row_to_event(store_t *s, sqlite3_stmt *st, evbuf_t **out, const char **why)
 {
-    const char *id = (const char *)sqlite3_column_text(st, 1);
-    const char *tj = (const char *)sqlite3_column_text(st, 2);
-    const void *wire = sqlite3_column_blob(st, 4);
-    size_t wire_len = (size_t)sqlite3_column_bytes(st, 4);
-    if (!id || !tj || !wire)
-        return NULL;
-    char *t = strdup(tj);
-    if (!t)
-        return NULL;
-    const char *topics[EVBUF_MAX_TOPICS];
-    size_t lens[EVBUF_MAX_TOPICS];
-    evbuf_spec_t spec = {
-        .id = id,
-        .id_len = strlen(id),
-        .wire = wire,
-        .wire_len = wire_len,
+    /* What we write: integers for published_ms and private. Anything else
+     * ("1" as text, a blob) is not our row. */
+    int ints = sqlite3_column_type(st, 0) == SQLITE_INTEGER && sqlite3_column_type(st, 3) == SQLITE_INTEGER;
+    wire_record_t r = {
         .published_ms = sqlite3_column_int64(st, 0),
-        .topics = topics,
-        .topic_lens = lens,
-        .num_topics = split_topics(t, topics, lens),
         .is_private = sqlite3_column_int(st, 3),
-        .retry = -1,
     };
-    evbuf_t *ev = evbuf_try_new(&spec);
-    free(t);
-    return ev;
+    if (!ints) {
+        *out = NULL;
+        *why = "published_ms or private is not an integer";
+        return WIRE_BAD;
+    }
+    if (column_bytes(s, st, 1, 0, &r.id, &r.id_len) || column_bytes(s, st, 2, 0, &r.topics, &r.topics_len) ||
+        column_bytes(s, st, 4, 1, &r.wire, &r.wire_len)) {
+        *out = NULL;
+        *why = "out of memory";
+        return WIRE_NOMEM;
+    }
+    return wire_try_decode(&r, out, why);
 }
 
-long store_load(store_t *s, store_load_cb cb, void *ctx, char *reason, size_t cap)
+/* Calls `cb` with each retained event (the last `history`, none older than
+ * the age limit), oldest first; each event is new (refs = 1) and owned by
+ * the callee. A row that is not a courant event is skipped, counted in
+ * bad_rows and logged (the first one with its seq and reason). Main thread,
+ * before journal_start. Returns the number loaded, or -1 with a reason (a
+ * read error: the file is damaged; or out of memory). */
+typedef void (*load_cb)(void *ctx, evbuf_t *ev);
+static long load_rows(store_t *s, load_cb cb, void *ctx, char *reason, size_t cap)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
-                           "SELECT published_ms, id, topics, private, wire FROM"
+                           "SELECT published_ms, id, topics, private, wire, seq FROM"
                            " (SELECT * FROM events WHERE published_ms >= ?1 ORDER BY seq DESC LIMIT ?2)"
                            " ORDER BY seq",
                            -1, &st, NULL) != SQLITE_OK) {
@@ -338,14 +326,23 @@ long store_load(store_t *s, store_load_cb cb, void *ctx, char *reason, size_t ca
     }
     sqlite3_bind_int64(st, 1, s->max_age_ms ? realtime_ms() - s->max_age_ms : INT64_MIN);
     sqlite3_bind_int64(st, 2, s->history);
-    long n = 0;
+    long n = 0, bad = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        evbuf_t *ev = row_to_event(st);
-        if (!ev) {
-            snprintf(reason, cap, "cannot rebuild an event of its history (damaged row, or out of memory)");
+        evbuf_t *ev;
+        const char *why;
+        int got = row_to_event(s, st, &ev, &why);
+        if (got == WIRE_NOMEM) {
+            snprintf(reason, cap, "cannot rebuild its history: out of memory");
             sqlite3_finalize(st);
             return -1;
+        }
+        if (got == WIRE_BAD) {
+            if (bad++ == 0)
+                log_warn("store %s: skipped row seq %lld: %s (it stays in the file; further skips are only "
+                         "counted)",
+                         s->path, (long long)sqlite3_column_int64(st, 5), why);
+            continue;
         }
         cb(ctx, ev);
         n++;
@@ -355,41 +352,36 @@ long store_load(store_t *s, store_load_cb cb, void *ctx, char *reason, size_t ca
         n = -1;
     }
     sqlite3_finalize(st);
+    atomic_fetch_add(&s->bad_rows, (unsigned long)bad);
     return n;
 }
 
-/* ---- the store thread: one group ------------------------------------------------ */
+static void load_into_hub(void *hub, evbuf_t *ev) { hub_load(hub, ev); }
 
-/* Joins the event's topics with '\n' into s->scratch. */
-static const char *join_topics(store_t *s, const evbuf_t *ev, size_t *len)
+/* journal_backend_t.load: the history into the hub, and one line saying so. */
+static long store_load(void *self, hub_t *hub, char *why, size_t cap)
 {
-    size_t need = 1;
-    for (unsigned i = 0; i < ev->num_topics; i++)
-        need += ev->topic_lens[i] + 1;
-    if (need > s->scratch_cap) {
-        char *n = realloc(s->scratch, need);
-        if (!n)
-            return NULL;
-        s->scratch = n;
-        s->scratch_cap = need;
-    }
-    size_t k = 0;
-    for (unsigned i = 0; i < ev->num_topics; i++) {
-        if (i)
-            s->scratch[k++] = '\n';
-        memcpy(s->scratch + k, ev->topics[i], ev->topic_lens[i]);
-        k += ev->topic_lens[i];
-    }
-    *len = k;
-    return s->scratch;
+    static const char *const sync_names[] = {"full", "normal", "off"};
+    store_t *s = self;
+    unsigned long bad = atomic_load(&s->bad_rows);
+    long n = load_rows(s, load_into_hub, hub, why, cap);
+    bad = atomic_load(&s->bad_rows) - bad;
+    if (n >= 0 && bad)
+        log_info("store %s: %ld events of history loaded, %lu damaged rows skipped, --sync %s", s->path, n,
+                 bad, sync_names[s->sync]);
+    else if (n >= 0)
+        log_info("store %s: %ld events of history loaded, --sync %s", s->path, n, sync_names[s->sync]);
+    return n;
 }
+
+/* ---- the journal thread: one group --------------------------------------------- */
 
 static int insert_event(store_t *s, const evbuf_t *ev)
 {
     size_t tlen;
-    const char *topics = join_topics(s, ev, &tlen);
-    if (!topics)
+    if (wire_join_topics(ev, &s->scratch, &s->scratch_cap, &tlen))
         return -1;
+    const char *topics = s->scratch;
     sqlite3_bind_int64(s->ins, 1, ev->published_ms);
     sqlite3_bind_text(s->ins, 2, ev->id, (int)ev->id_len, SQLITE_STATIC);
     sqlite3_bind_text(s->ins, 3, topics, (int)tlen, SQLITE_STATIC);
@@ -429,12 +421,12 @@ static int trim_step(store_t *s, long limit)
     return 0;
 }
 
-static int commit_group(store_t *s, pending_t *batch, size_t n)
+static int commit_group(store_t *s, evbuf_t *const *evs, size_t n)
 {
     int64_t last_seq = s->last_seq, rows = s->rows;
     int ok = exec(s, "BEGIN IMMEDIATE") == 0;
     for (size_t i = 0; ok && i < n; i++)
-        ok = insert_event(s, batch[i].ev) == 0;
+        ok = insert_event(s, evs[i]) == 0;
     ok = ok && trim_step(s, (long)(2 * n + STORE_TRIM_SLACK)) == 0;
     ok = ok && exec(s, "COMMIT") == 0;
     if (ok)
@@ -456,29 +448,20 @@ static int commit_group(store_t *s, pending_t *batch, size_t n)
     return -1;
 }
 
-/* Commits one group, then publishes and completes every event in it. */
-static void process_group(store_t *s, pending_t *batch, size_t n)
+/* journal_backend_t.commit_group: all or nothing. The journal publishes
+ * and completes. */
+static int store_commit(void *self, evbuf_t *const *evs, size_t n, int *ok)
 {
-    int ok = commit_group(s, batch, n) == 0;
-    if (ok) {
+    store_t *s = self;
+    int committed = commit_group(s, evs, n) == 0;
+    if (committed) {
         if (!atomic_exchange(&s->healthy, 1))
             log_info("store: commits work again");
-        atomic_fetch_add(&s->commits, 1);
-        atomic_fetch_add(&s->events, n);
         atomic_store(&s->rows_seen, (unsigned long)s->rows);
-        /* Fan-out strictly after COMMIT, in commit order. */
-        for (size_t i = 0; i < n; i++) {
-            evbuf_ref(batch[i].ev);
-            hub_publish(s->hub, batch[i].ev);
-        }
-    } else {
-        atomic_fetch_add(&s->failed, n);
     }
-    for (size_t i = 0; i < n; i++) {
-        if (batch[i].done)
-            batch[i].done(batch[i].ctx, batch[i].token, batch[i].ev, ok);
-        evbuf_unref(batch[i].ev);
-    }
+    for (size_t i = 0; i < n; i++)
+        ok[i] = committed;
+    return STORE_IDLE_WAKE_MS;
 }
 
 /* No publishes for a while: apply the age limit and give free pages back. */
@@ -507,7 +490,7 @@ static void idle_step(store_t *s)
 }
 
 /* Copies the committed state to PATH.backup (through a temporary file and
- * rename, so PATH.backup is always a complete copy). Store thread. */
+ * rename, so PATH.backup is always a complete copy). Journal thread. */
 static void backup(store_t *s)
 {
     size_t n = strlen(s->path) + 16;
@@ -546,112 +529,12 @@ static void backup(store_t *s)
     free(dst);
 }
 
-void store_request_backup(store_t *s)
-{
-    pthread_mutex_lock(&s->lock);
-    s->backup_requested = 1;
-    pthread_cond_signal(&s->wake);
-    pthread_mutex_unlock(&s->lock);
-}
+/* ---- the journal's view of the store ---------------------------------------------------- */
 
-static void *store_main(void *arg)
-{
-    store_t *s = arg;
-    log_set_thread_name("store");
-    pthread_mutex_lock(&s->lock);
-    for (;;) {
-        if (s->backup_requested) {
-            s->backup_requested = 0;
-            pthread_mutex_unlock(&s->lock);
-            backup(s);
-            pthread_mutex_lock(&s->lock);
-            continue;
-        }
-        if (s->len == 0) {
-            if (s->stopping)
-                break;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += STORE_IDLE_WAKE_MS / 1000;
-            if (pthread_cond_timedwait(&s->wake, &s->lock, &ts) == ETIMEDOUT && s->len == 0) {
-                pthread_mutex_unlock(&s->lock);
-                idle_step(s);
-                pthread_mutex_lock(&s->lock);
-            }
-            continue;
-        }
-        pending_t *batch = s->queue;
-        size_t n = s->len;
-        s->queue = NULL;
-        s->len = s->cap = 0;
-        pthread_mutex_unlock(&s->lock);
-        process_group(s, batch, n);
-        free(batch);
-        pthread_mutex_lock(&s->lock);
-    }
-    pthread_mutex_unlock(&s->lock);
-    return NULL;
-}
-
-int store_start(store_t *s, hub_t *hub)
-{
-    s->hub = hub;
-    int r = pthread_create(&s->thread, NULL, store_main, s);
-    if (r) {
-        log_error("cannot start the store thread: %s", strerror(r));
-        return -1;
-    }
-    s->started = 1;
-    return 0;
-}
-
-int store_try_submit(store_t *s, evbuf_t *ev, store_done_cb done, void *ctx, uint64_t token)
-{
-    pthread_mutex_lock(&s->lock);
-    if (s->stopping || s->len >= STORE_MAX_QUEUE) {
-        pthread_mutex_unlock(&s->lock);
-        return -1;
-    }
-    if (s->len == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 64;
-        pending_t *n = realloc(s->queue, ncap * sizeof(*n));
-        if (!n) {
-            pthread_mutex_unlock(&s->lock);
-            return -1;
-        }
-        s->queue = n;
-        s->cap = ncap;
-    }
-    s->queue[s->len++] = (pending_t){ev, done, ctx, token};
-    if (s->len == 1)
-        pthread_cond_signal(&s->wake);
-    pthread_mutex_unlock(&s->lock);
-    return 0;
-}
-
-void store_stop(store_t *s)
-{
-    if (!s || !s->started)
-        return;
-    pthread_mutex_lock(&s->lock);
-    s->stopping = 1;
-    pthread_cond_signal(&s->wake);
-    pthread_mutex_unlock(&s->lock);
-    pthread_join(s->thread, NULL);
-    s->started = 0;
-}
-
-void store_free(store_t *s)
+static void close_file(store_t *s)
 {
     if (!s)
         return;
-    assert(!s->started);
-    for (size_t i = 0; i < s->len; i++) { /* only if never started */
-        if (s->queue[i].done)
-            s->queue[i].done(s->queue[i].ctx, s->queue[i].token, s->queue[i].ev, 0);
-        evbuf_unref(s->queue[i].ev);
-    }
-    free(s->queue);
     sqlite3_finalize(s->ins);
     sqlite3_finalize(s->trim_count);
     sqlite3_finalize(s->trim_age);
@@ -659,16 +542,49 @@ void store_free(store_t *s)
     sqlite3_close(s->db); /* also checkpoints the WAL and releases the lock */
     free(s->scratch);
     free(s->path);
-    pthread_cond_destroy(&s->wake);
-    pthread_mutex_destroy(&s->lock);
     free(s);
 }
 
-void store_get_stats(store_t *s, store_stats_t *out)
+static int store_idle(void *self)
 {
-    out->commits = atomic_load(&s->commits);
-    out->events = atomic_load(&s->events);
-    out->failed = atomic_load(&s->failed);
+    idle_step(self);
+    return STORE_IDLE_WAKE_MS;
+}
+
+static void store_backup(void *self) { backup(self); }
+
+static void store_stats(void *self, journal_stats_t *out)
+{
+    store_t *s = self;
+    out->up = atomic_load(&s->healthy);
     out->rows = atomic_load(&s->rows_seen);
-    out->healthy = atomic_load(&s->healthy);
+    out->bad_records = atomic_load(&s->bad_rows);
+}
+
+static void store_close(void *self) { close_file(self); }
+
+static const journal_backend_t store_backend = {
+    .name = "store",
+    .thread_name = "store",
+    .publishes = 1,
+    .busy_reason = "the store has too many publishes waiting; retry later",
+    .failed_reason = "the event could not be stored, so it was not published; retry later",
+    .load = store_load,
+    .commit_group = store_commit,
+    .idle = store_idle,
+    .backup = store_backup,
+    .stats = store_stats,
+    .free = store_close,
+};
+
+journal_t *store_open(const char *path, store_sync_t sync, long history, int history_age_s, hub_t *hub,
+                      char *reason, size_t cap)
+{
+    store_t *s = open_file(path, sync, history, history_age_s, reason, cap);
+    if (!s)
+        return NULL;
+    journal_t *j = journal_new(&store_backend, s, hub);
+    if (!j)
+        snprintf(reason, cap, "out of memory");
+    return j;
 }

@@ -1,32 +1,43 @@
 /*
- * store.h - durable history: every published event is committed to an
- * SQLite file (WAL mode) before it is acknowledged or delivered.
+ * store.h - --store: the SQLite journal (journal.h). Every event is
+ * committed to an SQLite file (WAL mode) before it is delivered or
+ * acknowledged; at start the file's history is loaded into the hub.
  *
- *   worker wK (publish)         store thread                      hub / workers
- *   -------------------         ------------                      -------------
- *   store_try_submit(ev) --+    wait for work (or 1 s: retention)
- *   (queue + cond signal)  |    take the WHOLE queue: one group
- *   the conn waits, reads  +--> BEGIN; INSERT each; trim a bounded
- *   nothing more                 step (count, age); COMMIT (fsync)
+ *   any thread                 journal thread ("store")              hub / workers
+ *   ----------                 ------------------------              -------------
+ *   journal_try_submit(ev) -+  wait for work (or 1 s: retention)
+ *   (queue + cond signal)   |  take the WHOLE queue: one group
+ *   the conn waits, reads   +-> commit_group: BEGIN; INSERT each;
+ *   nothing more                trim a bounded step (count, age);
+ *                               COMMIT (fsync)
  *                               ok:   hub_publish each, in commit order --> fan-out
  *                                     then done(ok) each ---------------> worker inbox:
  *                               fail: ROLLBACK; done(failed) each          200 / 503
  *
- * Group commit: while one group is being fsynced, new publishes pile up in
- * the queue, and the next group takes them all, so the number of fsyncs
- * follows the disk, not the publish rate, and nobody waits on a timer.
- * Nothing is delivered before it is committed (hub_publish runs after
- * COMMIT), and nothing is acknowledged before it is delivered to the hub,
- * so a subscriber never sees an event that a crash could take back.
+ * The queue, the thread, the grouping and the completions are the
+ * journal's (journal.c); this file is the SQLite part: open and check the
+ * file, load it, commit a group, trim, back up. The journal publishes
+ * (journal_backend_t.publishes = 1): nothing is delivered before it is
+ * committed (hub_publish runs after COMMIT), and nothing is acknowledged
+ * before it is delivered to the hub, so a subscriber never sees an event
+ * that a crash could take back.
  *
  * The file: one table, `events(seq INTEGER PRIMARY KEY, published_ms, id,
  * topics, private, wire)`, where `wire` is the event's encoded SSE bytes
  * (so loading rebuilds the very same bytes) and `topics` the topics joined
- * by '\n' (topics cannot contain control characters). seq is SQLite's
- * rowid: max + 1 per insert, so rows stay contiguous; retention deletes
- * from the oldest end, at most a bounded number of rows per group, and
- * SQLite reuses the freed pages, so the file stops growing at about the
- * size of --history events (plus a WAL capped by journal_size_limit).
+ * by '\n' (wire.h). seq is SQLite's rowid: max + 1 per insert, so rows stay
+ * contiguous; retention deletes from the oldest end, at most a bounded
+ * number of rows per group, and SQLite reuses the freed pages, so the file
+ * stops growing at about the size of --history events (plus a WAL capped
+ * by journal_size_limit).
+ *
+ * Loading checks every row as the Redis journal checks a stream entry
+ * (wire_try_decode: the wire bytes are one SSE event with the row's id,
+ * the topics and id are sane): a row that fails is skipped, counted
+ * (journal_stats.bad_records, courant_store_bad_rows_total) and logged, and
+ * the rest of the history loads. A file someone edited cannot make courant
+ * deliver bytes that change a client's Last-Event-ID or split into two
+ * events.
  *
  * The store's seq is not the hub's seq: the hub numbers events in memory
  * (loaded history first, then new publishes), the store orders its rows.
@@ -36,20 +47,18 @@
  * write at open keeps the file locked until exit: a second courant on the
  * same file is refused at start-up ("database is locked").
  *
- * Threads: store_open, store_load, store_start, store_stop and store_free
- * run on the main thread; store_try_submit on any thread; the done callback
- * and hub_publish run on the store thread. The sqlite3 handle is used by
- * one thread at a time (main until store_start, then the store thread).
+ * Threads: store_open, loading and freeing run on the main thread; commits,
+ * retention and backups on the journal thread. The sqlite3 handle is used
+ * by one thread at a time (main until journal_start, then the journal
+ * thread).
  */
 #ifndef COURANT_STORE_H
 #define COURANT_STORE_H
 
-#include "evbuf.h"
 #include "hub.h"
+#include "journal.h"
 
-#include <stdint.h>
-
-typedef struct store store_t;
+#include <stddef.h>
 
 /* How hard a commit tries to reach the disk (--sync). */
 typedef enum store_sync {
@@ -63,64 +72,21 @@ typedef enum store_sync {
 /* Parses "full", "normal" or "off". Returns 0 or -1. */
 int store_parse_sync(const char *s, store_sync_t *out);
 
-/* Completion of one submitted event, on the store thread. `ev` is borrowed
- * for the call (take a reference to keep it). ok: 1 when the event is
- * committed (and already handed to the hub), 0 when it is not stored and
- * was not published. */
-typedef void (*store_done_cb)(void *ctx, uint64_t token, evbuf_t *ev, int ok);
-
 /* Opens (or creates) the store at `path`, takes its lock, checks it
- * (quick_check) and proves it is writable. history / history_age_s: the
- * retention (as --history, --history-age; 0 age = none). On failure returns
- * NULL and sets *reason to a one-line explanation in `reason_buf`. */
-store_t *store_open(const char *path, store_sync_t sync, long history, int history_age_s, char *reason_buf,
-                    size_t reason_cap) __attribute__((warn_unused_result));
+ * (quick_check) and proves it is writable; returns it as a journal that
+ * publishes to `hub` (journal_load, journal_start, ...). history /
+ * history_age_s: the retention (as --history, --history-age; 0 age =
+ * none). On failure returns NULL and sets *reason to a one-line
+ * explanation in `reason_buf`. Main thread. */
+journal_t *store_open(const char *path, store_sync_t sync, long history, int history_age_s, hub_t *hub,
+                      char *reason_buf, size_t reason_cap) __attribute__((warn_unused_result));
 
-/* Calls `cb` with each retained event (the last `history`, none older than
- * the age limit), oldest first; each event is new (refs = 1) and owned by
- * the callee. Main thread, before store_start. Returns the number loaded,
- * or -1 with a reason (a read error: the file is damaged). */
-typedef void (*store_load_cb)(void *ctx, evbuf_t *ev);
-long store_load(store_t *s, store_load_cb cb, void *ctx, char *reason_buf, size_t reason_cap);
-
-/* Starts the store thread, which publishes committed events to `hub`.
- * Returns 0 or -1. */
-int store_start(store_t *s, hub_t *hub);
-
-/* Any thread: queues `ev` (taking over the caller's reference) to be
- * committed, published and then completed through `done` (may be NULL: no
- * completion). Never blocks on I/O. Returns -1 without taking the reference
- * when the queue is full (STORE_MAX_QUEUE) or the store is stopping: the
- * caller answers 503. */
-int store_try_submit(store_t *s, evbuf_t *ev, store_done_cb done, void *ctx, uint64_t token)
-    __attribute__((warn_unused_result));
-
-#define STORE_MAX_QUEUE 65536
-
-/* Any thread (main, on SIGUSR1): asks the store thread for an online
- * backup. Between two groups it copies a consistent snapshot of the file
- * with SQLite's backup API into PATH.backup.tmp, then renames it to
- * PATH.backup, and logs the outcome. Publishes wait in the queue meanwhile
- * (milliseconds for a --history-sized file). A backup is needed because
- * courant holds the file's exclusive lock, so no other process can read it
- * while courant runs. */
-void store_request_backup(store_t *s);
-
-/* Commits what is queued, then stops and joins the store thread. */
-void store_stop(store_t *s);
-
-/* Closes the file. The thread must be stopped (or never started). */
-void store_free(store_t *s);
-
-typedef struct store_stats {
-    uint64_t commits; /* groups committed */
-    uint64_t events;  /* events committed */
-    uint64_t failed;  /* events refused because a commit failed */
-    uint64_t rows;    /* rows in the file after the last trim (approximate) */
-    int healthy;      /* the last commit succeeded */
-} store_stats_t;
-
-/* Any thread. */
-void store_get_stats(store_t *s, store_stats_t *out);
+/* On journal_request_backup (main, on SIGUSR1), between two groups, the
+ * journal thread copies a consistent snapshot of the file with SQLite's
+ * backup API into PATH.backup.tmp, then renames it to PATH.backup, and logs
+ * the outcome. Publishes wait in the queue meanwhile (milliseconds for a
+ * --history-sized file). A backup is needed because courant holds the
+ * file's exclusive lock, so no other process can read it while courant
+ * runs. */
 
 #endif

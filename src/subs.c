@@ -34,18 +34,18 @@ struct subs_handle {
 struct subs {
     pthread_mutex_t lock; /* guards head */
     entry_t *head;
-    hub_t *hub;      /* borrows */
-    backplane_t *bp; /* borrows; NULL without --redis */
+    hub_t *hub;         /* borrows: lastEventID */
+    journal_t *journal; /* borrows: where subscription events go */
 };
 
-subs_t *subs_new(hub_t *hub, backplane_t *bp)
+subs_t *subs_new(hub_t *hub, journal_t *journal)
 {
     subs_t *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     pthread_mutex_init(&s->lock, NULL);
     s->hub = hub;
-    s->bp = bp;
+    s->journal = journal;
     return s;
 }
 
@@ -116,14 +116,11 @@ static void publish_entry(subs_t *s, const subs_handle_t *h, const entry_t *e, i
         log_warn("out of memory: a subscription event was not published");
         return;
     }
-    if (s->bp) {
-        if (backplane_try_submit(s->bp, ev, NULL, NULL, 0)) {
-            log_debug("redis unreachable: a subscription event was not published");
-            evbuf_unref(ev);
-        }
-        return;
+    const char *why;
+    if (journal_try_submit(s->journal, ev, NULL, NULL, 0, &why) < 0) {
+        log_debug("a subscription event was not published: %s", why);
+        evbuf_unref(ev);
     }
-    hub_publish(s->hub, ev);
 }
 
 static char *make_id(const char *topic, size_t len, const char *subscriber)

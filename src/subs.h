@@ -25,19 +25,28 @@
 #ifndef COURANT_SUBS_H
 #define COURANT_SUBS_H
 
-#include "backplane.h"
 #include "hub.h"
+#include "journal.h"
 
 #include <stddef.h>
 
 typedef struct subs subs_t;
 typedef struct subs_handle subs_handle_t;
 
-/* `bp` (may be NULL): with --redis, subscription events go through the
- * stream like any publish, so every node's history holds them in one order
- * (dropped, with the rest of the publishes, while Redis is unreachable).
- * The registry itself stays per node: the API lists this node's streams. */
-subs_t *subs_new(hub_t *hub, backplane_t *bp);
+/* Subscription events go through `journal` like any publish: they are
+ * stored with --store and appended to the stream with --redis, so they are
+ * in history wherever history is kept, in the one order of every other
+ * event, and the lastEventID the API answers (the hub's newest event) can
+ * be resumed from, after a restart too and on any node. The cost: one row
+ * (or entry) per selector per stream opened or closed, trimmed by
+ * --history like any event. Nobody waits for them: one the journal refuses
+ * (queue full, Redis unreachable) is dropped, logged at debug (the journal
+ * logs its outages). With a durable journal an event reaches the hub once
+ * committed, so the API may list a subscription a moment before its event
+ * is in history; resuming from that lastEventID then replays the event.
+ * `hub` (borrowed) answers lastEventID. The registry itself stays per
+ * node: the API lists this node's streams. */
+subs_t *subs_new(hub_t *hub, journal_t *journal);
 void subs_free(subs_t *s); /* every handle must have been removed */
 
 /* Registers a stream's distinct selectors and publishes "active": true

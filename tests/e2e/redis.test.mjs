@@ -227,6 +227,24 @@ test('resume across nodes: received on A, reconnect to B with Last-Event-ID: no 
   console.log(`# ${seen.length} events on A, then ${onB.events.length} resumed on B: the same ${want.length} as B's live subscriber`);
 }, { timeout: 60000 });
 
+test('an event whose data holds a NUL is read back and delivered on every node, its own included', async () => {
+  const redis = await startRedis();
+  const a = await startCourant(nodeArgs(redis));
+  const b = await startCourant(nodeArgs(redis));
+  const onA = subscribe(a.base);
+  const onB = subscribe(b.base);
+  await Promise.all([onA.opened, onB.opened]);
+  const r = await post(a.base, 'a\u0000b', undefined);
+  assert(r.status === 200, `publish: ${r.status} ${r.body}`);
+  for (const s of [onA, onB])
+    await waitFor(() => s.events.some((e) => e.id === r.body), { timeout: 5000, message: 'the event read back from the stream' });
+  assert([onA, onB].every((s) => s.events.find((e) => e.id === r.body).data === 'a\u0000b'), 'the data changed on the way');
+  assert((await metric(a.base, 'courant_backplane_bad_entries_total')) === 0, 'an entry was skipped');
+  onA.close();
+  onB.close();
+  await redis.stop();
+});
+
 test('Redis stopped mid-stream and started again: 503 meanwhile, every 200 reaches every subscriber', async () => {
   const redis = await startRedis();
   const nodes = [];

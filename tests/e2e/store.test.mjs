@@ -11,6 +11,7 @@
 // The mount-based cases need root (mount -t tmpfs); without it they are
 // reported as skipped ("ok - ... # SKIP reason", counted as skipped by tests/run.sh). Env: as hub.test.mjs.
 
+import crypto from 'node:crypto';
 import http from 'node:http';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
@@ -215,6 +216,95 @@ test('backup: SIGUSR1 writes PATH.backup online; a courant started on it resumes
   const r = await startCourant(['--store', restored]);
   const got = await history(r.base, 'earliest', 5);
   assert(JSON.stringify(got.map((e) => e.id)) === JSON.stringify(ids), `restored history: ${got.map((e) => e.id)}`);
+});
+
+// ---- what the loader checks, what goes through the store ------------------------------------
+
+test('a damaged row is skipped at start (logged, counted); the rest of history loads and resumes', async () => {
+  const db = path.join(freshDir(), 'courant.db');
+  const a = await startCourant(['--store', db]);
+  const ids = [];
+  for (let i = 0; i < 5; i++) ids.push((await post(a.base, `p0-${i}`)).body);
+  assert((await a.stop()) === 0, 'clean stop');
+  // Row 3's wire bytes become two events, the second with an id of its own:
+  // delivered as they are, they would move a client's Last-Event-ID to "forged".
+  const nl = ' || char(10) || ';
+  execFileSync('sqlite3', [db, `UPDATE events SET wire = CAST('id: ${ids[2]}'${nl}'data: p0-2'${nl}char(10)${nl}`
+    + `'id: forged'${nl}'data: x'${nl}char(10) AS BLOB) WHERE id = '${ids[2]}'`]);
+  const b = await startCourant(['--store', db]);
+  const skipped = b.stderrLines.find((l) => l.includes('skipped row seq 3'));
+  assert(skipped && /not one SSE event with that id/.test(skipped), () => `no line about the skipped row:\n${b.tail(10)}`);
+  const loaded = b.stderrLines.find((l) => l.includes('events of history loaded'));
+  assert(/: 4 events of history loaded, 1 damaged rows skipped/.test(loaded), `load line: ${loaded}`);
+  const m = await (await fetch(`${b.base}/metrics`)).text();
+  assert(/^courant_store_bad_rows_total 1$/m.test(m), `courant_store_bad_rows_total is not 1:\n${m}`);
+  const got = await history(b.base, 'earliest', 4);
+  const want = [ids[0], ids[1], ids[3], ids[4]];
+  assert(JSON.stringify(got.map((e) => e.id)) === JSON.stringify(want), `history: ${got.map((e) => e.id)}`);
+  const resumed = await history(b.base, ids[1], 2);
+  assert(JSON.stringify(resumed.map((e) => e.id)) === JSON.stringify([ids[3], ids[4]]), `resumed: ${resumed.map((e) => e.id)}`);
+  console.log(`# ${skipped.replace(/^.*\] /, '')}`);
+});
+
+test('an event whose data holds a NUL is delivered, stored, and loaded again after a restart', async () => {
+  const db = path.join(freshDir(), 'courant.db');
+  const a = await startCourant(['--store', db]);
+  const live = subscribe(a.base);
+  await live.opened;
+  const r = await post(a.base, 'a\u0000b');
+  assert(r.status === 200, `publish: ${r.status} ${r.body}`);
+  await waitFor(() => live.events.length === 1, { message: 'the live event' });
+  assert(live.events[0].data === 'a\u0000b', `live data: ${JSON.stringify(live.events[0].data)}`);
+  live.close();
+  assert((await a.stop()) === 0, 'clean stop');
+  const b = await startCourant(['--store', db]);
+  const got = await history(b.base, 'earliest', 1);
+  assert(got.length === 1 && got[0].id === r.body && got[0].data === 'a\u0000b', `after restart: ${JSON.stringify(got)}`);
+  assert(!b.stderrLines.some((l) => l.includes('skipped row')), 'the row was skipped');
+});
+
+const SUB_KEY = 'subscriber-secret-for-store-tests-0123';
+const SUBS = '/.well-known/mercure/subscriptions';
+/** An HS256 token with `claims`, signed here with node's crypto. */
+function hs256(claims, key) {
+  const b64u = (x) => Buffer.from(x).toString('base64url');
+  const data = `${b64u(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${b64u(JSON.stringify(claims))}`;
+  return `${data}.${b64u(crypto.createHmac('sha256', key).update(data).digest())}`;
+}
+
+test('--subscriptions: subscription events are stored like any event, so the API\'s lastEventID resumes after a restart', async () => {
+  const db = path.join(freshDir(), 'courant.db');
+  const args = ['--store', db, '--subscriptions', '--subscriber-jwt-key', SUB_KEY, '--anonymous'];
+  const token = hs256({ exp: Math.floor(Date.now() / 1000) + 600, mercure: { subscribe: [`${SUBS}{/topic}{/subscriber}`] } }, SUB_KEY);
+  const lastEventID = async (base) => {
+    const res = await fetch(`${base}${SUBS}`, { headers: { authorization: `Bearer ${token}` } });
+    assert(res.status === 200, `GET ${SUBS}: ${res.status}`);
+    return JSON.parse(await res.text()).lastEventID;
+  };
+  const a = await startCourant(args);
+  const s = subscribe(a.base); // its "active" subscription event goes through the store
+  await s.opened;
+  const last = await waitFor(async () => { const id = await lastEventID(a.base); return id !== 'earliest' && id; },
+    { message: 'the subscription event to be committed and in history' });
+  const p = await post(a.base, 'p0-0');
+  assert(p.status === 200, `publish: ${p.status}`);
+  s.close(); // "active": false, stored too
+  await waitFor(async () => /^courant_store_events_total 3$/m.test(await (await fetch(`${a.base}/metrics`)).text()),
+    { message: 'three events committed (active, publish, inactive)' });
+  assert((await a.stop()) === 0, 'clean stop');
+  const rows = execFileSync('sqlite3', [db, `SELECT count(*) FROM events WHERE topics LIKE '${SUBS}/%' AND private = 1`]).toString().trim();
+  assert(rows === '2', `subscription events in the file: ${rows}, want 2 (active and inactive)`);
+  const b = await startCourant(args);
+  // The id the API gave before the restart is known after it: resuming from
+  // it replays exactly what came after (the anonymous subscriber gets the
+  // public publish, not the private subscription events).
+  const r = subscribe(b.base, last);
+  await r.opened;
+  assert(r.headers['last-event-id'] === last, `resumed from ${last}, the hub answered Last-Event-ID ${r.headers['last-event-id']}`);
+  await waitFor(() => r.events.length >= 1, { message: 'the publish after the subscription event' });
+  await sleep(300);
+  assert(r.events.length === 1 && r.events[0].id === p.body, `replayed: ${JSON.stringify(r.events)}`);
+  r.close();
 });
 
 // ---- faults at start-up -----------------------------------------------------------------

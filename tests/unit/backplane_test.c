@@ -1,13 +1,14 @@
 /*
- * backplane_test.c - the pure parts of src/backplane.c: the --redis URL,
- * the wire check, and stream entries parsed back into events (round trip
- * from the fields the publish thread writes, and every refusal). The
- * threads and Redis itself are tested end to end (tests/e2e/redis.test.mjs).
+ * backplane_test.c - the pure parts of src/backplane.c: the --redis URL and
+ * stream entries parsed back into events (round trip from the fields the
+ * publish side writes, and every refusal). The wire check they rely on is
+ * wire_test.c's; the threads and Redis itself are tested end to end
+ * (tests/e2e/redis.test.mjs).
  */
 #include "../../src/backplane.c"
 
-#include "sse.h"
 #include "test.h"
+#include "wire.h"
 
 /* ---- the URL ---------------------------------------------------------------- */
 
@@ -41,51 +42,6 @@ static void test_url(void)
     }
 }
 
-/* ---- the wire check ------------------------------------------------------------- */
-
-static size_t encode(char *out, const char *id, const char *type, const char *data, int64_t retry)
-{
-    sse_fields_t f = {.id = id,
-                      .id_len = strlen(id),
-                      .event = type,
-                      .event_len = type ? strlen(type) : 0,
-                      .data = data,
-                      .data_len = data ? strlen(data) : 0,
-                      .retry = retry};
-    ASSERT(sse_encoded_size(&f) < 512);
-    return sse_encode(out, &f);
-}
-
-static void test_check_wire(void)
-{
-    char w[512];
-    size_t n = encode(w, "a1", NULL, "hello", -1);
-    ASSERT_EQ(backplane__check_wire(w, n, "a1", 2), 0);
-    ASSERT_EQ(backplane__check_wire(w, n, "a2", 2), -1); /* another id */
-    ASSERT_EQ(backplane__check_wire(w, n, "a", 1), -1);
-    ASSERT_EQ(backplane__check_wire(w, n - 1, "a1", 2), -1); /* no blank line */
-    n = encode(w, "x", "ping", "l1\nl2\r\n\nl4", 3000);
-    ASSERT_EQ(backplane__check_wire(w, n, "x", 1), 0);
-    n = encode(w, "x", NULL, "", -1);
-    ASSERT_EQ(backplane__check_wire(w, n, "x", 1), 0);
-    const char *bad[] = {
-        "id: x\ndata: a\n\nid: y\ndata: b\n\n", /* two events */
-        "id: x\ndata: a\nid: y\n\n",            /* a second id line */
-        "id: x\nevent: e\n\n",                  /* no data line: nothing dispatches */
-        "id: x\ndata: a\r\n\n",                 /* CR */
-        "id: x\n: comment\ndata: a\n\n",        /* a comment */
-        "id: x\ndata:a\n\n",                    /* not as the encoder writes it */
-        "id: x\n\n",
-        "id: x",
-        "",
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (backplane__check_wire(bad[i], strlen(bad[i]), "x", 1) != -1)
-            TEST_FAIL_AT("accepted wire #%zu", i);
-    char nul[] = "id: x\ndata: a\0b\n\n";
-    ASSERT_EQ(backplane__check_wire(nul, sizeof(nul) - 1, "x", 1), -1);
-}
-
 /* ---- entries ---------------------------------------------------------------------- */
 
 /* An entry [sid, [name, value, ...]] over borrowed strings. */
@@ -109,7 +65,7 @@ static redisReply *fake_entry(fake_t *f, const char *sid, const char *const *fie
     return &f->top;
 }
 
-/* What the publish thread writes (append_xadd) parses back to the same event. */
+/* What the publish side writes (append_xadd) parses back to the same event. */
 static void test_entry_round_trip(void)
 {
     const char *topics[] = {"https://ex.com/a", "https://ex.com/b/{x}"};
@@ -130,9 +86,9 @@ static void test_entry_round_trip(void)
     ASSERT(ev != NULL);
     char *joined = NULL;
     size_t cap = 0, tlen = 0;
-    ASSERT_EQ(join_topics(ev, &joined, &cap, &tlen), 0);
+    ASSERT_EQ(wire_join_topics(ev, &joined, &cap, &tlen), 0);
     ASSERT(tlen < cap);
-    joined[tlen] = 0; /* join_topics gives a length (hiredis takes lengths); it leaves room for this */
+    joined[tlen] = 0; /* wire_join_topics gives a length (hiredis takes lengths); it leaves room for this */
     char *wire = strndup(ev->bytes, ev->len);
     const char *fields[] = {"id", ev->id,          "topics", joined, "private", "1",
                             "ms", "1764000000123", "wire",   wire,   "later",   "ignored"};
@@ -226,7 +182,6 @@ int main(void)
 {
     TEST_MAIN_BEGIN();
     TEST_RUN(test_url);
-    TEST_RUN(test_check_wire);
     TEST_RUN(test_entry_round_trip);
     TEST_RUN(test_entry_refusals);
     TEST_MAIN_END();
