@@ -96,6 +96,21 @@ static const opt_t options[] = {
     {"max-replay", OPT_LONG, F(max_replay), 0, 0, 100000000, "N",
      "events one subscribe replays from history at most; the client then resumes by reconnecting; "
      "0 = no cap (default 10000)"},
+    {"max-connections-per-ip", OPT_LONG, F(max_connections_per_ip), 0, 0, 100000000, "N",
+     "open connections per client address (IPv6: per /64) at most; 429 past it; loopback and "
+     "--trusted-proxy peers are exempt; 0 = no cap (default 1024)"},
+    {"publish-rate", OPT_LONG, F(publish_rate), 0, 0, 1000000, "N",
+     "publishes per second per token (or per client address without one), bursts of 2N; 429 past it; "
+     "0 = no cap (default 0)"},
+    {"subscribe-rate", OPT_LONG, F(subscribe_rate), 0, 0, 1000000, "N",
+     "subscribes per second per client address, bursts of 2N; 429 past it; 0 = no cap (default 10)"},
+    {"limit-loopback", OPT_FLAG, F(limit_loopback), 0, 0, 1, NULL,
+     "apply the per-client limits to loopback clients too (by default the host's own backends are exempt)"},
+    {"trusted-proxy", OPT_LIST, F(trusted_proxies), F(num_trusted_proxies), 0, CONFIG_MAX_ORIGINS, "CIDR",
+     "a reverse proxy whose client-address header is believed (repeatable): behind it, limits and the "
+     "keyless-publish rule see the client, not the proxy"},
+    {"trusted-proxy-header", OPT_STRING, F(trusted_proxy_header), 0, 0, 0, "NAME",
+     "the header those proxies write: forwarded (RFC 7239, default) or x-forwarded-for"},
     {"cors-origin", OPT_LIST, F(cors_origins), F(num_cors_origins), 0, CONFIG_MAX_ORIGINS, "ORIGIN",
      "origin allowed to subscribe from a browser, repeatable, or * (default *); listed origins get "
      "credentials (cookies)"},
@@ -154,6 +169,8 @@ static void config_defaults(config_t *c)
     c->max_templates_per_worker = 10000;
     c->max_template_states = 512;
     c->max_replay = 10000;
+    c->max_connections_per_ip = 1024;
+    c->subscribe_rate = 10;
     c->log_level = LOG_INFO;
     c->redis_stream = strdup("courant");
 }
@@ -383,15 +400,14 @@ int config_parse(config_t *c, int argc, char **argv)
 
 void config_dispose(config_t *c)
 {
-    for (int i = 0; i < c->num_listen; i++)
-        free(c->listen[i]);
-    for (int i = 0; i < c->num_cors_origins; i++)
-        free(c->cors_origins[i]);
-    for (int i = 0; i < c->num_publish_origins; i++)
-        free(c->publish_origins[i]);
-    c->num_listen = c->num_cors_origins = c->num_publish_origins = 0;
     for (size_t i = 0; i < NUM_OPTIONS; i++) {
-        if (options[i].kind == OPT_STRING) {
+        if (options[i].kind == OPT_LIST) { /* every list, from the table */
+            char **v = (char **)((char *)c + options[i].offset);
+            int *n = (int *)((char *)c + options[i].count_offset);
+            for (int k = 0; k < *n; k++)
+                free(v[k]);
+            *n = 0;
+        } else if (options[i].kind == OPT_STRING) {
             char **sp = (char **)((char *)c + options[i].offset);
             free(*sp);
             *sp = NULL;

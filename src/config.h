@@ -42,6 +42,13 @@ typedef struct config {
     int max_templates_per_worker;     /* distinct URI templates interned per worker; 503 past it */
     int max_template_states;          /* NFA states of one client-given URI template; 400 past it */
     long max_replay; /* events one subscribe replays; then it resumes by reconnecting; 0 = no cap */
+    long max_connections_per_ip; /* open connections per client address; 0 = no cap */
+    long publish_rate;           /* publishes per second per token (or client without one); 0 = no cap */
+    long subscribe_rate;         /* subscribes per second per client address; 0 = no cap */
+    int limit_loopback;          /* the per-client limits apply to loopback clients too */
+    char *trusted_proxies[CONFIG_MAX_ORIGINS]; /* owns: CIDRs whose Forwarded/X-Forwarded-For is believed */
+    int num_trusted_proxies;
+    char *trusted_proxy_header;             /* owns: "forwarded" (default) or "x-forwarded-for" */
     char *cors_origins[CONFIG_MAX_ORIGINS]; /* owns; "*" = any origin */
     int num_cors_origins;
     char *publish_origins[CONFIG_MAX_ORIGINS]; /* owns: origins whose browsers may publish */

@@ -9,6 +9,7 @@
 #include "conn.h"
 
 #include "log.h"
+#include "ratelimit.h"
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -32,19 +33,8 @@ void conn_init(conn_t *c, worker_t *w, int fd, const conn_proto_t *proto, const 
     c->peer_loopback = peer_loopback ? 1 : 0;
     outq_init(&c->out, worker__wrefs(w));
     c->turn = worker__turn(w);
-    if (peer && peer->sa_family == AF_INET && peer_len >= sizeof(struct sockaddr_in)) {
-        c->peer_family = AF_INET;
-        memcpy(c->peer_addr, &((const struct sockaddr_in *)peer)->sin_addr, 4);
-    } else if (peer && peer->sa_family == AF_INET6 && peer_len >= sizeof(struct sockaddr_in6)) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)peer)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a)) {
-            c->peer_family = AF_INET;
-            memcpy(c->peer_addr, a->s6_addr + 12, 4);
-        } else {
-            c->peer_family = AF_INET6;
-            memcpy(c->peer_addr, a->s6_addr, 16);
-        }
-    }
+    if (!peer || peer_addr_from_sockaddr(peer, peer_len, &c->peer))
+        memset(&c->peer, 0, sizeof(c->peer));
 }
 
 /* The per-turn counters belong to the current turn. */
@@ -242,6 +232,12 @@ void conn_close(conn_t *c, const char *why)
     if (c->state == CONN_CLOSING)
         return;
     log_debug("fd %d closed: %s", c->io.fd, why);
+    if (c->peer_counted) { /* --max-connections-per-ip */
+        uint8_t key[PEER_KEY_LEN];
+        peer_addr_key(&c->peer, 64, key);
+        (void)ratelimit_counter_release(worker_server(c->worker)->conns_per_ip, key, sizeof(key));
+        c->peer_counted = 0;
+    }
     if (c->state == CONN_OPEN)
         c->proto->on_close(c);
     c->state = CONN_CLOSING;

@@ -30,6 +30,7 @@
 
 #include "io.h"
 #include "outq.h"
+#include "peer.h"
 #include "worker.h"
 
 #include <stddef.h>
@@ -75,6 +76,7 @@ struct conn {
     uint8_t in_read_list : 1;     /* waits on the worker's read-again list */
     uint8_t peer_loopback : 1;    /* the peer address is 127.0.0.0/8 or ::1 */
     uint8_t shut_after_flush : 1; /* linger once the queue is written */
+    uint8_t peer_counted : 1;     /* counted in server_t.conns_per_ip (released at close) */
     uint8_t reads_this_turn;      /* conn_read calls in the current turn */
     uint32_t turn;                /* the worker turn the two counters belong to */
     uint32_t written_this_turn;   /* bytes written in that turn */
@@ -91,8 +93,7 @@ struct conn {
 
     int64_t deadline_ms;      /* monotonic: the protocol's read/idle deadline, or linger end */
     int64_t last_write_ms;    /* monotonic: last time output was queued (heartbeats) */
-    uint16_t peer_family;     /* AF_INET or AF_INET6 (v4-mapped addresses become AF_INET) */
-    uint8_t peer_addr[16];    /* the peer's address bytes (4 or 16 used): rate limits, logs */
+    peer_addr_t peer;         /* the socket peer's address (IPv4 mapped): limits, logs */
     struct conn *prev, *next; /* the worker's list of all its connections */
     struct conn *flush_next;  /* the worker's flush list, or its free list */
     struct conn *read_next;   /* the worker's read-again list */

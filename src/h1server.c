@@ -242,8 +242,8 @@ static void fill_request(h1conn_t *h, const http1_request_t *hr, request_t *in)
     in->version = hr->minor_version >= 1 ? 11 : 10;
     in->is_head = hr->method_len == 4 && !memcmp(hr->method, "HEAD", 4);
     in->peer_loopback = h->conn.peer_loopback;
-    in->peer_family = h->conn.peer_family;
-    in->peer_addr = h->conn.peer_addr;
+    in->peer = &h->conn.peer;
+    in->client = h->conn.peer;
 }
 
 static void refuse(h1conn_t *h, refusal_t why, int status, const char *reason)
@@ -557,11 +557,16 @@ const conn_proto_t h1server_proto = {"http/1.1", h1_on_readable, h1_on_drained,
 static const char over_capacity[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 41\r\n"
     "Connection: close\r\nRetry-After: 1\r\n\r\nserver is at --max-connections; retry.\r\n\n";
+static const char too_many[] =
+    "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: 52\r\n"
+    "Connection: close\r\nRetry-After: 1\r\n\r\nyour address is at --max-connections-per-ip; retry.\n";
 
-void h1server_refuse_at_capacity(int fd)
+void h1server_refuse_at_accept(int fd, int status)
 {
     /* The send buffer of a fresh socket is empty, so it fits. */
-    ssize_t r = send(fd, over_capacity, sizeof(over_capacity) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const char *msg = status == 429 ? too_many : over_capacity;
+    size_t len = status == 429 ? sizeof(too_many) - 1 : sizeof(over_capacity) - 1;
+    ssize_t r = send(fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)r;
 }
 

@@ -46,9 +46,9 @@
 struct conn *h1server_accept(worker_t *w, int fd, const struct sockaddr *peer, socklen_t len,
                              int peer_loopback, void *ctx);
 
-/* A listener's refuse function (worker_refuse_fn): a 503 with Retry-After
- * on a fresh socket, best effort. */
-void h1server_refuse_at_capacity(int fd);
+/* A listener's refuse function (worker_refuse_fn): a 503 or 429 with
+ * Retry-After on a fresh socket, best effort. */
+void h1server_refuse_at_accept(int fd, int status);
 
 /* The protocol table. */
 extern const conn_proto_t h1server_proto;

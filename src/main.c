@@ -29,6 +29,8 @@
 #include "hub.h"
 #include "journal.h"
 #include "log.h"
+#include "peer.h"
+#include "ratelimit.h"
 #include "router.h"
 #include "server.h"
 #include "siphash.h"
@@ -270,6 +272,51 @@ static int open_journal(server_t *srv, const config_t *cfg)
     return 0;
 }
 
+/* The per-client limits (--max-connections-per-ip, --publish-rate,
+ * --subscribe-rate) and the proxies whose client-address header is
+ * believed (--trusted-proxy). A bad value is a one-line error. */
+static int setup_limits(server_t *srv, const config_t *cfg)
+{
+    if (cfg->num_trusted_proxies &&
+        !(srv->trusted = calloc((size_t)cfg->num_trusted_proxies, sizeof(peer_cidr_t))))
+        return -1;
+    for (int i = 0; i < cfg->num_trusted_proxies; i++) {
+        if (peer_cidr_parse(cfg->trusted_proxies[i], strlen(cfg->trusted_proxies[i]), &srv->trusted[i])) {
+            fprintf(
+                stderr,
+                "courant: --trusted-proxy wants an address or a CIDR range (host bits zero), not \"%s\"\n",
+                cfg->trusted_proxies[i]);
+            return -1;
+        }
+        srv->num_trusted++;
+    }
+    const char *hdr = cfg->trusted_proxy_header ? cfg->trusted_proxy_header : "forwarded";
+    if (!strcmp(hdr, "forwarded")) {
+        srv->trusted_header = PEER_HEADER_FORWARDED;
+    } else if (!strcmp(hdr, "x-forwarded-for")) {
+        srv->trusted_header = PEER_HEADER_X_FORWARDED_FOR;
+    } else {
+        fprintf(stderr, "courant: --trusted-proxy-header wants forwarded or x-forwarded-for, not \"%s\"\n",
+                hdr);
+        return -1;
+    }
+    /* Room for as many client addresses as connections (each holds one),
+     * and as many rate buckets as that: past it the least recently used
+     * bucket is forgotten, never more memory. */
+    size_t keys = (size_t)srv->max_connections < 65536 ? 65536 : (size_t)srv->max_connections;
+    if ((cfg->max_connections_per_ip &&
+         !(srv->conns_per_ip = ratelimit_counter_new((uint32_t)cfg->max_connections_per_ip, keys))) ||
+        (cfg->publish_rate && !(srv->publish_rate = ratelimit_new((uint32_t)cfg->publish_rate, 1000,
+                                                                  (uint32_t)cfg->publish_rate * 2, keys))) ||
+        (cfg->subscribe_rate &&
+         !(srv->subscribe_rate = ratelimit_new((uint32_t)cfg->subscribe_rate, 1000,
+                                               (uint32_t)cfg->subscribe_rate * 2, keys)))) {
+        fprintf(stderr, "courant: out of memory for the rate-limit tables\n");
+        return -1;
+    }
+    return 0;
+}
+
 /* One line saying who may publish and subscribe, so a misconfiguration shows. */
 static void log_auth_policy(const server_t *srv)
 {
@@ -357,6 +404,10 @@ int main(int argc, char **argv)
 
     bound_t bound[MAX_BOUND];
     int num_bound = 0;
+    if (setup_limits(&srv, &cfg)) {
+        rc = 2;
+        goto out;
+    }
     /* The store first: a second courant on the same store must be refused
      * for that reason, whatever its port. */
     srv.hub = hub_new(cfg.history, cfg.history_age_s);
@@ -394,7 +445,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < cfg.workers; i++) {
         worker_listener_t ls[MAX_BOUND];
         for (int b = 0; b < num_bound; b++) {
-            ls[b] = (worker_listener_t){bound[b].fds[i], h1server_accept, h1server_refuse_at_capacity, NULL};
+            ls[b] = (worker_listener_t){bound[b].fds[i], h1server_accept, h1server_refuse_at_accept, NULL};
             bound[b].fds[i] = -1; /* the worker owns it now */
         }
         if (!(srv.workers[i] = worker_new(i, &srv, ls, num_bound))) {
@@ -453,6 +504,10 @@ out:
     free(srv.workers);
     journal_free(srv.journal);
     subs_free(srv.subs);
+    ratelimit_counter_free(srv.conns_per_ip);
+    ratelimit_free(srv.publish_rate);
+    ratelimit_free(srv.subscribe_rate);
+    free(srv.trusted);
     hub_free(srv.hub);
     auth_free(auth);
     free(demo_tokens);

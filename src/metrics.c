@@ -6,6 +6,7 @@
 #include "conn.h"
 #include "hub.h"
 #include "journal.h"
+#include "ratelimit.h"
 #include "server.h"
 #include "worker.h"
 
@@ -85,6 +86,28 @@ static void journal_counters(server_t *srv, char *body, size_t cap, size_t *n)
             (unsigned long long)js.read_back, (unsigned long long)js.bad_records);
 }
 
+/* The per-client limit tables: keys held, and rate keys forgotten while
+ * not yet refilled (a sign a table is too small). */
+static void limit_counters(server_t *srv, char *body, size_t cap, size_t *n)
+{
+    size_t pk = 0, sk = 0;
+    uint64_t pe = 0, se = 0;
+    if (srv->publish_rate)
+        ratelimit_stats(srv->publish_rate, &pk, &pe);
+    if (srv->subscribe_rate)
+        ratelimit_stats(srv->subscribe_rate, &sk, &se);
+    APPEND(body, cap, n,
+           "# TYPE courant_limit_keys gauge\n"
+           "courant_limit_keys{table=\"connections_per_ip\"} %zu\n"
+           "courant_limit_keys{table=\"publish_rate\"} %zu\n"
+           "courant_limit_keys{table=\"subscribe_rate\"} %zu\n"
+           "# TYPE courant_limit_evicted_total counter\n"
+           "courant_limit_evicted_total{table=\"publish_rate\"} %llu\n"
+           "courant_limit_evicted_total{table=\"subscribe_rate\"} %llu\n",
+           srv->conns_per_ip ? ratelimit_counter_keys(srv->conns_per_ip) : 0, pk, sk, (unsigned long long)pe,
+           (unsigned long long)se);
+}
+
 void metrics_handle(req_t *r, const request_t *in)
 {
     server_t *srv = worker_server(r->conn->worker);
@@ -92,5 +115,6 @@ void metrics_handle(req_t *r, const request_t *in)
     size_t n = 0;
     worker_counters(srv, body, sizeof(body), &n);
     journal_counters(srv, body, sizeof(body), &n);
+    limit_counters(srv, body, sizeof(body), &n);
     req_respond(r, 200, &in->cors, "text/plain; version=0.0.4", body, n);
 }

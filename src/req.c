@@ -19,8 +19,8 @@
 #include <string.h>
 
 const char *const refusal_names[REFUSE__COUNT] = {
-    "bad_request", "not_found",     "method_not_allowed", "headers_too_large", "body_too_large",
-    "timeout",     "over_capacity", "forbidden",          "unavailable",       "unauthorized",
+    "bad_request",   "not_found", "method_not_allowed", "headers_too_large", "body_too_large", "timeout",
+    "over_capacity", "forbidden", "unavailable",        "unauthorized",      "rate_limited",
 };
 
 /* ---- response header fields ------------------------------------------------------ */

@@ -32,6 +32,7 @@
 #define COURANT_REQ_H
 
 #include "http1.h"
+#include "peer.h"
 #include "wref.h"
 
 #include <stddef.h>
@@ -52,6 +53,7 @@ typedef enum refusal {
     REFUSE_FORBIDDEN,
     REFUSE_UNAVAILABLE,
     REFUSE_UNAUTHORIZED,
+    REFUSE_RATE_LIMITED,
     REFUSE__COUNT
 } refusal_t;
 
@@ -105,13 +107,14 @@ typedef struct request {
     size_t num_headers;
     const char *body; /* complete body (route_request only), or NULL */
     size_t body_len;
-    int version;              /* 10 (HTTP/1.0), 11, 20 */
-    uint8_t is_head;          /* HEAD: answer as GET, without a body */
-    uint8_t secure;           /* arrived over TLS */
-    uint8_t peer_loopback;    /* the socket peer is 127.0.0.0/8 or ::1 */
-    uint16_t peer_family;     /* AF_INET or AF_INET6 (the socket peer) */
-    const uint8_t *peer_addr; /* its 4 or 16 address bytes */
+    int version;             /* 10 (HTTP/1.0), 11, 20 */
+    uint8_t is_head;         /* HEAD: answer as GET, without a body */
+    uint8_t secure;          /* arrived over TLS */
+    uint8_t peer_loopback;   /* the socket peer is 127.0.0.0/8 or ::1 */
+    const peer_addr_t *peer; /* the socket peer's address */
     /* Filled by the router at head time, for the handlers: */
+    peer_addr_t client;          /* the client: the peer, or behind a --trusted-proxy what its header says */
+    uint8_t client_limited;      /* rate limits apply to it (not loopback, or --limit-loopback) */
     req_token_from_t token_from; /* where the token came from */
     const char *token;           /* the token (borrowed; a decoded query value points into router scratch) */
     size_t token_len;

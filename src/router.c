@@ -8,6 +8,7 @@
 #include "conn.h"
 #include "metrics.h"
 #include "publish.h"
+#include "ratelimit.h"
 #include "server.h"
 #include "subsapi.h"
 #include "subscribe.h"
@@ -145,6 +146,68 @@ static int find_token(request_t *in, char **scratch)
     return 0;
 }
 
+/* ---- who the client is, and how often it may come ------------------------------------- */
+
+/* The client behind a --trusted-proxy is what the proxy's header says;
+ * anyone else is the socket peer. */
+static void resolve_client(const server_t *srv, request_t *in)
+{
+    in->client = *in->peer;
+    if (srv->num_trusted && peer_cidr_list_contains(srv->trusted, srv->num_trusted, in->peer)) {
+        const char *name = srv->trusted_header == PEER_HEADER_FORWARDED ? "forwarded" : "x-forwarded-for";
+        peer_span_t values[16];
+        size_t n = 0;
+        for (size_t i = 0; i < in->num_headers && n < 16; i++)
+            if (in->headers[i].name_len == strlen(name) &&
+                http1_token_eq(in->headers[i].name, strlen(name), name))
+                values[n++] = (peer_span_t){in->headers[i].value, in->headers[i].value_len};
+        (void)peer_client_addr(in->peer, srv->trusted, srv->num_trusted, srv->trusted_header, values, n,
+                               &in->client);
+    }
+    in->client_limited = srv->cfg->limit_loopback || !peer_addr_is_loopback(&in->client);
+}
+
+/* Takes one token for `key` from `rl`; past the rate answers 429 with
+ * Retry-After and returns 1. */
+static int over_rate(req_t *r, request_t *in, struct ratelimit *rl, const void *key, size_t len,
+                     const char *what)
+{
+    uint64_t retry_ms = 0;
+    if (!rl || ratelimit_try_take(rl, key, len, (uint64_t)worker__now_ms(r->conn->worker), &retry_ms) ==
+                   RATELIMIT_OK)
+        return 0;
+    resp_hdrs_t h = in->cors;
+    resp_hdrs_addf(&h, "Retry-After", "%llu", (unsigned long long)((retry_ms + 999) / 1000));
+    req_refuse(r, REFUSE_RATE_LIMITED, 429, &h, what);
+    return 1;
+}
+
+/* --subscribe-rate per client address; --publish-rate per token, or per
+ * client address for a publish without one. Loopback clients are the host's
+ * own backends: exempt unless --limit-loopback. */
+static int rate_limited(req_t *r, request_t *in, int publish)
+{
+    server_t *srv = worker_server(r->conn->worker);
+    if (!in->client_limited)
+        return 0;
+    uint8_t key[1 + PEER_KEY_LEN];
+    key[0] = 'a'; /* an address key never equals a token key (they start with 't') */
+    peer_addr_key(&in->client, 64, key + 1);
+    if (!publish)
+        return over_rate(r, in, srv->subscribe_rate, key, sizeof(key),
+                         "too many subscribes from your address (--subscribe-rate); retry later");
+    if (in->token_from != REQ_TOKEN_NONE && in->token_len) {
+        char tkey[1 + JWT_MAX_TOKEN];
+        size_t n = in->token_len < JWT_MAX_TOKEN ? in->token_len : JWT_MAX_TOKEN;
+        tkey[0] = 't';
+        memcpy(tkey + 1, in->token, n);
+        return over_rate(r, in, srv->publish_rate, tkey, n + 1,
+                         "too many publishes with this token (--publish-rate); retry later");
+    }
+    return over_rate(r, in, srv->publish_rate, key, sizeof(key),
+                     "too many publishes from your address (--publish-rate); retry later");
+}
+
 /* ---- the two calls --------------------------------------------------------------------- */
 
 /* Fills what the router adds to the view (CORS, the token). */
@@ -183,15 +246,19 @@ static long route_head(req_t *r, request_t *in)
         return -1;
     route_t route = find_route(srv, in);
     r->route = (uint8_t)route;
+    resolve_client(srv, in);
+    int subscribes = route == ROUTE_MERCURE || route == ROUTE_EVENTS;
     if (route == ROUTE_NONE) {
         req_refuse(r, REFUSE_NOT_FOUND, 404, &in->cors, "no such path");
         limit = -1;
     } else if (method_is(in, "OPTIONS")) {
         r->route = ROUTE_PREFLIGHT;
     } else if (method_is(in, "POST") && routes[route].post) {
-        limit = publish_on_head(r, in);
+        limit = rate_limited(r, in, 1) ? -1 : publish_on_head(r, in);
     } else if (!method_is(in, "GET") && !in->is_head) {
         method_not_allowed(r, in, route);
+        limit = -1;
+    } else if (subscribes && rate_limited(r, in, 0)) {
         limit = -1;
     }
     free(scratch);

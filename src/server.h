@@ -11,6 +11,7 @@
 #define COURANT_SERVER_H
 
 #include "config.h"
+#include "peer.h"
 #include "req.h"
 
 #include <stdatomic.h>
@@ -21,6 +22,8 @@ struct hub;
 struct journal;
 struct auth;
 struct subs;
+struct ratelimit;
+struct ratelimit_counter;
 
 typedef struct server {
     const config_t *cfg;          /* borrows: lives as long as main */
@@ -31,6 +34,12 @@ typedef struct server {
     struct subs *subs;            /* borrows: the subscriptions registry; NULL without --subscriptions */
     const req_handler_t *handler; /* borrows: what answers requests (router.c), for every protocol */
     struct worker **workers;      /* borrows: num_workers of them */
+    struct ratelimit_counter *conns_per_ip; /* owns (main frees): --max-connections-per-ip, or NULL */
+    struct ratelimit *publish_rate;   /* owns (main frees): --publish-rate per token or client, or NULL */
+    struct ratelimit *subscribe_rate; /* owns (main frees): --subscribe-rate per client, or NULL */
+    peer_cidr_t *trusted;             /* owns (main frees): --trusted-proxy ranges */
+    size_t num_trusted;
+    peer_header_t trusted_header; /* which header those proxies write (--trusted-proxy-header) */
     int num_workers;
     long max_connections;    /* effective cap on open client connections */
     atomic_long open_conns;  /* client connections open now, all workers */

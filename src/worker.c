@@ -6,6 +6,8 @@
 #include "acks.h"
 #include "conn.h"
 #include "log.h"
+#include "peer.h"
+#include "ratelimit.h"
 #include "server.h"
 #include "stream.h"
 
@@ -317,16 +319,40 @@ static int is_loopback(const struct sockaddr_storage *ss)
     return 0;
 }
 
-static void refuse_over_capacity(worker_t *w, listener_t *l, int fd)
+/* A fresh socket refused at accept: answered (best effort), closed, counted,
+ * and logged at most once per tick. */
+static void refuse_at_accept(worker_t *w, listener_t *l, int fd, int status, refusal_t why, const char *what)
 {
     if (l->refuse)
-        l->refuse(fd);
+        l->refuse(fd, status);
     close(fd);
-    atomic_fetch_add_explicit(&w->stats.refused[REFUSE_OVER_CAPACITY], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->stats.refused[why], 1, memory_order_relaxed);
     if (w->drop_log_budget) {
         w->drop_log_budget = 0; /* one line per tick at most */
-        log_warn("refused a connection: --max-connections (%ld) reached", w->srv->max_connections);
+        log_warn("refused a connection: %s", what);
     }
+}
+
+/* --max-connections-per-ip, at accept (only the socket peer is known then):
+ * loopback peers (unless --limit-loopback) and trusted proxies, whose
+ * connections carry many clients, are not counted. Returns 0 (counted in
+ * *counted, or exempt) or the status to refuse with. */
+static int count_peer(worker_t *w, const struct sockaddr_storage *ss, socklen_t sl, int loopback,
+                      int *counted)
+{
+    server_t *srv = w->srv;
+    peer_addr_t pa;
+    *counted = 0;
+    if (!srv->conns_per_ip || (loopback && !srv->cfg->limit_loopback) ||
+        peer_addr_from_sockaddr((const struct sockaddr *)ss, sl, &pa) ||
+        peer_cidr_list_contains(srv->trusted, srv->num_trusted, &pa))
+        return 0;
+    uint8_t key[PEER_KEY_LEN];
+    peer_addr_key(&pa, 64, key);
+    int r = ratelimit_counter_try_acquire(srv->conns_per_ip, key, sizeof(key));
+    if (r == RATELIMIT_OK)
+        *counted = 1;
+    return r == RATELIMIT_OK ? 0 : r == RATELIMIT_LIMITED ? 429 : 503;
 }
 
 static void accept_some(worker_t *w, listener_t *l)
@@ -346,18 +372,36 @@ static void accept_some(worker_t *w, listener_t *l)
         long open = atomic_fetch_add_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
         if (open >= w->srv->max_connections) {
             atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
-            refuse_over_capacity(w, l, fd);
+            refuse_at_accept(w, l, fd, 503, REFUSE_OVER_CAPACITY, "--max-connections reached");
+            continue;
+        }
+        int loopback = is_loopback(&ss), counted;
+        int status = count_peer(w, &ss, sl, loopback, &counted);
+        if (status) {
+            atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
+            refuse_at_accept(w, l, fd, status, status == 429 ? REFUSE_RATE_LIMITED : REFUSE_OVER_CAPACITY,
+                             status == 429 ? "a client address is at --max-connections-per-ip"
+                                           : "no room to count one more client address");
             continue;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        conn_t *c = l->accept(w, fd, (struct sockaddr *)&ss, sl, is_loopback(&ss), l->ctx);
+        conn_t *c = l->accept(w, fd, (struct sockaddr *)&ss, sl, loopback, l->ctx);
         if (!c) {
             log_warn("cannot take a connection: out of memory");
             close(fd);
             atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
+            if (counted) {
+                peer_addr_t pa;
+                uint8_t key[PEER_KEY_LEN];
+                if (!peer_addr_from_sockaddr((struct sockaddr *)&ss, sl, &pa)) {
+                    peer_addr_key(&pa, 64, key);
+                    (void)ratelimit_counter_release(w->srv->conns_per_ip, key, sizeof(key));
+                }
+            }
             continue;
         }
+        c->peer_counted = (uint8_t)counted;
         worker__link_conn(w, c);
         atomic_fetch_add_explicit(&w->stats.accepted, 1, memory_order_relaxed);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};

@@ -50,9 +50,10 @@ struct stream_index;
 typedef struct conn *(*worker_accept_fn)(worker_t *w, int fd, const struct sockaddr *peer, socklen_t len,
                                          int peer_loopback, void *ctx);
 
-/* Best effort, on a fresh socket about to be closed because the server is
- * at --max-connections: tells the peer so in the listener's protocol. */
-typedef void (*worker_refuse_fn)(int fd);
+/* Best effort, on a fresh socket about to be closed: tells the peer why in
+ * the listener's protocol: 503 (the server is at --max-connections) or 429
+ * (its address is at --max-connections-per-ip). */
+typedef void (*worker_refuse_fn)(int fd, int status);
 
 typedef struct worker_listener {
     int fd;                  /* owns until worker_new takes it */
