@@ -104,6 +104,10 @@ static const opt_t options[] = {
      "0 = no cap (default 0)"},
     {"subscribe-rate", OPT_LONG, F(subscribe_rate), 0, 0, 1000000, "N",
      "subscribes per second per client address, bursts of 2N; 429 past it; 0 = no cap (default 10)"},
+    {"anonymous-subscription-rate", OPT_LONG, F(anonymous_subscription_rate), 0, 0, 1000000, "N",
+     "with --subscriptions: subscription events of anonymous subscribers per second, all together "
+     "(bursts of 5N); past it they are not published, so anonymous connects cannot flush history; "
+     "0 = no cap (default 20)"},
     {"limit-loopback", OPT_FLAG, F(limit_loopback), 0, 0, 1, NULL,
      "apply the per-client limits to loopback clients too (by default the host's own backends are exempt)"},
     {"trusted-proxy", OPT_LIST, F(trusted_proxies), F(num_trusted_proxies), 0, CONFIG_MAX_ORIGINS, "CIDR",
@@ -171,6 +175,7 @@ static void config_defaults(config_t *c)
     c->max_replay = 10000;
     c->max_connections_per_ip = 1024;
     c->subscribe_rate = 10;
+    c->anonymous_subscription_rate = 20;
     c->log_level = LOG_INFO;
     c->redis_stream = strdup("courant");
 }

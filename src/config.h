@@ -45,7 +45,9 @@ typedef struct config {
     long max_connections_per_ip; /* open connections per client address; 0 = no cap */
     long publish_rate;           /* publishes per second per token (or client without one); 0 = no cap */
     long subscribe_rate;         /* subscribes per second per client address; 0 = no cap */
-    int limit_loopback;          /* the per-client limits apply to loopback clients too */
+    long
+        anonymous_subscription_rate; /* subscription events of anonymous subscribers per second; 0 = no cap */
+    int limit_loopback;              /* the per-client limits apply to loopback clients too */
     char *trusted_proxies[CONFIG_MAX_ORIGINS]; /* owns: CIDRs whose Forwarded/X-Forwarded-For is believed */
     int num_trusted_proxies;
     char *trusted_proxy_header;             /* owns: "forwarded" (default) or "x-forwarded-for" */

@@ -436,7 +436,7 @@ int main(int argc, char **argv)
     }
     srv.workers = calloc((size_t)cfg.workers, sizeof(worker_t *));
     if (cfg.subscriptions)
-        srv.subs = subs_new(srv.hub, srv.journal);
+        srv.subs = subs_new(srv.hub, srv.journal, cfg.anonymous_subscription_rate);
     if (!srv.workers || (cfg.subscriptions && !srv.subs)) {
         fprintf(stderr, "courant: out of memory\n");
         rc = 1;

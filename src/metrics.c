@@ -8,6 +8,7 @@
 #include "journal.h"
 #include "ratelimit.h"
 #include "server.h"
+#include "subs.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -116,5 +117,10 @@ void metrics_handle(req_t *r, const request_t *in)
     worker_counters(srv, body, sizeof(body), &n);
     journal_counters(srv, body, sizeof(body), &n);
     limit_counters(srv, body, sizeof(body), &n);
+    if (srv->subs)
+        APPEND(body, sizeof(body), &n,
+               "# TYPE courant_subscription_events_dropped_total counter\n"
+               "courant_subscription_events_dropped_total %lu\n",
+               subs_dropped_events(srv->subs));
     req_respond(r, 200, &in->cors, "text/plain; version=0.0.4", body, n);
 }

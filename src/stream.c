@@ -708,7 +708,7 @@ static void register_subscriptions(req_t *r, const stream_request_t *sr, const u
             lens[k++] = sr->selector_lens[i];
         }
     }
-    if (!(r->stream->subs = subs_add(reg, sel, lens, n, sr->payload)))
+    if (!(r->stream->subs = subs_add(reg, sel, lens, n, sr->payload, sr->anonymous)))
         log_warn("fd %d: out of memory: the subscription is not listed", conn_fd(r->conn));
 }
 

@@ -75,6 +75,7 @@ typedef struct stream_request {
     size_t num_claims;       /* 0: anonymous, or a token without the claim */
     int64_t token_exp_s;     /* the token's exp (epoch seconds): the stream ends then; 0 = none */
     const char *payload;     /* the token's mercure.payload (compact JSON), or NULL */
+    int anonymous;           /* no token: its subscription events are rate-limited (subs.h) */
 } stream_request_t;
 
 /* Turns the request into a stream: checks the subscribe limits, answers the

@@ -8,9 +8,13 @@
 
 #include "id.h"
 #include "log.h"
+#include "ratelimit.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +29,8 @@ typedef struct entry {
 } entry_t;
 
 struct subs_handle {
+    atomic_uint refs; /* the stream's, plus one per render in progress */
+    int anonymous;    /* its subscriber presented no token: its events are rate-limited */
     char subscriber[ID_UUID_URN_LEN + 1];
     json_t *payload; /* owns a reference: mercure.payload, or NULL */
     size_t n;
@@ -32,13 +38,15 @@ struct subs_handle {
 };
 
 struct subs {
-    pthread_mutex_t lock; /* guards head */
+    pthread_mutex_t lock; /* guards head (held to link, unlink, or copy pointers: never to render) */
     entry_t *head;
-    hub_t *hub;         /* borrows: lastEventID */
-    journal_t *journal; /* borrows: where subscription events go */
+    hub_t *hub;               /* borrows: lastEventID */
+    journal_t *journal;       /* borrows: where subscription events go */
+    ratelimit_t *anon_events; /* owns: the budget of anonymous subscribers' events, or NULL */
+    atomic_ulong dropped;     /* anonymous subscribers' events not published (over budget) */
 };
 
-subs_t *subs_new(hub_t *hub, journal_t *journal)
+subs_t *subs_new(hub_t *hub, journal_t *journal, long anon_rate)
 {
     subs_t *s = calloc(1, sizeof(*s));
     if (!s)
@@ -46,6 +54,14 @@ subs_t *subs_new(hub_t *hub, journal_t *journal)
     pthread_mutex_init(&s->lock, NULL);
     s->hub = hub;
     s->journal = journal;
+    /* One global bucket: whatever the number of addresses an attacker has,
+     * anonymous connects and disconnects push at most this many events a
+     * second into history. */
+    if (anon_rate > 0 &&
+        !(s->anon_events = ratelimit_new((uint32_t)anon_rate, 1000, (uint32_t)anon_rate * 5, 1))) {
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -53,8 +69,29 @@ void subs_free(subs_t *s)
 {
     if (!s)
         return;
+    ratelimit_free(s->anon_events);
     pthread_mutex_destroy(&s->lock);
     free(s);
+}
+
+unsigned long subs_dropped_events(subs_t *s) { return atomic_load(&s->dropped); }
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* May this handle's subscription event be published now? */
+static int within_budget(subs_t *s, const subs_handle_t *h)
+{
+    if (!h->anonymous || !s->anon_events)
+        return 1;
+    if (ratelimit_try_take(s->anon_events, "a", 1, (uint64_t)monotonic_ms(), NULL) == RATELIMIT_OK)
+        return 1;
+    atomic_fetch_add(&s->dropped, 1);
+    return 0;
 }
 
 size_t subs_pct_encode(const char *in, size_t len, char *out)
@@ -88,6 +125,8 @@ static json_t *entry_doc(const subs_handle_t *h, const entry_t *e, int active)
 
 static void publish_entry(subs_t *s, const subs_handle_t *h, const entry_t *e, int active)
 {
+    if (!within_budget(s, h))
+        return;
     json_t *d = entry_doc(h, e, active);
     char *data = d ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
@@ -138,8 +177,17 @@ static char *make_id(const char *topic, size_t len, const char *subscriber)
     return id;
 }
 
+static void free_handle(subs_handle_t *h);
+
+static void handle_unref(subs_handle_t *h)
+{
+    if (atomic_fetch_sub(&h->refs, 1) == 1)
+        free_handle(h);
+}
+
 static void free_handle(subs_handle_t *h)
 {
+    assert(atomic_load(&h->refs) == 0);
     for (size_t i = 0; i < h->n; i++) {
         free(h->entries[i].id);
         free(h->entries[i].topic);
@@ -149,11 +197,13 @@ static void free_handle(subs_handle_t *h)
 }
 
 subs_handle_t *subs_add(subs_t *s, const char *const *selectors, const size_t *lens, size_t n,
-                        const char *payload)
+                        const char *payload, int anonymous)
 {
     subs_handle_t *h = calloc(1, sizeof(*h) + n * sizeof(entry_t));
     if (!h)
         return NULL;
+    atomic_init(&h->refs, 1);
+    h->anonymous = anonymous;
     id_new_uuid7(h->subscriber);
     if (payload && !(h->payload = json_loads(payload, JSON_DECODE_ANY, NULL))) {
         free(h);
@@ -166,7 +216,7 @@ subs_handle_t *subs_add(subs_t *s, const char *const *selectors, const size_t *l
         e->owner = h;
         if (!e->id || !e->topic) {
             h->n++;
-            free_handle(h);
+            handle_unref(h);
             return NULL;
         }
     }
@@ -200,7 +250,48 @@ void subs_remove(subs_t *s, subs_handle_t *h, int quiet)
     pthread_mutex_unlock(&s->lock);
     for (size_t i = 0; !quiet && i < h->n; i++)
         publish_entry(s, h, &h->entries[i], 0);
-    free_handle(h);
+    handle_unref(h); /* a render in progress may still hold it */
+}
+
+/* The entries a render shows, copied under the lock (pointers, and one
+ * reference on each owner so none is freed meanwhile): the JSON is built
+ * after the lock is released. */
+typedef struct picked {
+    const entry_t **v; /* borrows entries whose owners hold a reference for us */
+    size_t n, cap;
+} picked_t;
+
+static int pick(subs_t *s, const char *topic, const char *subscriber, picked_t *p)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    for (entry_t *e = s->head; e; e = e->next) {
+        if ((topic && strcmp(topic, e->topic)) || (subscriber && strcmp(subscriber, e->owner->subscriber)))
+            continue;
+        if (p->n == p->cap) {
+            size_t ncap = p->cap ? p->cap * 2 : 64;
+            const entry_t **nv = realloc(p->v, ncap * sizeof(*nv));
+            if (!nv) {
+                rc = -1;
+                break;
+            }
+            p->v = nv;
+            p->cap = ncap;
+        }
+        atomic_fetch_add(&((subs_handle_t *)e->owner)->refs, 1);
+        p->v[p->n++] = e;
+        if (subscriber)
+            break;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static void picked_dispose(picked_t *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        handle_unref((subs_handle_t *)p->v[i]->owner);
+    free(p->v);
 }
 
 char *subs_try_render(subs_t *s, const char *topic, const char *subscriber, int *not_found)
@@ -208,37 +299,25 @@ char *subs_try_render(subs_t *s, const char *topic, const char *subscriber, int 
     *not_found = 0;
     char *last = hub_try_last_event_id(s->hub);
     json_t *list = json_array();
-    json_t *single = NULL;
-    if (!last || !list) {
+    picked_t p = {0};
+    if (!last || !list || pick(s, topic, subscriber, &p)) {
         free(last);
         json_decref(list);
+        picked_dispose(&p);
         return NULL;
     }
-    pthread_mutex_lock(&s->lock);
-    for (entry_t *e = s->head; e; e = e->next) {
-        const subs_handle_t *h = e->owner;
-        if (topic && strcmp(topic, e->topic))
-            continue;
-        if (subscriber && strcmp(subscriber, h->subscriber))
-            continue;
-        json_t *d = entry_doc(h, e, 1);
-        if (subscriber) {
-            single = d;
-            break;
-        }
-        json_array_append_new(list, d);
-    }
-    pthread_mutex_unlock(&s->lock);
-    json_t *doc;
+    json_t *doc = NULL;
     if (subscriber) {
         json_decref(list);
-        if (!single) {
+        if (!p.n) {
             free(last);
             *not_found = 1;
             return NULL;
         }
-        doc = single;
+        doc = entry_doc(p.v[0]->owner, p.v[0], 1);
     } else {
+        for (size_t i = 0; i < p.n; i++)
+            json_array_append_new(list, entry_doc(p.v[i]->owner, p.v[i], 1));
         char id[sizeof(SUBS_PREFIX) + 3 * 2048 + 2];
         size_t n = sizeof(SUBS_PREFIX) - 1;
         memcpy(id, SUBS_PREFIX, n + 1);
@@ -249,6 +328,7 @@ char *subs_try_render(subs_t *s, const char *topic, const char *subscriber, int 
         doc = json_pack("{s:s, s:s, s:s, s:o}", "@context", JSONLD_CONTEXT, "id", id, "type", "Subscriptions",
                         "subscriptions", list);
     }
+    picked_dispose(&p);
     char *out = NULL;
     if (doc && !json_object_set_new(doc, "lastEventID", json_string(last)))
         out = json_dumps(doc, JSON_COMPACT);

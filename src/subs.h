@@ -19,7 +19,9 @@
  *   stream_t.subs (subs_handle_t, owned by the stream) -> its entries
  *
  * Threads: every function is thread-safe; the registry's lock is held only
- * to link, unlink or render, never while publishing (hub_publish takes the
+ * to link, unlink, or copy the pointers a render shows (with a reference on
+ * their handles: the JSON is built after the lock is released), never while
+ * publishing (hub_publish takes the
  * hub lock; the two are never nested).
  */
 #ifndef COURANT_SUBS_H
@@ -46,14 +48,23 @@ typedef struct subs_handle subs_handle_t;
  * is in history; resuming from that lastEventID then replays the event.
  * `hub` (borrowed) answers lastEventID. The registry itself stays per
  * node: the API lists this node's streams. */
-subs_t *subs_new(hub_t *hub, journal_t *journal);
+/* `anon_rate`: subscription events of anonymous subscribers (no token)
+ * per second, all together (--anonymous-subscription-rate; 0 = no cap).
+ * Past it their events are not published (counted: subs_dropped_events):
+ * connects and disconnects anyone can make cannot push real events out of
+ * history faster than that. Events of subscribers with a token are never
+ * dropped. */
+subs_t *subs_new(hub_t *hub, journal_t *journal, long anon_rate);
 void subs_free(subs_t *s); /* every handle must have been removed */
 
 /* Registers a stream's distinct selectors and publishes "active": true
  * events. `payload` is compact JSON or NULL. Returns the stream's handle,
  * or NULL if memory ran out (the stream then simply is not listed). */
 subs_handle_t *subs_add(subs_t *s, const char *const *selectors, const size_t *lens, size_t n,
-                        const char *payload);
+                        const char *payload, int anonymous);
+
+/* Anonymous subscribers' events not published (over the budget). */
+unsigned long subs_dropped_events(subs_t *s);
 
 /* Unregisters and frees the handle; publishes "active": false events unless
  * `quiet` (shutdown: the workers that would receive them are going away). */

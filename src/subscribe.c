@@ -121,6 +121,7 @@ void subscribe_handle(req_t *r, const request_t *in, int events_alias)
             .num_claims = claims.num_subscribe,
             .token_exp_s = claims.exp,
             .payload = claims.payload,
+            .anonymous = in->token_from == REQ_TOKEN_NONE,
         };
         stream_start(r, &sr);
         jwt_claims_dispose(&claims);
