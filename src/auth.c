@@ -56,6 +56,16 @@ static int load_key(auth_t *a, auth_role_t role, jwt_alg_t alg, const char *inli
     if (!m)
         return -1;
     const char *why = NULL;
+    /* RFC 7518 3.2: an HMAC key at least as long as the hash output. A short
+     * shared secret can be brute-forced offline from any one token. */
+    size_t min = alg == JWT_HS256 ? 32 : alg == JWT_HS384 ? 48 : alg == JWT_HS512 ? 64 : 0;
+    if (len < min) {
+        memset(m, 0, len);
+        free(m);
+        fprintf(stderr, "courant: --%s: an %s secret must be at least %zu bytes (RFC 7518 3.2)\n", opt,
+                jwt_alg_name(alg), min);
+        return -1;
+    }
     a->keys[role] = jwt_key_new(alg, m, len, &why);
     memset(m, 0, len);
     free(m);

@@ -218,9 +218,12 @@ test('token sources: header beats query beats cookie', async () => {
 test('HS384, HS512, RS256 and ES256 keys (PEM files)', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'courant-auth-'));
   try {
+    const LONG_KEY = `${PUB_KEY}-${PUB_KEY}`; // 75 bytes: RFC 7518 wants >= 48 for HS384, >= 64 for HS512
     for (const alg of ['HS384', 'HS512']) {
-      const srv = await startCourant(['--jwt-alg', alg, '--publisher-jwt-key', PUB_KEY]);
-      const ok = await publish(srv.base, [['topic', 'urn:t']], { headers: bearer(mint({ mercure: { publish: ['*'] } }, { alg })) });
+      const short = spawnSync(courantBin(), ['--jwt-alg', alg, '--publisher-jwt-key', PUB_KEY], { encoding: 'utf8', timeout: 5000 });
+      assert(short.status !== 0 && /at least \d+ bytes/.test(short.stderr), `${alg}: a 37-byte secret was not refused: ${short.stderr}`);
+      const srv = await startCourant(['--jwt-alg', alg, '--publisher-jwt-key', LONG_KEY]);
+      const ok = await publish(srv.base, [['topic', 'urn:t']], { headers: bearer(mint({ mercure: { publish: ['*'] } }, { alg, key: LONG_KEY })) });
       assert(ok.status === 200, `${alg}: got ${ok.status} ${ok.body}`);
       const no = await publish(srv.base, [['topic', 'urn:t']], { headers: bearer(pubToken()) });
       assert(no.status === 401, `${alg} server, HS256 token: got ${no.status}`);
