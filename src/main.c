@@ -321,10 +321,20 @@ static int setup_limits(server_t *srv, const config_t *cfg)
 static void log_auth_policy(const server_t *srv)
 {
     int pub = auth_has_key(srv->auth, AUTH_PUBLISHER), sub = auth_has_key(srv->auth, AUTH_SUBSCRIBER);
-    log_info("publish: %s; subscribe: %s", pub ? "JWT (mercure.publish)" : "loopback peers only, no JWT",
+    log_info("publish: %s; subscribe: %s",
+             pub ? "JWT (mercure.publish)"
+                 : "keyless: loopback peers only, and only requests no browser or proxy relayed "
+                   "(refused with a foreign Origin, Sec-Fetch-Site: cross-site, Forwarded, X-Forwarded-For "
+                   "or Via)",
              !sub                  ? "anyone (no subscriber key; private updates reach nobody)"
              : srv->cfg->anonymous ? "JWT, or anonymous for public updates"
                                    : "JWT only");
+    const config_t *c = srv->cfg;
+    log_info(
+        "limits per client: %ld connections, %ld subscribes/s, %ld publishes/s (0 = none)%s; %zu trusted "
+        "prox%s",
+        c->max_connections_per_ip, c->subscribe_rate, c->publish_rate,
+        c->limit_loopback ? "" : ", loopback exempt", srv->num_trusted, srv->num_trusted == 1 ? "y" : "ies");
 }
 
 int main(int argc, char **argv)
