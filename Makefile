@@ -48,7 +48,7 @@ else
 Q := @
 endif
 
-.PHONY: all run test fuzz bench bench-store clean setup clang-check unit format format-check analyze \
+.PHONY: FORCE all run test fuzz bench bench-store clean setup clang-check unit format format-check analyze \
         check-layers test-build
 .DELETE_ON_ERROR:
 
@@ -61,11 +61,21 @@ $(BUILD)/embed: tools/embed.c | $(BUILD)
 $(BUILD)/assets.c: $(BUILD)/embed $(WEB)
 	$(Q)$(BUILD)/embed $(WEB) > $@
 
+# ---- generated: the version (scripts/version.sh) ------------------------------
+# Run at every make (FORCE), but the file is rewritten only when the version
+# changed (a new commit, a tag, the tree becoming dirty), and only
+# src/buildinfo.c includes it: an unchanged version rebuilds nothing.
+$(BUILD)/version.h: FORCE | $(BUILD)
+	$(Q)./scripts/version.sh --header $@
+
+FORCE:
+
 # ---- one object directory per variant -----------------------------------------
 # variant NAME, COMPILER, FLAGS: rules for build/NAME/%.o from src/%.c and
-# build/assets.c. Objects depend on assets.c only so that it exists first.
+# build/assets.c. Objects depend on assets.c and version.h only so that they
+# exist first (-MMD records the real header dependencies).
 define variant
-$(BUILD)/$(1)/%.o: src/%.c | $(BUILD)/$(1) $(BUILD)/assets.c
+$(BUILD)/$(1)/%.o: src/%.c | $(BUILD)/$(1) $(BUILD)/assets.c $(BUILD)/version.h
 	@echo "  CC[$(1)] $$<"
 	$(Q)$(2) $(BASE) $(CPPFLAGS) $(3) -c -o $$@ $$<
 $(BUILD)/$(1)/assets.o: $(BUILD)/assets.c | $(BUILD)/$(1)
@@ -133,7 +143,7 @@ format-check:
 	@clang-format --dry-run --Werror $(FORMATTED) && echo "format-check: clean"
 
 # Clang's static analyzer, one source at a time; any finding is an error.
-analyze: $(BUILD)/assets.c
+analyze: $(BUILD)/assets.c $(BUILD)/version.h
 	@fail=0; for f in src/*.c; do \
 	    $(CLANG) --analyze -Xclang -analyzer-werror -Xanalyzer -analyzer-output=text \
 	        -std=gnu11 -D_GNU_SOURCE -Isrc -I$(BUILD) $(CPPFLAGS) -o /dev/null $$f || fail=1; \

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include "buildinfo.h"
 #include "log.h"
 #include "store.h"
 
@@ -17,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define COURANT_VERSION "0.1.0"
 
 typedef enum opt_kind {
     OPT_FLAG,
@@ -139,8 +138,9 @@ static void config_defaults(config_t *c)
 
 static void print_help(void)
 {
-    printf("courant " COURANT_VERSION " - a Server-Sent Events hub (Mercure protocol)\n\n"
-           "usage: courant [options]\n\n");
+    printf("courant %s - a Server-Sent Events hub (Mercure protocol)\n\n"
+           "usage: courant [options]\n\n",
+           courant_version());
     for (size_t i = 0; i < NUM_OPTIONS; i++) {
         const opt_t *o = &options[i];
         char left[64];
@@ -302,7 +302,7 @@ static int apply_argv(config_t *c, int argc, char **argv)
             return 1;
         }
         if (!strcmp(a, "--version")) {
-            printf("courant " COURANT_VERSION "\n");
+            printf("courant %s\n", courant_version());
             return 1;
         }
         if (strncmp(a, "--", 2) != 0) {

@@ -19,6 +19,7 @@
  * 0. SIGPIPE is ignored: writes report EPIPE instead.
  */
 #include "backplane.h"
+#include "buildinfo.h"
 #include "config.h"
 #include "demo.h"
 #include "hub.h"
@@ -291,6 +292,7 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     log_set_level((log_level_t)cfg.log_level);
+    log_info("courant %s starting, pid %d", courant_version(), (int)getpid());
     char *demo_tokens = NULL;
     if (cfg.demo_auth && (!cfg.demo || !(demo_tokens = demo_auth_init(&cfg)))) {
         if (!cfg.demo)
