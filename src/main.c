@@ -20,6 +20,8 @@
  */
 #include "backplane.h"
 #include "buildinfo.h"
+#include "cli.h"
+#include "confdoc.h"
 #include "config.h"
 #include "demo.h"
 #include "hub.h"
@@ -285,6 +287,20 @@ static void log_auth_policy(const server_t *srv)
 
 int main(int argc, char **argv)
 {
+    /* The development client and the generated documents: nothing of the
+     * server is started for them. */
+    if (argc >= 2) {
+        const cli_command_t *cmd = cli_find(argv[1]);
+        if (cmd)
+            return cli_main(cmd, argc - 1, argv + 1);
+        if (!strcmp(argv[1], "--help-man") || !strcmp(argv[1], "--help-config")) {
+            if (argv[1][7] == 'm')
+                confdoc_write_man(stdout);
+            else
+                confdoc_write_example(stdout);
+            return fflush(stdout) ? 1 : 0;
+        }
+    }
     config_t cfg;
     int rc = config_parse(&cfg, argc, argv);
     if (rc) {
@@ -292,7 +308,7 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     log_set_level((log_level_t)cfg.log_level);
-    log_info("courant %s starting, pid %d", courant_version(), (int)getpid());
+    log_set_format((log_format_t)cfg.log_format);
     char *demo_tokens = NULL;
     if (cfg.demo_auth && (!cfg.demo || !(demo_tokens = demo_auth_init(&cfg)))) {
         if (!cfg.demo)
@@ -368,10 +384,9 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    int defaults = argc > 0 && !getenv("COURANT_LISTEN");
     for (int i = 0; i < cfg.num_listen; i++) {
         /* The default [::1] is optional: a host without IPv6 still starts. */
-        int optional = defaults && !strcmp(cfg.listen[i], "[::1]:8000");
+        int optional = cfg.listen_is_default && !strcmp(cfg.listen[i], "[::1]:8000");
         if (bind_spec(cfg.listen[i], cfg.workers, cfg.reuse_port, optional, bound, &num_bound)) {
             rc = 1;
             goto out;
@@ -420,8 +435,9 @@ int main(int argc, char **argv)
             format_addr(&bound[b].addr, a, sizeof(a));
             log_info("listening on http://%s/", a);
         }
-        log_info("courant ready: %d workers, up to %ld connections, history %ld%s", cfg.workers,
-                 srv.max_connections, cfg.history, cfg.demo ? ", demo clock on" : "");
+        log_info("courant ready: %d workers, up to %ld connections, history %ld%s; version %s, pid %d",
+                 cfg.workers, srv.max_connections, cfg.history, cfg.demo ? ", demo clock on" : "",
+                 courant_version(), (int)getpid());
         log_auth_policy(&srv);
         if (demo_tokens)
             log_warn(
