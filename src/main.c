@@ -13,6 +13,8 @@
  * goes through a Redis Stream, and every node fans out what it reads back.
  *
  * SIGUSR1: with --store, the store thread writes PATH.backup (online backup).
+ * SIGHUP: caught (not yet a reload: it logs that a restart is needed), so
+ * that `systemctl reload` (the unit's ExecReload) cannot kill the server.
  * SIGTERM/SIGINT: main sets server.stopping and wakes every worker; workers
  * stop accepting, end their streams over about a second (jittered, so
  * clients don't all reconnect at once) and exit; main joins them and exits
@@ -219,6 +221,12 @@ static int main_loop(server_t *srv, const sigset_t *sigs)
         int sig = sigtimedwait(sigs, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
             return sig;
+        if (sig == SIGHUP) {
+            /* TODO(lead): re-read the configuration (config_parse + config_diff). */
+            log_warn(
+                "SIGHUP: reloading the configuration is not supported yet; restart courant to apply changes");
+            continue;
+        }
         if (sig == SIGUSR1) { /* the README's backup procedure */
             if (srv->store)
                 store_request_backup(srv->store);
@@ -346,6 +354,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGUSR1);               /* --store: write a backup */
+    sigaddset(&sigs, SIGHUP);                /* reload (systemctl reload): must not kill us */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by the workers */
 
     long fd_limit = raise_fd_limit();
