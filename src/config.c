@@ -448,12 +448,12 @@ static int apply_line(layer_t *l, config_t *c, char *s)
     return set_option(l, c, o, v);
 }
 
-static int apply_file(config_t *c, const char *path)
+static int finish(config_t *c);
+
+/* Applies a whole file's text; buf[len] must be writable (lines are cut in
+ * place). `path` names it in errors. */
+static int apply_text(config_t *c, const char *path, char *buf, size_t len)
 {
-    size_t len;
-    char *buf = read_file(path, &len);
-    if (!buf)
-        return -1;
     layer_t l = {.file = path};
     int r = 0;
     char *p = buf;
@@ -465,13 +465,11 @@ static int apply_file(config_t *c, const char *path)
         char *end = nl ? nl : buf + len;
         if (memchr(p, 0, (size_t)(end - p))) {
             fprintf(err_out(), "courant: %s:%d: contains a NUL byte\n", path, l.line);
-            r = -1;
-            break;
+            return -1;
         }
         if (end - p > CONFIG_LINE_MAX) {
             fprintf(err_out(), "courant: %s:%d: line longer than 64 KiB\n", path, l.line);
-            r = -1;
-            break;
+            return -1;
         }
         *end = 0;
         if (end > p && end[-1] == '\r') /* CRLF files */
@@ -479,8 +477,35 @@ static int apply_file(config_t *c, const char *path)
         r = apply_line(&l, c, p);
         p = end + 1;
     }
+    return r;
+}
+
+static int apply_file(config_t *c, const char *path)
+{
+    size_t len;
+    char *buf = read_file(path, &len);
+    if (!buf)
+        return -1;
+    int r = apply_text(c, path, buf, len);
     free(buf);
     return r;
+}
+
+int config__parse_text(config_t *c, const char *name, const char *text, size_t len)
+{
+    init_defaults(c);
+    if (len > CONFIG_FILE_MAX) {
+        fprintf(err_out(), "courant: cannot read the configuration file %s: larger than 1 MiB\n", name);
+        return -1;
+    }
+    char *buf = malloc(len + 1);
+    if (!buf)
+        return -1;
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    int r = apply_text(c, name, buf, len);
+    free(buf);
+    return r ? r : finish(c);
 }
 
 /* ---- the environment and argv ----------------------------------------------------- */

@@ -144,6 +144,11 @@ int config_option_value(const config_t *c, size_t i, size_t k, char *out, size_t
  * target silences them). Not thread-safe; call before parsing. */
 void config__set_error_stream(FILE *f);
 
+/* Test hook (unit test, fuzz target): defaults, then `text` applied as if
+ * it were the content of a configuration file called `name`, then the
+ * lists' defaults; no environment, no argv. Returns 0 or -1 (error printed). */
+int config__parse_text(config_t *c, const char *name, const char *text, size_t len);
+
 /* Splits "host:port", "[v6]:port" or ":port"; host is copied into host_out
  * (empty for ":port"). Returns 0 or -1. */
 int config_split_hostport(const char *s, char *host_out, size_t host_cap, int *port_out);
