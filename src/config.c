@@ -20,6 +20,8 @@
  * and checks what needs every layer (listen addresses).
  *
  * Bounds on what a file may make us spend: 1 MiB per file, 64 KiB per line.
+ * A line may hold no control byte but tab (a stray CR from a mixed-up line
+ * ending would otherwise become part of a value, a secret's for instance).
  */
 #include "config.h"
 
@@ -472,8 +474,15 @@ static int apply_text(config_t *c, const char *path, char *buf, size_t len)
             return -1;
         }
         *end = 0;
-        if (end > p && end[-1] == '\r') /* CRLF files */
-            end[-1] = 0;
+        char *line_end = end;
+        if (line_end > p && line_end[-1] == '\r') /* CRLF files */
+            *--line_end = 0;
+        for (const char *q = p; q < line_end; q++) {
+            if ((unsigned char)*q < 0x20 && *q != '\t') { /* a stray CR would end up inside a value */
+                fprintf(err_out(), "courant: %s:%d: control character in the line\n", path, l.line);
+                return -1;
+            }
+        }
         r = apply_line(&l, c, p);
         p = end + 1;
     }

@@ -57,7 +57,7 @@ int httpc_parse_url(const char *url, httpc_url_t *out, const char **why)
     if (*a == '[') {
         h = a + 1;
         h_end = memchr(h, ']', (size_t)(a_end - h));
-        if (!h_end || h_end == h) {
+        if (!h_end || !memchr(h, ':', (size_t)(h_end - h))) {
             *why = "bad IPv6 address in the URL (write it as [::1])";
             return -1;
         }

@@ -85,7 +85,9 @@ static void test_file_errors(void)
          "courant: t.conf:1: log-level wants debug, info, warn or error, not \"loud\"\n"},
         {"listen = nope\n",
          "courant: --listen wants ADDR:PORT (e.g. 127.0.0.1:8000, [::1]:8000), not \"nope\"\n"},
-        {"x\x01y = 1\n", "courant: t.conf:1: unknown option x?y\n"},
+        {"x\x01y = 1\n", "courant: t.conf:1: control character in the line\n"},
+        {"store = a\rb\n", "courant: t.conf:1: control character in the line\n"},
+        {"x\x7fy = 1\n", "courant: t.conf:1: unknown option x?y\n"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         config_t c;

@@ -31,9 +31,10 @@ static void test_url(void)
     ASSERT_STR_EQ(u.target, "/?q");
 
     static const char *const bad[] = {
-        "https://h/",      "ftp://h/",     "http://",       "http://:80/",      "http://h:0/",
-        "http://h:65536/", "http://h:x/",  "http://u:p@h/", "http://[::1/",     "http://[::1]x/",
-        "http://h h/",     "http://h/a b", "http://h/\x01", "http://h:123456/", "h:80",
+        "https://h/",    "ftp://h/",         "http://",     "http://:80/",
+        "http://h:0/",   "http://h:65536/",  "http://h:x/", "http://u:p@h/",
+        "http://[::1/",  "http://[::1]x/",   "http://h h/", "http://h/a b",
+        "http://h/\x01", "http://h:123456/", "h:80",        "http://[%01]:9/",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         why = NULL;
