@@ -315,7 +315,7 @@ static int run(const cli_args_t *a)
         }
         fails = opened ? 0 : fails + 1;
         long delay = s.retry_ms;
-        for (int i = 0; i < fails && delay < MAX_BACKOFF_MS; i++)
+        for (int i = 1; i < fails && delay < MAX_BACKOFF_MS; i++) /* retry, 2x, 4x ... */
             delay *= 2;
         if (fails && delay > MAX_BACKOFF_MS)
             delay = MAX_BACKOFF_MS;
