@@ -6,7 +6,7 @@
 #                             redis-server (tests/e2e/redis.test.mjs), dpkg-dev and
 #                             systemd (make deb, tests/e2e/package.test.sh: dpkg-shlibdeps,
 #                             systemd-analyze verify), groff-base and man-db (the man
-#                             page is checked and installed), openssl (RS256/ES256 keys), Node.js
+#                             page is checked and installed), Node.js
 #                             and npm, Debian's Chromium, and tests/e2e's
 #                             node_modules (npm ci; browsers are never downloaded)
 #   scripts/setup.sh --run    only what running courant needs: compiler, make, curl,
@@ -80,7 +80,7 @@ node_ok() {
 want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev)
 if [ "$mode" = all ]; then
     want+=(clang libclang-rt-14-dev ca-certificates procps python3 sqlite3 redis-server)
-    want+=(dpkg-dev systemd groff-base man-db openssl)
+    want+=(dpkg-dev systemd groff-base man-db)
 fi
 if [ "$skip_node" != 1 ]; then
     want+=(chromium)
