@@ -146,10 +146,12 @@ void cli_error(const cli_args_t *a, const char *fmt, ...)
 
 int cli_parse_duration(const char *s, int64_t *seconds)
 {
+    if (*s < '0' || *s > '9') /* no sign, no leading space (strtoll would take them) */
+        return -1;
     char *end;
     errno = 0;
     long long n = strtoll(s, &end, 10);
-    if (errno || end == s || n < 0 || *s == '+' || *s == ' ')
+    if (errno)
         return -1;
     long long unit = 1;
     if (*end == 's')
