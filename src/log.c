@@ -12,6 +12,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,16 +22,22 @@
 
 #define LOG_MSG_MAX 1024 /* message bytes kept, before escaping */
 
-static log_level_t log_level = LOG_INFO;
-static log_format_t log_format = LOG_FORMAT_TEXT;
+/* Relaxed atomics, so that a configuration reload may change them while
+ * other threads log (a plain int would be a data race); on x86 a relaxed
+ * load is a plain load. */
+static _Atomic int log_level = LOG_INFO;
+static _Atomic int log_format = LOG_FORMAT_TEXT;
 static __thread char log_thread_name[16] = "main";
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
 static const char *const log_format_names[] = {"text", "json"};
 
-void log_set_level(log_level_t level) { log_level = level; }
+void log_set_level(log_level_t level) { atomic_store_explicit(&log_level, (int)level, memory_order_relaxed); }
 
-log_level_t log_get_level(void) { return log_level; }
+log_level_t log_get_level(void)
+{
+    return (log_level_t)atomic_load_explicit(&log_level, memory_order_relaxed);
+}
 
 int log_parse_level(const char *s, log_level_t *out)
 {
@@ -43,7 +50,10 @@ int log_parse_level(const char *s, log_level_t *out)
     return -1;
 }
 
-void log_set_format(log_format_t format) { log_format = format; }
+void log_set_format(log_format_t format)
+{
+    atomic_store_explicit(&log_format, (int)format, memory_order_relaxed);
+}
 
 int log_parse_format(const char *s, log_format_t *out)
 {
@@ -156,7 +166,7 @@ static void write_line(const char *line, size_t len)
 
 void log_msg(log_level_t level, const char *fmt, ...)
 {
-    if (level < log_level)
+    if (level < log_get_level())
         return;
     int saved_errno = errno;
     char msg[LOG_MSG_MAX];
@@ -177,7 +187,7 @@ void log_msg(log_level_t level, const char *fmt, ...)
     /* Worst case: every message byte a 6-byte escape, plus the frame. */
     char line[LOG_MSG_MAX * 6 + 256];
     size_t n = 0;
-    if (log_format == LOG_FORMAT_JSON) {
+    if (atomic_load_explicit(&log_format, memory_order_relaxed) == LOG_FORMAT_JSON) {
         append(line, &n, sizeof(line), "{\"ts\":\"");
         append(line, &n, sizeof(line), ts);
         append(line, &n, sizeof(line), "\",\"level\":\"");

@@ -17,8 +17,9 @@
  * Callers never log tokens or keys (a log line says why a token was refused,
  * never the token).
  *
- * Threads: any. The level and format are set once at start-up, before
- * threads exist.
+ * Threads: any. The level and format are set at start-up, and may be
+ * changed later by a configuration reload while other threads log (they
+ * are relaxed atomics: a line is written whole in the old or the new way).
  */
 #ifndef COURANT_LOG_H
 #define COURANT_LOG_H
@@ -28,14 +29,14 @@
 typedef enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
 typedef enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON } log_format_t;
 
-/* Messages below `level` are dropped. Call before starting threads. */
+/* Messages below `level` are dropped. Any thread. */
 void log_set_level(log_level_t level);
 log_level_t log_get_level(void);
 
 /* Parses "debug", "info", "warn", "error"; returns 0 or -1. */
 int log_parse_level(const char *s, log_level_t *out);
 
-/* Text (the default) or JSON lines. Call before starting threads. */
+/* Text (the default) or JSON lines. Any thread. */
 void log_set_format(log_format_t format);
 
 /* Parses "text", "json"; returns 0 or -1. */
