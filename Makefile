@@ -9,6 +9,11 @@
 #   make compile_commands.json   for clangd and clang-tidy
 #   make format     reformat the C sources; make format-check fails on a diff
 #   make analyze    clang's static analyzer over every source; a finding fails
+#   make install    build/courant, its man page, example configuration and
+#                   systemd unit under PREFIX (default /usr/local), DESTDIR honoured
+#   make deb        a Debian package, build/courant_VERSION_ARCH.deb (scripts/deb.sh)
+#   make docs       build/courant.1 (man page) and build/courant.conf.example,
+#                   generated from the option tables by the binary
 #
 # Variables, as distributions expect: CC (gcc by default; clang works too),
 # CPPFLAGS, CFLAGS (default -O2 -g), LDFLAGS and LDLIBS are honoured by every
@@ -48,7 +53,7 @@ else
 Q := @
 endif
 
-.PHONY: all run test fuzz bench bench-store clean setup clang-check unit format format-check analyze \
+.PHONY: FORCE all docs install uninstall deb run test fuzz bench bench-store clean setup clang-check unit format format-check analyze \
         check-layers test-build
 .DELETE_ON_ERROR:
 
@@ -61,11 +66,21 @@ $(BUILD)/embed: tools/embed.c | $(BUILD)
 $(BUILD)/assets.c: $(BUILD)/embed $(WEB)
 	$(Q)$(BUILD)/embed $(WEB) > $@
 
+# ---- generated: the version (scripts/version.sh) ------------------------------
+# Run at every make (FORCE), but the file is rewritten only when the version
+# changed (a new commit, a tag, the tree becoming dirty), and only
+# src/buildinfo.c includes it: an unchanged version rebuilds nothing.
+$(BUILD)/version.h: FORCE | $(BUILD)
+	$(Q)./scripts/version.sh --header $@
+
+FORCE:
+
 # ---- one object directory per variant -----------------------------------------
 # variant NAME, COMPILER, FLAGS: rules for build/NAME/%.o from src/%.c and
-# build/assets.c. Objects depend on assets.c only so that it exists first.
+# build/assets.c. Objects depend on assets.c and version.h only so that they
+# exist first (-MMD records the real header dependencies).
 define variant
-$(BUILD)/$(1)/%.o: src/%.c | $(BUILD)/$(1) $(BUILD)/assets.c
+$(BUILD)/$(1)/%.o: src/%.c | $(BUILD)/$(1) $(BUILD)/assets.c $(BUILD)/version.h
 	@echo "  CC[$(1)] $$<"
 	$(Q)$(2) $(BASE) $(CPPFLAGS) $(3) -c -o $$@ $$<
 $(BUILD)/$(1)/assets.o: $(BUILD)/assets.c | $(BUILD)/$(1)
@@ -87,6 +102,54 @@ objs = $(addprefix $(BUILD)/$(1)/,$(addsuffix .o,$(MODULES) assets))
 $(BUILD)/courant: $(BUILD)/obj/main.o $(call objs,obj)
 	@echo "  LD $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(LDLIBS)
+
+# ---- documents generated from the option tables (src/confdoc.c) -------------
+$(BUILD)/courant.1: $(BUILD)/courant
+	$(Q)$(BUILD)/courant --help-man > $@
+
+$(BUILD)/courant.conf.example: $(BUILD)/courant
+	$(Q)$(BUILD)/courant --help-config > $@
+
+docs: $(BUILD)/courant.1 $(BUILD)/courant.conf.example
+
+# ---- make install / make deb ---------------------------------------------------
+# GNU-style directories; a package build sets PREFIX=/usr SYSCONFDIR=/etc.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/courant
+SYSCONFDIR ?= $(PREFIX)/etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+STATEDIR   ?= /var/lib/courant
+
+# The configuration file the unit reads: the example, plus what the service
+# sets (packaging/courant.conf.service.in: the store in its StateDirectory).
+# Installed only when there is none: an administrator's file is never
+# overwritten (the package marks it a conffile).
+install: $(BUILD)/courant $(BUILD)/courant.1 $(BUILD)/courant.conf.example
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/courant
+	install -m 755 $(BUILD)/courant $(DESTDIR)$(BINDIR)/courant
+	install -m 644 $(BUILD)/courant.1 $(DESTDIR)$(MANDIR)/man1/courant.1
+	install -m 644 $(BUILD)/courant.conf.example $(DESTDIR)$(DOCDIR)/courant.conf.example
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' packaging/courant.service.in \
+	    > $(DESTDIR)$(UNITDIR)/courant.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/courant.service
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/courant/courant.conf ]; then \
+	    echo "install: kept the existing $(DESTDIR)$(SYSCONFDIR)/courant/courant.conf"; \
+	else \
+	    { cat $(BUILD)/courant.conf.example; sed 's|@STATEDIR@|$(STATEDIR)|g' packaging/courant.conf.service.in; } \
+	        > $(DESTDIR)$(SYSCONFDIR)/courant/courant.conf; \
+	    chmod 644 $(DESTDIR)$(SYSCONFDIR)/courant/courant.conf; \
+	fi
+
+# Leaves $(SYSCONFDIR)/courant/courant.conf and the state directory alone.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/courant $(DESTDIR)$(MANDIR)/man1/courant.1 $(DESTDIR)$(UNITDIR)/courant.service
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+deb:
+	./scripts/deb.sh
 
 # ---- sanitizer build: the server and the unit tests that `make test` runs ----
 $(BUILD)/asan/courant: $(BUILD)/asan/main.o $(call objs,asan)
@@ -133,7 +196,7 @@ format-check:
 	@clang-format --dry-run --Werror $(FORMATTED) && echo "format-check: clean"
 
 # Clang's static analyzer, one source at a time; any finding is an error.
-analyze: $(BUILD)/assets.c
+analyze: $(BUILD)/assets.c $(BUILD)/version.h
 	@fail=0; for f in src/*.c; do \
 	    $(CLANG) --analyze -Xclang -analyzer-werror -Xanalyzer -analyzer-output=text \
 	        -std=gnu11 -D_GNU_SOURCE -Isrc -I$(BUILD) $(CPPFLAGS) -o /dev/null $$f || fail=1; \

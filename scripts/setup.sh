@@ -5,7 +5,10 @@
 #                             its libFuzzer/ASan runtimes, clang-format (make
 #                             format-check), curl, procps, python3 with
 #                             python3-requests (tests/e2e/interop.test.sh), sqlite3,
-#                             redis-server (tests/e2e/redis.test.mjs), Node.js
+#                             redis-server (tests/e2e/redis.test.mjs), dpkg-dev and
+#                             systemd (make deb, tests/e2e/package.test.sh: dpkg-shlibdeps,
+#                             systemd-analyze verify), groff-base and man-db (the man
+#                             page is checked and installed), Node.js
 #                             and npm, Debian's Chromium, and tests/e2e's
 #                             node_modules (npm ci; browsers are never downloaded)
 #   scripts/setup.sh --run    only what running courant needs: compiler, make, curl,
@@ -72,10 +75,14 @@ node_ok() {
 # libssl-dev + libjansson-dev for JWT verification, so even --run mode
 # needs them; libhiredis-dev too (--redis), since the server links it.
 # sqlite3 (the CLI): tests and the backup procedure. redis-server: the
-# --redis tests start their own (never the system service).
+# --redis tests start their own (never the system service). dpkg-dev
+# (dpkg-shlibdeps computes the package's Depends) and systemd (only for
+# systemd-analyze verify; nothing is started): make deb and its test.
+# groff-base, man-db: the generated man page renders cleanly and installs.
 want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev)
 if [ "$mode" = all ]; then
     want+=(clang libclang-rt-14-dev clang-format ca-certificates procps python3 python3-requests sqlite3 redis-server)
+    want+=(dpkg-dev systemd groff-base man-db)
 fi
 if [ "$skip_node" != 1 ]; then
     want+=(chromium)

@@ -2,22 +2,44 @@
  * config.c - see config.h.
  *
  * One table describes every option: its name, the field it sets, how to
- * parse it, its bounds and its help text. --help, the environment and the
- * command line are all driven from that table, so they cannot disagree.
+ * parse it, its bounds, whether a running server can change it, and its
+ * help text. The command line, the environment, the configuration file,
+ * --help, the man page and the example file are all driven from it.
+ *
+ * Parsing is layered, lowest precedence first:
+ *
+ *   defaults -> file (--config / COURANT_CONFIG) -> COURANT_* -> argv -> finish
+ *
+ * Each layer writes over the fields the one before it wrote; a list option's
+ * first value in a layer empties the list first (so the command line's
+ * --listen replaces the file's, and the file's listen lines add up). argv is
+ * walked twice: a first pass only checks its shape and finds --help,
+ * --version and --config (so `courant --help` works whatever the file
+ * says, and the file is known before the environment is applied), the
+ * second applies it. `finish` fills the lists nobody set with their defaults
+ * and checks what needs every layer (listen addresses).
+ *
+ * Bounds on what a file may make us spend: 1 MiB per file, 64 KiB per line.
+ * A line may hold no control byte but tab (a stray CR from a mixed-up line
+ * ending would otherwise become part of a value, a secret's for instance).
  */
 #include "config.h"
 
+#include "buildinfo.h"
 #include "log.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#define COURANT_VERSION "0.1.0"
+#define CONFIG_FILE_MAX (1 << 20) /* bytes; a config file past this is refused */
+#define CONFIG_LINE_MAX (64 << 10)
 
 typedef enum opt_kind {
     OPT_FLAG,
@@ -27,15 +49,24 @@ typedef enum opt_kind {
     OPT_LIST,
     OPT_LEVEL,
     OPT_STRING,
-    OPT_SYNC
+    OPT_SYNC,
+    OPT_FORMAT, /* log_format_t */
 } opt_kind_t;
 
+/* Or'ed into an option's kind: a running server cannot apply a new value
+ * (sockets are bound, threads started, files opened, rings sized at start).
+ * Everything else (keys, origins, limits, timeouts, the log level) can be
+ * reloaded. A bit in the kind column rather than a column of its own, so
+ * that the rows of options that can change stay as they were. */
+#define OPT_RESTART 0x100u
+#define OPT_KIND(o) ((opt_kind_t)((o)->kind & 0xffu))
+
 typedef struct opt {
-    const char *name; /* without the leading "--" */
-    opt_kind_t kind;
+    const char *name;    /* without the leading "--" */
+    unsigned kind;       /* opt_kind_t, | OPT_RESTART */
     size_t offset;       /* of the field in config_t */
     size_t count_offset; /* OPT_LIST: of its int count in config_t */
-    long long min, max;  /* bounds for numbers */
+    long long min, max;  /* bounds for numbers; OPT_LIST: max = most values */
     const char *arg;     /* metavariable for --help */
     const char *help;
 } opt_t;
@@ -49,17 +80,21 @@ static FILE *err_out(void) { return config_err ? config_err : stderr; }
 void config__set_error_stream(FILE *f) { config_err = f; }
 
 static const opt_t options[] = {
-    {"listen", OPT_LIST, F(listen), F(num_listen), 0, CONFIG_MAX_LISTEN, "ADDR:PORT",
+    {"config", OPT_STRING | OPT_RESTART, F(config_file), 0, 0, 0, "FILE",
+     "read options from this file (name = value lines, # comments); the environment and the command line "
+     "override it"},
+    {"listen", OPT_LIST | OPT_RESTART, F(listen), F(num_listen), 0, CONFIG_MAX_LISTEN, "ADDR:PORT",
      "address to listen on, repeatable; IPv6 as [::1]:8000 (default: 127.0.0.1:8000 and [::1]:8000)"},
-    {"workers", OPT_INT, F(workers), 0, 1, 256, "N", "event-loop threads (default: one per CPU)"},
-    {"reuse-port", OPT_FLAG, F(reuse_port), 0, 0, 1, NULL,
+    {"workers", OPT_INT | OPT_RESTART, F(workers), 0, 1, 256, "N",
+     "event-loop threads (default: one per CPU)"},
+    {"reuse-port", OPT_FLAG | OPT_RESTART, F(reuse_port), 0, 0, 1, NULL,
      "share the listening port with other courant processes (SO_REUSEPORT); off: a busy port is an error"},
-    {"demo", OPT_FLAG, F(demo), 0, 0, 1, NULL,
+    {"demo", OPT_FLAG | OPT_RESTART, F(demo), 0, 0, 1, NULL,
      "publish the server's time every second and serve the demo page at /"},
-    {"demo-auth", OPT_FLAG, F(demo_auth), 0, 0, 1, NULL,
+    {"demo-auth", OPT_FLAG | OPT_RESTART, F(demo_auth), 0, 0, 1, NULL,
      "DEMO ONLY, with --demo: make a random HS256 key for publishers and subscribers and serve tokens at "
      "/demo/tokens.json"},
-    {"max-connections", OPT_LONG, F(max_connections), 0, 1, 100000000, "N",
+    {"max-connections", OPT_LONG | OPT_RESTART, F(max_connections), 0, 1, 100000000, "N",
      "open connections at most; 503 past it (default: sized from the descriptor limit)"},
     {"header-timeout", OPT_INT, F(header_timeout_s), 0, 1, 3600, "SECONDS",
      "time allowed to send a request head (default 10)"},
@@ -69,9 +104,9 @@ static const opt_t options[] = {
      "request line and headers at most; 431 past it (default 16384)"},
     {"max-event-bytes", OPT_SIZE, F(max_event_bytes), 0, 64, 64 << 20, "BYTES",
      "publish request body at most; 413 past it (default 1048576)"},
-    {"history", OPT_LONG, F(history), 0, 0, 10000000, "N",
+    {"history", OPT_LONG | OPT_RESTART, F(history), 0, 0, 10000000, "N",
      "events kept in memory for Last-Event-ID resume (default 1000)"},
-    {"history-age", OPT_INT, F(history_age_s), 0, 0, 100000000, "SECONDS",
+    {"history-age", OPT_INT | OPT_RESTART, F(history_age_s), 0, 0, 100000000, "SECONDS",
      "and no older than this; 0 = no age limit (default 0)"},
     {"heartbeat", OPT_INT, F(heartbeat_s), 0, 0, 3600, "SECONDS",
      "comment line on idle streams; 0 = off (default 25)"},
@@ -134,30 +169,60 @@ static const opt_t options[] = {
      "read the subscriber key from a file"},
     {"anonymous", OPT_FLAG, F(anonymous), 0, 0, 1, NULL,
      "with a subscriber key: also let in subscribers without a token (public updates only)"},
-    {"subscriptions", OPT_FLAG, F(subscriptions), 0, 0, 1, NULL,
+    {"subscriptions", OPT_FLAG | OPT_RESTART, F(subscriptions), 0, 0, 1, NULL,
      "publish subscription events and serve /.well-known/mercure/subscriptions (needs a subscriber key)"},
     {"log-level", OPT_LEVEL, F(log_level), 0, 0, 0, "LEVEL", "debug, info, warn or error (default info)"},
-    {"store", OPT_STRING, F(store_path), 0, 0, 0, "PATH",
+    {"log-format", OPT_FORMAT, F(log_format), 0, 0, 0, "FORMAT",
+     "text (default), or json: one JSON object per line with ts, level, thread and msg"},
+    {"store", OPT_STRING | OPT_RESTART, F(store_path), 0, 0, 0, "PATH",
      "keep history in this SQLite file: a publish is answered 200 only once committed, and history "
      "survives restarts and crashes (default: none, history in memory only)"},
-    {"sync", OPT_SYNC, F(sync), 0, 0, 0, "MODE",
+    {"sync", OPT_SYNC | OPT_RESTART, F(sync), 0, 0, 0, "MODE",
      "with --store: full = fsync every group commit (default); normal = fsync at checkpoints only "
      "(a power loss may take back recent events); off = never fsync (a power loss may also damage the file)"},
-    {"redis", OPT_STRING, F(redis_url), 0, 0, 0, "URL",
+    {"redis", OPT_STRING | OPT_RESTART, F(redis_url), 0, 0, 0, "URL",
      "share events and history with other courant nodes through a Redis Stream, "
      "redis://[:PASS@]HOST:PORT[/DB]: "
      "publish on any node, receive on all, resume anywhere (not with --store: Redis is then the history)"},
-    {"redis-stream", OPT_STRING, F(redis_stream), 0, 0, 0, "KEY",
+    {"redis-stream", OPT_STRING | OPT_RESTART, F(redis_stream), 0, 0, 0, "KEY",
      "with --redis: the stream's key (default courant)"},
 };
 
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
 
-static void config_defaults(config_t *c)
+/* Where the values being applied come from: one layer of the parse. Errors
+ * name the option as the user wrote it there. */
+typedef struct layer {
+    const char *file;                     /* borrows: the config file; NULL for argv and env */
+    int line;                             /* file: 1-based line being applied */
+    const char *var;                      /* env: the variable being applied */
+    unsigned char list_seen[NUM_OPTIONS]; /* a list option already has a value from this layer */
+} layer_t;
+
+/* Prints "courant: <where><option as written> <message>" on one line. */
+static void opt_error(const layer_t *l, const opt_t *o, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void opt_error(const layer_t *l, const opt_t *o, const char *fmt, ...)
+{
+    FILE *f = err_out();
+    if (l->file)
+        fprintf(f, "courant: %s:%d: %s ", l->file, l->line, o->name);
+    else if (l->var)
+        fprintf(f, "courant: %s ", l->var);
+    else
+        fprintf(f, "courant: --%s ", o->name);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fputc('\n', f);
+}
+
+static void init_defaults(config_t *c)
 {
     memset(c, 0, sizeof(*c));
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    c->workers = ncpu > 0 ? (int)ncpu : 1;
+    c->workers = 0; /* one per CPU, resolved in finish() */
     c->header_timeout_s = 10;
     c->idle_timeout_s = 60;
     c->max_header_bytes = 16384;
@@ -177,13 +242,34 @@ static void config_defaults(config_t *c)
     c->subscribe_rate = 10;
     c->anonymous_subscription_rate = 20;
     c->log_level = LOG_INFO;
+    c->log_format = LOG_FORMAT_TEXT;
     c->redis_stream = strdup("courant");
+}
+
+/* The lists' defaults, for those no layer set. */
+static void default_lists(config_t *c)
+{
+    c->listen_is_default = c->num_listen == 0;
+    if (c->num_listen == 0) {
+        c->listen[c->num_listen++] = strdup("127.0.0.1:8000");
+        c->listen[c->num_listen++] = strdup("[::1]:8000");
+    }
+    if (c->num_cors_origins == 0)
+        c->cors_origins[c->num_cors_origins++] = strdup("*");
+}
+
+void config_defaults(config_t *c)
+{
+    init_defaults(c);
+    default_lists(c);
 }
 
 static void print_help(void)
 {
-    printf("courant " COURANT_VERSION " - a Server-Sent Events hub (Mercure protocol)\n\n"
-           "usage: courant [options]\n\n");
+    printf("courant %s - a Server-Sent Events hub (Mercure protocol)\n\n"
+           "usage: courant [options]\n"
+           "       courant token|pub|sub [options]   (development client; courant token --help)\n\n",
+           courant_version());
     for (size_t i = 0; i < NUM_OPTIONS; i++) {
         const opt_t *o = &options[i];
         char left[64];
@@ -191,8 +277,11 @@ static void print_help(void)
         printf("  %-28s %s\n", left, o->help);
     }
     printf("  %-28s %s\n  %-28s %s\n", "--help", "show this help", "--version", "show the version");
+    printf("  %-28s %s\n  %-28s %s\n", "--help-man", "print the man page (roff)", "--help-config",
+           "print an example configuration file");
     printf("\nEvery option can also be set as COURANT_<NAME> (e.g. COURANT_LISTEN=0.0.0.0:8000,\n"
-           "COURANT_DEMO=1); the command line wins. Repeatable options take a comma list.\n");
+           "COURANT_DEMO=1; repeatable options take a comma list) or in the --config file\n"
+           "(listen = 0.0.0.0:8000). Precedence: command line > environment > file > defaults.\n");
 }
 
 static const opt_t *find_option(const char *name, size_t len)
@@ -203,81 +292,108 @@ static const opt_t *find_option(const char *name, size_t len)
     return NULL;
 }
 
-static int parse_number(const opt_t *o, const char *v, long long *out)
+static int parse_number(const layer_t *l, const opt_t *o, const char *v, long long *out)
 {
     char *end;
     errno = 0;
     long long n = strtoll(v, &end, 10);
     if (errno || end == v || *end || n < o->min || n > o->max) {
-        fprintf(err_out(), "courant: --%s wants a whole number from %lld to %lld, not \"%s\"\n", o->name,
-                o->min, o->max, v);
+        opt_error(l, o, "wants a whole number from %lld to %lld, not \"%s\"", o->min, o->max, v);
         return -1;
     }
     *out = n;
     return 0;
 }
 
-/* Appends one value to a list option. */
-static int list_add(const opt_t *o, config_t *c, const char *v, size_t len)
+static void list_clear(config_t *c, const opt_t *o)
 {
     char **list = (char **)((char *)c + o->offset);
     int *count = (int *)((char *)c + o->count_offset);
+    for (int i = 0; i < *count; i++) {
+        free(list[i]);
+        list[i] = NULL;
+    }
+    *count = 0;
+}
+
+/* Appends one value to a list option; its first value in a layer first
+ * empties what lower layers set. */
+static int list_add(layer_t *l, const opt_t *o, config_t *c, const char *v, size_t len)
+{
+    char **list = (char **)((char *)c + o->offset);
+    int *count = (int *)((char *)c + o->count_offset);
+    if (!l->list_seen[o - options]) {
+        l->list_seen[o - options] = 1;
+        list_clear(c, o);
+    }
     if (*count >= o->max) {
-        fprintf(err_out(), "courant: --%s may be given at most %lld times\n", o->name, o->max);
+        opt_error(l, o, "may be given at most %lld times", o->max);
         return -1;
     }
     if (len == 0) {
-        fprintf(err_out(), "courant: --%s wants a value\n", o->name);
+        opt_error(l, o, "wants a value");
         return -1;
     }
-    list[(*count)++] = strndup(v, len);
+    if (!(list[*count] = strndup(v, len)))
+        return -1;
+    (*count)++;
     return 0;
 }
 
-/* Sets an option from its text value. `from_env` splits lists on commas. */
-static int set_option(config_t *c, const opt_t *o, const char *v, int from_env)
+/* Sets an option from its text value (NULL: a flag given without one).
+ * Lists from the environment are split on commas. */
+static int set_option(layer_t *l, config_t *c, const opt_t *o, const char *v)
 {
     void *field = (char *)c + o->offset;
     long long n;
-    switch (o->kind) {
+    switch (OPT_KIND(o)) {
     case OPT_FLAG:
         if (!v || !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
             *(int *)field = 1;
         else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !*v)
             *(int *)field = 0;
         else {
-            fprintf(err_out(), "courant: --%s is a flag; \"%s\" is not 0/1/true/false\n", o->name, v);
+            opt_error(l, o, "is a flag; \"%s\" is not true/false (or 1/0, yes/no, on/off)", v);
             return -1;
         }
         return 0;
     case OPT_INT:
-        if (parse_number(o, v, &n))
+        if (parse_number(l, o, v, &n))
             return -1;
         *(int *)field = (int)n;
         return 0;
     case OPT_LONG:
-        if (parse_number(o, v, &n))
+        if (parse_number(l, o, v, &n))
             return -1;
         *(long *)field = (long)n;
         return 0;
     case OPT_SIZE:
-        if (parse_number(o, v, &n))
+        if (parse_number(l, o, v, &n))
             return -1;
         *(size_t *)field = (size_t)n;
         return 0;
     case OPT_LEVEL: {
         log_level_t lv;
         if (log_parse_level(v, &lv)) {
-            fprintf(err_out(), "courant: --%s wants debug, info, warn or error, not \"%s\"\n", o->name, v);
+            opt_error(l, o, "wants debug, info, warn or error, not \"%s\"", v);
             return -1;
         }
         *(int *)field = (int)lv;
         return 0;
     }
+    case OPT_FORMAT: {
+        log_format_t fmt;
+        if (log_parse_format(v, &fmt)) {
+            opt_error(l, o, "wants text or json, not \"%s\"", v);
+            return -1;
+        }
+        *(int *)field = (int)fmt;
+        return 0;
+    }
     case OPT_STRING: {
         char **sp = field;
         if (!*v) {
-            fprintf(err_out(), "courant: --%s wants a value\n", o->name);
+            opt_error(l, o, "wants a value");
             return -1;
         }
         free(*sp);
@@ -294,16 +410,16 @@ static int set_option(config_t *c, const opt_t *o, const char *v, int from_env)
                 return 0;
             }
         }
-        fprintf(err_out(), "courant: --%s wants full, normal or off, not \"%s\"\n", o->name, v);
+        opt_error(l, o, "wants full, normal or off, not \"%s\"", v);
         return -1;
     }
     case OPT_LIST:
-        if (!from_env)
-            return list_add(o, c, v, strlen(v));
+        if (!l->var)
+            return list_add(l, o, c, v, strlen(v));
         for (const char *p = v;;) {
             const char *comma = strchr(p, ',');
             size_t len = comma ? (size_t)(comma - p) : strlen(p);
-            if (list_add(o, c, p, len))
+            if (list_add(l, o, c, p, len))
                 return -1;
             if (!comma)
                 return 0;
@@ -313,43 +429,181 @@ static int set_option(config_t *c, const opt_t *o, const char *v, int from_env)
     return -1;
 }
 
-static void list_clear(config_t *c, const opt_t *o)
+/* ---- the file ------------------------------------------------------------------ */
+
+static int is_blank(char ch) { return ch == ' ' || ch == '\t'; }
+
+/* Reads the whole file into a NUL-terminated heap buffer (caller frees).
+ * Returns NULL after printing why. */
+static char *read_file(const char *path, size_t *len_out)
 {
-    char **list = (char **)((char *)c + o->offset);
-    int *count = (int *)((char *)c + o->count_offset);
-    for (int i = 0; i < *count; i++)
-        free(list[i]);
-    *count = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(err_out(), "courant: cannot read the configuration file %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(CONFIG_FILE_MAX + 1);
+    size_t len = buf ? fread(buf, 1, CONFIG_FILE_MAX + 1, f) : 0;
+    int err = ferror(f);
+    fclose(f);
+    if (!buf || err || len > CONFIG_FILE_MAX) {
+        fprintf(err_out(), "courant: cannot read the configuration file %s: %s\n", path,
+                !buf  ? "out of memory"
+                : err ? "read error"
+                      : "larger than 1 MiB");
+        free(buf);
+        return NULL;
+    }
+    buf[len] = 0;
+    *len_out = len;
+    return buf;
+}
+
+/* Applies one line (NUL-terminated, without its line end). */
+static int apply_line(layer_t *l, config_t *c, char *s)
+{
+    while (is_blank(*s))
+        s++;
+    if (*s == 0 || *s == '#')
+        return 0;
+    char *eq = strchr(s, '=');
+    if (!eq) {
+        /* The line is not echoed: it may be a secret pasted on its own. */
+        fprintf(err_out(), "courant: %s:%d: expected name = value\n", l->file, l->line);
+        return -1;
+    }
+    char *name_end = eq;
+    while (name_end > s && is_blank(name_end[-1]))
+        name_end--;
+    char *v = eq + 1;
+    while (is_blank(*v))
+        v++;
+    char *v_end = v + strlen(v);
+    while (v_end > v && is_blank(v_end[-1]))
+        v_end--;
+    *v_end = 0;
+    size_t name_len = (size_t)(name_end - s);
+    const opt_t *o = find_option(s, name_len);
+    if (!o || !strcmp(o->name, "config")) {
+        char shown[64];
+        size_t k = 0;
+        for (size_t i = 0; i < name_len && k < sizeof(shown) - 1; i++) /* printable, bounded */
+            shown[k++] = (unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f ? '?' : s[i];
+        shown[k] = 0;
+        fprintf(err_out(), "courant: %s:%d: %s %s\n", l->file, l->line,
+                o ? "config cannot be set inside a configuration file:" : "unknown option", shown);
+        return -1;
+    }
+    return set_option(l, c, o, v);
+}
+
+static int finish(config_t *c);
+
+/* Applies a whole file's text; buf[len] must be writable (lines are cut in
+ * place). `path` names it in errors. */
+static int apply_text(config_t *c, const char *path, char *buf, size_t len)
+{
+    layer_t l = {.file = path};
+    int r = 0;
+    char *p = buf;
+    if (len >= 3 && !memcmp(p, "\xef\xbb\xbf", 3)) /* a UTF-8 BOM some editors write */
+        p += 3;
+    while (r == 0 && p < buf + len) {
+        l.line++;
+        char *nl = memchr(p, '\n', (size_t)(buf + len - p));
+        char *end = nl ? nl : buf + len;
+        if (memchr(p, 0, (size_t)(end - p))) {
+            fprintf(err_out(), "courant: %s:%d: contains a NUL byte\n", path, l.line);
+            return -1;
+        }
+        if (end - p > CONFIG_LINE_MAX) {
+            fprintf(err_out(), "courant: %s:%d: line longer than 64 KiB\n", path, l.line);
+            return -1;
+        }
+        *end = 0;
+        char *line_end = end;
+        if (line_end > p && line_end[-1] == '\r') /* CRLF files */
+            *--line_end = 0;
+        for (const char *q = p; q < line_end; q++) {
+            if ((unsigned char)*q < 0x20 && *q != '\t') { /* a stray CR would end up inside a value */
+                fprintf(err_out(), "courant: %s:%d: control character in the line\n", path, l.line);
+                return -1;
+            }
+        }
+        r = apply_line(&l, c, p);
+        p = end + 1;
+    }
+    return r;
+}
+
+static int apply_file(config_t *c, const char *path)
+{
+    size_t len;
+    char *buf = read_file(path, &len);
+    if (!buf)
+        return -1;
+    int r = apply_text(c, path, buf, len);
+    free(buf);
+    return r;
+}
+
+int config__parse_text(config_t *c, const char *name, const char *text, size_t len)
+{
+    init_defaults(c);
+    if (len > CONFIG_FILE_MAX) {
+        fprintf(err_out(), "courant: cannot read the configuration file %s: larger than 1 MiB\n", name);
+        return -1;
+    }
+    char *buf = malloc(len + 1);
+    if (!buf)
+        return -1;
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    int r = apply_text(c, name, buf, len);
+    free(buf);
+    return r ? r : finish(c);
+}
+
+/* ---- the environment and argv ----------------------------------------------------- */
+
+static void env_name(const opt_t *o, char *var, size_t cap)
+{
+    size_t k = (size_t)snprintf(var, cap, "COURANT_");
+    for (const char *p = o->name; *p && k < cap - 1; p++)
+        var[k++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    var[k] = 0;
 }
 
 static int apply_env(config_t *c)
 {
+    layer_t l = {0};
     for (size_t i = 0; i < NUM_OPTIONS; i++) {
-        char var[64] = "COURANT_";
-        size_t k = strlen(var);
-        for (const char *p = options[i].name; *p && k < sizeof(var) - 1; p++)
-            var[k++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
-        var[k] = 0;
+        if (!strcmp(options[i].name, "config"))
+            continue; /* read before the file, by config_parse */
+        char var[64];
+        env_name(&options[i], var, sizeof(var));
         const char *v = getenv(var);
-        if (v && set_option(c, &options[i], v, 1)) {
-            fprintf(err_out(), "courant: (from the environment variable %s)\n", var);
+        l.var = var;
+        if (v && set_option(&l, c, &options[i], v))
             return -1;
-        }
     }
     return 0;
 }
 
-static int apply_argv(config_t *c, int argc, char **argv)
+/* Walks argv. With apply = 0 it only checks the shape (known options, values
+ * present), prints --help/--version (returns 1) and finds --config (the last
+ * one wins) into *config_path; with apply = 1 it sets the options. */
+static int walk_argv(config_t *c, int argc, char **argv, int apply, const char **config_path)
 {
-    int seen_list[NUM_OPTIONS] = {0}; /* the first command-line value replaces the env's */
+    layer_t l = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if (!apply && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
             print_help();
             return 1;
         }
-        if (!strcmp(a, "--version")) {
-            printf("courant " COURANT_VERSION "\n");
+        if (!apply && !strcmp(a, "--version")) {
+            printf("courant %s\n", courant_version());
             return 1;
         }
         if (strncmp(a, "--", 2) != 0) {
@@ -363,61 +617,190 @@ static int apply_argv(config_t *c, int argc, char **argv)
             return -1;
         }
         const char *v = eq ? eq + 1 : NULL;
-        if (!v && o->kind != OPT_FLAG) {
+        if (!v && OPT_KIND(o) != OPT_FLAG) {
             if (i + 1 >= argc) {
                 fprintf(err_out(), "courant: --%s wants a value (%s)\n", o->name, o->arg);
                 return -1;
             }
             v = argv[++i];
         }
-        if (o->kind == OPT_LIST && !seen_list[o - options]++)
-            list_clear(c, o);
-        if (set_option(c, o, v, 0))
+        if (!apply && !strcmp(o->name, "config"))
+            *config_path = v;
+        if (apply && set_option(&l, c, o, v))
             return -1;
     }
     return 0;
 }
 
-int config_parse(config_t *c, int argc, char **argv)
+/* What needs every layer: lists' defaults, workers, listen addresses. */
+static int finish(config_t *c)
 {
-    config_defaults(c);
-    int r = apply_env(c);
-    if (r == 0)
-        r = apply_argv(c, argc, argv);
-    if (r == 0 && c->num_listen == 0) {
-        c->listen[c->num_listen++] = strdup("127.0.0.1:8000");
-        c->listen[c->num_listen++] = strdup("[::1]:8000");
+    default_lists(c);
+    if (c->workers == 0) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        c->workers = ncpu < 1 ? 1 : ncpu > 256 ? 256 : (int)ncpu;
     }
-    if (r == 0 && c->num_cors_origins == 0)
-        c->cors_origins[c->num_cors_origins++] = strdup("*");
-    for (int i = 0; r == 0 && i < c->num_listen; i++) {
+    for (int i = 0; i < c->num_listen; i++) {
         char host[256];
         int port;
         if (config_split_hostport(c->listen[i], host, sizeof(host), &port)) {
             fprintf(err_out(),
                     "courant: --listen wants ADDR:PORT (e.g. 127.0.0.1:8000, [::1]:8000), not \"%s\"\n",
                     c->listen[i]);
-            r = -1;
+            return -1;
         }
     }
-    return r;
+    return 0;
+}
+
+int config_parse(config_t *c, int argc, char **argv)
+{
+    init_defaults(c);
+    const char *path = NULL;
+    int r = walk_argv(c, argc, argv, 0, &path);
+    if (r)
+        return r;
+    if (!path) {
+        path = getenv("COURANT_CONFIG");
+        if (path && !*path)
+            path = NULL;
+    }
+    if (path && !(c->config_file = strdup(path)))
+        return -1;
+    if (path && apply_file(c, c->config_file))
+        return -1;
+    if (apply_env(c) || walk_argv(c, argc, argv, 1, NULL))
+        return -1;
+    return finish(c);
 }
 
 void config_dispose(config_t *c)
 {
     for (size_t i = 0; i < NUM_OPTIONS; i++) {
-        if (options[i].kind == OPT_LIST) { /* every list, from the table */
-            char **v = (char **)((char *)c + options[i].offset);
-            int *n = (int *)((char *)c + options[i].count_offset);
-            for (int k = 0; k < *n; k++)
-                free(v[k]);
-            *n = 0;
-        } else if (options[i].kind == OPT_STRING) {
-            char **sp = (char **)((char *)c + options[i].offset);
+        const opt_t *o = &options[i];
+        if (OPT_KIND(o) == OPT_LIST)
+            list_clear(c, o);
+        else if (OPT_KIND(o) == OPT_STRING) {
+            char **sp = (char **)((char *)c + o->offset);
             free(*sp);
             *sp = NULL;
         }
     }
+}
+
+/* ---- comparing two configs ----------------------------------------------------------- */
+
+static int str_eq(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }
+
+static int option_equal(const opt_t *o, const config_t *a, const config_t *b)
+{
+    const char *fa = (const char *)a + o->offset, *fb = (const char *)b + o->offset;
+    switch (OPT_KIND(o)) {
+    case OPT_FLAG:
+    case OPT_INT:
+    case OPT_LEVEL:
+    case OPT_SYNC:
+    case OPT_FORMAT:
+        return *(const int *)fa == *(const int *)fb;
+    case OPT_LONG:
+        return *(const long *)fa == *(const long *)fb;
+    case OPT_SIZE:
+        return *(const size_t *)fa == *(const size_t *)fb;
+    case OPT_STRING:
+        return str_eq(*(char *const *)fa, *(char *const *)fb);
+    case OPT_LIST: {
+        int na = *(const int *)((const char *)a + o->count_offset);
+        int nb = *(const int *)((const char *)b + o->count_offset);
+        if (na != nb)
+            return 0;
+        for (int i = 0; i < na; i++)
+            if (!str_eq(((char *const *)fa)[i], ((char *const *)fb)[i]))
+                return 0;
+        return 1;
+    }
+    }
+    return 0;
+}
+
+size_t config_diff(const config_t *a, const config_t *b, config_change_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NUM_OPTIONS; i++) {
+        if (option_equal(&options[i], a, b))
+            continue;
+        if (n < cap)
+            out[n] =
+                (config_change_t){.name = options[i].name, .restart = (options[i].kind & OPT_RESTART) != 0};
+        n++;
+    }
+    return n;
+}
+
+/* ---- the table, for generated documents ---------------------------------------------- */
+
+size_t config_num_options(void) { return NUM_OPTIONS; }
+
+void config_option_info(size_t i, config_option_info_t *out)
+{
+    const opt_t *o = &options[i];
+    *out = (config_option_info_t){.name = o->name,
+                                  .arg = o->arg,
+                                  .help = o->help,
+                                  .is_flag = OPT_KIND(o) == OPT_FLAG,
+                                  .is_list = OPT_KIND(o) == OPT_LIST,
+                                  .restart = (o->kind & OPT_RESTART) != 0};
+}
+
+int config_option_value(const config_t *c, size_t i, size_t k, char *out, size_t cap)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    static const char *const formats[] = {"text", "json"};
+    static const char *const syncs[] = {"full", "normal", "off"};
+    const opt_t *o = &options[i];
+    const char *f = (const char *)c + o->offset;
+    long long n;
+    const char *s = NULL;
+    if (k > 0 && OPT_KIND(o) != OPT_LIST)
+        return 0;
+    switch (OPT_KIND(o)) {
+    case OPT_FLAG:
+        s = *(const int *)f ? "true" : "false";
+        break;
+    case OPT_INT:
+        n = *(const int *)f;
+        goto number;
+    case OPT_LONG:
+        n = *(const long *)f;
+        goto number;
+    case OPT_SIZE:
+        n = (long long)*(const size_t *)f;
+    number:
+        if (n < o->min || n > o->max) /* 0 = computed at start (workers, max-connections) */
+            return 0;
+        snprintf(out, cap, "%lld", n);
+        return 1;
+    case OPT_LEVEL:
+        s = levels[*(const int *)f & 3];
+        break;
+    case OPT_FORMAT:
+        s = formats[*(const int *)f & 1];
+        break;
+    case OPT_SYNC:
+        s = syncs[*(const int *)f % 3];
+        break;
+    case OPT_STRING:
+        s = *(char *const *)f;
+        break;
+    case OPT_LIST:
+        if ((int)k >= *(const int *)((const char *)c + o->count_offset))
+            return 0;
+        s = ((char *const *)f)[k];
+        break;
+    }
+    if (!s)
+        return 0;
+    snprintf(out, cap, "%s", s);
+    return 1;
 }
 
 int config_split_hostport(const char *s, char *host_out, size_t host_cap, int *port_out)

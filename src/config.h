@@ -1,11 +1,38 @@
 /*
- * config.h - courant's options, from the command line and COURANT_* variables.
+ * config.h - courant's options: command line, COURANT_* variables, a
+ * configuration file, defaults.
  *
- * Every option --name-with-dashes can also be given as the environment
- * variable COURANT_NAME_WITH_DASHES; the command line wins. Repeatable
- * options (--listen, --cors-origin) take a comma-separated list from the
- * environment. The parsed config is built once on the main thread and is
- * read-only afterwards, so every thread may read it without a lock.
+ * One table (config.c) describes every option; it drives the command line,
+ * the environment, the file, --help, the man page and the example
+ * configuration (confdoc.c), so they cannot disagree. Every option
+ * --name-with-dashes can be given:
+ *
+ *   on the command line      --history 5000   or   --history=5000
+ *   in the environment       COURANT_HISTORY=5000
+ *   in the file (--config)   history = 5000
+ *
+ * Precedence, highest first: command line > environment > file > defaults.
+ * A list option (--listen, --cors-origin, --publish-origin) given in a
+ * layer replaces the lower layers' list as a whole; within a layer values
+ * add up (repeat the option, repeat the key in the file, or give a comma
+ * list in the environment).
+ *
+ * The file: one `name = value` per line, the names of the options without
+ * "--"; blank lines and lines starting with '#' are ignored (a '#' after a
+ * value is part of the value: secrets and URLs may contain one); spaces
+ * around the name and the value are trimmed; flags take true/false (also
+ * 1/0, yes/no, on/off). Its path comes from --config, else COURANT_CONFIG.
+ * An error names the file and line: "courant: FILE:12: unknown option foo".
+ *
+ * Reloading (SIGHUP, wired by main): config_parse() builds a fresh config_t
+ * from the same argv, environment and file, config_diff() says which
+ * options differ and whether each can change in a running server (listen
+ * addresses, workers, the store, Redis cannot; keys, origins, limits, the
+ * log level can).
+ *
+ * Threads: a parsed config is built on the main thread and is read-only
+ * afterwards, so every thread may read it without a lock. Parsing itself is
+ * not thread-safe (getenv, the error stream).
  */
 #ifndef COURANT_CONFIG_H
 #define COURANT_CONFIG_H
@@ -63,22 +90,80 @@ typedef struct config {
     int anonymous;                 /* subscribers without a token are let in */
     int subscriptions;             /* publish subscription events, serve the API */
     int log_level;                 /* log_level_t */
+    int log_format;                /* log_format_t: --log-format text|json */
+    char *config_file;             /* owns; --config / COURANT_CONFIG: the file read, or NULL */
+    int listen_is_default;         /* no --listen anywhere: the two loopback defaults ([::1] optional) */
     char *store_path;              /* owns; --store: the SQLite file; NULL = memory-only history */
     int sync;                      /* store_sync_t: --sync full|normal|off */
     char *redis_url;               /* owns; --redis: redis://[:PASS@]HOST:PORT[/DB]; NULL = one node */
     char *redis_stream;            /* owns; --redis-stream: the stream's key (default "courant") */
 } config_t;
 
-/* Fills `c` from defaults, the environment and argv. Returns 0; 1 if --help or
- * --version was printed (exit 0); -1 after printing a one-line error. */
+/* Fills `c` from defaults, the configuration file, the environment and
+ * argv (argv[0] is the program name), in that order of increasing
+ * precedence. Returns 0; 1 if --help or --version was printed (exit 0);
+ * -1 after printing a one-line error that names where the bad value came
+ * from (the option, the variable, or FILE:LINE). `c` must be disposed in
+ * every case. Calling it again with the same arguments (a reload) re-reads
+ * the file and the environment into a fresh config. Main thread. */
 int config_parse(config_t *c, int argc, char **argv);
 
-/* Frees the strings `c` owns. */
+/* Frees the strings `c` owns and empties its lists. */
 void config_dispose(config_t *c);
+
+/* Fills `c` with the defaults alone, the lists' defaults included, for the
+ * documents confdoc.c generates. `workers` is left 0 (one per CPU,
+ * resolved by config_parse). Dispose it with config_dispose. */
+void config_defaults(config_t *c);
+
+/* ---- what differs between two configs (reload) ------------------------------ */
+
+typedef struct config_change {
+    const char *name; /* borrows (static): the option's name, without "--" */
+    int restart;      /* 1: a running server cannot apply it (listen, workers, store, redis, ...) */
+} config_change_t;
+
+/* Compares every option of `a` and `b`. Writes the first `cap` differing
+ * options to out[] in table order and returns how many differ in all (0:
+ * identical). The caller applies the change only if no written entry has
+ * `restart` set, or logs which ones wait for a restart. Never looks at
+ * what a key file contains: a reload should re-read the key files whatever
+ * config_diff says. Values are not reported, so nothing secret is logged.
+ * Any thread, with both configs read-only. */
+size_t config_diff(const config_t *a, const config_t *b, config_change_t *out, size_t cap);
+
+/* ---- the option table, for generated documents -------------------------------- */
+
+typedef struct config_option_info {
+    const char *name; /* without "--" */
+    const char *arg;  /* metavariable ("N", "PATH"), NULL for flags */
+    const char *help; /* one sentence or two, no trailing period */
+    int is_flag;      /* takes true/false */
+    int is_list;      /* repeatable */
+    int restart;      /* cannot change in a running server */
+} config_option_info_t;
+
+/* Number of options in the table; options are numbered 0..n-1. */
+size_t config_num_options(void);
+
+/* Describes option `i` (< config_num_options()); strings are static. */
+void config_option_info(size_t i, config_option_info_t *out);
+
+/* Writes the k-th value of option `i` in `c` as the file would spell it
+ * ("true", "5000", "json", "127.0.0.1:8000") into out[0..cap). Returns 1;
+ * 0 if there is no k-th value, or the value means "not set / computed at
+ * start" (a NULL string, workers 0). Secrets are written too: only call it
+ * on defaults. */
+int config_option_value(const config_t *c, size_t i, size_t k, char *out, size_t cap);
 
 /* Test hook: send the one-line errors to `f` instead of stderr (the fuzz
  * target silences them). Not thread-safe; call before parsing. */
 void config__set_error_stream(FILE *f);
+
+/* Test hook (unit test, fuzz target): defaults, then `text` applied as if
+ * it were the content of a configuration file called `name`, then the
+ * lists' defaults; no environment, no argv. Returns 0 or -1 (error printed). */
+int config__parse_text(config_t *c, const char *name, const char *text, size_t len);
 
 /* Splits "host:port", "[v6]:port" or ":port"; host is copied into host_out
  * (empty for ":port"). Returns 0 or -1. */

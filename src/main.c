@@ -16,6 +16,8 @@
  * events all go through it.
  *
  * SIGUSR1: with --store, the store thread writes PATH.backup (online backup).
+ * SIGHUP: caught (not yet a reload: it logs that a restart is needed), so
+ * that `systemctl reload` (the unit's ExecReload) cannot kill the server.
  * SIGTERM/SIGINT: main sets server.stopping and wakes every worker; workers
  * stop accepting, end their streams over about a second (jittered, so
  * clients don't all reconnect at once) and exit; main joins them and exits
@@ -23,6 +25,9 @@
  */
 #include "auth.h"
 #include "backplane.h"
+#include "buildinfo.h"
+#include "cli.h"
+#include "confdoc.h"
 #include "config.h"
 #include "demo.h"
 #include "h1server.h"
@@ -226,6 +231,12 @@ static int main_loop(server_t *srv, const sigset_t *sigs)
         int sig = sigtimedwait(sigs, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
             return sig;
+        if (sig == SIGHUP) {
+            /* TODO(lead): re-read the configuration (config_parse + config_diff). */
+            log_warn(
+                "SIGHUP: reloading the configuration is not supported yet; restart courant to apply changes");
+            continue;
+        }
         if (sig == SIGUSR1) { /* the README's backup procedure */
             journal_request_backup(srv->journal);
             continue;
@@ -339,6 +350,20 @@ static void log_auth_policy(const server_t *srv)
 
 int main(int argc, char **argv)
 {
+    /* The development client and the generated documents: nothing of the
+     * server is started for them. */
+    if (argc >= 2) {
+        const cli_command_t *cmd = cli_find(argv[1]);
+        if (cmd)
+            return cli_main(cmd, argc - 1, argv + 1);
+        if (!strcmp(argv[1], "--help-man") || !strcmp(argv[1], "--help-config")) {
+            if (argv[1][7] == 'm')
+                confdoc_write_man(stdout);
+            else
+                confdoc_write_example(stdout);
+            return fflush(stdout) ? 1 : 0;
+        }
+    }
     config_t cfg;
     int rc = config_parse(&cfg, argc, argv);
     if (rc) {
@@ -346,6 +371,7 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     log_set_level((log_level_t)cfg.log_level);
+    log_set_format((log_format_t)cfg.log_format);
     /* The hash key for every table keyed by client bytes, before any
      * thread or table exists (siphash.h). */
     if (siphash_seed_init() != 0) {
@@ -390,6 +416,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGUSR1);               /* --store: write a backup */
+    sigaddset(&sigs, SIGHUP);                /* reload (systemctl reload): must not kill us */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by the workers */
 
     long fd_limit = raise_fd_limit();
@@ -430,10 +457,9 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    int defaults = argc > 0 && !getenv("COURANT_LISTEN");
     for (int i = 0; i < cfg.num_listen; i++) {
         /* The default [::1] is optional: a host without IPv6 still starts. */
-        int optional = defaults && !strcmp(cfg.listen[i], "[::1]:8000");
+        int optional = cfg.listen_is_default && !strcmp(cfg.listen[i], "[::1]:8000");
         if (bind_spec(cfg.listen[i], cfg.workers, cfg.reuse_port, optional, bound, &num_bound)) {
             rc = 1;
             goto out;
@@ -485,8 +511,9 @@ int main(int argc, char **argv)
             format_addr(&bound[b].addr, a, sizeof(a));
             log_info("listening on http://%s/", a);
         }
-        log_info("courant ready: %d workers, up to %ld connections, history %ld%s", cfg.workers,
-                 srv.max_connections, cfg.history, cfg.demo ? ", demo clock on" : "");
+        log_info("courant ready: %d workers, up to %ld connections, history %ld%s; version %s, pid %d",
+                 cfg.workers, srv.max_connections, cfg.history, cfg.demo ? ", demo clock on" : "",
+                 courant_version(), (int)getpid());
         log_auth_policy(&srv);
         if (demo_tokens)
             log_warn(

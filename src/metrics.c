@@ -3,6 +3,7 @@
  */
 #include "metrics.h"
 
+#include "buildinfo.h"
 #include "conn.h"
 #include "hub.h"
 #include "journal.h"
@@ -114,6 +115,8 @@ void metrics_handle(req_t *r, const request_t *in)
     server_t *srv = worker_server(r->conn->worker);
     char body[8192];
     size_t n = 0;
+    APPEND(body, sizeof(body), &n, "# TYPE courant_build_info gauge\ncourant_build_info{version=\"%s\"} 1\n",
+           courant_version()); /* version.sh allows only [A-Za-z0-9.+~-]: nothing to escape */
     worker_counters(srv, body, sizeof(body), &n);
     journal_counters(srv, body, sizeof(body), &n);
     limit_counters(srv, body, sizeof(body), &n);

@@ -35,7 +35,8 @@ start_courant() {
     LOGS+=("$LOG")
     for _ in $(seq 1 100); do
         if grep -q 'listening on http://' "$LOG" 2>/dev/null && grep -q 'courant ready' "$LOG"; then
-            BASE=$(grep -o 'listening on http://[^ ]*' "$LOG" | head -n1 | sed 's/listening on //; s#/$##')
+            # (text or --log-format json lines: the address ends at '/')
+            BASE=$(grep -o 'listening on http://[^ /"]*' "$LOG" | head -n1 | sed 's/listening on //')
             PORT=${BASE##*:}
             return 0
         fi
