@@ -139,7 +139,7 @@ static const opt_t options[] = {
      "0 = no cap (default 0)"},
     {"subscribe-rate", OPT_LONG, F(subscribe_rate), 0, 0, 1000000, "N",
      "subscribes per second per client address, bursts of 2N; 429 past it; 0 = no cap (default 10)"},
-    {"anonymous-subscription-rate", OPT_LONG, F(anonymous_subscription_rate), 0, 0, 1000000, "N",
+    {"anonymous-subscription-rate", OPT_LONG | OPT_RESTART, F(anonymous_subscription_rate), 0, 0, 1000000, "N",
      "with --subscriptions: subscription events of anonymous subscribers per second, all together "
      "(bursts of 5N); past it they are not published, so anonymous connects cannot flush history; "
      "0 = no cap (default 20)"},
@@ -734,6 +734,65 @@ size_t config_diff(const config_t *a, const config_t *b, config_change_t *out, s
         n++;
     }
     return n;
+}
+
+/* Copies option `o`'s value from src into dst (dst's own value freed). */
+static int copy_option(const opt_t *o, config_t *dst, const config_t *src)
+{
+    char *fd = (char *)dst + o->offset;
+    const char *fs = (const char *)src + o->offset;
+    switch (OPT_KIND(o)) {
+    case OPT_FLAG:
+    case OPT_INT:
+    case OPT_LEVEL:
+    case OPT_SYNC:
+    case OPT_FORMAT:
+        *(int *)fd = *(const int *)fs;
+        return 0;
+    case OPT_LONG:
+        *(long *)fd = *(const long *)fs;
+        return 0;
+    case OPT_SIZE:
+        *(size_t *)fd = *(const size_t *)fs;
+        return 0;
+    case OPT_STRING: {
+        const char *v = *(char *const *)fs;
+        char *copy = v ? strdup(v) : NULL;
+        if (v && !copy)
+            return -1;
+        free(*(char **)fd);
+        *(char **)fd = copy;
+        return 0;
+    }
+    case OPT_LIST: {
+        list_clear(dst, o);
+        int n = *(const int *)((const char *)src + o->count_offset);
+        for (int i = 0; i < n; i++) {
+            if (!(((char **)fd)[i] = strdup(((char *const *)fs)[i])))
+                return -1;
+            (*(int *)((char *)dst + o->count_offset))++;
+        }
+        return 0;
+    }
+    }
+    return 0;
+}
+
+int config_keep_restart_only(config_t *dst, const config_t *src)
+{
+    for (size_t i = 0; i < NUM_OPTIONS; i++)
+        if ((options[i].kind & OPT_RESTART) && copy_option(&options[i], dst, src))
+            return -1;
+    dst->listen_is_default = src->listen_is_default;
+    return 0;
+}
+
+int config_copy_option(config_t *dst, const config_t *src, const char *name)
+{
+    for (size_t i = 0; i < NUM_OPTIONS; i++)
+        if (!strcmp(options[i].name, name))
+            return copy_option(&options[i], dst, src);
+    return -1;
 }
 
 /* ---- the table, for generated documents ---------------------------------------------- */

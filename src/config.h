@@ -132,6 +132,15 @@ typedef struct config_change {
  * Any thread, with both configs read-only. */
 size_t config_diff(const config_t *a, const config_t *b, config_change_t *out, size_t cap);
 
+/* A reload: gives `dst` (freshly parsed) the values `src` (the running
+ * config) has for every option a running server cannot change, so that
+ * what started with them keeps seeing them. 0, or -1 out of memory. */
+int config_keep_restart_only(config_t *dst, const config_t *src);
+
+/* Copies one option's value (by name, without "--") from src into dst.
+ * 0, or -1 for an unknown name or out of memory. */
+int config_copy_option(config_t *dst, const config_t *src, const char *name);
+
 /* ---- the option table, for generated documents -------------------------------- */
 
 typedef struct config_option_info {

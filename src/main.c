@@ -16,7 +16,8 @@
  * events all go through it.
  *
  * SIGUSR1: with --store, the store thread writes PATH.backup (online backup).
- * SIGHUP: caught (not yet a reload: it logs that a restart is needed), so
+ * SIGHUP: reload (reload.h): the configuration is re-read and what can
+ * change live is applied, without dropping a stream; so
  * that `systemctl reload` (the unit's ExecReload) cannot kill the server.
  * SIGTERM/SIGINT: main sets server.stopping and wakes every worker; workers
  * stop accepting, end their streams over about a second (jittered, so
@@ -36,6 +37,7 @@
 #include "log.h"
 #include "peer.h"
 #include "ratelimit.h"
+#include "reload.h"
 #include "router.h"
 #include "server.h"
 #include "siphash.h"
@@ -220,8 +222,9 @@ static int64_t realtime_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits for SIGTERM/SIGINT, doing the once-a-second duties meanwhile. */
-static int main_loop(server_t *srv, const sigset_t *sigs)
+/* Waits for SIGTERM/SIGINT, doing the once-a-second duties meanwhile;
+ * SIGHUP reloads (reload.h) with the same argv. */
+static int main_loop(server_t *srv, const sigset_t *sigs, int argc, char **argv, const config_t *started)
 {
     for (;;) {
         /* Sleep to the next whole second, so clock ticks land on it. */
@@ -232,9 +235,7 @@ static int main_loop(server_t *srv, const sigset_t *sigs)
         if (sig == SIGTERM || sig == SIGINT)
             return sig;
         if (sig == SIGHUP) {
-            /* TODO(lead): re-read the configuration (config_parse + config_diff). */
-            log_warn(
-                "SIGHUP: reloading the configuration is not supported yet; restart courant to apply changes");
+            (void)reload_apply(srv, argc, argv, started, NULL, NULL);
             continue;
         }
         if (sig == SIGUSR1) { /* the README's backup procedure */
@@ -285,47 +286,22 @@ static int open_journal(server_t *srv, const config_t *cfg)
 
 /* The per-client limits (--max-connections-per-ip, --publish-rate,
  * --subscribe-rate) and the proxies whose client-address header is
- * believed (--trusted-proxy). A bad value is a one-line error. */
+ * believed (--trusted-proxy). A bad value is a one-line error. The
+ * connection counter always exists, so that a reload can turn the cap on
+ * (0 = no cap: counted, never refused). */
 static int setup_limits(server_t *srv, const config_t *cfg)
 {
-    if (cfg->num_trusted_proxies &&
-        !(srv->trusted = calloc((size_t)cfg->num_trusted_proxies, sizeof(peer_cidr_t))))
-        return -1;
-    for (int i = 0; i < cfg->num_trusted_proxies; i++) {
-        if (peer_cidr_parse(cfg->trusted_proxies[i], strlen(cfg->trusted_proxies[i]), &srv->trusted[i])) {
-            fprintf(
-                stderr,
-                "courant: --trusted-proxy wants an address or a CIDR range (host bits zero), not \"%s\"\n",
-                cfg->trusted_proxies[i]);
-            return -1;
-        }
-        srv->num_trusted++;
-    }
-    const char *hdr = cfg->trusted_proxy_header ? cfg->trusted_proxy_header : "forwarded";
-    if (!strcmp(hdr, "forwarded")) {
-        srv->trusted_header = PEER_HEADER_FORWARDED;
-    } else if (!strcmp(hdr, "x-forwarded-for")) {
-        srv->trusted_header = PEER_HEADER_X_FORWARDED_FOR;
-    } else {
-        fprintf(stderr, "courant: --trusted-proxy-header wants forwarded or x-forwarded-for, not \"%s\"\n",
-                hdr);
-        return -1;
-    }
     /* Room for as many client addresses as connections (each holds one),
-     * and as many rate buckets as that: past it the least recently used
-     * bucket is forgotten, never more memory. */
+     * and as many rate buckets as that. */
     size_t keys = (size_t)srv->max_connections < 65536 ? 65536 : (size_t)srv->max_connections;
-    if ((cfg->max_connections_per_ip &&
-         !(srv->conns_per_ip = ratelimit_counter_new((uint32_t)cfg->max_connections_per_ip, keys))) ||
-        (cfg->publish_rate && !(srv->publish_rate = ratelimit_new((uint32_t)cfg->publish_rate, 1000,
-                                                                  (uint32_t)cfg->publish_rate * 2, keys))) ||
-        (cfg->subscribe_rate &&
-         !(srv->subscribe_rate = ratelimit_new((uint32_t)cfg->subscribe_rate, 1000,
-                                               (uint32_t)cfg->subscribe_rate * 2, keys)))) {
-        fprintf(stderr, "courant: out of memory for the rate-limit tables\n");
+    uint32_t max = cfg->max_connections_per_ip ? (uint32_t)cfg->max_connections_per_ip : UINT32_MAX;
+    if (!(srv->conns_per_ip = ratelimit_counter_new(max, keys))) {
+        fprintf(stderr, "courant: out of memory for the connection counters\n");
         return -1;
     }
-    return 0;
+    server_limits_t *l = limits_try_new(cfg, keys);
+    atomic_store(&srv->limits, l);
+    return l ? 0 : -1;
 }
 
 /* One line saying who may publish and subscribe, so a misconfiguration shows. */
@@ -345,7 +321,8 @@ static void log_auth_policy(const server_t *srv)
         "limits per client: %ld connections, %ld subscribes/s, %ld publishes/s (0 = none)%s; %zu trusted "
         "prox%s",
         c->max_connections_per_ip, c->subscribe_rate, c->publish_rate,
-        c->limit_loopback ? "" : ", loopback exempt", srv->num_trusted, srv->num_trusted == 1 ? "y" : "ies");
+        c->limit_loopback ? "" : ", loopback exempt", srv->limits->num_trusted,
+        srv->limits->num_trusted == 1 ? "y" : "ies");
 }
 
 int main(int argc, char **argv)
@@ -519,7 +496,7 @@ int main(int argc, char **argv)
             log_warn(
                 "DEMO ONLY: --demo-auth made a random HS256 key; its tokens are served at /demo/tokens.json "
                 "to anyone who asks. Never use --demo-auth in production.");
-        int sig = main_loop(&srv, &sigs);
+        int sig = main_loop(&srv, &sigs, argc, argv, &cfg);
         log_info("%s received: draining and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     } else {
         rc = 1;
@@ -542,11 +519,10 @@ out:
     journal_free(srv.journal);
     subs_free(srv.subs);
     ratelimit_counter_free(srv.conns_per_ip);
-    ratelimit_free(srv.publish_rate);
-    ratelimit_free(srv.subscribe_rate);
-    free(srv.trusted);
+    limits_free((server_limits_t *)srv.limits);
     hub_free(srv.hub);
-    auth_free(auth);
+    auth_free((auth_t *)srv.auth); /* the running keys: a reload may have replaced `auth` */
+    reload_dispose(&srv, &cfg);
     free(demo_tokens);
     for (int b = 0; b < num_bound; b++) {
         for (int i = 0; i < cfg.workers; i++)

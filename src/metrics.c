@@ -94,10 +94,11 @@ static void limit_counters(server_t *srv, char *body, size_t cap, size_t *n)
 {
     size_t pk = 0, sk = 0;
     uint64_t pe = 0, se = 0;
-    if (srv->publish_rate)
-        ratelimit_stats(srv->publish_rate, &pk, &pe);
-    if (srv->subscribe_rate)
-        ratelimit_stats(srv->subscribe_rate, &sk, &se);
+    const server_limits_t *lim = srv->limits;
+    if (lim->publish_rate)
+        ratelimit_stats(lim->publish_rate, &pk, &pe);
+    if (lim->subscribe_rate)
+        ratelimit_stats(lim->subscribe_rate, &sk, &se);
     APPEND(body, cap, n,
            "# TYPE courant_limit_keys gauge\n"
            "courant_limit_keys{table=\"connections_per_ip\"} %zu\n"

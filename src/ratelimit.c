@@ -31,6 +31,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,7 +71,7 @@ struct ratelimit {
 
 struct ratelimit_counter {
     table_t t;
-    uint32_t max_per_key; /* outstanding acquisitions allowed per key */
+    atomic_uint max_per_key; /* outstanding acquisitions allowed per key (a reload may change it) */
 };
 
 /* ---- the striped table ------------------------------------------------------ */
@@ -339,7 +340,7 @@ ratelimit_counter_t *ratelimit_counter_new(uint32_t max_per_key, size_t capacity
         free(c);
         return NULL;
     }
-    c->max_per_key = max_per_key;
+    atomic_init(&c->max_per_key, max_per_key);
     return c;
 }
 
@@ -362,7 +363,7 @@ int ratelimit_counter_try_acquire(ratelimit_counter_t *c, const void *key, size_
         no = entry_add(s, slot, h); /* val = 0 */
     if (no == NIL)
         r = RATELIMIT_FULL;
-    else if (s->e[no].val >= c->max_per_key)
+    else if (s->e[no].val >= atomic_load_explicit(&c->max_per_key, memory_order_relaxed))
         r = RATELIMIT_LIMITED; /* an existing entry: a new one has 0 < max_per_key */
     else
         s->e[no].val++;
@@ -396,6 +397,12 @@ uint32_t ratelimit_counter_get(ratelimit_counter_t *c, const void *key, size_t l
     uint32_t v = no == NIL ? 0 : (uint32_t)s->e[no].val;
     pthread_mutex_unlock(&s->lock);
     return v;
+}
+
+void ratelimit_counter_set_max(ratelimit_counter_t *c, uint32_t max_per_key)
+{
+    if (max_per_key)
+        atomic_store_explicit(&c->max_per_key, max_per_key, memory_order_relaxed);
 }
 
 size_t ratelimit_counter_keys(ratelimit_counter_t *c)

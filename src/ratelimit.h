@@ -113,6 +113,11 @@ int ratelimit_counter_release(ratelimit_counter_t *c, const void *key, size_t le
 /* What is outstanding for key[0..len) (0 if none). Any thread. */
 uint32_t ratelimit_counter_get(ratelimit_counter_t *c, const void *key, size_t len);
 
+/* Changes the per-key maximum (a reload): keys already past it keep what
+ * they hold and acquire no more until they are below it. 0 is ignored.
+ * Any thread. */
+void ratelimit_counter_set_max(ratelimit_counter_t *c, uint32_t max_per_key);
+
 /* Keys with an outstanding acquisition. Approximate while other threads
  * run; any thread. */
 size_t ratelimit_counter_keys(ratelimit_counter_t *c);

@@ -150,18 +150,19 @@ static int find_token(request_t *in, char **scratch)
 
 /* The client behind a --trusted-proxy is what the proxy's header says;
  * anyone else is the socket peer. */
-static void resolve_client(const server_t *srv, request_t *in)
+static void resolve_client(server_t *srv, request_t *in)
 {
+    const server_limits_t *lim = srv->limits;
     in->client = *in->peer;
-    if (srv->num_trusted && peer_cidr_list_contains(srv->trusted, srv->num_trusted, in->peer)) {
-        const char *name = srv->trusted_header == PEER_HEADER_FORWARDED ? "forwarded" : "x-forwarded-for";
+    if (lim->num_trusted && peer_cidr_list_contains(lim->trusted, lim->num_trusted, in->peer)) {
+        const char *name = lim->trusted_header == PEER_HEADER_FORWARDED ? "forwarded" : "x-forwarded-for";
         peer_span_t values[16];
         size_t n = 0;
         for (size_t i = 0; i < in->num_headers && n < 16; i++)
             if (in->headers[i].name_len == strlen(name) &&
                 http1_token_eq(in->headers[i].name, strlen(name), name))
                 values[n++] = (peer_span_t){in->headers[i].value, in->headers[i].value_len};
-        (void)peer_client_addr(in->peer, srv->trusted, srv->num_trusted, srv->trusted_header, values, n,
+        (void)peer_client_addr(in->peer, lim->trusted, lim->num_trusted, lim->trusted_header, values, n,
                                &in->client);
     }
     in->client_limited = srv->cfg->limit_loopback || !peer_addr_is_loopback(&in->client);
@@ -187,24 +188,24 @@ static int over_rate(req_t *r, request_t *in, struct ratelimit *rl, const void *
  * own backends: exempt unless --limit-loopback. */
 static int rate_limited(req_t *r, request_t *in, int publish)
 {
-    server_t *srv = worker_server(r->conn->worker);
+    const server_limits_t *lim = worker_server(r->conn->worker)->limits;
     if (!in->client_limited)
         return 0;
     uint8_t key[1 + PEER_KEY_LEN];
     key[0] = 'a'; /* an address key never equals a token key (they start with 't') */
     peer_addr_key(&in->client, 64, key + 1);
     if (!publish)
-        return over_rate(r, in, srv->subscribe_rate, key, sizeof(key),
+        return over_rate(r, in, lim->subscribe_rate, key, sizeof(key),
                          "too many subscribes from your address (--subscribe-rate); retry later");
     if (in->token_from != REQ_TOKEN_NONE && in->token_len) {
         char tkey[1 + JWT_MAX_TOKEN];
         size_t n = in->token_len < JWT_MAX_TOKEN ? in->token_len : JWT_MAX_TOKEN;
         tkey[0] = 't';
         memcpy(tkey + 1, in->token, n);
-        return over_rate(r, in, srv->publish_rate, tkey, n + 1,
+        return over_rate(r, in, lim->publish_rate, tkey, n + 1,
                          "too many publishes with this token (--publish-rate); retry later");
     }
-    return over_rate(r, in, srv->publish_rate, key, sizeof(key),
+    return over_rate(r, in, lim->publish_rate, key, sizeof(key),
                      "too many publishes from your address (--publish-rate); retry later");
 }
 

@@ -6,6 +6,12 @@
  *
  * Only forward declarations here: a module includes the headers of what it
  * actually uses (STYLE: no umbrella header).
+ *
+ * Reload (SIGHUP): the config, the keys and the limits are atomic pointers.
+ * Main builds new ones, swaps the pointers, then waits until every worker
+ * has begun a new turn (worker_turns) before freeing the old ones: nothing
+ * keeps a pointer to them across turns, so no reader is left. A reader
+ * takes the pointer once per use (an atomic load, a plain mov on x86).
  */
 #ifndef COURANT_SERVER_H
 #define COURANT_SERVER_H
@@ -25,21 +31,27 @@ struct subs;
 struct ratelimit;
 struct ratelimit_counter;
 
+/* The per-client rates and the trusted proxies, built from the config and
+ * swapped as a whole by a reload. */
+typedef struct server_limits {
+    struct ratelimit *publish_rate;   /* owns: --publish-rate per token or client, or NULL */
+    struct ratelimit *subscribe_rate; /* owns: --subscribe-rate per client, or NULL */
+    peer_cidr_t *trusted;             /* owns: --trusted-proxy ranges */
+    size_t num_trusted;
+    peer_header_t trusted_header;     /* which header those proxies write (--trusted-proxy-header) */
+} server_limits_t;
+
 typedef struct server {
-    const config_t *cfg;          /* borrows: lives as long as main */
+    _Atomic(const config_t *) cfg;   /* borrows: the running config; a reload swaps it (see below) */
     struct hub *hub;              /* borrows */
     struct journal *journal;      /* borrows: where events go (journal.h): memory, --store or --redis */
-    const struct auth *auth;      /* borrows: the JWT keys (auth.h); never NULL */
+    _Atomic(const struct auth *) auth; /* borrows: the JWT keys (auth.h); never NULL; a reload swaps it */
     const char *demo_tokens;      /* borrows: --demo-auth's /demo/tokens.json, or NULL */
     struct subs *subs;            /* borrows: the subscriptions registry; NULL without --subscriptions */
     const req_handler_t *handler; /* borrows: what answers requests (router.c), for every protocol */
     struct worker **workers;      /* borrows: num_workers of them */
     struct ratelimit_counter *conns_per_ip; /* owns (main frees): --max-connections-per-ip, or NULL */
-    struct ratelimit *publish_rate;   /* owns (main frees): --publish-rate per token or client, or NULL */
-    struct ratelimit *subscribe_rate; /* owns (main frees): --subscribe-rate per client, or NULL */
-    peer_cidr_t *trusted;             /* owns (main frees): --trusted-proxy ranges */
-    size_t num_trusted;
-    peer_header_t trusted_header; /* which header those proxies write (--trusted-proxy-header) */
+    _Atomic(const struct server_limits *) limits; /* borrows: rates and trusted proxies; a reload swaps it */
     int num_workers;
     long max_connections;    /* effective cap on open client connections */
     atomic_long open_conns;  /* client connections open now, all workers */

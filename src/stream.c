@@ -83,6 +83,7 @@ struct stream_index {
     size_t prefix_lookups, template_matches;     /* counters (stats) */
     char retry_line[32];                         /* "retry: N\n" (--retry), formatted once */
     size_t retry_len;                            /* 0: no retry hint */
+    long retry_ms;                               /* the --retry that retry_line holds */
 };
 
 /* Entries of each worker's match cache: 4096 x (32 bytes + the topic copy,
@@ -116,9 +117,7 @@ stream_index_t *stream_index_new(struct worker *w)
     if (!idx)
         return NULL;
     idx->worker = w;
-    long retry = worker_server(w)->cfg->retry_ms;
-    if (retry >= 0)
-        idx->retry_len = (size_t)snprintf(idx->retry_line, sizeof(idx->retry_line), "retry: %ld\n", retry);
+    idx->retry_ms = -2; /* formatted on first use (push_preamble) */
     idx->cache = selector_cache_new(MATCH_CACHE_ENTRIES);
     idx->unprefixed = calloc(1, sizeof(prefix_bucket_t) + 1);
     if (!idx->cache || !idx->unprefixed) {
@@ -730,8 +729,14 @@ static void head_fields(resp_hdrs_t *h, const stream_request_t *sr, const char *
  * some client libraries (fetch-event-source, extended-eventsource,
  * donovanhide/eventsource) hand to the application as an empty event. The
  * next event's lines simply follow it. */
-static void push_preamble(req_t *r, const stream_index_t *idx)
+static void push_preamble(req_t *r, stream_index_t *idx)
 {
+    long retry = cfg_of(r)->retry_ms;
+    if (retry != idx->retry_ms) { /* first use, or a reload changed --retry */
+        idx->retry_ms = retry;
+        idx->retry_len =
+            retry < 0 ? 0 : (size_t)snprintf(idx->retry_line, sizeof(idx->retry_line), "retry: %ld\n", retry);
+    }
     req_push_bytes(r, first_comment, sizeof(first_comment) - 1, 0);
     if (idx->retry_len)
         req_push_bytes(r, idx->retry_line, idx->retry_len, 0);

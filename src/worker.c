@@ -68,7 +68,7 @@ struct worker {
 
     acks_t *acks;   /* owns: publishes waiting for the journal */
     int64_t now_ms; /* CLOCK_MONOTONIC at the start of the turn */
-    uint32_t turn;  /* turns so far (per-turn budgets) */
+    atomic_uint turn;         /* turns so far (per-turn budgets; read by a reload) */
     int64_t next_tick_ms;
     int64_t stop_deadline_ms; /* 0 until stopping */
     conn_t *conns;            /* owns: every open connection (list) */
@@ -174,7 +174,8 @@ struct stream_index *worker__streams(worker_t *w) { return w->streams; }
 struct acks *worker__acks(worker_t *w) { return w->acks; }
 wref_pool_t *worker__wrefs(worker_t *w) { return &w->wrefs; }
 int64_t worker__now_ms(const worker_t *w) { return w->now_ms; }
-uint32_t worker__turn(const worker_t *w) { return w->turn; }
+uint32_t worker__turn(const worker_t *w) { return atomic_load_explicit(&w->turn, memory_order_relaxed); }
+uint32_t worker_turns(worker_t *w) { return atomic_load_explicit(&w->turn, memory_order_acquire); }
 
 /* ---- lists -------------------------------------------------------------------- */
 
@@ -345,7 +346,7 @@ static int count_peer(worker_t *w, const struct sockaddr_storage *ss, socklen_t 
     *counted = 0;
     if (!srv->conns_per_ip || (loopback && !srv->cfg->limit_loopback) ||
         peer_addr_from_sockaddr((const struct sockaddr *)ss, sl, &pa) ||
-        peer_cidr_list_contains(srv->trusted, srv->num_trusted, &pa))
+        peer_cidr_list_contains(srv->limits->trusted, srv->limits->num_trusted, &pa))
         return 0;
     uint8_t key[PEER_KEY_LEN];
     peer_addr_key(&pa, 64, key);
@@ -522,7 +523,7 @@ static void *worker_main(void *arg)
         int timeout = work_pending(w) ? 0 : (int)(w->next_tick_ms - w->now_ms);
         int n = epoll_wait(w->epfd, events, WORKER_EPOLL_BATCH, timeout < 0 ? 0 : timeout);
         w->now_ms = monotonic_ms();
-        w->turn++;
+        atomic_fetch_add_explicit(&w->turn, 1, memory_order_release);
         if (n < 0 && errno != EINTR) {
             log_error("epoll_wait: %s", strerror(errno));
             break;

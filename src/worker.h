@@ -87,6 +87,10 @@ int worker_post(worker_t *w, evbuf_t *ev) __attribute__((warn_unused_result));
  * taking a new reference on `ev`, and wakes the worker if needed. */
 void worker_post_ack(void *worker, uint64_t token, evbuf_t *ev, int ok);
 
+/* Any thread: turns begun so far. A reload waits for it to move on every
+ * worker before freeing what it replaced (reload.h). */
+uint32_t worker_turns(worker_t *w);
+
 worker_stats_t *worker_stats(worker_t *w);
 int worker_index(const worker_t *w);
 struct server *worker_server(worker_t *w);
