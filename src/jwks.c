@@ -202,6 +202,11 @@ static int key_params(const char *kty, const json_t *jwk, const jwks_parse_opts_
     p->kid = kid ? json_string_value(kid) : NULL;
     p->issuer = o->issuer;
     p->algs = type_algs(kty, jwk);
+    if (!p->algs) { /* RSA and oct always have some: a curve we do not know */
+        *why = !strcmp(kty, "EC") ? "unsupported EC curve (want P-256 or P-384)"
+                                  : "unsupported OKP curve (want Ed25519)";
+        return -1;
+    }
     if (alg) {
         jws_alg_t a;
         if (!json_is_string(alg) || jws_alg_parse(json_string_value(alg), json_string_length(alg), &a)) {
@@ -261,16 +266,22 @@ static int key_from_jwk(const json_t *jwk, const jwks_parse_opts_t *o, jws_key_t
                                         : okp_key(jwk, why);
     if (!pk)
         return -1;
+    /* Type, size and curve first (the clearer reasons), then the math. */
+    jws_key_t *k = jws_key_new_pkey(&p, pk, why);
+    if (!k) {
+        EVP_PKEY_free(pk);
+        return -1;
+    }
     EVP_PKEY_CTX *cctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
     int checked = cctx && EVP_PKEY_public_check(cctx) == 1;
     EVP_PKEY_CTX_free(cctx);
     if (!checked) {
         *why = "the public key fails OpenSSL's validity check";
-    } else if ((*out = jws_key_new_pkey(&p, pk, why))) {
-        return 0;
+        jws_key_unref(k); /* frees pk */
+        return -1;
     }
-    EVP_PKEY_free(pk);
-    return -1;
+    *out = k;
+    return 0;
 }
 
 static const jwks_parse_opts_t no_opts = {0, NULL, NULL, NULL};
@@ -563,7 +574,7 @@ static void parse_cache_control(const char *v, size_t len, long *max_age, int *n
             if (i < len && v[i] >= '0' && v[i] <= '9') {
                 val = 0;
                 while (i < len && v[i] >= '0' && v[i] <= '9') {
-                    val = val > 100000000 ? val : val * 10 + (v[i] - '0'); /* saturates */
+                    val = val < 100000000 ? val * 10 + (v[i] - '0') : 1000000000; /* saturates */
                     i++;
                 }
             }
