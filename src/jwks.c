@@ -552,10 +552,8 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
     return n;
 }
 
-/* Cache-Control directives (RFC 9111 5.2): max-age=N (N may be quoted),
- * no-cache, no-store; names are case-insensitive. The smallest max-age of
- * several wins. Pure: tested directly. */
-static void parse_cache_control(const char *v, size_t len, long *max_age, int *no_cache)
+/* RFC 9111 5.2; the contract is in jwks.h. */
+void jwks__parse_cache_control(const char *v, size_t len, long *max_age, int *no_cache)
 {
     size_t i = 0;
     while (i < len) {
@@ -598,7 +596,7 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ctx)
         t->max_age = -1; /* a new response (after 100 Continue): forget the last */
         t->no_cache = 0;
     } else if (n > 14 && !strncasecmp(p, "cache-control:", 14)) {
-        parse_cache_control(p + 14, n - 14, &t->max_age, &t->no_cache);
+        jwks__parse_cache_control(p + 14, n - 14, &t->max_age, &t->no_cache);
     }
     return n;
 }

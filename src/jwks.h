@@ -141,4 +141,11 @@ typedef struct jwks_url_stats {
  * Any thread (relaxed atomics: each field is exact, the set is not a snapshot). */
 int jwks_fetcher_stats(jwks_fetcher_t *f, size_t i, jwks_url_stats_t *out);
 
+/* Not part of the contract; visible for the tests and the fuzz target.
+ * Reads Cache-Control directives (RFC 9111 5.2) from a header value: max-age=N
+ * (N may be quoted; saturates at 1e9; the smallest of several wins) into
+ * *max_age (left alone if absent), no-cache or no-store into *no_cache; names
+ * are case-insensitive, other directives ignored. Pure; any thread. */
+void jwks__parse_cache_control(const char *v, size_t len, long *max_age, int *no_cache);
+
 #endif

@@ -317,7 +317,7 @@ static void test_cache_control(void)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         long ma = -1;
         int nc = 0;
-        parse_cache_control(cases[i].v, strlen(cases[i].v), &ma, &nc);
+        jwks__parse_cache_control(cases[i].v, strlen(cases[i].v), &ma, &nc);
         if (ma != cases[i].max_age || nc != cases[i].no_cache)
             TEST_FAIL_AT("\"%s\": max-age %ld no-cache %d, want %ld %d", cases[i].v, ma, nc, cases[i].max_age,
                          cases[i].no_cache);
