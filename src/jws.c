@@ -806,7 +806,9 @@ char *jws_sign(jws_alg_t alg, const char *header_json, const void *payload, size
         header_json = hdr;
     }
     size_t hl = strlen(header_json);
-    size_t cap = (hl + len + 2) / 3 * 4 + 8 + 1024 / 3 * 4 + 8;
+    /* Each part encodes to at most 4*ceil(n/3) characters; the signature
+     * (sign_input's 1024-byte buffer) to 1368; two dots and a NUL. */
+    size_t cap = (hl + 2) / 3 * 4 + (len + 2) / 3 * 4 + 1368 + 3;
     char *tok = malloc(cap);
     unsigned char sig[1024];
     if (!tok)

@@ -15,8 +15,14 @@
 #include "../../src/grant.c"
 
 #include "jws.h"
-#include "jwt.h"
 #include "test.h"
+
+/* The differential needs src/jwt.c, which goes away when auth.c moves to
+ * jws + grant; the test then compiles out rather than breaking the build. */
+#if __has_include("jwt.h")
+#include "jwt.h"
+#define DIFFERENTIAL 1
+#endif
 
 #define NOW 1700000000
 
@@ -135,6 +141,7 @@ static void test_classic_refusals(void)
     json_decref(arr);
 }
 
+#ifdef DIFFERENTIAL
 /* The same verdict as src/jwt.c for each claims text. */
 static void differential(const char *claims, int64_t now)
 {
@@ -224,6 +231,7 @@ static void test_classic_same_as_jwt_c(void)
         differential(buf, NOW);
     }
 }
+#endif
 
 /* ---- v1 --------------------------------------------------------------------------------- */
 
@@ -614,7 +622,9 @@ int main(void)
     TEST_MAIN_BEGIN();
     TEST_RUN(test_classic_claims);
     TEST_RUN(test_classic_refusals);
+#ifdef DIFFERENTIAL
     TEST_RUN(test_classic_same_as_jwt_c);
+#endif
     TEST_RUN(test_v1_valid);
     TEST_RUN(test_v1_registered_claims);
     TEST_RUN(test_v1_details_refusals);
