@@ -14,7 +14,8 @@
 #   scripts/setup.sh --run    only what running courant needs: compiler, make, curl,
 #                             libsqlite3-dev (the --store history)
 #                             libssl-dev and libjansson-dev (JWT verification),
-#                             libhiredis-dev (--redis: the Redis Stream backplane)
+#                             libhiredis-dev (--redis: the Redis Stream backplane),
+#                             libcurl4-openssl-dev (--jwks-url: JWK Sets over HTTPS)
 #
 # Env: COURANT_SETUP_SKIP_NODE=1 skips Node.js, npm, Chromium and `npm ci`.
 # Runs as root, or through sudo otherwise. Prints one line per action taken and
@@ -73,15 +74,18 @@ node_ok() {
 # ---- Debian packages ---------------------------------------------------------
 # libsqlite3-dev: courant links SQLite for --store (durable history), and
 # libssl-dev + libjansson-dev for JWT verification, so even --run mode
-# needs them; libhiredis-dev too (--redis), since the server links it.
+# needs them; libhiredis-dev too (--redis), since the server links it, and
+# libcurl4-openssl-dev (--jwks-url fetches JWK Sets over HTTPS).
 # sqlite3 (the CLI): tests and the backup procedure. redis-server: the
 # --redis tests start their own (never the system service). dpkg-dev
 # (dpkg-shlibdeps computes the package's Depends) and systemd (only for
 # systemd-analyze verify; nothing is started): make deb and its test.
 # groff-base, man-db: the generated man page renders cleanly and installs.
-want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev)
+# openssl (the CLI): tests make certificates and serve JWK Sets with s_server.
+# libcurl4-openssl-dev: --jwks-url fetches JWK Sets over HTTPS.
+want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev libcurl4-openssl-dev)
 if [ "$mode" = all ]; then
-    want+=(clang libclang-rt-14-dev clang-format ca-certificates procps python3 python3-requests sqlite3 redis-server)
+    want+=(clang libclang-rt-14-dev clang-format ca-certificates procps python3 python3-requests sqlite3 redis-server openssl)
     want+=(dpkg-dev systemd groff-base man-db)
 fi
 if [ "$skip_node" != 1 ]; then
