@@ -139,7 +139,8 @@ static const opt_t options[] = {
      "0 = no cap (default 0)"},
     {"subscribe-rate", OPT_LONG, F(subscribe_rate), 0, 0, 1000000, "N",
      "subscribes per second per client address, bursts of 2N; 429 past it; 0 = no cap (default 10)"},
-    {"anonymous-subscription-rate", OPT_LONG | OPT_RESTART, F(anonymous_subscription_rate), 0, 0, 1000000, "N",
+    {"anonymous-subscription-rate", OPT_LONG | OPT_RESTART, F(anonymous_subscription_rate), 0, 0, 1000000,
+     "N",
      "with --subscriptions: subscription events of anonymous subscribers per second, all together "
      "(bursts of 5N); past it they are not published, so anonymous connects cannot flush history; "
      "0 = no cap (default 20)"},

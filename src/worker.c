@@ -66,9 +66,9 @@ struct worker {
     inbox_msg_t *inbox;         /* owns; events in seq order, each ack after its event */
     size_t inbox_len, inbox_cap;
 
-    acks_t *acks;   /* owns: publishes waiting for the journal */
-    int64_t now_ms; /* CLOCK_MONOTONIC at the start of the turn */
-    atomic_uint turn;         /* turns so far (per-turn budgets; read by a reload) */
+    acks_t *acks;     /* owns: publishes waiting for the journal */
+    int64_t now_ms;   /* CLOCK_MONOTONIC at the start of the turn */
+    atomic_uint turn; /* turns so far (per-turn budgets; read by a reload) */
     int64_t next_tick_ms;
     int64_t stop_deadline_ms; /* 0 until stopping */
     conn_t *conns;            /* owns: every open connection (list) */

@@ -11,7 +11,7 @@ import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { assert, openStream, postForm, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, postForm, run, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const KEY_A = 'reload-test-subscriber-key-A-0123456789abcdef';
 const KEY_B = 'reload-test-subscriber-key-B-fedcba9876543210';
@@ -42,6 +42,31 @@ function status(base, headers = {}, topic = 'urn:t') {
 
 const bearer = (t) => ({ authorization: `Bearer ${t}` });
 
+/** Opens a stream with headers and collects its data lines. */
+function streamWith(base, topic, headers) {
+  const s = { status: 0, events: [], ended: false };
+  const u = new URL(`${base}${HUB}?topic=${encodeURIComponent(topic)}`);
+  s.req = http.get({ host: u.hostname, port: u.port, path: u.pathname + u.search, headers, agent: false }, (res) => {
+    s.status = res.statusCode;
+    let buf = '';
+    res.setEncoding('utf8');
+    res.on('data', (c) => {
+      buf += c;
+      let i;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
+        if (data.length) s.events.push({ data: data.join('\n') });
+      }
+    });
+    res.on('end', () => { s.ended = true; });
+  });
+  s.req.on('error', () => { s.ended = true; });
+  s.close = () => s.req.destroy();
+  return s;
+}
+
 /** Sends SIGHUP and waits for the reload's log line. */
 async function reload(srv, lines = 1) {
   const before = srv.stderrLines.filter((l) => l.includes('SIGHUP')).length;
@@ -55,8 +80,8 @@ test('a new subscriber key takes effect; an open stream keeps receiving across t
   const srv = await startCourant(['--config', confPath, '--workers', '2']);
   assert((await status(srv.base, bearer(token(KEY_A)))).status === 200, 'key A before the reload');
   assert((await status(srv.base, bearer(token(KEY_B)))).status === 401, 'key B before the reload');
-  const s = openStream(srv.base, 'urn:live');
-  await s.opened;
+  const s = streamWith(srv.base, 'urn:live', bearer(token(KEY_A)));
+  await waitFor(() => s.status === 200, { message: () => `the stream to open (status ${s.status})` });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   for (let i = 0; i < 5; i++) assert((await postForm(srv.base, 'urn:live', `before-${i}`, agent)).status === 200, 'publish');
 
