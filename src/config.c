@@ -96,6 +96,12 @@ static const opt_t options[] = {
     {"max-replay", OPT_LONG, F(max_replay), 0, 0, 100000000, "N",
      "events one subscribe replays from history at most; the client then resumes by reconnecting; "
      "0 = no cap (default 10000)"},
+    {"h2c", OPT_FLAG, F(h2c), 0, 0, 1, NULL,
+     "HTTP/2 with prior knowledge (h2c) on the cleartext listeners: a connection that opens with the "
+     "HTTP/2 preface speaks HTTP/2; --h2c=0 turns it off (default on)"},
+    {"h2-max-streams", OPT_INT, F(h2_max_streams), 0, 1, 1000, "N",
+     "HTTP/2: concurrent streams per connection (subscriptions and requests); more are refused "
+     "(default 100)"},
     {"cors-origin", OPT_LIST, F(cors_origins), F(num_cors_origins), 0, CONFIG_MAX_ORIGINS, "ORIGIN",
      "origin allowed to subscribe from a browser, repeatable, or * (default *); listed origins get "
      "credentials (cookies)"},
@@ -154,6 +160,8 @@ static void config_defaults(config_t *c)
     c->max_templates_per_worker = 10000;
     c->max_template_states = 512;
     c->max_replay = 10000;
+    c->h2c = 1;
+    c->h2_max_streams = 100;
     c->log_level = LOG_INFO;
     c->redis_stream = strdup("courant");
 }

@@ -41,7 +41,9 @@ typedef struct config {
     int max_templates_per_subscriber; /* distinct URI templates in one subscribe request; 400 past it */
     int max_templates_per_worker;     /* distinct URI templates interned per worker; 503 past it */
     int max_template_states;          /* NFA states of one client-given URI template; 400 past it */
-    long max_replay; /* events one subscribe replays; then it resumes by reconnecting; 0 = no cap */
+    long max_replay;    /* events one subscribe replays; then it resumes by reconnecting; 0 = no cap */
+    int h2c;            /* HTTP/2 with prior knowledge on cleartext listeners (the preface is detected) */
+    int h2_max_streams; /* HTTP/2: concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS) */
     char *cors_origins[CONFIG_MAX_ORIGINS]; /* owns; "*" = any origin */
     int num_cors_origins;
     char *publish_origins[CONFIG_MAX_ORIGINS]; /* owns: origins whose browsers may publish */

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "demo.h"
 #include "h1server.h"
+#include "h2server.h"
 #include "hub.h"
 #include "log.h"
 #include "router.h"
@@ -348,6 +349,7 @@ int main(int argc, char **argv)
     long fd_limit = raise_fd_limit();
     server_t srv = {.cfg = &cfg,
                     .handler = &router_handler,
+                    .h2_take_over = h2server_take_over,
                     .auth = auth,
                     .demo_tokens = demo_tokens,
                     .num_workers = cfg.workers,

@@ -22,6 +22,7 @@ struct store;
 struct backplane;
 struct auth;
 struct subs;
+struct conn;
 
 typedef struct server {
     const config_t *cfg;          /* borrows: lives as long as main */
@@ -32,7 +33,11 @@ typedef struct server {
     const char *demo_tokens;      /* borrows: --demo-auth's /demo/tokens.json, or NULL */
     struct subs *subs;            /* borrows: the subscriptions registry; NULL without --subscriptions */
     const req_handler_t *handler; /* borrows: what answers requests (router.c), for every protocol */
-    struct worker **workers;      /* borrows: num_workers of them */
+    /* Makes a connection HTTP/2 (h2server_take_over; see h2server.h), for the
+     * protocols below it: h1server on the h2c preface, tls after ALPN "h2".
+     * Set by main; NULL: no HTTP/2. */
+    int (*h2_take_over)(struct conn *c);
+    struct worker **workers; /* borrows: num_workers of them */
     int num_workers;
     long max_connections;    /* effective cap on open client connections */
     atomic_long open_conns;  /* client connections open now, all workers */
