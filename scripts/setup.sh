@@ -12,6 +12,7 @@
 #                             libsqlite3-dev (the --store history)
 #                             libssl-dev and libjansson-dev (JWT verification),
 #                             libhiredis-dev (--redis: the Redis Stream backplane)
+#                             libnghttp2-dev (HTTP/2: framing, HPACK, flow control)
 #
 # Env: COURANT_SETUP_SKIP_NODE=1 skips Node.js, npm, Chromium and `npm ci`.
 # Runs as root, or through sudo otherwise. Prints one line per action taken and
@@ -70,10 +71,11 @@ node_ok() {
 # ---- Debian packages ---------------------------------------------------------
 # libsqlite3-dev: courant links SQLite for --store (durable history), and
 # libssl-dev + libjansson-dev for JWT verification, so even --run mode
-# needs them; libhiredis-dev too (--redis), since the server links it.
+# needs them; libhiredis-dev too (--redis), since the server links it, and
+# libnghttp2-dev (HTTP/2). nghttp2-client (h2load, nghttp): bench/h2.sh.
 # sqlite3 (the CLI): tests and the backup procedure. redis-server: the
 # --redis tests start their own (never the system service).
-want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev)
+want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev libnghttp2-dev)
 if [ "$mode" = all ]; then
     want+=(clang libclang-rt-14-dev clang-format ca-certificates procps python3 python3-requests sqlite3 redis-server)
 fi

@@ -626,35 +626,52 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, nghttp2_rc
     return 0;
 }
 
-/* Control frames that cost us work and nothing to the peer. */
-static int is_cheap_frame(const nghttp2_frame *frame)
+/* Frames that cost us work and the peer nothing (CVE-2019-9512, -9515,
+ * -9518): PING, SETTINGS, PRIORITY, empty DATA without END_STREAM, and
+ * frames of unknown types (ignored, but read). */
+static int is_cheap_frame(const nghttp2_frame_hd *hd)
 {
-    switch (frame->hd.type) {
+    switch (hd->type) {
     case NGHTTP2_PING:
     case NGHTTP2_SETTINGS:
-        return !(frame->hd.flags & NGHTTP2_FLAG_ACK);
+        return !(hd->flags & NGHTTP2_FLAG_ACK);
     case NGHTTP2_PRIORITY:
         return 1;
     case NGHTTP2_DATA:
-        return frame->hd.length == 0 && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
-    default:
+        return hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM);
+    case NGHTTP2_HEADERS:
+    case NGHTTP2_RST_STREAM:
+    case NGHTTP2_PUSH_PROMISE:
+    case NGHTTP2_GOAWAY:
+    case NGHTTP2_WINDOW_UPDATE:
+    case NGHTTP2_CONTINUATION:
         return 0;
+    default:
+        return 1;
     }
+}
+
+/* Every frame header, before its payload (nghttp2 calls on_frame_recv for
+ * fewer: not for PRIORITY without the RFC 7540 tree, nor for unknown
+ * types): the flood budgets are counted here. */
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *ud)
+{
+    (void)ng;
+    h2sess_t *s = ud;
+    if (s->calm)
+        return 0;
+    int64_t now = now_of(s);
+    if (is_cheap_frame(hd) && bucket_take(&s->ctrl, now, H2_CTRL_BURST, H2_CTRL_RATE))
+        calm_down(s, "control frames (PING/SETTINGS/PRIORITY/empty DATA)");
+    else if (hd->type == NGHTTP2_RST_STREAM && bucket_take(&s->resets, now, H2_RESET_BURST, H2_RESET_RATE))
+        calm_down(s, "stream resets (rapid reset)");
+    return 0;
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
     (void)ng;
     h2sess_t *s = ud;
-    int64_t now = now_of(s);
-    if (is_cheap_frame(frame) && bucket_take(&s->ctrl, now, H2_CTRL_BURST, H2_CTRL_RATE)) {
-        calm_down(s, "control frames (PING/SETTINGS/PRIORITY/empty DATA)");
-        return 0;
-    }
-    if (frame->hd.type == NGHTTP2_RST_STREAM && bucket_take(&s->resets, now, H2_RESET_BURST, H2_RESET_RATE)) {
-        calm_down(s, "stream resets (rapid reset)");
-        return 0;
-    }
     h2stream_t *st = frame->hd.stream_id ? stream_get(s, frame->hd.stream_id) : NULL;
     if (!st || s->calm)
         return 0;
@@ -914,6 +931,7 @@ static void init_tables(void)
     nghttp2_session_callbacks *cbs;
     if (nghttp2_session_callbacks_new(&cbs))
         abort();
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback2(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
@@ -979,9 +997,17 @@ static int feed(h2sess_t *s, const char *p, size_t len)
     ssize_t n = nghttp2_session_mem_recv(s->ng, (const uint8_t *)p, len);
     s->in_ng--;
     if (n < 0) {
-        /* Bad preface, a flood nghttp2 detected, out of its memory budget:
-         * nghttp2 queued a GOAWAY where it could. */
+        /* nghttp2 stops reading on these and queues no GOAWAY itself: a
+         * flood it detected (ACKs the peer does not read), too many
+         * CONTINUATIONs, our memory cap (NOMEM), a bad preface. An abuse
+         * gets ENHANCE_YOUR_CALM, the rest PROTOCOL_ERROR. */
+        int abuse =
+            n == NGHTTP2_ERR_FLOODED || n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS || n == NGHTTP2_ERR_NOMEM;
         log_info("fd %d: HTTP/2 session ended: %s", conn_fd(s->conn), nghttp2_strerror((int)n));
+        if (abuse)
+            calm_down(s, nghttp2_strerror((int)n));
+        else if (n != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+            nghttp2_session_terminate_session(s->ng, NGHTTP2_PROTOCOL_ERROR);
         s->fatal = 1;
         return -1;
     }

@@ -66,7 +66,7 @@
 #define H2_MAX_CONTINUATIONS 8        /* CONTINUATION frames after one HEADERS */
 #define H2_HEADER_TABLE_SIZE 4096     /* HPACK dynamic table we decode with (SETTINGS) */
 #define H2_DEFLATE_TABLE_SIZE 1024    /* HPACK dynamic table we encode with */
-#define H2_MAX_OUTBOUND_ACK 100       /* PING/SETTINGS ACKs queued, unsent (the peer does not read) */
+#define H2_MAX_OUTBOUND_ACK 1000 /* PING/SETTINGS ACKs queued unsent: nghttp2 backstop, ours trips first */
 #define H2_RESPONSE_DEADLINE_MS 60000 /* a whole answer must be read within this */
 
 /* Makes `c` an HTTP/2 connection. The caller is the protocol that owned it
