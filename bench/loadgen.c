@@ -725,7 +725,8 @@ static int h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8
     return 0;
 }
 
-static int h2_on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *ud)
+static int h2_on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                      void *ud)
 {
     (void)flags, (void)ud;
     sub_t *s = nghttp2_session_get_stream_user_data(ng, id);
@@ -974,7 +975,8 @@ static int child_main(int in, int out, long n, long first_global)
             h2_start(&h2s[next_h2++], C.next_to_start, cnt, first_global + C.next_to_start);
             C.next_to_start += cnt;
         }
-        while (!opt.h2 && C.next_to_start < n && C.in_flight < opt.conn_inflight && now_ns() < connect_deadline) {
+        while (!opt.h2 && C.next_to_start < n && C.in_flight < opt.conn_inflight &&
+               now_ns() < connect_deadline) {
             sub_start(&C.subs[C.next_to_start], first_global + C.next_to_start);
             C.next_to_start++;
         }
@@ -1287,19 +1289,31 @@ static void usage(void)
 
 static void parse_args(int argc, char **argv)
 {
-    static const struct option lo[] = {{"target", 1, 0, 't'},        {"host", 1, 0, 'H'},
-                                       {"port", 1, 0, 'p'},          {"n", 1, 0, 'n'},
-                                       {"per-proc", 1, 0, 'k'},      {"sub-path", 1, 0, 's'},
-                                       {"pub-path", 1, 0, 'P'},      {"topic", 1, 0, 'T'},
-                                       {"pids", 1, 0, 'i'},          {"rate", 1, 0, 'r'},
-                                       {"rate-events", 1, 0, 'e'},   {"burst-events", 1, 0, 'b'},
-                                       {"inflight", 1, 0, 'm'},      {"size", 1, 0, 'z'},
-                                       {"timeout", 1, 0, 'o'},       {"connect-timeout", 1, 0, 'c'},
-                                       {"settle-ms", 1, 0, 'S'},     {"labels", 1, 0, 'l'},
-                                       {"conn-inflight", 1, 0, 'C'}, {"src-ips", 1, 0, 'I'},
-                                       {"min-procs", 1, 0, 'M'},     {"pub-port", 1, 0, 'q'},
+    static const struct option lo[] = {{"target", 1, 0, 't'},
+                                       {"host", 1, 0, 'H'},
+                                       {"port", 1, 0, 'p'},
+                                       {"n", 1, 0, 'n'},
+                                       {"per-proc", 1, 0, 'k'},
+                                       {"sub-path", 1, 0, 's'},
+                                       {"pub-path", 1, 0, 'P'},
+                                       {"topic", 1, 0, 'T'},
+                                       {"pids", 1, 0, 'i'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"rate-events", 1, 0, 'e'},
+                                       {"burst-events", 1, 0, 'b'},
+                                       {"inflight", 1, 0, 'm'},
+                                       {"size", 1, 0, 'z'},
+                                       {"timeout", 1, 0, 'o'},
+                                       {"connect-timeout", 1, 0, 'c'},
+                                       {"settle-ms", 1, 0, 'S'},
+                                       {"labels", 1, 0, 'l'},
+                                       {"conn-inflight", 1, 0, 'C'},
+                                       {"src-ips", 1, 0, 'I'},
+                                       {"min-procs", 1, 0, 'M'},
+                                       {"pub-port", 1, 0, 'q'},
                                        {"h2", 1, 0, '2'},
-                                       {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
         switch (ch) {
