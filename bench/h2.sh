@@ -67,7 +67,8 @@ wait_port() {
         [ "$(ss -Hltn "sport = :$PORT" | wc -l)" -gt 0 ] && return 0
         sleep 0.05
     done
-    log "nothing listens on $PORT"
+    log "nothing listens on $PORT; last server log lines:"
+    tail -n 5 "$WORK"/*.log >&2 || true
     return 1
 }
 
@@ -143,7 +144,7 @@ cell() {
     local cmd=(./build/bench/loadgen --target "$target" --port "$PORT" -n "$N" --pids "$SPIDS" --size $SIZE
         --rate $RATE --rate-events $RATE_EVENTS --burst-events $BURST --inflight 8 --timeout 30
         --labels "cell=$label" "$@")
-    CMDS+=("$label: ${cmd[*]/--pids $SPIDS/}")
+    CMDS+=("$label: ${cmd[*]}")
     log "$label: n=$N $*"
     timeout -s KILL 300 "${cmd[@]}" >>"$RAW" 2>>"$WORK/loadgen.log" || log "$label: loadgen exited $?"
     stop
@@ -181,7 +182,7 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
         esac
     done < <(grep '^RESULT' "$RAW")
     echo
-    echo "Commands (port and server pids filled in by the script):"
+    echo "Commands as run (the port and the server pids are those of this run):"
     echo
     echo '```'
     printf '%s\n' "${CMDS[@]}"
