@@ -26,6 +26,9 @@
  *     request body budget returns to zero once the connection is gone;
  *   - closing the connection releases every stream: the worker's index is
  *     empty (worker_free asserts it) and LeakSanitizer sees nothing.
+ *
+ * H2_FUZZ_VERBOSE=1 prints each output frame, GOAWAY reasons and the
+ * server's debug log (to see what a seed exercises).
  */
 #include "fuzz.h"
 

@@ -72,7 +72,7 @@ node_ok() {
 # libsqlite3-dev: courant links SQLite for --store (durable history), and
 # libssl-dev + libjansson-dev for JWT verification, so even --run mode
 # needs them; libhiredis-dev too (--redis), since the server links it, and
-# libnghttp2-dev (HTTP/2). nghttp2-client (h2load, nghttp): bench/h2.sh.
+# libnghttp2-dev (HTTP/2; bench/loadgen.c's --h2 client links it too).
 # sqlite3 (the CLI): tests and the backup procedure. redis-server: the
 # --redis tests start their own (never the system service).
 want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev libnghttp2-dev)

@@ -1096,8 +1096,10 @@ static void h2_on_close(conn_t *c)
     assert(!s->in_ng); /* never from inside an nghttp2 callback (see the top of this file) */
     log_debug("fd %d: HTTP/2 session closed: nghttp2 held %zu bytes (peak %zu)", conn_fd(c), s->mem,
               s->mem_peak);
-    while (s->streams)
-        stream_free(s, s->streams); /* nghttp2_session_del calls no stream-close callback */
+    for (h2stream_t *st = s->streams, *next; st; st = next) {
+        next = st->next;
+        stream_free(s, st); /* nghttp2_session_del calls no stream-close callback */
+    }
     nghttp2_session_del(s->ng);
     free(s->wbuf);
     free(s);
