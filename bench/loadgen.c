@@ -20,6 +20,12 @@
  * requested subscribers, so a subscriber that never connected, a publish
  * that failed and a delivery that never came all show as loss.
  *
+ * --h2 K: subscribers are HTTP/2 streams, K per connection (h2c with prior
+ * knowledge; libnghttp2's client session), so -n 10000 --h2 100 holds
+ * 10,000 streams over 100 connections. Windows are opened wide (1 GiB) so
+ * the client's flow control never throttles the measurement. Publishing
+ * stays HTTP/1.1 POSTs.
+ *
  * Output: one "RESULT key=value ..." line per phase on stdout (run.sh parses
  * them), a human summary on stderr. Bounded: every wait has a deadline.
  *
@@ -32,6 +38,8 @@
 #define _GNU_SOURCE
 #endif
 #include "sse.h"
+
+#include <nghttp2/nghttp2.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -92,6 +100,7 @@ static struct {
     int conn_inflight;
     const char *labels;
     int src_ips;
+    int h2; /* streams per HTTP/2 connection; 0 = HTTP/1.1, one connection per subscriber */
 } opt = {
     .target = T_COURANT,
     .host = "127.0.0.1",
@@ -335,7 +344,18 @@ typedef struct sub {
     uint32_t count; /* distinct events of `phase` received */
     uint8_t *seen;  /* bitmap over seq, per phase */
     sse_parser_t p;
+    struct h2c *h2; /* --h2: the connection carrying this stream */
 } sub_t;
+
+/* --h2: one HTTP/2 connection carrying several subscriber streams. */
+typedef struct h2c {
+    int fd;
+    int connected;
+    nghttp2_session *ng;
+    long first, count; /* its subscribers: C.subs[first .. first+count) */
+    char *wbuf;        /* bytes nghttp2 produced that the socket did not take */
+    size_t wlen, wcap;
+} h2c_t;
 
 static struct {
     int child_index;
@@ -653,6 +673,221 @@ static void sub_writable(sub_t *s)
     s->state = S_HEAD;
 }
 
+/* ---- --h2: subscribers as HTTP/2 streams -------------------------------- */
+
+static int h2_flush(h2c_t *h)
+{
+    for (;;) {
+        while (h->wlen) {
+            ssize_t w = write(h->fd, h->wbuf, h->wlen);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0 && errno == EAGAIN)
+                return 0;
+            if (w <= 0)
+                return -1;
+            memmove(h->wbuf, h->wbuf + w, h->wlen - (size_t)w);
+            h->wlen -= (size_t)w;
+        }
+        const uint8_t *p;
+        ssize_t n = nghttp2_session_mem_send(h->ng, &p);
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        if (h->wlen + (size_t)n > h->wcap) {
+            h->wcap = (h->wlen + (size_t)n) * 2;
+            if (!(h->wbuf = realloc(h->wbuf, h->wcap)))
+                die("out of memory");
+        }
+        memcpy(h->wbuf + h->wlen, p, (size_t)n);
+        h->wlen += (size_t)n;
+    }
+}
+
+static int h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+                        const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+    (void)flags, (void)ud;
+    sub_t *s = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    if (!s || s->state != S_HEAD || nl != 7 || memcmp(name, ":status", 7))
+        return 0;
+    if (vl == 3 && !memcmp(value, "200", 3)) {
+        s->state = S_STREAM;
+        head_done(s, 1);
+    } else {
+        C.refused++;
+        if (C.refused <= 3)
+            fprintf(stderr, "loadgen: h2 subscribe answered %.*s\n", (int)vl, value);
+        head_done(s, 0);
+        s->state = S_DEAD;
+    }
+    return 0;
+}
+
+static int h2_on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                      void *ud)
+{
+    (void)flags, (void)ud;
+    sub_t *s = nghttp2_session_get_stream_user_data(ng, id);
+    if (s && s->state == S_STREAM && sse_parser_feed(&s->p, (const char *)data, len)) {
+        fprintf(stderr, "loadgen: stream parse error\n");
+        sub_close(s, 1);
+    }
+    return 0;
+}
+
+static int h2_on_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
+{
+    (void)code, (void)ud;
+    sub_t *s = nghttp2_session_get_stream_user_data(ng, id);
+    if (!s || s->state == S_DEAD)
+        return 0;
+    if (s->state != S_STREAM) {
+        C.failed++;
+        head_done(s, 0);
+    }
+    sub_close(s, 1);
+    return 0;
+}
+
+static nghttp2_session_callbacks *h2_cbs;
+
+/* The connection is gone: every stream on it is. */
+static void h2_dead(h2c_t *h)
+{
+    for (long i = h->first; i < h->first + h->count; i++) {
+        sub_t *s = &C.subs[i];
+        if (s->state == S_DEAD)
+            continue;
+        if (s->state != S_STREAM) {
+            C.failed++;
+            head_done(s, 0);
+        }
+        sub_close(s, 1);
+    }
+    if (h->fd >= 0) {
+        struct linger lg = {1, 0};
+        setsockopt(h->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        close(h->fd);
+        h->fd = -1;
+    }
+}
+
+/* Connected: our SETTINGS (wide windows), then one GET per subscriber. */
+static void h2_connected(h2c_t *h)
+{
+    if (!h2_cbs) {
+        nghttp2_session_callbacks_new(&h2_cbs);
+        nghttp2_session_callbacks_set_on_header_callback(h2_cbs, h2_on_header);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(h2_cbs, h2_on_data);
+        nghttp2_session_callbacks_set_on_stream_close_callback(h2_cbs, h2_on_close);
+    }
+    if (nghttp2_session_client_new(&h->ng, h2_cbs, h))
+        die("nghttp2_session_client_new");
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (1u << 30)},
+                                   {NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
+    nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, 2);
+    nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, (1 << 30));
+    char authority[64];
+    snprintf(authority, sizeof(authority), "%s:%d", opt.host, opt.port);
+#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE}
+    nghttp2_nv nva[] = {NV(":method", "GET"), NV(":scheme", "http"), NV(":authority", authority),
+                        NV(":path", opt.sub_path), NV("accept", "text/event-stream")};
+#undef NV
+    for (long i = h->first; i < h->first + h->count; i++) {
+        sub_t *s = &C.subs[i];
+        int32_t id = nghttp2_submit_request(h->ng, NULL, nva, 5, NULL, s);
+        if (id < 0) {
+            C.failed++;
+            head_done(s, 0);
+            s->state = S_DEAD;
+            continue;
+        }
+        s->state = S_HEAD;
+    }
+    h->connected = 1;
+    if (h2_flush(h))
+        h2_dead(h);
+}
+
+static void h2_event(h2c_t *h, uint32_t events)
+{
+    if (h->fd < 0)
+        return;
+    if ((events & EPOLLOUT) && !h->connected) {
+        int err = 0;
+        socklen_t el = sizeof(err);
+        getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err) {
+            if (C.failed < 3)
+                fprintf(stderr, "loadgen: connect: %s\n", strerror(err));
+            h2_dead(h);
+            return;
+        }
+        h2_connected(h);
+        if (h->fd < 0)
+            return;
+    }
+    if (!h->connected)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        for (;;) {
+            ssize_t n = read(h->fd, rbuf, sizeof(rbuf));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN)
+                break;
+            if (n <= 0) {
+                h2_dead(h);
+                return;
+            }
+            C.recv_ns = now_ns();
+            if (nghttp2_session_mem_recv(h->ng, (const uint8_t *)rbuf, (size_t)n) < 0) {
+                h2_dead(h);
+                return;
+            }
+            if ((size_t)n < sizeof(rbuf))
+                break;
+        }
+    }
+    if (h2_flush(h))
+        h2_dead(h);
+}
+
+/* Opens one connection for subscribers [first, first+count). */
+static void h2_start(h2c_t *h, long first, long count, long global_index)
+{
+    h->first = first;
+    h->count = count;
+    for (long i = first; i < first + count; i++) {
+        C.subs[i].h2 = h;
+        C.subs[i].state = S_CONNECTING;
+    }
+    C.in_flight += count;
+    h->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (h->fd < 0) {
+        h2_dead(h);
+        return;
+    }
+    int one = 1;
+    setsockopt(h->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(h->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl((127u << 24) | (uint32_t)(2 + global_index % opt.src_ips));
+    bind(h->fd, (struct sockaddr *)&src, sizeof(src));
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
+    inet_pton(AF_INET, opt.host, &dst.sin_addr);
+    if (connect(h->fd, (struct sockaddr *)&dst, sizeof(dst)) && errno != EINPROGRESS) {
+        h2_dead(h);
+        return;
+    }
+    extern int child_epfd;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = h};
+    if (epoll_ctl(child_epfd, EPOLL_CTL_ADD, h->fd, &ev))
+        die("epoll_ctl: %s", strerror(errno));
+}
+
 static void send_ready(int out)
 {
     ready_msg_t m = {.type = M_READY,
@@ -722,6 +957,10 @@ static int child_main(int in, int out, long n, long first_global)
         C.subs[i].phase = -1;
         sse_parser_init(&C.subs[i].p, &sse_cb, &C.subs[i], 1 << 20);
     }
+    long num_h2 = opt.h2 ? (n + opt.h2 - 1) / opt.h2 : 0, next_h2 = 0;
+    h2c_t *h2s = num_h2 ? calloc((size_t)num_h2, sizeof(h2c_t)) : NULL;
+    if (num_h2 && !h2s)
+        die("child: setup");
     struct epoll_event cev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(child_epfd, EPOLL_CTL_ADD, in, &cev);
     int64_t connect_deadline = now_ns() + (int64_t)(opt.connect_timeout_s * 1e9);
@@ -730,7 +969,14 @@ static int child_main(int in, int out, long n, long first_global)
     struct epoll_event evs[512];
     int exiting = 0;
     while (!exiting) {
-        while (C.next_to_start < n && C.in_flight < opt.conn_inflight && now_ns() < connect_deadline) {
+        while (opt.h2 && C.next_to_start < n && C.in_flight < (long)opt.conn_inflight * opt.h2 &&
+               now_ns() < connect_deadline) {
+            long cnt = n - C.next_to_start < opt.h2 ? n - C.next_to_start : opt.h2;
+            h2_start(&h2s[next_h2++], C.next_to_start, cnt, first_global + C.next_to_start);
+            C.next_to_start += cnt;
+        }
+        while (!opt.h2 && C.next_to_start < n && C.in_flight < opt.conn_inflight &&
+               now_ns() < connect_deadline) {
             sub_start(&C.subs[C.next_to_start], first_global + C.next_to_start);
             C.next_to_start++;
         }
@@ -761,6 +1007,10 @@ static int child_main(int in, int out, long n, long first_global)
                     exiting = 1;
                 continue;
             }
+            if (opt.h2) {
+                h2_event((h2c_t *)(void *)s, evs[i].events);
+                continue;
+            }
             if (s->state == S_DEAD)
                 continue;
             if (evs[i].events & EPOLLOUT)
@@ -776,6 +1026,14 @@ static int child_main(int in, int out, long n, long first_global)
         sse_parser_dispose(&C.subs[i].p);
         free(C.subs[i].seen);
     }
+    for (long i = 0; i < next_h2; i++) {
+        if (h2s[i].fd >= 0)
+            close(h2s[i].fd);
+        if (h2s[i].ng)
+            nghttp2_session_del(h2s[i].ng);
+        free(h2s[i].wbuf);
+    }
+    free(h2s);
     free(C.subs);
     return 0;
 }
@@ -1024,24 +1282,38 @@ static void usage(void)
                     "  --size B            event data bytes (default 100)\n"
                     "  --timeout S         drain deadline per phase (default 30)\n"
                     "  --connect-timeout S (default 60)   --settle-ms MS (default 1000)\n"
-                    "  --labels 'k=v ...'  copied to the front of every RESULT line\n");
+                    "  --labels 'k=v ...'  copied to the front of every RESULT line\n"
+                    "  --h2 K              subscribers are HTTP/2 streams, K per connection (h2c)\n");
     exit(2);
 }
 
 static void parse_args(int argc, char **argv)
 {
-    static const struct option lo[] = {{"target", 1, 0, 't'},        {"host", 1, 0, 'H'},
-                                       {"port", 1, 0, 'p'},          {"n", 1, 0, 'n'},
-                                       {"per-proc", 1, 0, 'k'},      {"sub-path", 1, 0, 's'},
-                                       {"pub-path", 1, 0, 'P'},      {"topic", 1, 0, 'T'},
-                                       {"pids", 1, 0, 'i'},          {"rate", 1, 0, 'r'},
-                                       {"rate-events", 1, 0, 'e'},   {"burst-events", 1, 0, 'b'},
-                                       {"inflight", 1, 0, 'm'},      {"size", 1, 0, 'z'},
-                                       {"timeout", 1, 0, 'o'},       {"connect-timeout", 1, 0, 'c'},
-                                       {"settle-ms", 1, 0, 'S'},     {"labels", 1, 0, 'l'},
-                                       {"conn-inflight", 1, 0, 'C'}, {"src-ips", 1, 0, 'I'},
-                                       {"min-procs", 1, 0, 'M'},     {"pub-port", 1, 0, 'q'},
-                                       {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
+    static const struct option lo[] = {{"target", 1, 0, 't'},
+                                       {"host", 1, 0, 'H'},
+                                       {"port", 1, 0, 'p'},
+                                       {"n", 1, 0, 'n'},
+                                       {"per-proc", 1, 0, 'k'},
+                                       {"sub-path", 1, 0, 's'},
+                                       {"pub-path", 1, 0, 'P'},
+                                       {"topic", 1, 0, 'T'},
+                                       {"pids", 1, 0, 'i'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"rate-events", 1, 0, 'e'},
+                                       {"burst-events", 1, 0, 'b'},
+                                       {"inflight", 1, 0, 'm'},
+                                       {"size", 1, 0, 'z'},
+                                       {"timeout", 1, 0, 'o'},
+                                       {"connect-timeout", 1, 0, 'c'},
+                                       {"settle-ms", 1, 0, 'S'},
+                                       {"labels", 1, 0, 'l'},
+                                       {"conn-inflight", 1, 0, 'C'},
+                                       {"src-ips", 1, 0, 'I'},
+                                       {"min-procs", 1, 0, 'M'},
+                                       {"pub-port", 1, 0, 'q'},
+                                       {"h2", 1, 0, '2'},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
         switch (ch) {
@@ -1115,6 +1387,9 @@ static void parse_args(int argc, char **argv)
             break;
         case 'C':
             opt.conn_inflight = atoi(optarg);
+            break;
+        case '2':
+            opt.h2 = atoi(optarg);
             break;
         case 'I':
             opt.src_ips = atoi(optarg);

@@ -87,7 +87,7 @@ build() {
     mkdir -p build/bench
     local cflags=(-std=gnu11 -O2 -g -Wall -Wextra -Wshadow -D_GNU_SOURCE -Isrc)
     if [ ! -x build/bench/loadgen ] || [ bench/loadgen.c -nt build/bench/loadgen ] || [ src/sse.c -nt build/bench/loadgen ] || [ src/sse.h -nt build/bench/loadgen ]; then
-        gcc "${cflags[@]}" -o build/bench/loadgen bench/loadgen.c src/sse.c -lm
+        gcc "${cflags[@]}" -o build/bench/loadgen bench/loadgen.c src/sse.c -lm -lnghttp2
     fi
     if [ ! -x build/bench/floor ] || [ bench/floor.c -nt build/bench/floor ]; then
         gcc "${cflags[@]}" -pthread -o build/bench/floor bench/floor.c
@@ -336,3 +336,6 @@ python3 bench/report.py --raw "$RAW" --out "$OUT" --quick "$QUICK" --elapsed "$E
 # ---- across nodes on Redis, beside a single node (one run) -------------------------
 log "cross-node cells on Redis: bench/redis.sh -> $OUT/RESULTS-redis.md"
 BENCH_OUT="$OUT" ./bench/redis.sh || log "bench/redis.sh failed (see above)"
+
+log "HTTP/2 cells: bench/h2.sh -> $OUT/RESULTS-h2.md"
+BENCH_OUT="$OUT" ./bench/h2.sh || log "bench/h2.sh failed (see above)"

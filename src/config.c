@@ -151,6 +151,12 @@ static const opt_t options[] = {
      "keyless-publish rule see the client, not the proxy"},
     {"trusted-proxy-header", OPT_STRING, F(trusted_proxy_header), 0, 0, 0, "NAME",
      "the header those proxies write: forwarded (RFC 7239, default) or x-forwarded-for"},
+    {"h2c", OPT_FLAG, F(h2c), 0, 0, 1, NULL,
+     "HTTP/2 with prior knowledge (h2c) on the cleartext listeners: a connection that opens with the "
+     "HTTP/2 preface speaks HTTP/2; --h2c=0 turns it off (default on)"},
+    {"h2-max-streams", OPT_INT, F(h2_max_streams), 0, 1, 1000, "N",
+     "HTTP/2: concurrent streams per connection (subscriptions and requests); more are refused "
+     "(default 100)"},
     {"cors-origin", OPT_LIST, F(cors_origins), F(num_cors_origins), 0, CONFIG_MAX_ORIGINS, "ORIGIN",
      "origin allowed to subscribe from a browser, repeatable, or * (default *); listed origins get "
      "credentials (cookies)"},
@@ -242,6 +248,8 @@ static void init_defaults(config_t *c)
     c->max_connections_per_ip = 1024;
     c->subscribe_rate = 10;
     c->anonymous_subscription_rate = 20;
+    c->h2c = 1;
+    c->h2_max_streams = 100;
     c->log_level = LOG_INFO;
     c->log_format = LOG_FORMAT_TEXT;
     c->redis_stream = strdup("courant");

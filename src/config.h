@@ -77,7 +77,9 @@ typedef struct config {
     int limit_loopback;              /* the per-client limits apply to loopback clients too */
     char *trusted_proxies[CONFIG_MAX_ORIGINS]; /* owns: CIDRs whose Forwarded/X-Forwarded-For is believed */
     int num_trusted_proxies;
-    char *trusted_proxy_header;             /* owns: "forwarded" (default) or "x-forwarded-for" */
+    char *trusted_proxy_header; /* owns: "forwarded" (default) or "x-forwarded-for" */
+    int h2c;            /* HTTP/2 with prior knowledge on cleartext listeners (the preface is detected) */
+    int h2_max_streams; /* HTTP/2: concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS) */
     char *cors_origins[CONFIG_MAX_ORIGINS]; /* owns; "*" = any origin */
     int num_cors_origins;
     char *publish_origins[CONFIG_MAX_ORIGINS]; /* owns: origins whose browsers may publish */

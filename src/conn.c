@@ -119,6 +119,12 @@ int conn_try_queue_event(conn_t *c, wref_t *r, const char *p, size_t len, size_t
     return 0;
 }
 
+void conn_want_flush(conn_t *c)
+{
+    if (c->state == CONN_OPEN)
+        worker__schedule_flush(c->worker, c);
+}
+
 void conn_write_now(conn_t *c)
 {
     if (c->state == CONN_CLOSING || outq_empty(&c->out))

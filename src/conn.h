@@ -147,6 +147,11 @@ void conn_queue_heap(conn_t *c, char *p, size_t len);
 int conn_try_queue_event(conn_t *c, wref_t *r, const char *p, size_t len, size_t cap)
     __attribute__((warn_unused_result));
 
+/* The protocol has output to produce (HTTP/2: frames it builds only when
+ * the queue has drained): schedules a flush, in which proto->on_drained
+ * runs once the queue is empty. */
+void conn_want_flush(conn_t *c);
+
 /* Writes what is queued now, within the turn's budget (an answer goes out
  * in the turn that read its request). Never calls back into the protocol;
  * whatever follows a drained queue happens in the flush. */

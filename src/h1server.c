@@ -23,6 +23,7 @@ typedef enum h1_phase {
     H1_READ_BODY, /* head accepted, reading its body */
     H1_RESPOND,   /* the request is handled: its answer is queued or awaited */
     H1_STREAM,    /* an event stream: output only */
+    H1_HANDED,    /* handed over to HTTP/2 (server_t.h2_take_over): h1 state unused */
 } h1_phase_t;
 
 /* The state of a request being read; allocated on its first byte, freed
@@ -47,6 +48,7 @@ typedef struct h1conn {
     uint8_t got_bytes : 1;      /* the current request has started arriving */
     uint8_t complete : 1;       /* the whole current request was read */
     uint8_t chunked_stream : 1; /* the stream's body is chunked (HTTP/1.1) */
+    uint8_t served : 1;         /* a request was handled: an HTTP/2 preface is no longer looked for */
     uint8_t version;            /* 10 or 11 */
     uint32_t stream_input;      /* bytes the peer sent after its stream request */
 } h1conn_t;
@@ -401,6 +403,7 @@ static void handle(h1conn_t *h, size_t consumed)
     in.body_len = h->rd->body_len;
     atomic_fetch_add_explicit(&worker_stats(c->worker)->requests, 1, memory_order_relaxed);
     h->complete = 1;
+    h->served = 1;
     h->phase = H1_RESPOND;
     h->req.state = REQ_HANDLING;
     srv_of(h)->handler->on_request(&h->req, &in);
@@ -415,6 +418,33 @@ static void handle(h1conn_t *h, size_t consumed)
     conn_write_now(c);        /* the answer goes out in the turn that read its request */
 }
 
+/* RFC 9113 3.4: what a client with prior knowledge sends first. */
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/* h2c with prior knowledge: the first bytes of a cleartext connection are
+ * the HTTP/2 preface (no HTTP/1 request starts with it). Returns 1 when the
+ * connection is handed over (or closed), or must wait for more bytes to
+ * tell; 0 to go on as HTTP/1. */
+static int maybe_h2(h1conn_t *h)
+{
+    conn_t *c = &h->conn;
+    server_t *srv = srv_of(h);
+    if (h->served || !srv->h2_take_over || !srv->cfg->h2c)
+        return 0;
+    size_t n = c->rlen < sizeof(h2_preface) - 1 ? c->rlen : sizeof(h2_preface) - 1;
+    if (memcmp(c->rbuf, h2_preface, n) != 0) {
+        h->served = 1; /* HTTP/1 it is */
+        return 0;
+    }
+    if (n < sizeof(h2_preface) - 1)
+        return 1; /* a prefix so far: wait (the head parser would wait too) */
+    reading_free(h);
+    h->phase = H1_HANDED; /* our loops stop; the conn's proto changes below */
+    if (srv->h2_take_over(c))
+        conn_close(c, "out of memory for an HTTP/2 session");
+    return 1;
+}
+
 /* Runs the request state machine over what is buffered. */
 static void process_input(h1conn_t *h)
 {
@@ -422,6 +452,8 @@ static void process_input(h1conn_t *h)
     while ((h->phase == H1_READ_HEAD || h->phase == H1_READ_BODY) && !conn_is_closing(c)) {
         if (h->phase == H1_READ_HEAD) {
             if (c->rlen == 0)
+                return;
+            if (maybe_h2(h))
                 return;
             if (!h->rd && !(h->rd = calloc(1, sizeof(*h->rd)))) {
                 conn_close(c, "out of memory for a request");
@@ -532,6 +564,8 @@ static void h1_on_tick(conn_t *c, int64_t now_ms)
         if (h->req.state == REQ_ANSWERED && now_ms >= c->deadline_ms && !outq_empty(&c->out))
             conn_close(c, "response not read by the client");
         break;
+    case H1_HANDED:
+        break; /* not reached: the conn's proto is HTTP/2's */
     }
 }
 

@@ -32,6 +32,7 @@
 #include "config.h"
 #include "demo.h"
 #include "h1server.h"
+#include "h2server.h"
 #include "hub.h"
 #include "journal.h"
 #include "log.h"
@@ -399,6 +400,7 @@ int main(int argc, char **argv)
     long fd_limit = raise_fd_limit();
     server_t srv = {.cfg = &cfg,
                     .handler = &router_handler,
+                    .h2_take_over = h2server_take_over,
                     .auth = auth,
                     .demo_tokens = demo_tokens,
                     .num_workers = cfg.workers,

@@ -26,13 +26,13 @@
 
 static void worker_counters(server_t *srv, char *body, size_t cap, size_t *n)
 {
-    unsigned long sum[7] = {0}, refused[REFUSE__COUNT] = {0};
+    unsigned long sum[10] = {0}, refused[REFUSE__COUNT] = {0};
     for (int i = 0; i < srv->num_workers; i++) {
         worker_stats_t *st = worker_stats(srv->workers[i]);
-        atomic_ulong *fields[7] = {&st->accepted, &st->deliveries,       &st->bytes_written,
-                                   &st->replayed, &st->slow_disconnects, &st->streams_open,
-                                   &st->requests};
-        for (int k = 0; k < 7; k++)
+        atomic_ulong *fields[10] = {
+            &st->accepted,     &st->deliveries, &st->bytes_written,  &st->replayed,   &st->slow_disconnects,
+            &st->streams_open, &st->requests,   &st->h2_connections, &st->h2_streams, &st->h2_calm};
+        for (int k = 0; k < 10; k++)
             sum[k] += atomic_load_explicit(fields[k], memory_order_relaxed);
         for (int k = 0; k < REFUSE__COUNT; k++)
             refused[k] += atomic_load_explicit(&st->refused[k], memory_order_relaxed);
@@ -58,6 +58,11 @@ static void worker_counters(server_t *srv, char *body, size_t cap, size_t *n)
     for (int k = 0; k < REFUSE__COUNT; k++)
         APPEND(body, cap, n, "courant_refused_requests_total{reason=\"%s\"} %lu\n", refusal_names[k],
                refused[k]);
+    APPEND(body, cap, n,
+           "# TYPE courant_h2_connections_total counter\ncourant_h2_connections_total %lu\n"
+           "# TYPE courant_h2_streams_total counter\ncourant_h2_streams_total %lu\n"
+           "# TYPE courant_h2_enhance_your_calm_total counter\ncourant_h2_enhance_your_calm_total %lu\n",
+           sum[7], sum[8], sum[9]);
 }
 
 static void journal_counters(server_t *srv, char *body, size_t cap, size_t *n)

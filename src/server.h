@@ -30,6 +30,7 @@ struct auth;
 struct subs;
 struct ratelimit;
 struct ratelimit_counter;
+struct conn;
 
 /* The per-client rates and the trusted proxies, built from the config and
  * swapped as a whole by a reload. */
@@ -49,7 +50,11 @@ typedef struct server {
     const char *demo_tokens;           /* borrows: --demo-auth's /demo/tokens.json, or NULL */
     struct subs *subs;                 /* borrows: the subscriptions registry; NULL without --subscriptions */
     const req_handler_t *handler;      /* borrows: what answers requests (router.c), for every protocol */
-    struct worker **workers;           /* borrows: num_workers of them */
+    /* Makes a connection HTTP/2 (h2server_take_over; see h2server.h), for the
+     * protocols below it: h1server on the h2c preface, tls after ALPN "h2".
+     * Set by main; NULL: no HTTP/2. */
+    int (*h2_take_over)(struct conn *c);
+    struct worker **workers;                      /* borrows: num_workers of them */
     struct ratelimit_counter *conns_per_ip;       /* owns (main frees): --max-connections-per-ip, or NULL */
     _Atomic(const struct server_limits *) limits; /* borrows: rates and trusted proxies; a reload swaps it */
     int num_workers;

@@ -67,6 +67,9 @@ typedef struct worker_listener {
 typedef struct worker_stats {
     atomic_ulong accepted, deliveries, bytes_written, replayed, slow_disconnects, streams_open, requests,
         refused[REFUSE__COUNT];
+    atomic_ulong h2_connections; /* connections that became HTTP/2 (h2c or ALPN) */
+    atomic_ulong h2_streams;     /* HTTP/2 streams opened by clients */
+    atomic_ulong h2_calm;        /* HTTP/2 sessions ended for abuse (GOAWAY ENHANCE_YOUR_CALM) */
 } worker_stats_t;
 
 /* Creates worker `index` with its listening sockets (taken over: closed by

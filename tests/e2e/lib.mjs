@@ -22,7 +22,7 @@ export const repoRoot = path.resolve(e2eDir, '../..');
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const SANITIZER_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|ERROR: ThreadSanitizer|WARNING: ThreadSanitizer/;
-const LISTENING_RE = /listening on http:\/\/([^\s/]+)\//;
+const LISTENING_RE = /listening on https?:\/\/([^\s/]+)\//;
 
 export function courantBin() {
   return path.resolve(repoRoot, process.env.COURANT_BIN || 'build/asan/courant');
