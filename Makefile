@@ -31,8 +31,9 @@ CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 # What every compilation needs, whatever the user's CFLAGS say.
 BASE    := -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread -Isrc -I$(BUILD) -MMD -MP
-# libsqlite3-dev (--store), libssl-dev + libjansson-dev (JWT), libhiredis-dev (--redis)
-LIBS    := -pthread -lsqlite3 -lcrypto -ljansson -lhiredis
+# libsqlite3-dev (--store), libssl-dev (JWT: libcrypto; HTTPS: libssl), libjansson-dev (JWT),
+# libhiredis-dev (--redis)
+LIBS    := -pthread -lsqlite3 -lssl -lcrypto -ljansson -lhiredis
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 SRC     := $(filter-out src/main.c,$(wildcard src/*.c))

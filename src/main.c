@@ -13,6 +13,9 @@
  * goes through a Redis Stream, and every node fans out what it reads back.
  *
  * SIGUSR1: with --store, the store thread writes PATH.backup (online backup).
+ * SIGHUP: with --tls-cert/--tls-key, the certificate and key are read again
+ * (tls_server_reload): new handshakes use them, open connections go on; a
+ * pair that does not load is logged and the old one kept.
  * SIGTERM/SIGINT: main sets server.stopping and wakes every worker; workers
  * stop accepting, end their streams over about a second (jittered, so
  * clients don't all reconnect at once) and exit; main joins them and exits
@@ -30,6 +33,7 @@
 #include "siphash.h"
 #include "store.h"
 #include "subs.h"
+#include "tls.h"
 #include "worker.h"
 
 #include <arpa/inet.h>
@@ -209,6 +213,44 @@ static int64_t realtime_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* SIGHUP: what can change without a restart. Today the TLS certificate. */
+static void reload(server_t *srv)
+{
+    if (!srv->tls) {
+        log_info("SIGHUP: nothing to reload (no --tls-cert)");
+        return;
+    }
+    char why[512], desc[512];
+    if (tls_server_reload(srv->tls, why, sizeof(why))) {
+        log_error("SIGHUP: TLS certificate not reloaded, the previous one stays in use: %s", why);
+        return;
+    }
+    tls_server_describe(srv->tls, desc, sizeof(desc));
+    log_info("SIGHUP: TLS %s (new handshakes use it)", desc);
+}
+
+/* --tls-cert and --tls-key: both or neither, and they must load. */
+static int open_tls(server_t *srv, const config_t *cfg)
+{
+    if (!cfg->tls_cert && !cfg->tls_key)
+        return 0;
+    if (!cfg->tls_cert || !cfg->tls_key) {
+        fprintf(stderr, "courant: --tls-cert and --tls-key go together (%s is missing)\n",
+                cfg->tls_cert ? "--tls-key" : "--tls-cert");
+        return -1;
+    }
+    char why[512], desc[512];
+    srv->tls = tls_server_new(cfg->tls_cert, cfg->tls_key, why, sizeof(why));
+    if (!srv->tls) {
+        fprintf(stderr, "courant: %s\n", why);
+        return -1;
+    }
+    tls_server_set_protocols(srv->tls, h1server_accept, NULL); /* h2: not yet */
+    tls_server_describe(srv->tls, desc, sizeof(desc));
+    log_info("TLS %s; TLS 1.2 and 1.3, ALPN http/1.1", desc);
+    return 0;
+}
+
 /* Waits for SIGTERM/SIGINT, doing the once-a-second duties meanwhile. */
 static int main_loop(server_t *srv, const sigset_t *sigs)
 {
@@ -220,6 +262,10 @@ static int main_loop(server_t *srv, const sigset_t *sigs)
         int sig = sigtimedwait(sigs, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
             return sig;
+        if (sig == SIGHUP) {
+            reload(srv);
+            continue;
+        }
         if (sig == SIGUSR1) { /* the README's backup procedure */
             if (srv->store)
                 store_request_backup(srv->store);
@@ -343,6 +389,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGUSR1);               /* --store: write a backup */
+    sigaddset(&sigs, SIGHUP);                /* reload the TLS certificate */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by the workers */
 
     long fd_limit = raise_fd_limit();
@@ -383,6 +430,10 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    if (open_tls(&srv, &cfg)) {
+        rc = 2;
+        goto out;
+    }
     int defaults = argc > 0 && !getenv("COURANT_LISTEN");
     for (int i = 0; i < cfg.num_listen; i++) {
         /* The default [::1] is optional: a host without IPv6 still starts. */
@@ -408,7 +459,11 @@ int main(int argc, char **argv)
     for (int i = 0; i < cfg.workers; i++) {
         worker_listener_t ls[MAX_BOUND];
         for (int b = 0; b < num_bound; b++) {
-            ls[b] = (worker_listener_t){bound[b].fds[i], h1server_accept, h1server_refuse_at_capacity, NULL};
+            /* With TLS every listener speaks it; over capacity it just
+             * closes (a plaintext 503 would be garbage to a TLS client). */
+            ls[b] = srv.tls ? (worker_listener_t){bound[b].fds[i], tls_accept, NULL, srv.tls}
+                            : (worker_listener_t){bound[b].fds[i], h1server_accept,
+                                                  h1server_refuse_at_capacity, NULL};
             bound[b].fds[i] = -1; /* the worker owns it now */
         }
         if (!(srv.workers[i] = worker_new(i, &srv, ls, num_bound))) {
@@ -440,7 +495,7 @@ int main(int argc, char **argv)
         for (int b = 0; b < num_bound; b++) {
             char a[80];
             format_addr(&bound[b].addr, a, sizeof(a));
-            log_info("listening on http://%s/", a);
+            log_info("listening on %s://%s/", srv.tls ? "https" : "http", a);
         }
         log_info("courant ready: %d workers, up to %ld connections, history %ld%s", cfg.workers,
                  srv.max_connections, cfg.history, cfg.demo ? ", demo clock on" : "");
@@ -475,6 +530,7 @@ out:
     backplane_free(srv.backplane);
     subs_free(srv.subs);
     hub_free(srv.hub);
+    tls_server_free(srv.tls); /* after the workers: their conns held the SSL_CTX */
     auth_free(auth);
     free(demo_tokens);
     for (int b = 0; b < num_bound; b++) {

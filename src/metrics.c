@@ -8,6 +8,7 @@
 #include "hub.h"
 #include "server.h"
 #include "store.h"
+#include "tls.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -70,6 +71,18 @@ static void journal_counters(server_t *srv, char *body, size_t cap, size_t *n)
                "# TYPE courant_store_healthy gauge\ncourant_store_healthy %d\n",
                (unsigned long long)ss.commits, (unsigned long long)ss.events, (unsigned long long)ss.failed,
                (unsigned long long)ss.rows, ss.healthy);
+    }
+    if (srv->tls) {
+        tls_stats_t ts;
+        tls_get_stats(&ts);
+        APPEND(
+            body, cap, n,
+            "# TYPE courant_tls_handshakes_total counter\ncourant_tls_handshakes_total %lu\n"
+            "# TYPE courant_tls_resumed_total counter\ncourant_tls_resumed_total %lu\n"
+            "# TYPE courant_tls_handshake_failures_total counter\ncourant_tls_handshake_failures_total %lu\n"
+            "# TYPE courant_tls_records_total counter\ncourant_tls_records_total %lu\n"
+            "# TYPE courant_tls_record_bytes_total counter\ncourant_tls_record_bytes_total %lu\n",
+            ts.handshakes, ts.resumed, ts.failed, ts.records, ts.record_bytes);
     }
     if (srv->backplane) {
         backplane_stats_t bs;

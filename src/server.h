@@ -22,6 +22,7 @@ struct store;
 struct backplane;
 struct auth;
 struct subs;
+struct tls_server;
 
 typedef struct server {
     const config_t *cfg;          /* borrows: lives as long as main */
@@ -31,6 +32,7 @@ typedef struct server {
     const struct auth *auth;      /* borrows: the JWT keys (auth.h); never NULL */
     const char *demo_tokens;      /* borrows: --demo-auth's /demo/tokens.json, or NULL */
     struct subs *subs;            /* borrows: the subscriptions registry; NULL without --subscriptions */
+    struct tls_server *tls;       /* borrows: the certificate context; NULL without --tls-cert (cleartext) */
     const req_handler_t *handler; /* borrows: what answers requests (router.c), for every protocol */
     struct worker **workers;      /* borrows: num_workers of them */
     int num_workers;
