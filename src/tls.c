@@ -240,12 +240,14 @@ static SSL_CTX *load_ctx(tls_server_t *t, char *why, size_t cap)
         snprintf(why, cap, "cannot make a TLS context: %s", ssl_reason());
         return NULL;
     }
-    if (SSL_CTX_use_certificate_chain_file(ctx, t->cert_path) != 1) {
-        snprintf(why, cap, "--tls-cert %s: not a PEM certificate chain (%s)", t->cert_path, ssl_reason());
-        goto fail;
-    }
+    /* The key first: loading the certificate after it drops a key that does
+     * not match, so the check below can say so in plain words. */
     if (SSL_CTX_use_PrivateKey_file(ctx, t->key_path, SSL_FILETYPE_PEM) != 1) {
         snprintf(why, cap, "--tls-key %s: not a usable PEM private key (%s)", t->key_path, ssl_reason());
+        goto fail;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, t->cert_path) != 1) {
+        snprintf(why, cap, "--tls-cert %s: not a PEM certificate chain (%s)", t->cert_path, ssl_reason());
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
