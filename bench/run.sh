@@ -87,7 +87,7 @@ build() {
     mkdir -p build/bench
     local cflags=(-std=gnu11 -O2 -g -Wall -Wextra -Wshadow -D_GNU_SOURCE -Isrc)
     if [ ! -x build/bench/loadgen ] || [ bench/loadgen.c -nt build/bench/loadgen ] || [ src/sse.c -nt build/bench/loadgen ] || [ src/sse.h -nt build/bench/loadgen ]; then
-        gcc "${cflags[@]}" -o build/bench/loadgen bench/loadgen.c src/sse.c -lm
+        gcc "${cflags[@]}" -o build/bench/loadgen bench/loadgen.c src/sse.c -lm -lssl -lcrypto
     fi
     if [ ! -x build/bench/floor ] || [ bench/floor.c -nt build/bench/floor ]; then
         gcc "${cflags[@]}" -pthread -o build/bench/floor bench/floor.c
