@@ -10,6 +10,7 @@
 # every cell REPS times with the three servers back to back inside each
 # repetition (so ratios compare runs made under the same machine noise),
 # then writes bench/RESULTS.md and bench/results.png and prints the table.
+# Then bench/redis.sh (RESULTS-redis.md) and bench/tls.sh (RESULTS-tls.md).
 #
 # Every server is started on loopback under `timeout`, every load generator
 # run is bounded (its own deadlines, plus `timeout`), and everything that
@@ -336,3 +337,7 @@ python3 bench/report.py --raw "$RAW" --out "$OUT" --quick "$QUICK" --elapsed "$E
 # ---- across nodes on Redis, beside a single node (one run) -------------------------
 log "cross-node cells on Redis: bench/redis.sh -> $OUT/RESULTS-redis.md"
 BENCH_OUT="$OUT" ./bench/redis.sh || log "bench/redis.sh failed (see above)"
+
+# ---- HTTPS: courant over TLS beside nginx + nchan over TLS ---------------------------
+log "TLS cells: bench/tls.sh -> $OUT/RESULTS-tls.md"
+QUICK="$QUICK" BENCH_OUT="$OUT" ./bench/tls.sh || log "bench/tls.sh failed (see above)"

@@ -5,12 +5,13 @@
 #                             its libFuzzer/ASan runtimes, clang-format (make
 #                             format-check), curl, procps, python3 with
 #                             python3-requests (tests/e2e/interop.test.sh), sqlite3,
-#                             redis-server (tests/e2e/redis.test.mjs), Node.js
+#                             redis-server (tests/e2e/redis.test.mjs), openssl (the CLI:
+#                             tests/e2e/tls.test.mjs makes its certificates), Node.js
 #                             and npm, Debian's Chromium, and tests/e2e's
 #                             node_modules (npm ci; browsers are never downloaded)
 #   scripts/setup.sh --run    only what running courant needs: compiler, make, curl,
 #                             libsqlite3-dev (the --store history)
-#                             libssl-dev and libjansson-dev (JWT verification),
+#                             libssl-dev (JWT verification, HTTPS) and libjansson-dev (JWT),
 #                             libhiredis-dev (--redis: the Redis Stream backplane)
 #
 # Env: COURANT_SETUP_SKIP_NODE=1 skips Node.js, npm, Chromium and `npm ci`.
@@ -75,7 +76,8 @@ node_ok() {
 # --redis tests start their own (never the system service).
 want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev)
 if [ "$mode" = all ]; then
-    want+=(clang libclang-rt-14-dev clang-format ca-certificates procps python3 python3-requests sqlite3 redis-server)
+    want+=(clang libclang-rt-14-dev clang-format ca-certificates procps python3 python3-requests sqlite3 redis-server
+        openssl)
 fi
 if [ "$skip_node" != 1 ]; then
     want+=(chromium)
