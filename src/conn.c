@@ -32,7 +32,7 @@ void conn_init(conn_t *c, worker_t *w, int fd, const conn_proto_t *proto, const 
 {
     c->handle_kind = 0; /* HANDLE_CONN (worker.c) */
     c->state = CONN_OPEN;
-    c->io = (io_t){&io_plain, fd, NULL, 0, 0};
+    c->io = (io_t){&io_plain, fd, 0, 0, NULL};
     c->worker = w;
     c->proto = proto;
     c->peer_loopback = peer_loopback ? 1 : 0;

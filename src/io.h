@@ -51,12 +51,15 @@ typedef struct io_ops {
 #define IO_WRITE_WANTS_READABLE 1 /* retry the write when the socket is readable */
 #define IO_READ_WANTS_WRITABLE 2  /* retry the read when the socket is writable */
 
+/* 24 bytes, as before TLS: the two small fields sit in the padding after fd
+ * (every idle connection carries one io_t). */
 struct io {
     const io_ops_t *ops; /* borrows: a static table */
     int fd;              /* borrows: the conn owns and closes it */
-    void *ctx;           /* owns (through ops->close): the transport's state, NULL for plain */
-    uint32_t min_offer;  /* bytes the next writev must be offered at least (a record to retry); 0: any */
+    uint16_t min_offer;  /* bytes the next writev must be offered at least (a record to retry, at
+                            most 16384); 0: any */
     uint8_t wants;       /* IO_*_WANTS_*: set by the transport with EAGAIN, cleared by conn.c */
+    void *ctx;           /* owns (through ops->close): the transport's state, NULL for plain */
 };
 
 /* The plain socket. */

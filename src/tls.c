@@ -104,6 +104,8 @@ static _Thread_local unsigned char scratch[TLS_RECORD];
 
 static const conn_proto_t tls_handshake_proto;
 
+_Static_assert(TLS_RECORD <= UINT16_MAX, "io_t.min_offer holds a record's length");
+
 static void count(atomic_ulong *c, unsigned long n) { atomic_fetch_add_explicit(c, n, memory_order_relaxed); }
 
 static int64_t mono_s(void)
@@ -451,7 +453,7 @@ static ssize_t tls_writev(io_t *io, const struct iovec *iov, int iovcnt)
         }
         int e = SSL_get_error(tc->ssl, n);
         if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-            io->min_offer = (uint32_t)len;
+            io->min_offer = (uint16_t)len; /* len <= TLS_RECORD */
             if (e == SSL_ERROR_WANT_READ)
                 io->wants |= IO_WRITE_WANTS_READABLE;
             if (done)
@@ -529,7 +531,7 @@ struct conn *tls_accept(worker_t *w, int fd, const struct sockaddr *peer, sockle
     }
     tc->inner = c->proto;
     tc->server = t;
-    c->io = (io_t){&io_tls, fd, tc, 0, 0};
+    c->io = (io_t){&io_tls, fd, 0, 0, tc};
     c->proto = &tls_handshake_proto;
     return c;
 }
