@@ -36,9 +36,10 @@ CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 # What every compilation needs, whatever the user's CFLAGS say.
 BASE    := -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread -Isrc -I$(BUILD) -MMD -MP
-# libsqlite3-dev (--store), libssl-dev + libjansson-dev (JWT), libhiredis-dev (--redis),
-# libcurl4-openssl-dev (--jwks-url: JWK Sets fetched over HTTPS), libnghttp2-dev (HTTP/2)
-LIBS    := -pthread -lsqlite3 -lcrypto -ljansson -lhiredis -lcurl -lnghttp2
+# libsqlite3-dev (--store), libssl-dev (JWT: libcrypto; HTTPS: libssl), libjansson-dev (JWT),
+# libhiredis-dev (--redis), libcurl4-openssl-dev (--jwks-url: JWK Sets fetched over HTTPS),
+# libnghttp2-dev (HTTP/2)
+LIBS    := -pthread -lsqlite3 -lssl -lcrypto -ljansson -lhiredis -lcurl -lnghttp2
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 SRC     := $(filter-out src/main.c,$(wildcard src/*.c))

@@ -30,7 +30,12 @@
  * them), a human summary on stderr. Bounded: every wait has a deadline.
  *
  *   loadgen --target courant|nchan|floor --port P -n N [--pids 1,2]
- *           [--rate 10 --rate-events 50] [--burst-events 2000 --inflight 8]
+ *           [--rate 10 --rate-events 50] [--burst-events 2000 --inflight 8] [--tls]
+ *
+ * --tls: every connection (subscribers and publishers) speaks TLS (OpenSSL,
+ * any certificate accepted, no session reuse: each subscriber makes a full
+ * handshake, as a new browser would); the subscriber's state machine gains
+ * a handshake step, and reads go through SSL_read until it wants more.
  *
  * Threads: none. Child <-> coordinator messages go through pipes.
  */
@@ -40,6 +45,8 @@
 #include "sse.h"
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -100,7 +107,8 @@ static struct {
     int conn_inflight;
     const char *labels;
     int src_ips;
-    int h2; /* streams per HTTP/2 connection; 0 = HTTP/1.1, one connection per subscriber */
+    int h2;  /* streams per HTTP/2 connection; 0 = HTTP/1.1, one connection per subscriber */
+    int tls; /* --tls: speak TLS on every connection */
 } opt = {
     .target = T_COURANT,
     .host = "127.0.0.1",
@@ -328,7 +336,41 @@ typedef struct phase_msg {
 
 /* ---- a subscriber process ------------------------------------------------ */
 
-enum { S_IDLE, S_CONNECTING, S_HEAD, S_STREAM, S_DEAD };
+enum { S_IDLE, S_CONNECTING, S_HANDSHAKE, S_HEAD, S_STREAM, S_DEAD };
+
+static SSL_CTX *client_ctx; /* --tls: one per process (made before fork, used after) */
+
+static void tls_client_init(void)
+{
+    client_ctx = SSL_CTX_new(TLS_client_method());
+    if (!client_ctx)
+        exit(2);
+    SSL_CTX_set_verify(client_ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_session_cache_mode(client_ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_mode(client_ctx, SSL_MODE_RELEASE_BUFFERS);
+    static const unsigned char alpn[] = "\x08http/1.1";
+    SSL_CTX_set_alpn_protos(client_ctx, alpn, sizeof(alpn) - 1);
+}
+
+/* read(2) or SSL_read: > 0 bytes, 0 end of stream, -1 with errno (EAGAIN). */
+static ssize_t conn_recv(int fd, SSL *ssl, char *buf, size_t cap)
+{
+    if (!ssl)
+        return read(fd, buf, cap);
+    ERR_clear_error();
+    int n = SSL_read(ssl, buf, (int)cap);
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(ssl, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    errno = EPROTO;
+    return -1;
+}
 enum { CS_SIZE, CS_EXT, CS_DATA, CS_CRLF, CS_END };
 
 typedef struct sub {
@@ -345,6 +387,7 @@ typedef struct sub {
     uint8_t *seen;  /* bitmap over seq, per phase */
     sse_parser_t p;
     struct h2c *h2; /* --h2: the connection carrying this stream */
+    SSL *ssl;       /* --tls */
 } sub_t;
 
 /* --h2: one HTTP/2 connection carrying several subscriber streams. */
@@ -447,6 +490,10 @@ static int sub_complete(const sub_t *s) { return s->phase == C.phase && s->count
 
 static void sub_close(sub_t *s, int dead)
 {
+    if (s->ssl) {
+        SSL_free(s->ssl);
+        s->ssl = NULL;
+    }
     if (s->fd >= 0) {
         struct linger lg = {1, 0}; /* RST: no TIME_WAIT left behind */
         setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -614,10 +661,17 @@ static void sub_head(sub_t *s, const char *p, size_t n)
 
 static char rbuf[1 << 16];
 
+static void sub_handshake(sub_t *s);
+
 static void sub_readable(sub_t *s)
 {
+    if (s->state == S_HANDSHAKE) {
+        sub_handshake(s);
+        if (s->state != S_HEAD)
+            return;
+    }
     for (;;) {
-        ssize_t n = read(s->fd, rbuf, sizeof(rbuf));
+        ssize_t n = conn_recv(s->fd, s->ssl, rbuf, sizeof(rbuf));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -642,14 +696,54 @@ static void sub_readable(sub_t *s)
         if (s->state == S_DEAD)
             return;
         /* A short read emptied the socket: the next byte brings a new
-         * edge, so no read that would only say EAGAIN. */
-        if ((size_t)n < sizeof(rbuf))
+         * edge, so no read that would only say EAGAIN. (Not with TLS: a
+         * read returns one record, more may wait.) */
+        if ((size_t)n < sizeof(rbuf) && !s->ssl)
             return;
     }
 }
 
+/* The request is small: one write on a fresh connection takes it all. */
+static int sub_send_request(sub_t *s)
+{
+    if (s->ssl)
+        return SSL_write(s->ssl, C.request, (int)C.request_len) == (int)C.request_len ? 0 : -1;
+    return write(s->fd, C.request, C.request_len) == (ssize_t)C.request_len ? 0 : -1;
+}
+
+static void sub_handshake(sub_t *s)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(s->ssl);
+    if (r != 1) {
+        int e = SSL_get_error(s->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            return;
+        if (C.failed < 3)
+            fprintf(stderr, "loadgen: TLS handshake failed: %s\n",
+                    ERR_reason_error_string(ERR_peek_last_error())
+                        ? ERR_reason_error_string(ERR_peek_last_error())
+                        : "connection closed");
+        C.failed++;
+        head_done(s, 0);
+        sub_close(s, 0);
+        return;
+    }
+    if (sub_send_request(s)) {
+        C.failed++;
+        head_done(s, 0);
+        sub_close(s, 0);
+        return;
+    }
+    s->state = S_HEAD;
+}
+
 static void sub_writable(sub_t *s)
 {
+    if (s->state == S_HANDSHAKE) {
+        sub_handshake(s);
+        return;
+    }
     if (s->state != S_CONNECTING)
         return;
     int err = 0;
@@ -663,8 +757,16 @@ static void sub_writable(sub_t *s)
         sub_close(s, 0);
         return;
     }
-    /* The request is small: one write on a fresh socket takes it all. */
-    if (write(s->fd, C.request, C.request_len) != (ssize_t)C.request_len) {
+    if (opt.tls) {
+        s->ssl = SSL_new(client_ctx);
+        if (!s->ssl || SSL_set_fd(s->ssl, s->fd) != 1)
+            die("SSL_new: out of memory");
+        SSL_set_connect_state(s->ssl);
+        s->state = S_HANDSHAKE;
+        sub_handshake(s);
+        return;
+    }
+    if (sub_send_request(s)) {
         C.failed++;
         head_done(s, 0);
         sub_close(s, 0);
@@ -983,7 +1085,8 @@ static int child_main(int in, int out, long n, long first_global)
         if (!C.ready_sent && (C.finished >= n || now_ns() >= connect_deadline)) {
             /* past the deadline, streams still without a head are dropped */
             for (long i = 0; i < n; i++)
-                if (C.subs[i].state == S_CONNECTING || C.subs[i].state == S_HEAD) {
+                if (C.subs[i].state == S_CONNECTING || C.subs[i].state == S_HANDSHAKE ||
+                    C.subs[i].state == S_HEAD) {
                     C.failed++;
                     head_done(&C.subs[i], 0);
                     sub_close(&C.subs[i], 0);
@@ -1042,6 +1145,7 @@ static int child_main(int in, int out, long n, long first_global)
 
 typedef struct pconn {
     int fd;
+    SSL *ssl; /* --tls: over the blocking socket */
     int busy;
     int64_t sent_ns;
     size_t rlen;
@@ -1075,6 +1179,18 @@ static int pconn_open(pconn_t *c)
         c->fd = -1;
         return -1;
     }
+    if (opt.tls) {
+        c->ssl = SSL_new(client_ctx);
+        if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_connect(c->ssl) != 1) {
+            ERR_clear_error();
+            SSL_free(c->ssl);
+            c->ssl = NULL;
+            close(c->fd);
+            c->fd = -1;
+            errno = EPROTO;
+            return -1;
+        }
+    }
     c->rlen = 0;
     c->busy = 0;
     return 0;
@@ -1082,6 +1198,10 @@ static int pconn_open(pconn_t *c)
 
 static void pconn_close(pconn_t *c)
 {
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd >= 0) {
         struct linger lg = {1, 0};
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -1126,7 +1246,7 @@ static void pub_send(pconn_t *c, int phase, long seq)
                       "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                       "Content-Length: %d\r\n\r\ntopic=%s&data=%s",
                       opt.pub_path, opt.host, (int)(strlen(opt.topic) + 12 + (size_t)dl), opt.topic, data);
-    if (write_all(c->fd, req, (size_t)rl)) {
+    if (c->ssl ? SSL_write(c->ssl, req, rl) != rl : write_all(c->fd, req, (size_t)rl) != 0) {
         pub_failed(c, "write");
         return;
     }
@@ -1168,7 +1288,8 @@ static size_t response_complete(pconn_t *c, int *status, int *closes)
 
 static void pub_readable(pconn_t *c)
 {
-    ssize_t n = read(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - 1 - c->rlen);
+    ssize_t n = c->ssl ? SSL_read(c->ssl, c->rbuf + c->rlen, (int)(sizeof(c->rbuf) - 1 - c->rlen))
+                       : read(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - 1 - c->rlen);
     if (n <= 0) {
         pub_failed(c, n == 0 ? "server closed the connection" : strerror(errno));
         return;
@@ -1235,6 +1356,15 @@ static void publish(int phase, long events, double rate, int m, double max_s)
         }
         if (np == 0 && timeout == 0)
             continue;
+        /* TLS: bytes OpenSSL already holds show no readiness. */
+        int pending = 0;
+        for (int j = 0; j < np; j++)
+            if (P.c[idx[j]].ssl && SSL_pending(P.c[idx[j]].ssl) > 0) {
+                pub_readable(&P.c[idx[j]]);
+                pending = 1;
+            }
+        if (pending)
+            continue;
         int r = poll(pfd, (nfds_t)np, timeout);
         if (r <= 0)
             continue;
@@ -1284,7 +1414,8 @@ static void usage(void)
                     "  --connect-timeout S (default 60)   --settle-ms MS (default 1000)\n"
                     "  --labels 'k=v ...'  copied to the front of every RESULT line\n"
                     "  --h2 K              subscribers are HTTP/2 streams, K per connection (h2c)\n");
-    exit(2);
+                    "  --tls               speak TLS on every connection\n");
+                    exit(2);
 }
 
 static void parse_args(int argc, char **argv)
@@ -1312,6 +1443,7 @@ static void parse_args(int argc, char **argv)
                                        {"min-procs", 1, 0, 'M'},
                                        {"pub-port", 1, 0, 'q'},
                                        {"h2", 1, 0, '2'},
+                                       {"tls", 0, 0, 'L'},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     int ch;
@@ -1393,6 +1525,9 @@ static void parse_args(int argc, char **argv)
             break;
         case 'I':
             opt.src_ips = atoi(optarg);
+            break;
+        case 'L':
+            opt.tls = 1;
             break;
         case 'M':
             opt.min_procs = atoi(optarg);
@@ -1524,6 +1659,8 @@ static void run_phase(const char *name, int phase, long events, double rate, int
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
+    if (opt.tls)
+        tls_client_init();
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
     for (int i = 0; i < MAX_PUB_CONNS; i++)

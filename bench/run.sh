@@ -10,6 +10,7 @@
 # every cell REPS times with the three servers back to back inside each
 # repetition (so ratios compare runs made under the same machine noise),
 # then writes bench/RESULTS.md and bench/results.png and prints the table.
+# Then bench/redis.sh (RESULTS-redis.md) and bench/tls.sh (RESULTS-tls.md).
 #
 # Every server is started on loopback under `timeout`, every load generator
 # run is bounded (its own deadlines, plus `timeout`), and everything that
@@ -87,7 +88,7 @@ build() {
     mkdir -p build/bench
     local cflags=(-std=gnu11 -O2 -g -Wall -Wextra -Wshadow -D_GNU_SOURCE -Isrc)
     if [ ! -x build/bench/loadgen ] || [ bench/loadgen.c -nt build/bench/loadgen ] || [ src/sse.c -nt build/bench/loadgen ] || [ src/sse.h -nt build/bench/loadgen ]; then
-        gcc "${cflags[@]}" -o build/bench/loadgen bench/loadgen.c src/sse.c -lm -lnghttp2
+        gcc "${cflags[@]}" -o build/bench/loadgen bench/loadgen.c src/sse.c -lm -lnghttp2 -lssl -lcrypto
     fi
     if [ ! -x build/bench/floor ] || [ bench/floor.c -nt build/bench/floor ]; then
         gcc "${cflags[@]}" -pthread -o build/bench/floor bench/floor.c
@@ -339,3 +340,7 @@ BENCH_OUT="$OUT" ./bench/redis.sh || log "bench/redis.sh failed (see above)"
 
 log "HTTP/2 cells: bench/h2.sh -> $OUT/RESULTS-h2.md"
 BENCH_OUT="$OUT" ./bench/h2.sh || log "bench/h2.sh failed (see above)"
+
+# ---- HTTPS: courant over TLS beside nginx + nchan over TLS ---------------------------
+log "TLS cells: bench/tls.sh -> $OUT/RESULTS-tls.md"
+QUICK="$QUICK" BENCH_OUT="$OUT" ./bench/tls.sh || log "bench/tls.sh failed (see above)"

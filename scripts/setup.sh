@@ -5,7 +5,8 @@
 #                             its libFuzzer/ASan runtimes, clang-format (make
 #                             format-check), curl, procps, python3 with
 #                             python3-requests (tests/e2e/interop.test.sh), sqlite3,
-#                             redis-server (tests/e2e/redis.test.mjs), dpkg-dev and
+#                             redis-server (tests/e2e/redis.test.mjs), openssl (the CLI:
+#                             tests make their certificates), dpkg-dev and
 #                             systemd (make deb, tests/e2e/package.test.sh: dpkg-shlibdeps,
 #                             systemd-analyze verify), groff-base and man-db (the man
 #                             page is checked and installed), Node.js
@@ -13,7 +14,7 @@
 #                             node_modules (npm ci; browsers are never downloaded)
 #   scripts/setup.sh --run    only what running courant needs: compiler, make, curl,
 #                             libsqlite3-dev (the --store history)
-#                             libssl-dev and libjansson-dev (JWT verification),
+#                             libssl-dev (JWT verification, HTTPS) and libjansson-dev (JWT),
 #                             libhiredis-dev (--redis: the Redis Stream backplane),
 #                             libcurl4-openssl-dev (--jwks-url: JWK Sets over HTTPS),
 #                             libnghttp2-dev (HTTP/2: framing, HPACK, flow control)

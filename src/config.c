@@ -193,6 +193,10 @@ static const opt_t options[] = {
      "publish on any node, receive on all, resume anywhere (not with --store: Redis is then the history)"},
     {"redis-stream", OPT_STRING | OPT_RESTART, F(redis_stream), 0, 0, 0, "KEY",
      "with --redis: the stream's key (default courant)"},
+    {"tls-cert", OPT_STRING, F(tls_cert), 0, 0, 0, "FILE",
+     "serve HTTPS on every --listen address with this PEM certificate chain (leaf first; with --tls-key); "
+     "SIGHUP reloads it"},
+    {"tls-key", OPT_STRING, F(tls_key), 0, 0, 0, "FILE", "the PEM private key of --tls-cert"},
 };
 
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))

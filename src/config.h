@@ -99,6 +99,8 @@ typedef struct config {
     int sync;                      /* store_sync_t: --sync full|normal|off */
     char *redis_url;               /* owns; --redis: redis://[:PASS@]HOST:PORT[/DB]; NULL = one node */
     char *redis_stream;            /* owns; --redis-stream: the stream's key (default "courant") */
+    char *tls_cert;                /* owns; --tls-cert: PEM certificate chain; NULL = cleartext */
+    char *tls_key;                 /* owns; --tls-key: PEM private key (goes with tls_cert) */
 } config_t;
 
 /* Fills `c` from defaults, the configuration file, the environment and

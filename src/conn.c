@@ -5,6 +5,12 @@
  * EPOLLOUT | EPOLLRDHUP with EPOLLET, and never modified. `readable` and
  * `writable` remember readiness we have not used up yet; a read or write
  * that returns EAGAIN clears them. So changing interest costs no syscall.
+ *
+ * Transports with records (TLS, io.h) add two small things here, nothing
+ * else: a write may wait for readability and a read for writability
+ * (io_t.wants: the other readiness schedules the retry), and a record
+ * interrupted by EAGAIN is offered again whole (io_t.min_offer overrides
+ * the per-turn budget for that one writev).
  */
 #include "conn.h"
 
@@ -27,7 +33,7 @@ void conn_init(conn_t *c, worker_t *w, int fd, const conn_proto_t *proto, const 
 {
     c->handle_kind = 0; /* HANDLE_CONN (worker.c) */
     c->state = CONN_OPEN;
-    c->io = (io_t){&io_plain, fd, NULL};
+    c->io = (io_t){&io_plain, fd, 0, 0, NULL};
     c->worker = w;
     c->proto = proto;
     c->peer_loopback = peer_loopback ? 1 : 0;
@@ -84,7 +90,10 @@ static ssize_t write_queued(conn_t *c)
     size_t done = 0;
     while (!outq_empty(&c->out) && c->writable && c->written_this_turn < CONN_WRITE_CAP_PER_TURN) {
         struct iovec iov[CONN_IOV_MAX];
-        int n = outq_gather(&c->out, iov, CONN_IOV_MAX, CONN_WRITE_CAP_PER_TURN - c->written_this_turn);
+        size_t budget = CONN_WRITE_CAP_PER_TURN - c->written_this_turn;
+        if (budget < c->io.min_offer)
+            budget = c->io.min_offer; /* a TLS record to retry: the same bytes again */
+        int n = outq_gather(&c->out, iov, CONN_IOV_MAX, budget);
         ssize_t w = io_writev(&c->io, iov, n);
         if (w < 0 && errno == EAGAIN) {
             c->writable = 0; /* EPOLLOUT (edge) will bring us back */
@@ -220,10 +229,24 @@ void conn_on_writable(conn_t *c)
     c->writable = 1;
     if (!outq_empty(&c->out))
         worker__schedule_flush(c->worker, c);
+    if (c->io.wants & IO_READ_WANTS_WRITABLE) {
+        /* A TLS read (a handshake step) waited for room to write: read
+         * again, from the read-again list (never re-entered from here). */
+        c->io.wants &= (uint8_t)~IO_READ_WANTS_WRITABLE;
+        c->readable = 1;
+        worker__schedule_read(c->worker, c);
+    }
 }
 
 void conn_on_readable(conn_t *c)
 {
+    if (c->io.wants & IO_WRITE_WANTS_READABLE) {
+        /* A TLS write waited for the peer's bytes: write again. */
+        c->io.wants &= (uint8_t)~IO_WRITE_WANTS_READABLE;
+        c->writable = 1;
+        if (!outq_empty(&c->out))
+            worker__schedule_flush(c->worker, c);
+    }
     c->readable = 1;
     if (c->state == CONN_OPEN)
         c->proto->on_readable(c);

@@ -18,12 +18,22 @@
  *   close   frees the transport's state (never the fd: the conn owns it)
  * EINTR is retried inside. `why` on failure is left to errno.
  *
+ * A transport with records (TLS) may need the other direction to make
+ * progress: a write that waits for readability, a read (a handshake step,
+ * an answer to a key update) that waits for writability. It says so in
+ * `wants` and returns EAGAIN; conn.c retries the operation when the other
+ * readiness arrives. A record whose write was interrupted by EAGAIN must be
+ * retried with the same first bytes (OpenSSL's rule): `min_offer` tells the
+ * conn to offer at least that many bytes on the next writev, whatever its
+ * per-turn budget says.
+ *
  * Threads: an io_t belongs to its connection's worker thread.
  */
 #ifndef COURANT_IO_H
 #define COURANT_IO_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -37,9 +47,18 @@ typedef struct io_ops {
     void (*close)(io_t *io);
 } io_ops_t;
 
+/* io_t.wants */
+#define IO_WRITE_WANTS_READABLE 1 /* retry the write when the socket is readable */
+#define IO_READ_WANTS_WRITABLE 2  /* retry the read when the socket is writable */
+
+/* 24 bytes, as before TLS: the two small fields sit in the padding after fd
+ * (every idle connection carries one io_t). */
 struct io {
     const io_ops_t *ops; /* borrows: a static table */
     int fd;              /* borrows: the conn owns and closes it */
+    uint16_t min_offer;  /* bytes the next writev must be offered at least (a record to retry, at
+                            most 16384); 0: any */
+    uint8_t wants;       /* IO_*_WANTS_*: set by the transport with EAGAIN, cleared by conn.c */
     void *ctx;           /* owns (through ops->close): the transport's state, NULL for plain */
 };
 

@@ -19,6 +19,9 @@
  * SIGHUP: reload (reload.h): the configuration is re-read and what can
  * change live is applied, without dropping a stream; so
  * that `systemctl reload` (the unit's ExecReload) cannot kill the server.
+ * With --tls-cert/--tls-key the reload also reads the certificate and key
+ * again (tls_server_reload): new handshakes use them, open connections go
+ * on; a pair that does not load is logged and the old one kept.
  * SIGTERM/SIGINT: main sets server.stopping and wakes every worker; workers
  * stop accepting, end their streams over about a second (jittered, so
  * clients don't all reconnect at once) and exit; main joins them and exits
@@ -44,6 +47,7 @@
 #include "siphash.h"
 #include "store.h"
 #include "subs.h"
+#include "tls.h"
 #include "worker.h"
 
 #include <arpa/inet.h>
@@ -223,6 +227,43 @@ static int64_t realtime_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* After a reload swapped the configuration: the TLS pair, read again. */
+static void reload_tls(void *ctx)
+{
+    server_t *srv = ctx;
+    if (!srv->tls)
+        return;
+    char why[512], desc[512];
+    if (tls_server_reload(srv->tls, why, sizeof(why))) {
+        log_error("SIGHUP: TLS certificate not reloaded, the previous one stays in use: %s", why);
+        return;
+    }
+    tls_server_describe(srv->tls, desc, sizeof(desc));
+    log_info("SIGHUP: TLS %s (new handshakes use it)", desc);
+}
+
+/* --tls-cert and --tls-key: both or neither, and they must load. */
+static int open_tls(server_t *srv, const config_t *cfg)
+{
+    if (!cfg->tls_cert && !cfg->tls_key)
+        return 0;
+    if (!cfg->tls_cert || !cfg->tls_key) {
+        fprintf(stderr, "courant: --tls-cert and --tls-key go together (%s is missing)\n",
+                cfg->tls_cert ? "--tls-key" : "--tls-cert");
+        return -1;
+    }
+    char why[512], desc[512];
+    srv->tls = tls_server_new(cfg->tls_cert, cfg->tls_key, why, sizeof(why));
+    if (!srv->tls) {
+        fprintf(stderr, "courant: %s\n", why);
+        return -1;
+    }
+    tls_server_set_protocols(srv->tls, h1server_accept, srv->h2_take_over);
+    tls_server_describe(srv->tls, desc, sizeof(desc));
+    log_info("TLS %s; TLS 1.2 and 1.3, ALPN %s", desc, srv->h2_take_over ? "h2 and http/1.1" : "http/1.1");
+    return 0;
+}
+
 /* Waits for SIGTERM/SIGINT, doing the once-a-second duties meanwhile;
  * SIGHUP reloads (reload.h) with the same argv. */
 static int main_loop(server_t *srv, const sigset_t *sigs, int argc, char **argv, const config_t *started)
@@ -236,7 +277,7 @@ static int main_loop(server_t *srv, const sigset_t *sigs, int argc, char **argv,
         if (sig == SIGTERM || sig == SIGINT)
             return sig;
         if (sig == SIGHUP) {
-            (void)reload_apply(srv, argc, argv, started, NULL, NULL);
+            (void)reload_apply(srv, argc, argv, started, reload_tls, srv);
             continue;
         }
         if (sig == SIGUSR1) { /* the README's backup procedure */
@@ -436,6 +477,10 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    if (open_tls(&srv, &cfg)) {
+        rc = 2;
+        goto out;
+    }
     for (int i = 0; i < cfg.num_listen; i++) {
         /* The default [::1] is optional: a host without IPv6 still starts. */
         int optional = cfg.listen_is_default && !strcmp(cfg.listen[i], "[::1]:8000");
@@ -460,7 +505,11 @@ int main(int argc, char **argv)
     for (int i = 0; i < cfg.workers; i++) {
         worker_listener_t ls[MAX_BOUND];
         for (int b = 0; b < num_bound; b++) {
-            ls[b] = (worker_listener_t){bound[b].fds[i], h1server_accept, h1server_refuse_at_accept, NULL};
+            /* With TLS every listener speaks it; over capacity it just
+             * closes (a plaintext 503 would be garbage to a TLS client). */
+            ls[b] = srv.tls ? (worker_listener_t){bound[b].fds[i], tls_accept, NULL, srv.tls}
+                            : (worker_listener_t){bound[b].fds[i], h1server_accept, h1server_refuse_at_accept,
+                                                  NULL};
             bound[b].fds[i] = -1; /* the worker owns it now */
         }
         if (!(srv.workers[i] = worker_new(i, &srv, ls, num_bound))) {
@@ -488,7 +537,7 @@ int main(int argc, char **argv)
         for (int b = 0; b < num_bound; b++) {
             char a[80];
             format_addr(&bound[b].addr, a, sizeof(a));
-            log_info("listening on http://%s/", a);
+            log_info("listening on %s://%s/", srv.tls ? "https" : "http", a);
         }
         log_info("courant ready: %d workers, up to %ld connections, history %ld%s; version %s, pid %d",
                  cfg.workers, srv.max_connections, cfg.history, cfg.demo ? ", demo clock on" : "",
@@ -525,6 +574,7 @@ out:
     hub_free(srv.hub);
     auth_free((auth_t *)srv.auth); /* the running keys: a reload may have replaced `auth` */
     reload_dispose(&srv, &cfg);
+    tls_server_free(srv.tls); /* after the workers: their conns held the SSL_CTX */
     free(demo_tokens);
     for (int b = 0; b < num_bound; b++) {
         for (int i = 0; i < cfg.workers; i++)

@@ -10,6 +10,7 @@
 #include "ratelimit.h"
 #include "server.h"
 #include "subs.h"
+#include "tls.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -81,6 +82,18 @@ static void journal_counters(server_t *srv, char *body, size_t cap, size_t *n)
                "# TYPE courant_store_healthy gauge\ncourant_store_healthy %d\n",
                (unsigned long long)js.groups, (unsigned long long)js.events, (unsigned long long)js.failed,
                (unsigned long long)js.rows, (unsigned long long)js.bad_records, js.up);
+    if (srv->tls) {
+        tls_stats_t ts;
+        tls_get_stats(&ts);
+        APPEND(
+            body, cap, n,
+            "# TYPE courant_tls_handshakes_total counter\ncourant_tls_handshakes_total %lu\n"
+            "# TYPE courant_tls_resumed_total counter\ncourant_tls_resumed_total %lu\n"
+            "# TYPE courant_tls_handshake_failures_total counter\ncourant_tls_handshake_failures_total %lu\n"
+            "# TYPE courant_tls_records_total counter\ncourant_tls_records_total %lu\n"
+            "# TYPE courant_tls_record_bytes_total counter\ncourant_tls_record_bytes_total %lu\n",
+            ts.handshakes, ts.resumed, ts.failed, ts.records, ts.record_bytes);
+    }
     if (!strcmp(js.name, "redis"))
         APPEND(
             body, cap, n,

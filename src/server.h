@@ -31,6 +31,7 @@ struct subs;
 struct ratelimit;
 struct ratelimit_counter;
 struct conn;
+struct tls_server;
 
 /* The per-client rates and the trusted proxies, built from the config and
  * swapped as a whole by a reload. */
@@ -49,7 +50,8 @@ typedef struct server {
     _Atomic(const struct auth *) auth; /* borrows: the JWT keys (auth.h); never NULL; a reload swaps it */
     const char *demo_tokens;           /* borrows: --demo-auth's /demo/tokens.json, or NULL */
     struct subs *subs;                 /* borrows: the subscriptions registry; NULL without --subscriptions */
-    const req_handler_t *handler;      /* borrows: what answers requests (router.c), for every protocol */
+    struct tls_server *tls;       /* borrows: the certificate context; NULL without --tls-cert (cleartext) */
+    const req_handler_t *handler; /* borrows: what answers requests (router.c), for every protocol */
     /* Makes a connection HTTP/2 (h2server_take_over; see h2server.h), for the
      * protocols below it: h1server on the h2c preface, tls after ALPN "h2".
      * Set by main; NULL: no HTTP/2. */

@@ -22,7 +22,7 @@ export const repoRoot = path.resolve(e2eDir, '../..');
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const SANITIZER_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|ERROR: ThreadSanitizer|WARNING: ThreadSanitizer/;
-const LISTENING_RE = /listening on https?:\/\/([^\s/]+)\//;
+const LISTENING_RE = /listening on (https?):\/\/([^\s/]+)\//;
 
 export function courantBin() {
   return path.resolve(repoRoot, process.env.COURANT_BIN || 'build/asan/courant');
@@ -37,7 +37,8 @@ let currentTest = null;
 
 /**
  * Start courant with `args` (plus `--listen 127.0.0.1:0` unless args has a
- * --listen) and wait for its "listening on http://HOST:PORT/" line.
+ * --listen) and wait for its "listening on http(s)://HOST:PORT/" line (base
+ * is https://... with --tls-cert).
  * Resolves {proc, base, port, host, listening[], stderrLines[], stop(), exited}.
  */
 export function startCourant(args = [], { env = {}, startTimeout = 10000 } = {}) {
@@ -112,8 +113,8 @@ export function startCourant(args = [], { env = {}, startTimeout = 10000 } = {})
         if (watch) {
           const m = LISTENING_RE.exec(line);
           if (m) {
-            server.listening.push(m[1]);
-            if (onListening) onListening(m[1]);
+            server.listening.push(m[2]);
+            if (onListening) onListening(m[2], m[1]);
           }
         }
       }
@@ -151,9 +152,9 @@ export function startCourant(args = [], { env = {}, startTimeout = 10000 } = {})
       if (err) reject(err);
       else resolve(server);
     };
-    onListening = (hostport) => {
+    onListening = (hostport, scheme) => {
       if (server.base) return;
-      server.base = `http://${hostport}`;
+      server.base = `${scheme}://${hostport}`;
       const m = /^(.*):(\d+)$/.exec(hostport);
       server.host = m ? m[1] : hostport;
       server.port = m ? Number(m[2]) : NaN;
