@@ -37,6 +37,7 @@
 #include "conn.h"
 #include "h2server.h"
 #include "hub.h"
+#include "journal.h"
 #include "log.h"
 #include "router.h"
 #include "server.h"
@@ -69,9 +70,12 @@ static void setup_once(void)
     srv.h2_take_over = h2server_take_over;
     srv.auth = auth_new(&cfg);
     srv.hub = hub_new(cfg.history, 0);
+    srv.journal = srv.hub ? journal_new_memory(srv.hub) : NULL;
     srv.num_workers = 1;
     srv.max_connections = 100;
-    if (!srv.auth || !srv.hub)
+    static server_limits_t no_limits; /* no rates, no trusted proxies */
+    srv.limits = &no_limits;
+    if (!srv.auth || !srv.hub || !srv.journal)
         abort();
 }
 
