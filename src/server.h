@@ -28,6 +28,7 @@ struct hub;
 struct journal;
 struct auth;
 struct subs;
+struct dashboard;
 struct ratelimit;
 struct ratelimit_counter;
 
@@ -38,19 +39,25 @@ typedef struct server_limits {
     struct ratelimit *subscribe_rate; /* owns: --subscribe-rate per client, or NULL */
     peer_cidr_t *trusted;             /* owns: --trusted-proxy ranges */
     size_t num_trusted;
-    peer_header_t trusted_header;     /* which header those proxies write (--trusted-proxy-header) */
+    peer_header_t trusted_header; /* which header those proxies write (--trusted-proxy-header) */
 } server_limits_t;
 
 typedef struct server {
-    _Atomic(const config_t *) cfg;   /* borrows: the running config; a reload swaps it (see below) */
-    struct hub *hub;              /* borrows */
-    struct journal *journal;      /* borrows: where events go (journal.h): memory, --store or --redis */
+    _Atomic(const config_t *) cfg;     /* borrows: the running config; a reload swaps it (see below) */
+    struct hub *hub;                   /* borrows */
+    struct journal *journal;           /* borrows: where events go (journal.h): memory, --store or --redis */
     _Atomic(const struct auth *) auth; /* borrows: the JWT keys (auth.h); never NULL; a reload swaps it */
-    const char *demo_tokens;      /* borrows: --demo-auth's /demo/tokens.json, or NULL */
-    struct subs *subs;            /* borrows: the subscriptions registry; NULL without --subscriptions */
-    const req_handler_t *handler; /* borrows: what answers requests (router.c), for every protocol */
-    struct worker **workers;      /* borrows: num_workers of them */
-    struct ratelimit_counter *conns_per_ip; /* owns (main frees): --max-connections-per-ip, or NULL */
+    const char *demo_tokens;           /* borrows: --demo-auth's /demo/tokens.json, or NULL */
+    struct subs *subs;                 /* borrows: the subscriptions registry; NULL without --subscriptions */
+    struct dashboard *dashboard;       /* borrows: the admin dashboard's state (dashboard.h); always made */
+    const req_handler_t *handler;      /* borrows: what answers requests (router.c), for every protocol */
+    struct worker **workers;           /* borrows: num_workers of them */
+    /* borrows: called by every worker on its tick (every 250 ms), on that
+     * worker's thread; NULL = none. main sets it to the admin dashboard's
+     * (dashboard.h: its feeds and its top-topics scan) before the workers start. */
+    void (*worker_tick)(void *ctx, struct worker *w, int64_t now_ms);
+    void *worker_tick_ctx;                        /* borrows: passed to worker_tick */
+    struct ratelimit_counter *conns_per_ip;       /* owns (main frees): --max-connections-per-ip, or NULL */
     _Atomic(const struct server_limits *) limits; /* borrows: rates and trusted proxies; a reload swaps it */
     int num_workers;
     long max_connections;    /* effective cap on open client connections */
