@@ -77,10 +77,10 @@ function drawChart(svg, series, fmt) {
   const L = 52;
   const R = 8;
   const T = 18;
-  const B = 6;
+  const B = 16;
   let max = 0;
   for (const s of series) for (const v of s.values) if (Number.isFinite(v) && v > max) max = v;
-  const top = niceCeil(max);
+  const top = 4 * niceCeil(max / 4); // four round steps
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   svg.replaceChildren();
   for (let k = 0; k <= 4; k++) {
@@ -88,6 +88,9 @@ function drawChart(svg, series, fmt) {
     el('line', { class: 'grid', x1: L, x2: W - R, y1: y, y2: y }, svg);
     const label = el('text', { class: 'axis', x: L - 6, y: y + 3, 'text-anchor': 'end' }, svg);
     label.textContent = fmt((top * (4 - k)) / 4);
+  }
+  for (const [x, anchor, text] of [[L, 'start', '−2 min'], [W - R, 'end', 'now']]) {
+    el('text', { class: 'axis', x, y: H - 3, 'text-anchor': anchor }, svg).textContent = text;
   }
   let legendX = L;
   series.forEach((s, i) => {
