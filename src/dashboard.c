@@ -277,7 +277,7 @@ static void push_snapshot(req_t *r, const char *json, size_t len)
     memcpy(ev, stats_head, hl);
     memcpy(ev + hl, json, len);
     memcpy(ev + hl + len, "\n\n", 2);
-    req_push_bytes(r, ev, n, 1);
+    req_push_heap(r, ev, n);
 }
 
 static void feed_unlink(dash_feed_t *f)

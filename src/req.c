@@ -199,6 +199,8 @@ void req_push_bytes(req_t *r, const char *p, size_t len, int heap)
         r->alog->bytes += len;
 }
 
+void req_push_heap(req_t *r, char *p, size_t len) { req_push_bytes(r, p, len, 1); }
+
 void req_end(req_t *r)
 {
     if (r->state != REQ_STREAMING)

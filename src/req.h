@@ -223,6 +223,10 @@ int req_try_push_event(req_t *r, wref_t *w) __attribute__((warn_unused_result));
  * malloc'd buffer whose ownership passes to the queue. */
 void req_push_bytes(req_t *r, const char *p, size_t len, int heap);
 
+/* The same for a malloc'd buffer, whose ownership passes to the queue
+ * (the pointer is not const, so the analyzer sees it escape). */
+void req_push_heap(req_t *r, char *p, size_t len);
+
 /* Ends a stream gracefully (see req_ops_t.end); the req is REQ_ENDING. */
 void req_end(req_t *r);
 
