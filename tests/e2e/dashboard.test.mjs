@@ -11,11 +11,12 @@
 //      DASHBOARD_SCREENSHOT_WAIT_MS more of the load (default 2500); the README's
 //      docs/dashboard.png is made with scripts/dashboard-screenshot.sh. COURANT_E2E_VERBOSE=1.
 
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { assert, launchChromium, postForm, run, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, courantBin, launchChromium, postForm, run, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const ADMIN_KEY = 'admin-secret-for-dashboard-tests-0123456789';
@@ -149,6 +150,16 @@ test('the page is public, its data needs an admin token (every refusal)', async 
   const m = await metrics(server.base);
   assert(m['courant_refused_requests_total{reason="unauthorized"}'] >= 8, 'the 401s are counted by reason');
   assert(m['courant_refused_requests_total{reason="forbidden"}'] >= 6, 'the 403s are counted by reason');
+});
+
+test('courant token --admin makes a token the dashboard takes', async () => {
+  const server = await startCourant(ADMIN_ARGS);
+  const r = spawnSync(courantBin(), ['token', '--key', ADMIN_KEY, '--admin', '--exp', '5m'], { encoding: 'utf8', timeout: 10000 });
+  assert(r.status === 0, `courant token --admin: ${r.status} ${r.stderr}`);
+  const claims = JSON.parse(Buffer.from(r.stdout.trim().split('.')[1], 'base64url').toString());
+  assert(claims.mercure.admin === true && claims.exp > now(), `the claims: ${JSON.stringify(claims)}`);
+  const ok = await get(server.base, '/admin/stats.json', { authorization: `Bearer ${r.stdout.trim()}` });
+  assert(ok.status === 200, `the dashboard takes it: ${ok.status} ${ok.body}`);
 });
 
 test('without an admin or subscriber key nobody can be admin (403 says why)', async () => {
