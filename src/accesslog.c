@@ -46,11 +46,11 @@ int accesslog_configure(const char *target, char *err, size_t cap)
         }
         close(fd);
     }
-    atomic_store_explicit(&log_on, 1, memory_order_relaxed);
+    atomic_store_explicit(&log_on, 1, memory_order_release); /* after log_fd: a reader that sees on sees it */
     return 0;
 }
 
-int accesslog_enabled(void) { return atomic_load_explicit(&log_on, memory_order_relaxed); }
+int accesslog_enabled(void) { return atomic_load_explicit(&log_on, memory_order_acquire); }
 
 /* ---- queries ------------------------------------------------------------------ */
 

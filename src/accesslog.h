@@ -71,7 +71,7 @@ typedef struct accesslog_rec {
  * (the log keeps its previous state). */
 int accesslog_configure(const char *target, char *err, size_t cap);
 
-/* Is the log on? Any thread (a relaxed load). */
+/* Is the log on? Any thread (an acquire load: a plain load on x86). */
 int accesslog_enabled(void);
 
 /* A record for a request whose head is complete (method, path and query as

@@ -224,12 +224,11 @@ static int64_t realtime_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* After a reload swapped the config: --access-log is re-opened (log
- * rotation), switched, or turned off. A file that cannot be opened keeps
- * the previous target. */
-static void reload_access_log(void *ctx)
+/* After a reload (applied or not): --access-log is re-opened (log
+ * rotation), switched, or turned off, as the running config says. A file
+ * that cannot be opened keeps the previous target. */
+static void reload_access_log(server_t *srv)
 {
-    server_t *srv = ctx;
     char err[512];
     if (accesslog_configure(srv->cfg->access_log, err, sizeof(err)))
         log_warn("SIGHUP: %s; the access log keeps its previous target", err);
@@ -248,7 +247,8 @@ static int main_loop(server_t *srv, const sigset_t *sigs, int argc, char **argv,
         if (sig == SIGTERM || sig == SIGINT)
             return sig;
         if (sig == SIGHUP) {
-            (void)reload_apply(srv, argc, argv, started, reload_access_log, srv);
+            (void)reload_apply(srv, argc, argv, started, NULL, NULL);
+            reload_access_log(srv); /* re-opened even when nothing changed: log rotation */
             continue;
         }
         if (sig == SIGUSR1) { /* the README's backup procedure */
