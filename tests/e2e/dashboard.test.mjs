@@ -14,7 +14,8 @@
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import http from 'node:http';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { assert, courantBin, launchChromium, postForm, run, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
 
@@ -224,6 +225,25 @@ test('/metrics: the two latency histograms count publishes and live deliveries',
   late.destroy();
   for (const s of subs) s.close();
   agent.destroy();
+});
+
+test('--store: the journal in the snapshot, and publish->enqueue timed at the commit', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'courant-dash-'));
+  try {
+    const server = await startCourant([...ADMIN_ARGS, '--store', path.join(dir, 'h.db')]);
+    const agent = new http.Agent({ keepAlive: true });
+    for (let i = 0; i < 5; i++) assert((await postForm(server.base, 'stored', `e${i}`, agent)).status === 200, 'publish');
+    agent.destroy();
+    const r = await get(server.base, '/admin/stats.json', { authorization: `Bearer ${adminToken()}` });
+    const s = JSON.parse(r.body);
+    assert(s.journal.name === 'store' && s.journal.up === 1 && s.journal.events === 5, `journal: ${JSON.stringify(s.journal)}`);
+    const pe = s.latency.publish_enqueue.counts.reduce((a, b) => a + b, 0);
+    assert(pe === 5, `five publishes timed through the journal's ack, got ${pe}`);
+    const m = await metrics(server.base);
+    assert(m.courant_publish_enqueue_seconds_count === 5 && m.courant_journal_queued === 0, '/metrics agrees');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 // ---- the page in Chromium ------------------------------------------------------------
