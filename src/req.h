@@ -165,7 +165,7 @@ typedef enum req_state {
     REQ_HANDLING,  /* a handler runs, or must still answer */
     REQ_WAITING,   /* the answer waits for an ack (ack_token) */
     REQ_ANSWERED,  /* a whole answer is queued */
-    REQ_STREAMING, /* an event stream (stream != NULL) */
+    REQ_STREAMING, /* an event stream: a subscriber (stream != NULL) or a feed (feed != NULL) */
     REQ_ENDING,    /* the stream is ending: no more events */
 } req_state_t;
 
