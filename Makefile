@@ -44,7 +44,8 @@ SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 
 SRC     := $(filter-out src/main.c,$(wildcard src/*.c))
 MODULES := $(patsubst src/%.c,%,$(SRC))
-WEB     := $(sort $(wildcard web/*))
+# The demo page (web/*) and the admin dashboard (web/admin/*), embedded.
+WEB     := $(sort $(filter-out web/admin,$(wildcard web/*)) $(wildcard web/admin/*))
 UNIT    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/*_test.c))
 FUZZ    := $(patsubst fuzz/%.c,%,$(wildcard fuzz/*_fuzz.c))
 FORMATTED := $(wildcard src/*.c src/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c fuzz/*.h bench/*.c tools/*.c)

@@ -3,6 +3,7 @@
  */
 #include "auth.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 #define MAX_KEY_FILE (1 << 20)
 
 struct auth {
-    jwt_key_t *keys[2]; /* owns: [AUTH_PUBLISHER], [AUTH_SUBSCRIBER]; NULL = none */
+    jwt_key_t *keys[3]; /* owns: [AUTH_PUBLISHER], [AUTH_SUBSCRIBER], [AUTH_ADMIN]; NULL = none */
 };
 
 /* The key's bytes: inline, or the file's content. malloc'd; NULL on error. */
@@ -90,7 +91,8 @@ auth_t *auth_new(const config_t *cfg)
     if (load_key(a, AUTH_PUBLISHER, alg, cfg->publisher_jwt_key, cfg->publisher_jwt_key_file,
                  "publisher-jwt-key") ||
         load_key(a, AUTH_SUBSCRIBER, alg, cfg->subscriber_jwt_key, cfg->subscriber_jwt_key_file,
-                 "subscriber-jwt-key")) {
+                 "subscriber-jwt-key") ||
+        load_key(a, AUTH_ADMIN, alg, cfg->admin_jwt_key, cfg->admin_jwt_key_file, "admin-jwt-key")) {
         auth_free(a);
         return NULL;
     }
@@ -103,6 +105,7 @@ void auth_free(auth_t *a)
         return;
     jwt_key_free(a->keys[0]);
     jwt_key_free(a->keys[1]);
+    jwt_key_free(a->keys[2]);
     free(a);
 }
 
@@ -182,6 +185,78 @@ auth_status_t auth_check(const auth_t *a, auth_role_t role, const request_t *in,
     if (jwt_try_verify(a->keys[role], in->token, in->token_len, (int64_t)ts.tv_sec, claims, why))
         return AUTH_INVALID;
     return AUTH_VALID;
+}
+
+/* ---- admin tokens ---------------------------------------------------------------- */
+
+/* Does a verified payload grant the dashboard? {"mercure": {"admin": true}}:
+ * exactly true, not a truthy string or number. This part stays when
+ * verification moves to jws.c, whose jws_verified_t carries the payload
+ * already parsed. */
+static int claims_say_admin(const json_t *root)
+{
+    const json_t *m = json_is_object(root) ? json_object_get(root, "mercure") : NULL;
+    return json_is_object(m) && json_is_true(json_object_get(m, "admin"));
+}
+
+/* jwt.c keeps only the claims it knows: read the payload of a token it
+ * verified once more (bounded: JWT_MAX_TOKEN). Goes away with jws.c. */
+static int payload_says_admin(const char *tok, size_t len)
+{
+    const char *dot1 = memchr(tok, '.', len);
+    const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - tok)) : NULL;
+    if (!dot2 || len > JWT_MAX_TOKEN)
+        return 0;
+    size_t plen = (size_t)(dot2 - dot1 - 1);
+    unsigned char *buf = malloc(plen * 3 / 4 + 3);
+    long n = buf ? jwt_b64url_decode(dot1 + 1, plen, buf) : -1;
+    json_t *root = n >= 0 ? json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    int admin = root && claims_say_admin(root);
+    json_decref(root);
+    free(buf);
+    return admin;
+}
+
+auth_admin_t auth_check_admin(const auth_t *a, const request_t *in, int64_t *exp_s, const char **why)
+{
+    static const auth_role_t roles[] = {AUTH_ADMIN, AUTH_SUBSCRIBER};
+    *exp_s = 0;
+    if (!auth_has_key(a, AUTH_ADMIN) && !auth_has_key(a, AUTH_SUBSCRIBER))
+        return AUTH_ADMIN_NO_KEY;
+    if (in->token_from == REQ_TOKEN_NONE)
+        return AUTH_ADMIN_NO_TOKEN;
+    if (in->token_len == 0) {
+        *why = "the Authorization header is not \"Bearer <token>\"";
+        return AUTH_ADMIN_INVALID;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const char *first_why = NULL;
+    int verified = 0;
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        if (!auth_has_key(a, roles[i]))
+            continue;
+        jwt_claims_t claims;
+        const char *w = NULL;
+        if (jwt_try_verify(a->keys[roles[i]], in->token, in->token_len, (int64_t)ts.tv_sec, &claims, &w)) {
+            if (!first_why)
+                first_why = w;
+            continue;
+        }
+        verified = 1;
+        int64_t exp = claims.exp;
+        jwt_claims_dispose(&claims);
+        if (payload_says_admin(in->token, in->token_len)) {
+            *exp_s = exp;
+            return AUTH_ADMIN_OK;
+        }
+    }
+    if (verified) {
+        *why = "the token's mercure.admin claim is not true";
+        return AUTH_ADMIN_NOT_ADMIN;
+    }
+    *why = first_why ? first_why : "invalid token";
+    return AUTH_ADMIN_INVALID;
 }
 
 typedef struct qtok {

@@ -28,7 +28,7 @@
 
 typedef struct auth auth_t;
 
-typedef enum auth_role { AUTH_PUBLISHER, AUTH_SUBSCRIBER } auth_role_t;
+typedef enum auth_role { AUTH_PUBLISHER, AUTH_SUBSCRIBER, AUTH_ADMIN } auth_role_t;
 
 typedef enum auth_status {
     AUTH_NO_TOKEN, /* no token was presented */
@@ -58,6 +58,26 @@ int auth_find_token(const request_t *in, const char *query_token, size_t query_l
  * answer (never the token). The caller answers: auth writes nothing. */
 auth_status_t auth_check(const auth_t *a, auth_role_t role, const request_t *in, jwt_claims_t *claims,
                          const char **why);
+
+/* ---- the admin dashboard (dashboard.h) ----------------------------------------
+ * An admin token is a JWT whose `mercure.admin` claim is true, signed with
+ * --admin-jwt-key or with the subscriber key (so a hub with only a
+ * subscriber key can still issue one). The claim is required with either
+ * key: a deployment that reuses one secret for several roles does not turn
+ * every token into an admin's. Kept apart from auth_check so that moving
+ * verification to jws.c only swaps how the claims are read
+ * (payload_says_admin in auth.c). */
+typedef enum auth_admin {
+    AUTH_ADMIN_OK,        /* an admin token; *exp_s filled (0 = no exp) */
+    AUTH_ADMIN_NO_KEY,    /* neither an admin nor a subscriber key: nobody can be admin */
+    AUTH_ADMIN_NO_TOKEN,  /* no token presented (401) */
+    AUTH_ADMIN_INVALID,   /* a token no key verifies, or malformed (401, *why) */
+    AUTH_ADMIN_NOT_ADMIN, /* a valid token without mercure.admin = true (403, *why) */
+} auth_admin_t;
+
+/* Checks the token the router found (in->token) for the dashboard. *why is
+ * a static reason (never the token). Any worker thread. */
+auth_admin_t auth_check_admin(const auth_t *a, const request_t *in, int64_t *exp_s, const char **why);
 
 /* Finds the `authorization` query parameter, decoding into `scratch` (qlen
  * bytes). Returns 1 and points *tok into scratch; 0 if absent; -1 if the

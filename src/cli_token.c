@@ -44,6 +44,9 @@ static const cli_opt_t opts[] = {
      "a topic selector the token may receive private updates of (mercure.subscribe)"},
     {"exp", "DURATION", 0, "lifetime: 90s, 15m, 1h (default), 7d; 0 = a token that never expires"},
     {"payload", "JSON", 0, "any JSON value, as mercure.payload (shown in subscription events)"},
+    {"admin", NULL, 0,
+     "an admin token for the dashboard (mercure.admin: true; sign it with the hub's --admin-jwt-key or "
+     "subscriber key)"},
 };
 
 /* The claims as compact JSON (caller frees), or NULL after an error. */
@@ -75,6 +78,8 @@ static char *build_claims(const cli_args_t *a)
             json_array_append_new(arr, json_string(sel[i]));
         json_object_set_new(mercure, arrays[k], arr);
     }
+    if (cli_flag(a, "admin"))
+        json_object_set_new(mercure, "admin", json_true());
     const char *payload = cli_get(a, "payload");
     if (payload) {
         json_error_t err;
@@ -226,7 +231,7 @@ const cli_command_t cli_token_command = {
     .name = "token",
     .summary = "print a JWT for publishing or subscribing (development)",
     .usage = "courant token --key SECRET|--key-file PATH [--alg ALG] [--publish SEL]... [--subscribe SEL]... "
-             "[--exp DURATION] [--payload JSON]",
+             "[--exp DURATION] [--payload JSON] [--admin]",
     .description =
         "Signs {\"exp\":..., \"mercure\":{\"publish\":[...], \"subscribe\":[...], \"payload\":...}} "
         "with the key the hub verifies with (its --publisher-jwt-key / --subscriber-jwt-key, or "

@@ -174,6 +174,13 @@ static const opt_t options[] = {
      "updates)"},
     {"subscriber-jwt-key-file", OPT_STRING, F(subscriber_jwt_key_file), 0, 0, 0, "PATH",
      "read the subscriber key from a file"},
+    {"admin", OPT_FLAG, F(admin), 0, 0, 1, NULL,
+     "serve the live admin dashboard at /admin/ (on anyway with --demo); its data needs an admin token: "
+     "a JWT whose mercure.admin claim is true, signed with --admin-jwt-key or the subscriber key"},
+    {"admin-jwt-key", OPT_STRING, F(admin_jwt_key), 0, 0, 0, "KEY",
+     "HMAC secret or PEM public key for admin tokens (the dashboard), with --jwt-alg"},
+    {"admin-jwt-key-file", OPT_STRING, F(admin_jwt_key_file), 0, 0, 0, "PATH",
+     "read the admin key from a file"},
     {"anonymous", OPT_FLAG, F(anonymous), 0, 0, 1, NULL,
      "with a subscriber key: also let in subscribers without a token (public updates only)"},
     {"subscriptions", OPT_FLAG | OPT_RESTART, F(subscriptions), 0, 0, 1, NULL,
@@ -181,6 +188,10 @@ static const opt_t options[] = {
     {"log-level", OPT_LEVEL, F(log_level), 0, 0, 0, "LEVEL", "debug, info, warn or error (default info)"},
     {"log-format", OPT_FORMAT, F(log_format), 0, 0, 0, "FORMAT",
      "text (default), or json: one JSON object per line with ts, level, thread and msg"},
+    {"access-log", OPT_STRING, F(access_log), 0, 0, 0, "TARGET",
+     "one line per request or per stream end (client, method, target without tokens, status, bytes, "
+     "duration, topics), in the --log-format: stderr, or a file appended to and re-opened on SIGHUP "
+     "(default: off)"},
     {"store", OPT_STRING | OPT_RESTART, F(store_path), 0, 0, 0, "PATH",
      "keep history in this SQLite file: a publish is answered 200 only once committed, and history "
      "survives restarts and crashes (default: none, history in memory only)"},

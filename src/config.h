@@ -89,6 +89,10 @@ typedef struct config {
     char *publisher_jwt_key_file;  /* owns: path of the same, read at start */
     char *subscriber_jwt_key;      /* owns: as above, for subscribers */
     char *subscriber_jwt_key_file; /* owns */
+    char *admin_jwt_key;           /* owns: HS secret or PEM for admin tokens (the dashboard); NULL = none */
+    char *admin_jwt_key_file;      /* owns: path of the same, read at start and on reload */
+    int admin;                     /* serve the admin dashboard at /admin/ (also on with --demo) */
+    char *access_log;              /* owns: --access-log: "stderr", a path, or NULL (off) */
     int anonymous;                 /* subscribers without a token are let in */
     int subscriptions;             /* publish subscription events, serve the API */
     int log_level;                 /* log_level_t */

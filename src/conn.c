@@ -101,7 +101,7 @@ static ssize_t write_queued(conn_t *c)
         }
         if (w < 0)
             return -1;
-        outq_consume(&c->out, (size_t)w);
+        outq_consume_notify(&c->out, (size_t)w, worker__event_written, c->worker); /* times live events */
         c->written_this_turn += (uint32_t)w;
         done += (size_t)w;
     }

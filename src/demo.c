@@ -78,17 +78,22 @@ char *demo_auth_init(config_t *cfg)
              "\"payload\":{\"user\":\"demo\"}}}",
              exp);
     char *sub = jwt_sign_hs(JWT_HS256, secret, (size_t)n, claims);
-    size_t cap = 512 + (pub ? strlen(pub) : 0) + (sub ? strlen(sub) : 0);
-    char *json = pub && sub ? malloc(cap) : NULL;
+    /* The dashboard's (/admin/): signed with the subscriber key, which an
+     * admin token may be (auth.h). Handed to anyone who asks: DEMO ONLY. */
+    snprintf(claims, sizeof(claims), "{\"exp\":%lld,\"mercure\":{\"admin\":true}}", exp);
+    char *admin = jwt_sign_hs(JWT_HS256, secret, (size_t)n, claims);
+    size_t cap = 512 + (pub ? strlen(pub) : 0) + (sub ? strlen(sub) : 0) + (admin ? strlen(admin) : 0);
+    char *json = pub && sub && admin ? malloc(cap) : NULL;
     if (json)
         snprintf(json, cap,
                  "{\"note\":\"DEMO ONLY: a random key made at start by --demo-auth; never use this in "
                  "production\","
-                 "\"key\":\"%s\",\"publisher\":\"%s\",\"subscriber\":\"%s\","
+                 "\"key\":\"%s\",\"publisher\":\"%s\",\"subscriber\":\"%s\",\"admin\":\"%s\","
                  "\"privateTopic\":\"" DEMO_PRIVATE_TOPIC "\"}",
-                 secret, pub, sub);
+                 secret, pub, sub, admin);
     free(pub);
     free(sub);
+    free(admin);
     if (!json) {
         fprintf(stderr, "courant: out of memory\n");
         return NULL;

@@ -165,8 +165,13 @@ void hub_publish(hub_t *h, evbuf_t *ev)
 {
     uint8_t wake[HUB_MAX_SINKS] = {0};
     const int n = h->num_sinks; /* set once before any publish */
+    /* The post time, for the enqueue-to-written histogram (worker.h): one
+     * vDSO clock read per event, taken before the lock. */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
     pthread_mutex_lock(&h->lock);
     ev->seq = ++h->last_seq;
+    ev->posted_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
     h->published++;
     trim_by_age(h, 64);
     history_append(h, ev);

@@ -344,4 +344,9 @@ void journal_stats(journal_t *j, journal_stats_t *out)
     out->events = atomic_load(&j->events);
     out->failed = atomic_load(&j->failed);
     out->refused = atomic_load(&j->refused);
+    if (j->ops) { /* the queue lock, for one number */
+        pthread_mutex_lock(&j->lock);
+        out->queued = j->len;
+        pthread_mutex_unlock(&j->lock);
+    }
 }

@@ -85,6 +85,7 @@ typedef struct journal_stats {
     uint64_t read_back;   /* redis: entries read back and handed to the hub; else 0 */
     uint64_t bad_records; /* records skipped on reading back (wire.h's check): store rows at load,
                              redis stream entries */
+    uint64_t queued;      /* events waiting for the journal thread now (its lag); 0 for memory */
 } journal_stats_t;
 
 /* ---- a backend: what a durable journal implements ------------------------------------ */

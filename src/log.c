@@ -66,6 +66,24 @@ int log_parse_format(const char *s, log_format_t *out)
     return -1;
 }
 
+log_format_t log_get_format(void)
+{
+    return (log_format_t)atomic_load_explicit(&log_format, memory_order_relaxed);
+}
+
+const char *log_get_thread_name(void) { return log_thread_name; }
+
+size_t log_timestamp(char *out, size_t cap)
+{
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    int n = snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
 void log_set_thread_name(const char *name) { snprintf(log_thread_name, sizeof(log_thread_name), "%s", name); }
 
 /* Length of the valid UTF-8 sequence at p[0..n), or 0 if there is none
@@ -177,12 +195,7 @@ void log_msg(log_level_t level, const char *fmt, ...)
     size_t mlen = m < 0 ? 0 : (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1;
 
     char ts[64]; /* room for any int the compiler imagines in a field */
-    struct timeval tv;
-    struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+    log_timestamp(ts, sizeof(ts));
 
     /* Worst case: every message byte a 6-byte escape, plus the frame. */
     char line[LOG_MSG_MAX * 6 + 256];

@@ -42,6 +42,16 @@ void log_set_format(log_format_t format);
 /* Parses "text", "json"; returns 0 or -1. */
 int log_parse_format(const char *s, log_format_t *out);
 
+/* The format in force (the access log follows it). Any thread. */
+log_format_t log_get_format(void);
+
+/* The calling thread's name, as its log lines carry it ("main", "w0"). */
+const char *log_get_thread_name(void);
+
+/* The time now as a log line stamps it, "2026-11-26T10:45:51.123Z" (UTC),
+ * NUL-terminated in out (cap >= 32). Returns its length. Any thread. */
+size_t log_timestamp(char *out, size_t cap);
+
 /* Names the calling thread in its log lines ("main", "w0", ...). */
 void log_set_thread_name(const char *name);
 

@@ -27,12 +27,14 @@
  * clients don't all reconnect at once) and exit; main joins them and exits
  * 0. SIGPIPE is ignored: writes report EPIPE instead.
  */
+#include "accesslog.h"
 #include "auth.h"
 #include "backplane.h"
 #include "buildinfo.h"
 #include "cli.h"
 #include "confdoc.h"
 #include "config.h"
+#include "dashboard.h"
 #include "demo.h"
 #include "h1server.h"
 #include "h2server.h"
@@ -264,6 +266,16 @@ static int open_tls(server_t *srv, const config_t *cfg)
     return 0;
 }
 
+/* After a reload (applied or not): --access-log is re-opened (log
+ * rotation), switched, or turned off, as the running config says. A file
+ * that cannot be opened keeps the previous target. */
+static void reload_access_log(server_t *srv)
+{
+    char err[512];
+    if (accesslog_configure(srv->cfg->access_log, err, sizeof(err)))
+        log_warn("SIGHUP: %s; the access log keeps its previous target", err);
+}
+
 /* Waits for SIGTERM/SIGINT, doing the once-a-second duties meanwhile;
  * SIGHUP reloads (reload.h) with the same argv. */
 static int main_loop(server_t *srv, const sigset_t *sigs, int argc, char **argv, const config_t *started)
@@ -278,6 +290,7 @@ static int main_loop(server_t *srv, const sigset_t *sigs, int argc, char **argv,
             return sig;
         if (sig == SIGHUP) {
             (void)reload_apply(srv, argc, argv, started, reload_tls, srv);
+            reload_access_log(srv); /* re-opened even when nothing changed: log rotation */
             continue;
         }
         if (sig == SIGUSR1) { /* the README's backup procedure */
@@ -406,7 +419,11 @@ int main(int argc, char **argv)
         return 2;
     }
     auth_t *auth = auth_new(&cfg);
-    if (!auth) {
+    char err[512];
+    if (!auth || accesslog_configure(cfg.access_log, err, sizeof(err))) {
+        if (auth)
+            fprintf(stderr, "courant: %s\n", err);
+        auth_free(auth);
         free(demo_tokens);
         config_dispose(&cfg);
         return 2;
@@ -497,7 +514,11 @@ int main(int argc, char **argv)
     srv.workers = calloc((size_t)cfg.workers, sizeof(worker_t *));
     if (cfg.subscriptions)
         srv.subs = subs_new(srv.hub, srv.journal, cfg.anonymous_subscription_rate);
-    if (!srv.workers || (cfg.subscriptions && !srv.subs)) {
+    /* Always made (a few KiB per worker), so that a reload can turn --admin on. */
+    srv.dashboard = dashboard_new(&srv);
+    srv.worker_tick = dashboard_on_worker_tick;
+    srv.worker_tick_ctx = srv.dashboard;
+    if (!srv.workers || (cfg.subscriptions && !srv.subs) || !srv.dashboard) {
         fprintf(stderr, "courant: out of memory\n");
         rc = 1;
         goto out;
@@ -567,6 +588,7 @@ out:
     for (int i = 0; srv.workers && i < cfg.workers; i++)
         worker_free(srv.workers[i]);
     free(srv.workers);
+    dashboard_free(srv.dashboard); /* after the workers: closing their conns ends the feeds */
     journal_free(srv.journal);
     subs_free(srv.subs);
     ratelimit_counter_free(srv.conns_per_ip);

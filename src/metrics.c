@@ -5,10 +5,9 @@
 
 #include "buildinfo.h"
 #include "conn.h"
-#include "hub.h"
-#include "journal.h"
 #include "ratelimit.h"
 #include "server.h"
+#include "stats.h"
 #include "subs.h"
 #include "tls.h"
 #include "worker.h"
@@ -25,54 +24,54 @@
         }                                                                                  \
     } while (0)
 
-static void worker_counters(server_t *srv, char *body, size_t cap, size_t *n)
+static void worker_counters(const stats_t *st, char *body, size_t cap, size_t *n)
 {
-    unsigned long sum[10] = {0}, refused[REFUSE__COUNT] = {0};
-    for (int i = 0; i < srv->num_workers; i++) {
-        worker_stats_t *st = worker_stats(srv->workers[i]);
-        atomic_ulong *fields[10] = {
-            &st->accepted,     &st->deliveries, &st->bytes_written,  &st->replayed,   &st->slow_disconnects,
-            &st->streams_open, &st->requests,   &st->h2_connections, &st->h2_streams, &st->h2_calm};
-        for (int k = 0; k < 10; k++)
-            sum[k] += atomic_load_explicit(fields[k], memory_order_relaxed);
-        for (int k = 0; k < REFUSE__COUNT; k++)
-            refused[k] += atomic_load_explicit(&st->refused[k], memory_order_relaxed);
-    }
-    hub_stats_t hs;
-    hub_get_stats(srv->hub, &hs);
     APPEND(body, cap, n,
-           "# TYPE courant_connections_open gauge\ncourant_connections_open %ld\n"
-           "# TYPE courant_connections_accepted_total counter\ncourant_connections_accepted_total %lu\n"
-           "# TYPE courant_subscribers_open gauge\ncourant_subscribers_open %lu\n"
-           "# TYPE courant_requests_total counter\ncourant_requests_total %lu\n"
+           "# TYPE courant_connections_open gauge\ncourant_connections_open %lld\n"
+           "# TYPE courant_connections_accepted_total counter\ncourant_connections_accepted_total %llu\n"
+           "# TYPE courant_subscribers_open gauge\ncourant_subscribers_open %llu\n"
+           "# TYPE courant_requests_total counter\ncourant_requests_total %llu\n"
            "# TYPE courant_events_published_total counter\ncourant_events_published_total %llu\n"
-           "# TYPE courant_deliveries_total counter\ncourant_deliveries_total %lu\n"
-           "# TYPE courant_bytes_written_total counter\ncourant_bytes_written_total %lu\n"
-           "# TYPE courant_events_replayed_total counter\ncourant_events_replayed_total %lu\n"
+           "# TYPE courant_deliveries_total counter\ncourant_deliveries_total %llu\n"
+           "# TYPE courant_bytes_written_total counter\ncourant_bytes_written_total %llu\n"
+           "# TYPE courant_events_replayed_total counter\ncourant_events_replayed_total %llu\n"
            "# TYPE courant_slow_subscriber_disconnects_total counter\n"
-           "courant_slow_subscriber_disconnects_total %lu\n"
+           "courant_slow_subscriber_disconnects_total %llu\n"
            "# TYPE courant_history_events gauge\ncourant_history_events %llu\n"
            "# TYPE courant_request_body_bytes gauge\ncourant_request_body_bytes %lld\n"
            "# TYPE courant_refused_requests_total counter\n",
-           atomic_load(&srv->open_conns), sum[0], sum[5], sum[6], (unsigned long long)hs.published, sum[1],
-           sum[2], sum[3], sum[4], (unsigned long long)hs.history_len, atomic_load(&srv->body_bytes));
+           (long long)st->open_conns, (unsigned long long)st->accepted, (unsigned long long)st->subscribers,
+           (unsigned long long)st->requests, (unsigned long long)st->published,
+           (unsigned long long)st->deliveries, (unsigned long long)st->bytes_written,
+           (unsigned long long)st->replayed, (unsigned long long)st->slow_disconnects,
+           (unsigned long long)st->history_len, (long long)st->body_bytes);
     for (int k = 0; k < REFUSE__COUNT; k++)
-        APPEND(body, cap, n, "courant_refused_requests_total{reason=\"%s\"} %lu\n", refusal_names[k],
-               refused[k]);
+        APPEND(body, cap, n, "courant_refused_requests_total{reason=\"%s\"} %llu\n", refusal_names[k],
+               (unsigned long long)st->refused[k]);
     APPEND(body, cap, n,
-           "# TYPE courant_h2_connections_total counter\ncourant_h2_connections_total %lu\n"
-           "# TYPE courant_h2_streams_total counter\ncourant_h2_streams_total %lu\n"
-           "# TYPE courant_h2_enhance_your_calm_total counter\ncourant_h2_enhance_your_calm_total %lu\n",
-           sum[7], sum[8], sum[9]);
+           "# TYPE courant_h2_connections_total counter\ncourant_h2_connections_total %llu\n"
+           "# TYPE courant_h2_streams_total counter\ncourant_h2_streams_total %llu\n"
+           "# TYPE courant_h2_enhance_your_calm_total counter\ncourant_h2_enhance_your_calm_total %llu\n",
+           (unsigned long long)st->h2_connections, (unsigned long long)st->h2_streams,
+           (unsigned long long)st->h2_calm);
 }
 
-static void journal_counters(server_t *srv, char *body, size_t cap, size_t *n)
+/* The latency histograms (worker.h): fixed buckets, summed over workers. */
+static void latency_histograms(const stats_t *st, char *body, size_t cap, size_t *n)
 {
-    journal_stats_t js;
-    journal_stats(srv->journal, &js);
-    APPEND(body, cap, n, "# TYPE courant_journal_refused_total counter\ncourant_journal_refused_total %llu\n",
-           (unsigned long long)js.refused);
-    if (!strcmp(js.name, "store"))
+    if (*n < cap)
+        *n += histo_render_prom(&st->publish_enqueue, "courant_publish_enqueue_seconds", body + *n, cap - *n);
+    if (*n < cap)
+        *n += histo_render_prom(&st->enqueue_written, "courant_enqueue_written_seconds", body + *n, cap - *n);
+}
+
+static void journal_counters(const journal_stats_t *js, char *body, size_t cap, size_t *n)
+{
+    APPEND(body, cap, n,
+           "# TYPE courant_journal_refused_total counter\ncourant_journal_refused_total %llu\n"
+           "# TYPE courant_journal_queued gauge\ncourant_journal_queued %llu\n",
+           (unsigned long long)js->refused, (unsigned long long)js->queued);
+    if (!strcmp(js->name, "store"))
         APPEND(body, cap, n,
                "# TYPE courant_store_commits_total counter\ncourant_store_commits_total %llu\n"
                "# TYPE courant_store_events_total counter\ncourant_store_events_total %llu\n"
@@ -80,21 +79,9 @@ static void journal_counters(server_t *srv, char *body, size_t cap, size_t *n)
                "# TYPE courant_store_rows gauge\ncourant_store_rows %llu\n"
                "# TYPE courant_store_bad_rows_total counter\ncourant_store_bad_rows_total %llu\n"
                "# TYPE courant_store_healthy gauge\ncourant_store_healthy %d\n",
-               (unsigned long long)js.groups, (unsigned long long)js.events, (unsigned long long)js.failed,
-               (unsigned long long)js.rows, (unsigned long long)js.bad_records, js.up);
-    if (srv->tls) {
-        tls_stats_t ts;
-        tls_get_stats(&ts);
-        APPEND(
-            body, cap, n,
-            "# TYPE courant_tls_handshakes_total counter\ncourant_tls_handshakes_total %lu\n"
-            "# TYPE courant_tls_resumed_total counter\ncourant_tls_resumed_total %lu\n"
-            "# TYPE courant_tls_handshake_failures_total counter\ncourant_tls_handshake_failures_total %lu\n"
-            "# TYPE courant_tls_records_total counter\ncourant_tls_records_total %lu\n"
-            "# TYPE courant_tls_record_bytes_total counter\ncourant_tls_record_bytes_total %lu\n",
-            ts.handshakes, ts.resumed, ts.failed, ts.records, ts.record_bytes);
-    }
-    if (!strcmp(js.name, "redis"))
+               (unsigned long long)js->groups, (unsigned long long)js->events, (unsigned long long)js->failed,
+               (unsigned long long)js->rows, (unsigned long long)js->bad_records, js->up);
+    if (!strcmp(js->name, "redis"))
         APPEND(
             body, cap, n,
             "# TYPE courant_backplane_up gauge\ncourant_backplane_up %d\n"
@@ -102,8 +89,8 @@ static void journal_counters(server_t *srv, char *body, size_t cap, size_t *n)
             "# TYPE courant_backplane_xadd_failed_total counter\ncourant_backplane_xadd_failed_total %llu\n"
             "# TYPE courant_backplane_xread_total counter\ncourant_backplane_xread_total %llu\n"
             "# TYPE courant_backplane_bad_entries_total counter\ncourant_backplane_bad_entries_total %llu\n",
-            js.up, (unsigned long long)js.events, (unsigned long long)js.failed,
-            (unsigned long long)js.read_back, (unsigned long long)js.bad_records);
+            js->up, (unsigned long long)js->events, (unsigned long long)js->failed,
+            (unsigned long long)js->read_back, (unsigned long long)js->bad_records);
 }
 
 /* The per-client limit tables: keys held, and rate keys forgotten while
@@ -132,13 +119,28 @@ static void limit_counters(server_t *srv, char *body, size_t cap, size_t *n)
 void metrics_handle(req_t *r, const request_t *in)
 {
     server_t *srv = worker_server(r->conn->worker);
-    char body[8192];
+    char body[16384];
     size_t n = 0;
+    stats_t st;
+    stats_collect(srv, &st, NULL); /* every lock is released before rendering */
     APPEND(body, sizeof(body), &n, "# TYPE courant_build_info gauge\ncourant_build_info{version=\"%s\"} 1\n",
            courant_version()); /* version.sh allows only [A-Za-z0-9.+~-]: nothing to escape */
-    worker_counters(srv, body, sizeof(body), &n);
-    journal_counters(srv, body, sizeof(body), &n);
+    worker_counters(&st, body, sizeof(body), &n);
+    latency_histograms(&st, body, sizeof(body), &n);
+    journal_counters(&st.journal, body, sizeof(body), &n);
     limit_counters(srv, body, sizeof(body), &n);
+    if (srv->tls) {
+        tls_stats_t ts;
+        tls_get_stats(&ts);
+        APPEND(
+            body, sizeof(body), &n,
+            "# TYPE courant_tls_handshakes_total counter\ncourant_tls_handshakes_total %lu\n"
+            "# TYPE courant_tls_resumed_total counter\ncourant_tls_resumed_total %lu\n"
+            "# TYPE courant_tls_handshake_failures_total counter\ncourant_tls_handshake_failures_total %lu\n"
+            "# TYPE courant_tls_records_total counter\ncourant_tls_records_total %lu\n"
+            "# TYPE courant_tls_record_bytes_total counter\ncourant_tls_record_bytes_total %lu\n",
+            ts.handshakes, ts.resumed, ts.failed, ts.records, ts.record_bytes);
+    }
     if (srv->subs)
         APPEND(body, sizeof(body), &n,
                "# TYPE courant_subscription_events_dropped_total counter\n"

@@ -110,7 +110,9 @@ int outq_gather(const outq_t *q, struct iovec *iov, int max, size_t budget)
     return n;
 }
 
-void outq_consume(outq_t *q, size_t n)
+void outq_consume(outq_t *q, size_t n) { outq_consume_notify(q, n, NULL, NULL); }
+
+void outq_consume_notify(outq_t *q, size_t n, outq_written_cb written, void *ctx)
 {
     assert(n <= q->bytes);
     q->bytes -= n;
@@ -122,6 +124,8 @@ void outq_consume(outq_t *q, size_t n)
             return;
         }
         n -= left;
+        if (written && it->kind == OUTQ_EVENT)
+            written(ctx, it->wref);
         item_release(q, it);
         q->head++;
         q->count--;

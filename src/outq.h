@@ -73,6 +73,12 @@ int outq_gather(const outq_t *q, struct iovec *iov, int max, size_t budget);
  * partial one. */
 void outq_consume(outq_t *q, size_t n);
 
+/* The same, calling written(ctx, wref) for each event item whose last byte
+ * was among them, before its count is dropped (the write latency, worker.h).
+ * `written` must not touch the queue. */
+typedef void (*outq_written_cb)(void *ctx, const wref_t *r);
+void outq_consume_notify(outq_t *q, size_t n, outq_written_cb written, void *ctx);
+
 static inline int outq_empty(const outq_t *q) { return q->count == 0; }
 
 #endif

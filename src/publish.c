@@ -338,11 +338,13 @@ static void on_journal_done(void *ctx, void *data, evbuf_t *ev, int ok)
     req_t *r = ctx;
     const resp_hdrs_t *cors = data;
     r->ack_token = 0;
-    if (ok)
+    if (ok) {
+        req_note_enqueued(r); /* the journal accepted it (worker.h, publish_enqueue) */
         req_respond(r, 200, cors, "text/plain; charset=utf-8", ev->id, ev->id_len);
-    else
+    } else {
         req_refuse_quietly(r, REFUSE_UNAVAILABLE, 503, cors,
                            journal_failure_reason(worker_server(r->conn->worker)->journal));
+    }
 }
 
 /* Hands the event (and the caller's reference) to the journal (journal.h),
@@ -369,6 +371,7 @@ static void submit(req_t *r, const request_t *in, evbuf_t *ev)
     const char *why = NULL;
     int rc = journal_try_submit(j, ev, worker_post_ack, w, token, &why);
     if (rc == JOURNAL_PUBLISHED) {
+        req_note_enqueued(r); /* in the hub (worker.h, publish_enqueue) */
         req_respond(r, 200, &in->cors, "text/plain; charset=utf-8", ev->id, ev->id_len);
     } else if (rc == JOURNAL_PENDING) {
         req_wait(r, token);

@@ -5,6 +5,7 @@
  */
 #include "req.h"
 
+#include "accesslog.h"
 #include "acks.h"
 #include "conn.h"
 #include "log.h"
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *const refusal_names[REFUSE__COUNT] = {
     "bad_request",   "not_found", "method_not_allowed", "headers_too_large", "body_too_large", "timeout",
@@ -109,11 +111,40 @@ void req_init(req_t *r, const req_ops_t *ops, struct conn *c)
     r->conn = c;
 }
 
+static int64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- the access log (accesslog.h) -------------------------------------------------- */
+
+/* Writes the request's line now and forgets its record. A request the
+ * router never saw (a malformed head) gets a record on the spot. */
+static void access_done(req_t *r, int status, uint64_t bytes)
+{
+    if (!r->alog) {
+        if (!accesslog_enabled())
+            return;
+        r->alog = accesslog_rec_new("-", 1, "-", 1, "", 0, &r->conn->peer, r->head_us);
+        if (!r->alog)
+            return;
+    }
+    r->alog->status = (uint16_t)status;
+    r->alog->bytes += bytes;
+    accesslog_rec_finish(r->alog, monotonic_us());
+    r->alog = NULL;
+}
+
 void req_respond(req_t *r, int status, const resp_hdrs_t *h, const char *content_type, const char *body,
                  size_t len)
 {
     assert(r->state == REQ_HANDLING || r->state == REQ_WAITING);
     r->state = REQ_ANSWERED;
+    /* Logged first: respond may close the connection (out of memory), and
+     * req_on_abort must not log the request a second time. */
+    access_done(r, status, r->is_head ? 0 : len);
     r->ops->respond(r, status, h, content_type, body, len);
 }
 
@@ -146,19 +177,29 @@ int req_try_stream_begin(req_t *r, const resp_hdrs_t *h)
     if (r->ops->stream_begin(r, h))
         return -1;
     r->state = REQ_STREAMING;
+    if (r->alog)
+        r->alog->status = 200; /* its line is written when the stream ends */
     return 0;
 }
 
 int req_try_push_event(req_t *r, wref_t *w)
 {
     assert(r->state == REQ_STREAMING);
-    return r->ops->push(r, w, w->ev->bytes, w->ev->len, 0);
+    if (r->ops->push(r, w, w->ev->bytes, w->ev->len, 0))
+        return -1;
+    if (r->alog)
+        r->alog->bytes += w->ev->len;
+    return 0;
 }
 
 void req_push_bytes(req_t *r, const char *p, size_t len, int heap)
 {
     (void)r->ops->push(r, NULL, p, len, heap);
+    if (r->alog)
+        r->alog->bytes += len;
 }
+
+void req_push_heap(req_t *r, char *p, size_t len) { req_push_bytes(r, p, len, 1); }
 
 void req_end(req_t *r)
 {
@@ -179,8 +220,20 @@ void req_wait(req_t *r, uint64_t token)
     r->ack_token = token;
 }
 
+void req_note_enqueued(req_t *r)
+{
+    if (r->head_us)
+        histo_record(&worker_stats(r->conn->worker)->publish_enqueue, monotonic_us() - r->head_us);
+}
+
 void req_on_abort(req_t *r)
 {
+    if (r->alog) /* a stream's end, or a request whose client left before its answer */
+        access_done(r, r->alog->status ? r->alog->status : 499, 0);
+    if (r->feed) {
+        r->feed->on_abort(r);
+        r->feed = NULL;
+    }
     if (r->stream)
         stream_detach(r);
     if (r->ack_token) { /* a publish waiting for the journal: its answer will be dropped */

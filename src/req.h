@@ -128,6 +128,15 @@ const http1_header_t *request_header(const request_t *in, const char *name);
 
 typedef struct req req_t;
 
+/* A stream that is not a subscriber (the admin dashboard's feed,
+ * dashboard.c): its starter keeps its state behind this header and hears of
+ * the end here, as stream.c does through req_on_abort. */
+typedef struct req_feed {
+    void (*on_abort)(req_t *r); /* the exchange is going away: unlink and free the feed */
+} req_feed_t;
+
+struct accesslog_rec;
+
 /* What a protocol server implements (h1server.c, later h2). */
 typedef struct req_ops {
     /* A whole answer: status, fields (plus Content-Type and the framing the
@@ -156,18 +165,21 @@ typedef enum req_state {
     REQ_HANDLING,  /* a handler runs, or must still answer */
     REQ_WAITING,   /* the answer waits for an ack (ack_token) */
     REQ_ANSWERED,  /* a whole answer is queued */
-    REQ_STREAMING, /* an event stream (stream != NULL) */
+    REQ_STREAMING, /* an event stream: a subscriber (stream != NULL) or a feed (feed != NULL) */
     REQ_ENDING,    /* the stream is ending: no more events */
 } req_state_t;
 
 struct req {
-    const req_ops_t *ops;  /* borrows: the protocol's table */
-    struct conn *conn;     /* borrows: the connection carrying it */
-    struct stream *stream; /* owns: subscriber state while streaming (stream.h) */
-    uint64_t ack_token;    /* REQ_WAITING: the ack slot (acks.h); 0 = none */
-    uint8_t state;         /* req_state_t */
-    uint8_t route;         /* the router's choice at head time (router.c) */
-    uint8_t is_head;       /* HEAD: no body in the answer */
+    const req_ops_t *ops;       /* borrows: the protocol's table */
+    struct conn *conn;          /* borrows: the connection carrying it */
+    struct stream *stream;      /* owns: subscriber state while streaming (stream.h) */
+    req_feed_t *feed;           /* owns (through feed->on_abort): a non-subscriber stream's state, or NULL */
+    struct accesslog_rec *alog; /* owns: this request's access-log record (--access-log), or NULL */
+    int64_t head_us;            /* monotonic us of the turn that completed the head (router); 0 = unknown */
+    uint64_t ack_token;         /* REQ_WAITING: the ack slot (acks.h); 0 = none */
+    uint8_t state;              /* req_state_t */
+    uint8_t route;              /* the router's choice at head time (router.c) */
+    uint8_t is_head;            /* HEAD: no body in the answer */
 };
 
 /* What answers requests, for every protocol (router.c implements it; main
@@ -211,6 +223,10 @@ int req_try_push_event(req_t *r, wref_t *w) __attribute__((warn_unused_result));
  * malloc'd buffer whose ownership passes to the queue. */
 void req_push_bytes(req_t *r, const char *p, size_t len, int heap);
 
+/* The same for a malloc'd buffer, whose ownership passes to the queue
+ * (the pointer is not const, so the analyzer sees it escape). */
+void req_push_heap(req_t *r, char *p, size_t len);
+
 /* Ends a stream gracefully (see req_ops_t.end); the req is REQ_ENDING. */
 void req_end(req_t *r);
 
@@ -222,11 +238,17 @@ size_t req_pending(const req_t *r);
 /* The answer will come later (an ack): the req is REQ_WAITING with `token`. */
 void req_wait(req_t *r, uint64_t token);
 
+/* A publish's event is in the hub (memory journal) or accepted by the
+ * journal: records the time since the head into the worker's
+ * publish_enqueue histogram (worker.h). Call once per published event. */
+void req_note_enqueued(req_t *r);
+
 /* ---- for protocol servers -------------------------------------------------------- */
 
 /* The peer went away (or the connection is closing): detaches the stream
- * from its worker's index and cancels a pending ack. The req is REQ_IDLE
- * after it and may be freed or reused. */
+ * (or the feed) from its worker, cancels a pending ack, and writes the
+ * access-log line of a stream, or of a request left unanswered (499). The
+ * req is REQ_IDLE after it and may be freed or reused. */
 void req_on_abort(req_t *r);
 
 /* The reason phrase of a status code ("Not Found"), or "" if unknown. */

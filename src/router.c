@@ -3,9 +3,11 @@
  */
 #include "router.h"
 
+#include "accesslog.h"
 #include "assets.h"
 #include "auth.h"
 #include "conn.h"
+#include "dashboard.h"
 #include "metrics.h"
 #include "publish.h"
 #include "ratelimit.h"
@@ -28,6 +30,7 @@ typedef enum route {
     ROUTE_EVENTS,
     ROUTE_HEALTHZ,
     ROUTE_METRICS,
+    ROUTE_ADMIN,
     ROUTE_ASSET,
 } route_t;
 
@@ -44,6 +47,7 @@ static const struct {
     [ROUTE_EVENTS] = {"GET, HEAD, OPTIONS", 0},
     [ROUTE_HEALTHZ] = {"GET, HEAD", 0},
     [ROUTE_METRICS] = {"GET, HEAD", 0},
+    [ROUTE_ADMIN] = {"GET, HEAD", 0},
     [ROUTE_ASSET] = {"GET, HEAD", 0},
 };
 
@@ -71,6 +75,8 @@ static route_t find_route(const server_t *srv, const request_t *in)
         return ROUTE_HEALTHZ;
     if (path_is(in, "/metrics"))
         return ROUTE_METRICS;
+    if ((srv->cfg->admin || srv->cfg->demo) && dashboard_is_path(in->path, in->path_len))
+        return ROUTE_ADMIN;
     if (srv->cfg->demo && assets_find(in->path, in->path_len))
         return ROUTE_ASSET;
     return ROUTE_NONE;
@@ -230,11 +236,31 @@ static void method_not_allowed(req_t *r, const request_t *in, route_t route)
     req_refuse(r, REFUSE_METHOD, 405, &h, "method not allowed");
 }
 
+/* --access-log: the request's record, made once the client is known (a
+ * refusal before that gets a bare one, req.c). A subscribe's topics are in
+ * its query; a publish's are counted when its body is here. */
+static uint16_t topic_count(const char *form, size_t len)
+{
+    size_t n = accesslog_count_params(form, len, "topic");
+    return (uint16_t)(n > UINT16_MAX ? UINT16_MAX : n);
+}
+
+static void access_begin(req_t *r, const request_t *in)
+{
+    if (!accesslog_enabled())
+        return;
+    r->alog = accesslog_rec_new(in->method, in->method_len, in->path, in->path_len, in->query, in->query_len,
+                                &in->client, r->head_us);
+    if (r->alog && method_is(in, "GET"))
+        r->alog->topics = topic_count(in->query, in->query_len);
+}
+
 static long route_head(req_t *r, request_t *in)
 {
     server_t *srv = worker_server(r->conn->worker);
     char *scratch = NULL;
     long limit = 0;
+    r->head_us = worker__now_us(r->conn->worker); /* latency and the access log start here */
     if (in->path_len == 0 || in->path[0] != '/') {
         if (method_is(in, "OPTIONS") && in->path_len == 1 && in->path[0] == '*') {
             r->route = ROUTE_PREFLIGHT;
@@ -248,6 +274,7 @@ static long route_head(req_t *r, request_t *in)
     route_t route = find_route(srv, in);
     r->route = (uint8_t)route;
     resolve_client(srv, in);
+    access_begin(r, in);
     int subscribes = route == ROUTE_MERCURE || route == ROUTE_EVENTS;
     if (route == ROUTE_NONE) {
         req_refuse(r, REFUSE_NOT_FOUND, 404, &in->cors, "no such path");
@@ -278,6 +305,8 @@ static void route_request(req_t *r, request_t *in)
         answer_preflight(r, in);
         break;
     case ROUTE_MERCURE:
+        if (method_is(in, "POST") && r->alog)
+            r->alog->topics = topic_count(in->body, in->body_len);
         if (method_is(in, "POST"))
             publish_handle(r, in);
         else
@@ -301,6 +330,9 @@ static void route_request(req_t *r, request_t *in)
         break;
     case ROUTE_METRICS:
         metrics_handle(r, in);
+        break;
+    case ROUTE_ADMIN:
+        dashboard_handle(r, in);
         break;
     case ROUTE_ASSET: {
         const asset_t *a = assets_find(in->path, in->path_len);

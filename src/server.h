@@ -28,6 +28,7 @@ struct hub;
 struct journal;
 struct auth;
 struct subs;
+struct dashboard;
 struct ratelimit;
 struct ratelimit_counter;
 struct conn;
@@ -51,12 +52,18 @@ typedef struct server {
     const char *demo_tokens;           /* borrows: --demo-auth's /demo/tokens.json, or NULL */
     struct subs *subs;                 /* borrows: the subscriptions registry; NULL without --subscriptions */
     struct tls_server *tls;       /* borrows: the certificate context; NULL without --tls-cert (cleartext) */
+    struct dashboard *dashboard;  /* borrows: the admin dashboard's state (dashboard.h); always made */
     const req_handler_t *handler; /* borrows: what answers requests (router.c), for every protocol */
     /* Makes a connection HTTP/2 (h2server_take_over; see h2server.h), for the
      * protocols below it: h1server on the h2c preface, tls after ALPN "h2".
      * Set by main; NULL: no HTTP/2. */
     int (*h2_take_over)(struct conn *c);
-    struct worker **workers;                      /* borrows: num_workers of them */
+    struct worker **workers; /* borrows: num_workers of them */
+    /* borrows: called by every worker on its tick (every 250 ms), on that
+     * worker's thread; NULL = none. main sets it to the admin dashboard's
+     * (dashboard.h: its feeds and its top-topics scan) before the workers start. */
+    void (*worker_tick)(void *ctx, struct worker *w, int64_t now_ms);
+    void *worker_tick_ctx;                        /* borrows: passed to worker_tick */
     struct ratelimit_counter *conns_per_ip;       /* owns (main frees): --max-connections-per-ip, or NULL */
     _Atomic(const struct server_limits *) limits; /* borrows: rates and trusted proxies; a reload swaps it */
     int num_workers;

@@ -146,6 +146,18 @@ void stream_index_free(stream_index_t *idx)
     free(idx);
 }
 
+size_t stream_scan_topics(struct worker *w, size_t cursor, size_t budget, stream_topic_cb visit, void *ctx)
+{
+    const strmap_t *m = &worker__streams(w)->topics;
+    size_t end = cursor + budget < m->cap ? cursor + budget : m->cap;
+    for (size_t i = cursor; i < end; i++) {
+        const topic_subs_t *ts = m->slots[i].value;
+        if (m->slots[i].key)
+            visit(ctx, ts->topic, ts->len, ts->count);
+    }
+    return end < m->cap ? end : 0;
+}
+
 void stream_index_get_stats(const stream_index_t *idx, stream_index_stats_t *out)
 {
     out->streams = idx->streams;
@@ -407,8 +419,10 @@ static int deliver(stream_index_t *idx, req_t *r, evbuf_t *ev, wref_t **w)
     s->last_seq = ev->seq;
     if (!visible_to(idx, s, ev))
         return 0;
-    if (!*w)
+    if (!*w) {
         *w = wref_new(worker__wrefs(idx->worker), ev);
+        (*w)->live = 1; /* timed when written (worker.h, enqueue_written) */
+    }
     if (req_try_push_event(r, *w)) {
         on_overflow(r);
         return 0;

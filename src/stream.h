@@ -100,6 +100,15 @@ void stream_on_tick(req_t *r, int64_t now_ms);
 /* Shutdown: end this stream at a random moment within `spread_ms`. */
 void stream_schedule_end(req_t *r, int64_t now_ms, int spread_ms);
 
+/* The dashboard's top topics (topk.h): visits the exact-topic entries of
+ * the index in slot order from `cursor`, at most `budget` slots, calling
+ * visit(ctx, topic, len, subscribers on this worker). Returns the cursor to
+ * continue from next time, or 0 when this pass reached the end. Entries
+ * added, removed or moved by a resize between two calls may be missed or
+ * seen twice: a picture, not an account. Worker thread. */
+typedef void (*stream_topic_cb)(void *ctx, const char *topic, size_t len, uint32_t subscribers);
+size_t stream_scan_topics(struct worker *w, size_t cursor, size_t budget, stream_topic_cb visit, void *ctx);
+
 /* For tests and /metrics. */
 typedef struct stream_index_stats {
     size_t streams;          /* open streams */

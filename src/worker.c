@@ -68,6 +68,9 @@ struct worker {
 
     acks_t *acks;     /* owns: publishes waiting for the journal */
     int64_t now_ms;   /* CLOCK_MONOTONIC at the start of the turn */
+    int64_t now_us;   /* the same, in microseconds */
+    int64_t write_us; /* CLOCK_MONOTONIC us, read once per turn before the flush: the write
+                         latency's "now" (worker__event_written) */
     atomic_uint turn; /* turns so far (per-turn budgets; read by a reload) */
     int64_t next_tick_ms;
     int64_t stop_deadline_ms; /* 0 until stopping */
@@ -83,11 +86,19 @@ struct worker {
     unsigned drop_log_budget; /* rate-limits the over-capacity log line */
 };
 
-static int64_t monotonic_ms(void)
+static int64_t monotonic_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The turn's clock: both units from one read. */
+static void clock_turn(worker_t *w)
+{
+    w->now_us = monotonic_us();
+    w->now_ms = w->now_us / 1000;
+    w->write_us = w->now_us;
 }
 
 worker_t *worker_new(int index, server_t *srv, const worker_listener_t *listeners, int num_listeners)
@@ -117,7 +128,7 @@ worker_t *worker_new(int index, server_t *srv, const worker_listener_t *listener
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev))
             goto fail;
     }
-    w->now_ms = monotonic_ms();
+    clock_turn(w);
     w->drop_log_budget = 1;
     return w;
 fail:
@@ -174,6 +185,14 @@ struct stream_index *worker__streams(worker_t *w) { return w->streams; }
 struct acks *worker__acks(worker_t *w) { return w->acks; }
 wref_pool_t *worker__wrefs(worker_t *w) { return &w->wrefs; }
 int64_t worker__now_ms(const worker_t *w) { return w->now_ms; }
+int64_t worker__now_us(const worker_t *w) { return w->now_us; }
+
+void worker__event_written(void *wp, const wref_t *r)
+{
+    worker_t *w = wp;
+    if (r->live && r->ev->posted_us)
+        histo_record(&w->stats.enqueue_written, w->write_us - r->ev->posted_us);
+}
 uint32_t worker__turn(const worker_t *w) { return atomic_load_explicit(&w->turn, memory_order_relaxed); }
 uint32_t worker_turns(worker_t *w) { return atomic_load_explicit(&w->turn, memory_order_acquire); }
 
@@ -213,6 +232,7 @@ void worker__link_conn(worker_t *w, conn_t *c)
         w->conns->prev = c;
     w->conns = c;
     w->num_conns++;
+    atomic_store_explicit(&w->stats.conns_open, w->num_conns, memory_order_relaxed);
 }
 
 void worker__schedule_free(worker_t *w, conn_t *c)
@@ -226,6 +246,7 @@ void worker__schedule_free(worker_t *w, conn_t *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     w->num_conns--;
+    atomic_store_explicit(&w->stats.conns_open, w->num_conns, memory_order_relaxed);
     atomic_fetch_sub_explicit(&w->srv->open_conns, 1, memory_order_relaxed);
     /* A conn on the flush or read list is skipped there (CLOSING) and
      * then moved to the free list by whichever list lets go of it last. */
@@ -482,6 +503,8 @@ static void tick(worker_t *w)
         next = c->next;
         conn_on_tick(c, w->now_ms);
     }
+    if (w->srv->worker_tick) /* the admin dashboard (dashboard.h), set by main */
+        w->srv->worker_tick(w->srv->worker_tick_ctx, w, w->now_ms);
 }
 
 static void handle_event(worker_t *w, struct epoll_event *e)
@@ -517,12 +540,12 @@ static void *worker_main(void *arg)
     snprintf(name, sizeof(name), "w%d", w->index);
     log_set_thread_name(name);
     struct epoll_event events[WORKER_EPOLL_BATCH];
-    w->now_ms = monotonic_ms();
+    clock_turn(w);
     w->next_tick_ms = w->now_ms + WORKER_TICK_MS;
     for (;;) {
         int timeout = work_pending(w) ? 0 : (int)(w->next_tick_ms - w->now_ms);
         int n = epoll_wait(w->epfd, events, WORKER_EPOLL_BATCH, timeout < 0 ? 0 : timeout);
-        w->now_ms = monotonic_ms();
+        clock_turn(w);
         atomic_fetch_add_explicit(&w->turn, 1, memory_order_release);
         if (n < 0 && errno != EINTR) {
             log_error("epoll_wait: %s", strerror(errno));
@@ -532,6 +555,7 @@ static void *worker_main(void *arg)
         for (int i = 0; i < n; i++)
             handle_event(w, &events[i]);
         stream_replay_some(w);
+        w->write_us = monotonic_us(); /* once per turn: the fan-out above may have taken a while */
         flush_all(w);
         if (!w->stop_deadline_ms && atomic_load(&w->srv->stopping))
             begin_stop(w);
@@ -541,6 +565,12 @@ static void *worker_main(void *arg)
             flush_all(w);
         }
         free_closed(w);
+        /* Busy time: one more clock read per turn, none per event. */
+        int64_t busy = monotonic_us() - w->now_us;
+        atomic_store_explicit(&w->stats.busy_us,
+                              atomic_load_explicit(&w->stats.busy_us, memory_order_relaxed) +
+                                  (unsigned long)(busy > 0 ? busy : 0),
+                              memory_order_relaxed);
         if (w->stop_deadline_ms && (w->num_conns == 0 || w->now_ms >= w->stop_deadline_ms))
             break;
     }

@@ -32,6 +32,7 @@
 #define COURANT_WORKER_H
 
 #include "evbuf.h"
+#include "histo.h"
 #include "req.h"
 #include "wref.h"
 
@@ -63,13 +64,26 @@ typedef struct worker_listener {
 } worker_listener_t;
 
 /* Counters for /metrics. Each is written by its worker only (relaxed
- * atomics, so another thread may read them without a data race). */
+ * atomics, so another thread may read them without a data race).
+ *
+ * The two latency histograms (histo.h), per worker, one writer each:
+ *   publish_enqueue  a publish's head (the turn that completed it) to its
+ *                    event being in the hub (memory journal) or accepted by
+ *                    the journal (its ack): req_note_enqueued
+ *   enqueue_written  an event's hub post (evbuf.posted_us) to the writev that
+ *                    took its last byte, for each live delivery (replays are
+ *                    not timed); "now" is the worker's clock read once per
+ *                    turn before it writes: no clock read per delivery */
 typedef struct worker_stats {
     atomic_ulong accepted, deliveries, bytes_written, replayed, slow_disconnects, streams_open, requests,
         refused[REFUSE__COUNT];
     atomic_ulong h2_connections; /* connections that became HTTP/2 (h2c or ALPN) */
     atomic_ulong h2_streams;     /* HTTP/2 streams opened by clients */
     atomic_ulong h2_calm;        /* HTTP/2 sessions ended for abuse (GOAWAY ENHANCE_YOUR_CALM) */
+    atomic_ulong conns_open;     /* connections this worker holds now (gauge) */
+    atomic_ulong busy_us;        /* microseconds spent in turns, outside epoll_wait */
+    histo_t publish_enqueue;     /* see above */
+    histo_t enqueue_written;     /* see above */
 } worker_stats_t;
 
 /* Creates worker `index` with its listening sockets (taken over: closed by
@@ -107,6 +121,10 @@ void worker__schedule_read(worker_t *w, struct conn *c); /* read again next turn
 void worker__schedule_free(worker_t *w, struct conn *c);
 void worker__link_conn(worker_t *w, struct conn *c); /* a new conn joins the list */
 int64_t worker__now_ms(const worker_t *w);           /* CLOCK_MONOTONIC at turn start */
-uint32_t worker__turn(const worker_t *w);            /* counts turns (per-turn budgets) */
+int64_t worker__now_us(const worker_t *w);           /* the same, in microseconds */
+/* outq_written_cb for a conn's queue (conn.c): times a live event's write
+ * into enqueue_written. `w` is the worker_t. */
+void worker__event_written(void *w, const wref_t *r);
+uint32_t worker__turn(const worker_t *w); /* counts turns (per-turn budgets) */
 
 #endif

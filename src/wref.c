@@ -22,6 +22,7 @@ wref_t *wref_new(wref_pool_t *p, evbuf_t *ev)
     evbuf_ref(ev);
     r->ev = ev;
     r->refs = 0;
+    r->live = 0;
     return r;
 }
 

@@ -24,6 +24,8 @@
 typedef struct wref {
     evbuf_t *ev;   /* owns one atomic reference */
     uint32_t refs; /* output queue items holding this wref (one thread) */
+    uint8_t live;  /* made by the live fan-out, not a replay: its writes are timed
+                      (worker.h, enqueue_written); 0 from wref_new */
 } wref_t;
 
 #define WREF_POOL_SIZE 256

@@ -1,7 +1,8 @@
 /*
  * embed.c - build tool: turns the files named on the command line into a C
  * table of assets (see src/assets.h) written to stdout. Each file web/NAME
- * is served at /NAME.
+ * is served at /NAME, and web/DIR/NAME at /DIR/NAME (the admin dashboard's
+ * files are in web/admin/); a file outside web/ is served by its base name.
  */
 #include <stdio.h>
 #include <string.h>
@@ -47,6 +48,9 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *base = strrchr(argv[i], '/');
         base = base ? base + 1 : argv[i];
+        const char *web = strstr(argv[i], "web/");
+        if (web && (web == argv[i] || web[-1] == '/'))
+            base = web + 4; /* the path under web/ */
         printf("    {\"/%s\", \"%s\", asset_%d, sizeof(asset_%d) - 1},\n", base, content_type(base), i, i);
     }
     printf("    {0, 0, 0, 0}\n};\nconst size_t num_assets = %d;\n\n", argc - 1);
