@@ -162,9 +162,10 @@ static int canon_via_parser(const char *in, size_t len, url_state_t state, int w
 static int canon_hostname(void *ctx, const char *in, size_t len, url_str_t *out)
 {
     /* The hostname state stops at "/", "?", "#" and ":" and would keep what
-     * came before; a hostname pattern with those characters is an error
-     * instead (as web-platform-tests expect of every implementation). */
-    for (size_t i = 0; i < len;) {
+     * came before; a hostname with those characters is an error instead (as
+     * web-platform-tests expect of every implementation). An IPv6 address in
+     * brackets is left to the host parser, which checks it whole. */
+    for (size_t i = 0; i < len && in[0] != '[';) {
         uint32_t cp;
         i += url_utf8_decode(in + i, len - i, &cp);
         if (url_is_forbidden_host_cp(cp))
@@ -188,9 +189,15 @@ static int canon_ipv6_hostname(void *ctx, const char *in, size_t len, url_str_t 
     return 0;
 }
 
-/* ctx: the protocol (NUL-terminated) whose default port becomes "", or NULL. */
+/* ctx: the protocol (NUL-terminated) whose default port becomes "", or NULL.
+ * The port state would stop at the first non-digit and keep the digits
+ * before it ("80 " is 80); a port that is not all digits is an error
+ * instead (web-platform-tests again). */
 static int canon_port(void *ctx, const char *in, size_t len, url_str_t *out)
 {
+    for (size_t i = 0; i < len; i++)
+        if (in[i] < '0' || in[i] > '9')
+            return -1;
     return canon_via_parser(in, len, URL_STATE_PORT, OUT_PORT, ctx, out);
 }
 
@@ -923,9 +930,17 @@ int urlpattern_has_regexp_groups(const urlpattern_t *p)
 
 /* ---- matching ------------------------------------------------------------------------------------ */
 
-/* Matches eight component strings; 1 or 0 (a budget or memory failure is 0). */
-static int match_components(const urlpattern_t *p, const url_str_t *v)
+/* Copies the component strings out for tests (see urlpattern__match_init). */
+static void report_seen(const url_str_t *v, char **seen)
 {
+    for (int c = 0; seen && c < URLPATTERN_COMPONENTS; c++)
+        seen[c] = strndup(url_str_ptr(&v[c]), v[c].len);
+}
+
+/* Matches eight component strings; 1 or 0 (a budget or memory failure is 0). */
+static int match_components(const urlpattern_t *p, const url_str_t *v, char **seen)
+{
+    report_seen(v, seen);
     uint64_t steps = 0;
     int r = 1;
     for (int c = 0; c < URLPATTERN_COMPONENTS && r == 1; c++)
@@ -935,7 +950,7 @@ static int match_components(const urlpattern_t *p, const url_str_t *v)
 }
 
 /* Matches a parsed URL: its components as the standard serializes them. */
-static int match_url(const urlpattern_t *p, const url_t *u)
+static int match_url(const urlpattern_t *p, const url_t *u, char **seen)
 {
     url_str_t v[URLPATTERN_COMPONENTS] = {0};
     char port[12] = "";
@@ -952,7 +967,7 @@ static int match_url(const urlpattern_t *p, const url_t *u)
         v[URLPATTERN_SEARCH] = u->query;
     if (u->has_fragment)
         v[URLPATTERN_HASH] = u->fragment;
-    return match_components(p, v); /* v borrows u's strings: nothing to free */
+    return match_components(p, v, seen); /* v borrows u's strings: nothing to free */
 }
 
 int urlpattern_match(const urlpattern_t *p, const char *topic, size_t len)
@@ -962,25 +977,25 @@ int urlpattern_match(const urlpattern_t *p, const char *topic, size_t len)
         return 0;
     url_t u;
     url_init(&u);
-    int r = url_try_parse(topic, len, p->has_base ? &p->base : NULL, &u) == 0 && match_url(p, &u);
+    int r = url_try_parse(topic, len, p->has_base ? &p->base : NULL, &u) == 0 && match_url(p, &u, NULL);
     url_dispose(&u);
     return r;
 }
 
-int urlpattern__match_url(const urlpattern_t *p, const char *s, size_t len, const char *base_url)
+int urlpattern__match_url(const urlpattern_t *p, const char *s, size_t len, const char *base_url, char **seen)
 {
     url_t base, u;
     url_init(&base);
     url_init(&u);
     int r = 0;
     if (!base_url || url_try_parse(base_url, strlen(base_url), NULL, &base) == 0)
-        r = url_try_parse(s, len, base_url ? &base : NULL, &u) == 0 && match_url(p, &u);
+        r = url_try_parse(s, len, base_url ? &base : NULL, &u) == 0 && match_url(p, &u, seen);
     url_dispose(&u);
     url_dispose(&base);
     return r;
 }
 
-int urlpattern__match_init(const urlpattern_t *p, const urlpattern_init_t *input)
+int urlpattern__match_init(const urlpattern_t *p, const urlpattern_init_t *input, char **seen)
 {
     init_t in = {0}, out = {0};
     const char *why;
@@ -993,7 +1008,7 @@ int urlpattern__match_init(const urlpattern_t *p, const urlpattern_init_t *input
             goto done;
     }
     if (process_init(&in, input->base_url, TYPE_URL, &out, &why) == 0)
-        r = match_components(p, out.v);
+        r = match_components(p, out.v, seen);
 done:
     init_free(&in);
     init_free(&out);

@@ -122,14 +122,16 @@ typedef struct urlpattern_init {
 urlpattern_t *urlpattern__try_new_init(const urlpattern_init_t *init, const char **why)
     __attribute__((warn_unused_result));
 
-/* Matches a dictionary input, as `pattern.test(init)` does: 1, 0, or -1 when
- * the dictionary itself is invalid in a way the standard throws for. */
-int urlpattern__match_init(const urlpattern_t *p, const urlpattern_init_t *input);
+/* Matches a dictionary input, as `pattern.test(init)` does: 1 or 0 (0 too
+ * when a component of the dictionary cannot be canonicalized). If seen is
+ * not NULL and the input was processed, seen[c] receives each component
+ * string matched (malloc'ed, the caller frees; NULL otherwise). */
+int urlpattern__match_init(const urlpattern_t *p, const urlpattern_init_t *input, char **seen);
 
 /* Matches a URL string relative to base_url (NULL: none), as
  * `pattern.test(url, baseURL)` does; unlike urlpattern_match, the pattern's
- * own base URL is not used. 1 or 0. */
-int urlpattern__match_url(const urlpattern_t *p, const char *url, size_t len, const char *base_url);
+ * own base URL is not used. 1 or 0; `seen` as for urlpattern__match_init. */
+int urlpattern__match_url(const urlpattern_t *p, const char *url, size_t len, const char *base_url, char **seen);
 
 /* The state visits made by the last urlpattern_match on this thread. */
 uint64_t urlpattern__last_steps(void);

@@ -14,7 +14,8 @@
  *   {"url": "/a/../b", "base": "https://x/"}   URL parsing alone
  * Answers:
  *   {"ok": true, "components": {"protocol": ..., ...}, "has_regexp_groups": b,
- *    "states": n, "topics": [true, ...], "tests": [false, ...]}
+ *    "states": n, "topics": [true, ...], "steps": [state visits per topic],
+ *    "tests": [{"match": false, "inputs": {"protocol": ...}}, ...]}
  *   {"ok": false, "error": "reason"}
  *   {"ok": true, "url": {"protocol": ..., ...}} / {"ok": false} for "url"
  *
@@ -65,20 +66,34 @@ static json_t *url_answer(json_t *req)
     return ans;
 }
 
-/* One test(...) call: [string], [string, base] or [dict]. */
+/* One test(...) call: [string], [string, base] or [dict]: {"match": b,
+ * "inputs": {component: string matched}} ("inputs" absent when the input did
+ * not parse). */
 static json_t *run_test(const urlpattern_t *p, json_t *args)
 {
     json_t *a0 = json_array_get(args, 0);
+    char *seen[URLPATTERN_COMPONENTS] = {0};
+    int m;
     if (json_is_object(a0)) {
         urlpattern_init_t in;
         init_from_json(a0, &in);
-        return json_boolean(urlpattern__match_init(p, &in) == 1);
-    }
-    const char *s = json_string_value(a0);
-    if (!s)
+        m = urlpattern__match_init(p, &in, seen);
+    } else if (json_is_string(a0)) {
+        m = urlpattern__match_url(p, json_string_value(a0), json_string_length(a0),
+                                  json_string_value(json_array_get(args, 1)), seen);
+    } else {
         return json_null();
-    return json_boolean(
-        urlpattern__match_url(p, s, json_string_length(a0), json_string_value(json_array_get(args, 1))));
+    }
+    json_t *ans = json_pack("{s:b}", "match", m == 1);
+    if (seen[0]) {
+        json_t *inputs = json_object();
+        for (int c = 0; c < URLPATTERN_COMPONENTS; c++)
+            json_object_set_new(inputs, names[c], json_string(seen[c] ? seen[c] : ""));
+        json_object_set_new(ans, "inputs", inputs);
+    }
+    for (int c = 0; c < URLPATTERN_COMPONENTS; c++)
+        free(seen[c]);
+    return ans;
 }
 
 static json_t *pattern_answer(json_t *req)
