@@ -192,13 +192,17 @@ static int canon_ipv6_hostname(void *ctx, const char *in, size_t len, url_str_t 
 /* ctx: the protocol (NUL-terminated) whose default port becomes "", or NULL.
  * The port state would stop at the first non-digit and keep the digits
  * before it ("80 " is 80); a port that is not all digits is an error
- * instead (web-platform-tests again). */
+ * instead (web-platform-tests again). Without a protocol the dummy URL's
+ * scheme is not special, so no port is anyone's default: read literally,
+ * the standard's https dummy would turn the pattern "http{s}?://h:443" into
+ * port "" (any default port), which neither the reference implementations
+ * nor the standard's own default-port step (urlpattern "create") intend. */
 static int canon_port(void *ctx, const char *in, size_t len, url_str_t *out)
 {
     for (size_t i = 0; i < len; i++)
         if (in[i] < '0' || in[i] > '9')
             return -1;
-    return canon_via_parser(in, len, URL_STATE_PORT, OUT_PORT, ctx, out);
+    return canon_via_parser(in, len, URL_STATE_PORT, OUT_PORT, ctx ? ctx : "dummy", out);
 }
 
 static int canon_pathname(void *ctx, const char *in, size_t len, url_str_t *out)
@@ -211,17 +215,24 @@ static int canon_pathname(void *ctx, const char *in, size_t len, url_str_t *out)
     int r = url_str_append(&s, "/-", leading ? 0 : 2) || url_str_append(&s, in, len) ||
             canon_via_parser(s.p, s.len, URL_STATE_PATH_START, OUT_PATH, NULL, out);
     url_str_free(&s);
-    if (!r && !leading) {
-        if (out->len < 2)
-            return -1;
-        memmove(out->p, out->p + 2, out->len - 1);
-        out->len -= 2;
+    if (!r && !leading) { /* drop the "/-" again ("/-/.." is "/": nothing is left) */
+        size_t cut = out->len < 2 ? out->len : 2;
+        memmove(out->p, out->p + cut, out->len - cut + 1);
+        out->len -= (uint32_t)cut;
     }
     return r ? -1 : 0;
 }
 
+/* Text starting with "/" is a hierarchical path of a non-special URL
+ * ("foo://host/./a" parses to path "/a"), so it is canonicalized as one:
+ * dot segments removed, the path percent-encode set. The standard's opaque
+ * path state would keep "/./a", which no such URL ever has; the reference
+ * implementations parse "scheme:" + text instead, which gives the same
+ * except for "//x", read as a host there and kept as a path here. */
 static int canon_opaque_pathname(void *ctx, const char *in, size_t len, url_str_t *out)
 {
+    if (len && in[0] == '/')
+        return canon_via_parser(in, len, URL_STATE_PATH_START, OUT_PATH, "dummy", out);
     return canon_via_parser(in, len, URL_STATE_OPAQUE_PATH, OUT_PATH, NULL, out);
 }
 
@@ -281,8 +292,10 @@ static int part_node(regex_builder_t *b, const pattern_part_t *part, const patte
         int seq = regex_seq(b, s, 3);
         return part->modifier == MOD_NONE ? seq : regex_repeat(b, seq, 0, 1);
     }
-    /* prefix (g (suffix prefix g)*) suffix, optional as a whole for "*" */
-    int again[3] = {lit(b, &part->suffix), lit(b, &part->prefix), g};
+    /* prefix (g (suffix prefix g)*) suffix, optional as a whole for "*".
+     * The standard writes the regexp twice: parse it twice too, so that a
+     * named group in it is a duplicate name, the error JavaScript reports. */
+    int again[3] = {lit(b, &part->suffix), lit(b, &part->prefix), group_node(b, part, opt)};
     int s[4] = {lit(b, &part->prefix), g, regex_repeat(b, regex_seq(b, again, 3), 0, -1), lit(b, &part->suffix)};
     int seq = regex_seq(b, s, 4);
     return part->modifier == MOD_ZERO_OR_MORE ? regex_repeat(b, seq, 0, 1) : seq;
