@@ -61,12 +61,16 @@ static int add_token(tokenizer_t *t, int type, size_t next_pos, size_t value_pos
         t->tok = p;
         t->cap = cap;
     }
-    t->tok[t->n++] = (pattern_token_t){(uint8_t)type, (uint32_t)t->index, (uint32_t)value_pos, (uint32_t)value_len};
+    t->tok[t->n++] =
+        (pattern_token_t){(uint8_t)type, (uint32_t)t->index, (uint32_t)value_pos, (uint32_t)value_len};
     t->index = next_pos;
     return 0;
 }
 
-static int add_default(tokenizer_t *t, int type) { return add_token(t, type, t->next_index, t->index, t->next_index - t->index); }
+static int add_default(tokenizer_t *t, int type)
+{
+    return add_token(t, type, t->next_index, t->index, t->next_index - t->index);
+}
 
 /* The standard's "process a tokenizing error". */
 static int token_error(tokenizer_t *t, size_t next_pos, size_t value_pos, const char *why)
@@ -415,7 +419,8 @@ static int parse_step(pparser_t *p)
     if (maybe_add_pending(p))
         goto out;
     if (!try_consume(p, TOK_END)) {
-        p->why = "invalid pattern: unexpected character (a modifier with nothing to modify, or a stray \"}\")";
+        p->why =
+            "invalid pattern: unexpected character (a modifier with nothing to modify, or a stray \"}\")";
         goto out;
     }
     r = 0;
@@ -518,8 +523,8 @@ static int needs_grouping(const pattern_part_t *parts, int nparts, int i, const 
         return 1;
     if (part->prefix.len && !(part->prefix.len == 1 && opt->prefix && part->prefix.p[0] == opt->prefix))
         return 1;
-    if (custom_name && part->type == PART_SEGMENT && part->modifier == MOD_NONE && next && !next->prefix.len &&
-        !next->suffix.len) {
+    if (custom_name && part->type == PART_SEGMENT && part->modifier == MOD_NONE && next &&
+        !next->prefix.len && !next->suffix.len) {
         if (next->type == PART_FIXED ? first_is_name_cp(&next->value) : is_digit(next->name.p[0]))
             return 1;
     }
@@ -547,14 +552,14 @@ static int generate_group(const pattern_part_t *parts, int nparts, int i, const 
             return -1;
     } else if (part->type == PART_SEGMENT && !custom_name) {
         url_str_t re = {0};
-        int r = segment_wildcard(opt, &re) || url_str_append(out, "(", 1) || url_str_append(out, re.p, re.len) ||
-                url_str_append(out, ")", 1);
+        int r = segment_wildcard(opt, &re) || url_str_append(out, "(", 1) ||
+                url_str_append(out, re.p, re.len) || url_str_append(out, ")", 1);
         url_str_free(&re);
         if (r)
             return -1;
     } else if (part->type == PART_FULL) {
-        int star = !custom_name && (!prev || prev->type == PART_FIXED || prev->modifier != MOD_NONE || grouping ||
-                                    part->prefix.len);
+        int star = !custom_name && (!prev || prev->type == PART_FIXED || prev->modifier != MOD_NONE ||
+                                    grouping || part->prefix.len);
         if (url_str_append(out, star ? "*" : "(.*)", star ? 1 : 4))
             return -1;
     }

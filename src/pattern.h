@@ -30,16 +30,16 @@
 #include <stdint.h>
 
 typedef enum pattern_token_type {
-    TOK_INVALID_CHAR, /* lenient policy only: a character that cannot start a token */
-    TOK_OPEN,         /* { */
-    TOK_CLOSE,        /* } */
-    TOK_REGEXP,       /* (...): value is what is inside the parentheses */
-    TOK_NAME,         /* :name: value is the name */
-    TOK_CHAR,         /* any other character */
-    TOK_ESCAPED_CHAR, /* \c: value is c */
+    TOK_INVALID_CHAR,   /* lenient policy only: a character that cannot start a token */
+    TOK_OPEN,           /* { */
+    TOK_CLOSE,          /* } */
+    TOK_REGEXP,         /* (...): value is what is inside the parentheses */
+    TOK_NAME,           /* :name: value is the name */
+    TOK_CHAR,           /* any other character */
+    TOK_ESCAPED_CHAR,   /* \c: value is c */
     TOK_OTHER_MODIFIER, /* ? or + */
-    TOK_ASTERISK,     /* * */
-    TOK_END,          /* the end of the input */
+    TOK_ASTERISK,       /* * */
+    TOK_END,            /* the end of the input */
 } pattern_token_type_t;
 
 typedef struct pattern_token {
@@ -59,7 +59,12 @@ int pattern_tokenize(const char *in, size_t len, int lenient, pattern_token_t **
 int pattern_is_name_cp(uint32_t cp, int first);
 
 typedef enum pattern_part_type { PART_FIXED, PART_REGEXP, PART_SEGMENT, PART_FULL } pattern_part_type_t;
-typedef enum pattern_modifier { MOD_NONE, MOD_OPTIONAL, MOD_ZERO_OR_MORE, MOD_ONE_OR_MORE } pattern_modifier_t;
+typedef enum pattern_modifier {
+    MOD_NONE,
+    MOD_OPTIONAL,
+    MOD_ZERO_OR_MORE,
+    MOD_ONE_OR_MORE
+} pattern_modifier_t;
 
 typedef struct pattern_part {
     uint8_t type;     /* pattern_part_type_t */
@@ -84,8 +89,9 @@ typedef int (*pattern_encode_cb)(void *ctx, const char *in, size_t len, url_str_
 /* Parses the pattern string in[0..len) (valid UTF-8) into a part list (an
  * array the caller releases with pattern_parts_free). 0, or -1 with a static
  * reason in *why. */
-int pattern_parse(const char *in, size_t len, const pattern_options_t *opt, pattern_encode_cb encode, void *ctx,
-                  pattern_part_t **parts, int *nparts, const char **why) __attribute__((warn_unused_result));
+int pattern_parse(const char *in, size_t len, const pattern_options_t *opt, pattern_encode_cb encode,
+                  void *ctx, pattern_part_t **parts, int *nparts, const char **why)
+    __attribute__((warn_unused_result));
 
 void pattern_parts_free(pattern_part_t *parts, int nparts);
 

@@ -35,7 +35,7 @@
 enum { N_LIT, N_SET, N_SEQ, N_ALT, N_REPEAT, N_ASSERT };
 
 typedef struct rnode {
-    uint8_t kind; /* N_* */
+    uint8_t kind;  /* N_* */
     uint8_t akind; /* N_ASSERT: regex_assert_t */
     int32_t a;     /* LIT: offset in lits; SET: set index; SEQ/ALT: offset in kids; REPEAT: child */
     int32_t n;     /* LIT: bytes; SEQ/ALT: children */
@@ -120,7 +120,8 @@ static int new_node(regex_builder_t *b, rnode_t n)
 
 int regex_lit(regex_builder_t *b, const char *s, size_t len)
 {
-    if (b->why || len > MAX_LITS || grow(b, (void **)&b->lits, &b->cap_lits, b->nlits + (int)len, 1, MAX_LITS))
+    if (b->why || len > MAX_LITS ||
+        grow(b, (void **)&b->lits, &b->cap_lits, b->nlits + (int)len, 1, MAX_LITS))
         return b->why ? -1 : fail(b, "pattern too complex (expression size budget)");
     if (len)
         memcpy(b->lits + b->nlits, s, len);
@@ -158,7 +159,9 @@ int regex_seq(regex_builder_t *b, const int *ids, int n) { return list_node(b, N
 
 int regex_alt(regex_builder_t *b, const int *ids, int n)
 {
-    return n == 1 ? ids[0] : n < 1 ? fail(b, "internal error: empty alternation") : list_node(b, N_ALT, ids, n);
+    return n == 1  ? ids[0]
+           : n < 1 ? fail(b, "internal error: empty alternation")
+                   : list_node(b, N_ALT, ids, n);
 }
 
 int regex_repeat(regex_builder_t *b, int id, int min, int max)
@@ -189,7 +192,10 @@ static void set_range(regex_set_t *s, uint32_t lo, uint32_t hi)
         set_add(s, c);
 }
 
-static int set_has(const regex_set_t *s, unsigned char c) { return c < 128 && ((s->w[c >> 6] >> (c & 63)) & 1); }
+static int set_has(const regex_set_t *s, unsigned char c)
+{
+    return c < 128 && ((s->w[c >> 6] >> (c & 63)) & 1);
+}
 
 static void set_not(regex_set_t *s)
 {
@@ -731,8 +737,8 @@ int regex_parse(regex_builder_t *b, const char *src, size_t len)
 enum { S_BYTE, S_SET, S_SPLIT, S_ASSERT, S_MATCH };
 
 typedef struct nstate {
-    uint8_t op;  /* S_* */
-    uint8_t arg; /* S_BYTE: the byte; S_ASSERT: regex_assert_t */
+    uint8_t op;   /* S_* */
+    uint8_t arg;  /* S_BYTE: the byte; S_ASSERT: regex_assert_t */
     uint16_t set; /* S_SET: index into sets */
     int32_t out;  /* next state (consuming edge, or first epsilon edge) */
     int32_t out1; /* S_SPLIT: second epsilon edge */
@@ -913,7 +919,7 @@ static void closure(sim_t *m, int x, uint32_t gen, size_t pos, int32_t *list, in
         case S_SPLIT:
             outs[0] = st->out, outs[1] = st->out1;
             break;
-            case S_ASSERT:
+        case S_ASSERT:
             if (assert_holds(m, st->arg, pos))
                 outs[0] = st->out;
             break;

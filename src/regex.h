@@ -46,7 +46,12 @@ typedef struct regex_set {
     uint64_t w[2];
 } regex_set_t;
 
-typedef enum regex_assert { REGEX_BEGIN, REGEX_END, REGEX_WORD_BOUNDARY, REGEX_NOT_WORD_BOUNDARY } regex_assert_t;
+typedef enum regex_assert {
+    REGEX_BEGIN,
+    REGEX_END,
+    REGEX_WORD_BOUNDARY,
+    REGEX_NOT_WORD_BOUNDARY
+} regex_assert_t;
 
 /* An expression tree under construction. Node ids are ints >= 0; a function
  * given -1 (an earlier failure) returns -1, so calls can be chained and the
@@ -63,10 +68,10 @@ void regex_builder_free(regex_builder_t *b);
 const char *regex_builder_error(const regex_builder_t *b);
 
 /* Nodes. Each returns the new node's id, or -1 (out of memory, a budget). */
-int regex_lit(regex_builder_t *b, const char *s, size_t len); /* these bytes, in order */
-int regex_set(regex_builder_t *b, const regex_set_t *set);    /* one character of the set */
-int regex_seq(regex_builder_t *b, const int *ids, int n);     /* each in turn (n = 0: empty) */
-int regex_alt(regex_builder_t *b, const int *ids, int n);     /* any one of them (n >= 1) */
+int regex_lit(regex_builder_t *b, const char *s, size_t len);   /* these bytes, in order */
+int regex_set(regex_builder_t *b, const regex_set_t *set);      /* one character of the set */
+int regex_seq(regex_builder_t *b, const int *ids, int n);       /* each in turn (n = 0: empty) */
+int regex_alt(regex_builder_t *b, const int *ids, int n);       /* any one of them (n >= 1) */
 int regex_repeat(regex_builder_t *b, int id, int min, int max); /* max -1: unbounded */
 int regex_assert(regex_builder_t *b, regex_assert_t kind);
 

@@ -220,7 +220,10 @@ static void url_reset(url_t *u)
     u->has_host = u->opaque_path = u->has_query = u->has_fragment = 0;
 }
 
-static int url_special(const url_t *u) { return url_is_special_scheme(url_str_ptr(&u->scheme), u->scheme.len); }
+static int url_special(const url_t *u)
+{
+    return url_is_special_scheme(url_str_ptr(&u->scheme), u->scheme.len);
+}
 
 static int includes_credentials(const url_t *u) { return u->username.len || u->password.len; }
 
@@ -348,7 +351,10 @@ typedef struct parser {
 
 #define EOF_C (-1)
 
-static int remaining_starts(const parser_t *ps, char c) { return ps->p + 1 < ps->n && ps->in[ps->p + 1] == c; }
+static int remaining_starts(const parser_t *ps, char c)
+{
+    return ps->p + 1 < ps->n && ps->in[ps->p + 1] == c;
+}
 
 static int copy_str(url_str_t *dst, const url_str_t *src) { return str_set(dst, url_str_ptr(src), src->len); }
 
@@ -880,7 +886,8 @@ static int parse(url_t *u, const char *in, size_t len, const url_t *base, int st
     char *clean = clean_input(in, len, !override, &n);
     if (!clean)
         return -1;
-    parser_t ps = {.in = clean, .n = (ptrdiff_t)n, .base = base, .url = u, .state = state, .override = override};
+    parser_t ps = {
+        .in = clean, .n = (ptrdiff_t)n, .base = base, .url = u, .state = state, .override = override};
     int r = run(&ps);
     url_str_free(&ps.buf);
     free(clean);

@@ -95,7 +95,8 @@ void url_dispose(url_t *u);
  * out, which must be url_init()ed (and is reset first). 0 on success; -1 if
  * the standard says failure, the input is not UTF-8 or a component would
  * pass URL_MAX_LEN, or on out of memory: out is then empty. */
-int url_try_parse(const char *in, size_t len, const url_t *base, url_t *out) __attribute__((warn_unused_result));
+int url_try_parse(const char *in, size_t len, const url_t *base, url_t *out)
+    __attribute__((warn_unused_result));
 
 /* Runs the basic URL parser on in[0..len) with u as the URL being modified
  * and `state` as the state override (not URL_STATE_NONE). The caller sets up

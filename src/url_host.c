@@ -272,8 +272,8 @@ static void uts46_open(void)
 
 /* Errors the URL Standard's "domain to ASCII" does not check
  * (CheckHyphens and VerifyDnsLength are false). */
-#define IGNORED_IDNA_ERRORS                                                                                        \
-    (UIDNA_ERROR_EMPTY_LABEL | UIDNA_ERROR_LABEL_TOO_LONG | UIDNA_ERROR_DOMAIN_NAME_TOO_LONG |                   \
+#define IGNORED_IDNA_ERRORS                                                                    \
+    (UIDNA_ERROR_EMPTY_LABEL | UIDNA_ERROR_LABEL_TOO_LONG | UIDNA_ERROR_DOMAIN_NAME_TOO_LONG | \
      UIDNA_ERROR_LEADING_HYPHEN | UIDNA_ERROR_TRAILING_HYPHEN | UIDNA_ERROR_HYPHEN_3_4)
 
 /* Does some label of s[0..n) start with "xn--" (any case)? */

@@ -22,6 +22,7 @@
 #include "pattern.h"
 #include "regex.h"
 #include "url.h"
+#include "urlcanon.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,17 +31,17 @@
 enum { C_ANY, C_EXACT, C_NFA };
 
 typedef struct component {
-    url_str_t pattern; /* owns: the normalized pattern string */
-    uint8_t kind;      /* C_ANY: always matches; C_EXACT: equals `exact`; C_NFA: `re` */
+    url_str_t pattern;  /* owns: the normalized pattern string */
+    uint8_t kind;       /* C_ANY: always matches; C_EXACT: equals `exact`; C_NFA: `re` */
     uint8_t has_regexp; /* a regexp group was used */
-    url_str_t exact;   /* owns (C_EXACT): the canonical fixed text */
-    regex_t *re;       /* owns (C_NFA) */
+    url_str_t exact;    /* owns (C_EXACT): the canonical fixed text */
+    regex_t *re;        /* owns (C_NFA) */
 } component_t;
 
 struct urlpattern {
-    char *text;  /* owns: the pattern as given, NUL-terminated */
-    size_t len;  /* its length */
-    url_t base;  /* owns: the parsed base URL (when has_base) */
+    char *text; /* owns: the pattern as given, NUL-terminated */
+    size_t len; /* its length */
+    url_t base; /* owns: the parsed base URL (when has_base) */
     int has_base;
     component_t c[URLPATTERN_COMPONENTS];
     int states; /* NFA states, all components */
@@ -68,183 +69,6 @@ static int init_set(init_t *in, int c, const char *s, size_t len)
 static __thread uint64_t last_steps;
 
 uint64_t urlpattern__last_steps(void) { return last_steps; }
-
-/* ---- encoding callbacks (the standard's "canonicalize a ...") ------------------------- */
-
-/* "https://dummy.invalid/", built rather than parsed: it is the same record. */
-static int dummy_url(url_t *u)
-{
-    url_init(u);
-    u->has_host = 1;
-    return url_try_set_scheme(u, "https", 5) || url_str_append(&u->host, "dummy.invalid", 13) ||
-           url_str_append(&u->path, "/", 1);
-}
-
-static int canon_protocol(void *ctx, const char *in, size_t len, url_str_t *out)
-{
-    url_str_reset(out);
-    if (len == 0)
-        return 0;
-    url_str_t s = {0};
-    url_t u;
-    url_init(&u);
-    int r = url_str_append(&s, in, len) || url_str_append(&s, "://dummy.invalid/", 17) ||
-            url_try_parse(s.p, s.len, NULL, &u) || url_str_append(out, u.scheme.p, u.scheme.len);
-    url_str_free(&s);
-    url_dispose(&u);
-    return r ? -1 : 0;
-}
-
-static int canon_username(void *ctx, const char *in, size_t len, url_str_t *out)
-{
-    url_t u;
-    url_init(&u);
-    int r = url_try_set_username(&u, in, len) || (url_str_reset(out), url_str_append(out, u.username.p, u.username.len));
-    url_dispose(&u);
-    return r ? -1 : 0;
-}
-
-static int canon_password(void *ctx, const char *in, size_t len, url_str_t *out)
-{
-    url_t u;
-    url_init(&u);
-    int r = url_try_set_password(&u, in, len) || (url_str_reset(out), url_str_append(out, u.password.p, u.password.len));
-    url_dispose(&u);
-    return r ? -1 : 0;
-}
-
-/* Runs the URL parser from `state` on a dummy URL prepared by the caller's
- * choice of `what`, and copies one component out. */
-enum { OUT_HOST, OUT_PORT, OUT_PATH, OUT_QUERY, OUT_FRAGMENT };
-
-static int canon_via_parser(const char *in, size_t len, url_state_t state, int what, const char *scheme,
-                            url_str_t *out)
-{
-    url_str_reset(out);
-    if (len == 0)
-        return 0;
-    url_t u;
-    int r = dummy_url(&u);
-    if (!r && scheme)
-        r = url_try_set_scheme(&u, scheme, strlen(scheme));
-    if (what == OUT_PATH || state == URL_STATE_OPAQUE_PATH)
-        url_str_reset(&u.path);
-    u.opaque_path = state == URL_STATE_OPAQUE_PATH;
-    u.has_query = what == OUT_QUERY;
-    u.has_fragment = what == OUT_FRAGMENT;
-    if (!r)
-        r = url_try_parse_override(&u, in, len, state);
-    if (!r) {
-        char port[12] = "";
-        if (u.port >= 0)
-            snprintf(port, sizeof(port), "%d", (int)u.port);
-        switch (what) {
-        case OUT_HOST:
-            r = url_str_append(out, url_str_ptr(&u.host), u.has_host ? u.host.len : 0);
-            break;
-        case OUT_PORT:
-            r = url_str_append(out, port, strlen(port));
-            break;
-        case OUT_PATH:
-            r = url_str_append(out, url_str_ptr(&u.path), u.path.len);
-            break;
-        case OUT_QUERY:
-            r = url_str_append(out, url_str_ptr(&u.query), u.query.len);
-            break;
-        default:
-            r = url_str_append(out, url_str_ptr(&u.fragment), u.fragment.len);
-        }
-    }
-    url_dispose(&u);
-    return r ? -1 : 0;
-}
-
-static int canon_hostname(void *ctx, const char *in, size_t len, url_str_t *out)
-{
-    /* The hostname state stops at "/", "?", "#" and ":" and would keep what
-     * came before; a hostname with those characters is an error instead (as
-     * web-platform-tests expect of every implementation). An IPv6 address in
-     * brackets is left to the host parser, which checks it whole. */
-    for (size_t i = 0; i < len && in[0] != '[';) {
-        uint32_t cp;
-        i += url_utf8_decode(in + i, len - i, &cp);
-        if (url_is_forbidden_host_cp(cp))
-            return -1;
-    }
-    return canon_via_parser(in, len, URL_STATE_HOSTNAME, OUT_HOST, NULL, out);
-}
-
-static int canon_ipv6_hostname(void *ctx, const char *in, size_t len, url_str_t *out)
-{
-    url_str_reset(out);
-    for (size_t i = 0; i < len; i++) {
-        char c = in[i];
-        int hex = (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'f');
-        if (!hex && c != '[' && c != ']' && c != ':')
-            return -1;
-        c = c >= 'A' && c <= 'Z' ? (char)(c | 32) : c;
-        if (url_str_append(out, &c, 1))
-            return -1;
-    }
-    return 0;
-}
-
-/* ctx: the protocol (NUL-terminated) whose default port becomes "", or NULL.
- * The port state would stop at the first non-digit and keep the digits
- * before it ("80 " is 80); a port that is not all digits is an error
- * instead (web-platform-tests again). Without a protocol the dummy URL's
- * scheme is not special, so no port is anyone's default: read literally,
- * the standard's https dummy would turn the pattern "http{s}?://h:443" into
- * port "" (any default port), which neither the reference implementations
- * nor the standard's own default-port step (urlpattern "create") intend. */
-static int canon_port(void *ctx, const char *in, size_t len, url_str_t *out)
-{
-    for (size_t i = 0; i < len; i++)
-        if (in[i] < '0' || in[i] > '9')
-            return -1;
-    return canon_via_parser(in, len, URL_STATE_PORT, OUT_PORT, ctx ? ctx : "dummy", out);
-}
-
-static int canon_pathname(void *ctx, const char *in, size_t len, url_str_t *out)
-{
-    url_str_reset(out);
-    if (len == 0)
-        return 0;
-    int leading = in[0] == '/';
-    url_str_t s = {0};
-    int r = url_str_append(&s, "/-", leading ? 0 : 2) || url_str_append(&s, in, len) ||
-            canon_via_parser(s.p, s.len, URL_STATE_PATH_START, OUT_PATH, NULL, out);
-    url_str_free(&s);
-    if (!r && !leading) { /* drop the "/-" again ("/-/.." is "/": nothing is left) */
-        size_t cut = out->len < 2 ? out->len : 2;
-        memmove(out->p, out->p + cut, out->len - cut + 1);
-        out->len -= (uint32_t)cut;
-    }
-    return r ? -1 : 0;
-}
-
-/* Text starting with "/" is a hierarchical path of a non-special URL
- * ("foo://host/./a" parses to path "/a"), so it is canonicalized as one:
- * dot segments removed, the path percent-encode set. The standard's opaque
- * path state would keep "/./a", which no such URL ever has; the reference
- * implementations parse "scheme:" + text instead, which gives the same
- * except for "//x", read as a host there and kept as a path here. */
-static int canon_opaque_pathname(void *ctx, const char *in, size_t len, url_str_t *out)
-{
-    if (len && in[0] == '/')
-        return canon_via_parser(in, len, URL_STATE_PATH_START, OUT_PATH, "dummy", out);
-    return canon_via_parser(in, len, URL_STATE_OPAQUE_PATH, OUT_PATH, NULL, out);
-}
-
-static int canon_search(void *ctx, const char *in, size_t len, url_str_t *out)
-{
-    return canon_via_parser(in, len, URL_STATE_QUERY, OUT_QUERY, NULL, out);
-}
-
-static int canon_hash(void *ctx, const char *in, size_t len, url_str_t *out)
-{
-    return canon_via_parser(in, len, URL_STATE_FRAGMENT, OUT_FRAGMENT, NULL, out);
-}
 
 /* ---- compiling a component ------------------------------------------------------------ */
 
@@ -283,7 +107,8 @@ static int part_node(regex_builder_t *b, const pattern_part_t *part, const patte
     int min, max;
     modifier_counts(part->modifier, &min, &max);
     if (part->type == PART_FIXED)
-        return part->modifier == MOD_NONE ? lit(b, &part->value) : regex_repeat(b, lit(b, &part->value), min, max);
+        return part->modifier == MOD_NONE ? lit(b, &part->value)
+                                          : regex_repeat(b, lit(b, &part->value), min, max);
     int g = group_node(b, part, opt);
     if (!part->prefix.len && !part->suffix.len)
         return part->modifier == MOD_NONE ? g : regex_repeat(b, g, min, max);
@@ -296,7 +121,8 @@ static int part_node(regex_builder_t *b, const pattern_part_t *part, const patte
      * The standard writes the regexp twice: parse it twice too, so that a
      * named group in it is a duplicate name, the error JavaScript reports. */
     int again[3] = {lit(b, &part->suffix), lit(b, &part->prefix), group_node(b, part, opt)};
-    int s[4] = {lit(b, &part->prefix), g, regex_repeat(b, regex_seq(b, again, 3), 0, -1), lit(b, &part->suffix)};
+    int s[4] = {lit(b, &part->prefix), g, regex_repeat(b, regex_seq(b, again, 3), 0, -1),
+                lit(b, &part->suffix)};
     int seq = regex_seq(b, s, 4);
     return part->modifier == MOD_ZERO_OR_MORE ? regex_repeat(b, seq, 0, 1) : seq;
 }
@@ -393,26 +219,44 @@ static int matches_special_scheme(const component_t *c)
     return 0;
 }
 
-
 /* ---- the constructor string parser -------------------------------------------------------- */
 
-enum { CS_INIT, CS_PROTOCOL, CS_AUTHORITY, CS_USERNAME, CS_PASSWORD, CS_HOSTNAME, CS_PORT, CS_PATHNAME, CS_SEARCH,
-       CS_HASH, CS_DONE };
+enum {
+    CS_INIT,
+    CS_PROTOCOL,
+    CS_AUTHORITY,
+    CS_USERNAME,
+    CS_PASSWORD,
+    CS_HOSTNAME,
+    CS_PORT,
+    CS_PATHNAME,
+    CS_SEARCH,
+    CS_HASH,
+    CS_DONE
+};
 
 /* The component a state fills, or -1. */
 static int cs_component(int state)
 {
-    static const int map[] = {-1, URLPATTERN_PROTOCOL, -1, URLPATTERN_USERNAME, URLPATTERN_PASSWORD,
-                              URLPATTERN_HOSTNAME, URLPATTERN_PORT, URLPATTERN_PATHNAME, URLPATTERN_SEARCH,
-                              URLPATTERN_HASH, -1};
+    static const int map[] = {-1,
+                              URLPATTERN_PROTOCOL,
+                              -1,
+                              URLPATTERN_USERNAME,
+                              URLPATTERN_PASSWORD,
+                              URLPATTERN_HOSTNAME,
+                              URLPATTERN_PORT,
+                              URLPATTERN_PATHNAME,
+                              URLPATTERN_SEARCH,
+                              URLPATTERN_HASH,
+                              -1};
     return map[state];
 }
 
 typedef struct csparser {
-    const char *in; /* borrows: the constructor string */
+    const char *in;       /* borrows: the constructor string */
     pattern_token_t *tok; /* owns: lenient tokens */
     int ntok;
-    init_t *result;       /* borrows: what is being filled */
+    init_t *result; /* borrows: what is being filled */
     int component_start, token_index, token_increment, group_depth, ipv6_depth;
     int protocol_special; /* "protocol matches a special scheme flag" */
     int state;            /* CS_* */
@@ -420,7 +264,10 @@ typedef struct csparser {
     const char *why;
 } csparser_t;
 
-static const pattern_token_t *safe_token(const csparser_t *p, int i) { return &p->tok[i < p->ntok ? i : p->ntok - 1]; }
+static const pattern_token_t *safe_token(const csparser_t *p, int i)
+{
+    return &p->tok[i < p->ntok ? i : p->ntok - 1];
+}
 
 static int nonspecial_char(const csparser_t *p, int i, char c)
 {
@@ -500,7 +347,7 @@ static void compute_protocol_special(csparser_t *p)
     component_t c = {0};
     int budget = URLPATTERN_MAX_STATES;
     if (make_component(p, &proto) ||
-        compile_component(&c, &proto, canon_protocol, NULL, &default_options, &budget, &p->why))
+        compile_component(&c, &proto, urlcanon_protocol, NULL, &default_options, &budget, &p->why))
         p->failed = 1;
     else
         p->protocol_special = matches_special_scheme(&c);
@@ -662,7 +509,8 @@ static int is_absolute_pathname(const url_str_t *s, int type)
 static int inherit_from_base(const url_t *b, const init_t *in, init_t *out, int type)
 {
     const uint8_t *h = in->has;
-    int proto = h[URLPATTERN_PROTOCOL], host = proto || h[URLPATTERN_HOSTNAME], port = host || h[URLPATTERN_PORT];
+    int proto = h[URLPATTERN_PROTOCOL], host = proto || h[URLPATTERN_HOSTNAME],
+        port = host || h[URLPATTERN_PORT];
     int path = port || h[URLPATTERN_PATHNAME], search = path || h[URLPATTERN_SEARCH];
     int r = 0;
     if (!proto) {
@@ -678,7 +526,8 @@ static int inherit_from_base(const url_t *b, const init_t *in, init_t *out, int 
         out->has[URLPATTERN_PASSWORD] = 1;
     }
     if (!host) {
-        r |= base_string(&out->v[URLPATTERN_HOSTNAME], url_str_ptr(&b->host), b->has_host ? b->host.len : 0, type);
+        r |= base_string(&out->v[URLPATTERN_HOSTNAME], url_str_ptr(&b->host), b->has_host ? b->host.len : 0,
+                         type);
         out->has[URLPATTERN_HOSTNAME] = 1;
     }
     if (!port) {
@@ -692,12 +541,13 @@ static int inherit_from_base(const url_t *b, const init_t *in, init_t *out, int 
         out->has[URLPATTERN_PATHNAME] = 1;
     }
     if (!search) {
-        r |= base_string(&out->v[URLPATTERN_SEARCH], url_str_ptr(&b->query), b->has_query ? b->query.len : 0, type);
+        r |= base_string(&out->v[URLPATTERN_SEARCH], url_str_ptr(&b->query), b->has_query ? b->query.len : 0,
+                         type);
         out->has[URLPATTERN_SEARCH] = 1;
     }
     if (!search && !h[URLPATTERN_HASH]) {
-        r |= base_string(&out->v[URLPATTERN_HASH], url_str_ptr(&b->fragment), b->has_fragment ? b->fragment.len : 0,
-                         type);
+        r |= base_string(&out->v[URLPATTERN_HASH], url_str_ptr(&b->fragment),
+                         b->has_fragment ? b->fragment.len : 0, type);
         out->has[URLPATTERN_HASH] = 1;
     }
     return r ? -1 : 0;
@@ -717,12 +567,16 @@ static void strip(const url_str_t *v, char c, int trailing, const char **s, size
 /* One component given by init: stripped, and canonicalized for URLs. */
 static int process_component(int c, const url_str_t *v, const url_str_t *proto, int type, url_str_t *out)
 {
-    static const pattern_encode_cb canon[] = {canon_protocol, canon_username, canon_password, canon_hostname,
-                                              canon_port,     NULL,           canon_search,   canon_hash};
+    static const pattern_encode_cb canon[] = {urlcanon_protocol, urlcanon_username, urlcanon_password,
+                                              urlcanon_hostname, urlcanon_port,     NULL,
+                                              urlcanon_search,   urlcanon_hash};
     const char *s;
     size_t len;
-    strip(v, c == URLPATTERN_PROTOCOL ? ':' : c == URLPATTERN_SEARCH ? '?' : '#', c == URLPATTERN_PROTOCOL, &s,
-          &len);
+    strip(v,
+          c == URLPATTERN_PROTOCOL ? ':'
+          : c == URLPATTERN_SEARCH ? '?'
+                                   : '#',
+          c == URLPATTERN_PROTOCOL, &s, &len);
     if (c != URLPATTERN_PROTOCOL && c != URLPATTERN_SEARCH && c != URLPATTERN_HASH)
         s = url_str_ptr(v), len = v->len;
     if (type == TYPE_PATTERN) {
@@ -732,7 +586,7 @@ static int process_component(int c, const url_str_t *v, const url_str_t *proto, 
     if (c == URLPATTERN_PATHNAME) {
         const char *pr = url_str_ptr(proto);
         int special = proto->len == 0 || url_is_special_scheme(pr, proto->len);
-        return (special ? canon_pathname : canon_opaque_pathname)(NULL, s, len, out);
+        return (special ? urlcanon_pathname : urlcanon_opaque_pathname)(NULL, s, len, out);
     }
     return canon[c](c == URLPATTERN_PORT ? (void *)url_str_ptr(proto) : NULL, s, len, out);
 }
@@ -809,18 +663,19 @@ static int compile_all(urlpattern_t *p, init_t *in, const char **why)
         url_str_reset(&in->v[URLPATTERN_PORT]);
     int budget = URLPATTERN_MAX_STATES;
     component_t *c = p->c;
-    if (compile_component(&c[0], &in->v[0], canon_protocol, NULL, &default_options, &budget, why) ||
-        compile_component(&c[1], &in->v[1], canon_username, NULL, &default_options, &budget, why) ||
-        compile_component(&c[2], &in->v[2], canon_password, NULL, &default_options, &budget, why) ||
-        compile_component(&c[3], &in->v[3], hostname_is_ipv6(&in->v[3]) ? canon_ipv6_hostname : canon_hostname,
-                          NULL, &hostname_options, &budget, why) ||
-        compile_component(&c[4], &in->v[4], canon_port, NULL, &default_options, &budget, why))
+    if (compile_component(&c[0], &in->v[0], urlcanon_protocol, NULL, &default_options, &budget, why) ||
+        compile_component(&c[1], &in->v[1], urlcanon_username, NULL, &default_options, &budget, why) ||
+        compile_component(&c[2], &in->v[2], urlcanon_password, NULL, &default_options, &budget, why) ||
+        compile_component(&c[3], &in->v[3],
+                          hostname_is_ipv6(&in->v[3]) ? urlcanon_ipv6_hostname : urlcanon_hostname, NULL,
+                          &hostname_options, &budget, why) ||
+        compile_component(&c[4], &in->v[4], urlcanon_port, NULL, &default_options, &budget, why))
         return -1;
     int special = matches_special_scheme(&c[0]);
-    if (compile_component(&c[5], &in->v[5], special ? canon_pathname : canon_opaque_pathname, NULL,
+    if (compile_component(&c[5], &in->v[5], special ? urlcanon_pathname : urlcanon_opaque_pathname, NULL,
                           special ? &pathname_options : &default_options, &budget, why) ||
-        compile_component(&c[6], &in->v[6], canon_search, NULL, &default_options, &budget, why) ||
-        compile_component(&c[7], &in->v[7], canon_hash, NULL, &default_options, &budget, why))
+        compile_component(&c[6], &in->v[6], urlcanon_search, NULL, &default_options, &budget, why) ||
+        compile_component(&c[7], &in->v[7], urlcanon_hash, NULL, &default_options, &budget, why))
         return -1;
     p->states = URLPATTERN_MAX_STATES - budget;
     return 0;

@@ -49,7 +49,8 @@ static json_t *url_answer(json_t *req)
     url_init(&base);
     url_init(&u);
     json_t *ans;
-    if ((b && url_try_parse(b, strlen(b), NULL, &base)) || url_try_parse(s, strlen(s), b ? &base : NULL, &u)) {
+    if ((b && url_try_parse(b, strlen(b), NULL, &base)) ||
+        url_try_parse(s, strlen(s), b ? &base : NULL, &u)) {
         ans = json_pack("{s:b}", "ok", 0);
     } else {
         char port[12] = "";
@@ -57,9 +58,10 @@ static json_t *url_answer(json_t *req)
             snprintf(port, sizeof(port), "%d", (int)u.port);
         ans = json_pack("{s:b, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}}", "ok", 1, "url", "protocol",
                         url_str_ptr(&u.scheme), "username", url_str_ptr(&u.username), "password",
-                        url_str_ptr(&u.password), "hostname", u.has_host ? url_str_ptr(&u.host) : "", "port", port,
-                        "pathname", url_str_ptr(&u.path), "search", u.has_query ? url_str_ptr(&u.query) : "",
-                        "hash", u.has_fragment ? url_str_ptr(&u.fragment) : "");
+                        url_str_ptr(&u.password), "hostname", u.has_host ? url_str_ptr(&u.host) : "", "port",
+                        port, "pathname", url_str_ptr(&u.path), "search",
+                        u.has_query ? url_str_ptr(&u.query) : "", "hash",
+                        u.has_fragment ? url_str_ptr(&u.fragment) : "");
     }
     url_dispose(&u);
     url_dispose(&base);
@@ -119,13 +121,14 @@ static json_t *pattern_answer(json_t *req)
     json_t *v;
     json_array_foreach(json_object_get(req, "topics"), i, v)
     {
-        json_array_append_new(topics, json_boolean(urlpattern_match(p, json_string_value(v), json_string_length(v))));
+        json_array_append_new(topics,
+                              json_boolean(urlpattern_match(p, json_string_value(v), json_string_length(v))));
         json_array_append_new(steps, json_integer((json_int_t)urlpattern__last_steps()));
     }
     json_array_foreach(json_object_get(req, "tests"), i, v) json_array_append_new(tests, run_test(p, v));
-    json_t *ans = json_pack("{s:b, s:o, s:b, s:i, s:o, s:o, s:o}", "ok", 1, "components", comps, "has_regexp_groups",
-                            urlpattern_has_regexp_groups(p), "states", urlpattern_states(p), "topics", topics,
-                            "tests", tests, "steps", steps);
+    json_t *ans = json_pack("{s:b, s:o, s:b, s:i, s:o, s:o, s:o}", "ok", 1, "components", comps,
+                            "has_regexp_groups", urlpattern_has_regexp_groups(p), "states",
+                            urlpattern_states(p), "topics", topics, "tests", tests, "steps", steps);
     urlpattern_free(p);
     return ans;
 }
