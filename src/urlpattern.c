@@ -695,8 +695,10 @@ static int check_text(const char *s, size_t len, const char **why)
     return 0;
 }
 
-static urlpattern_t *create(const char *text, size_t len, const init_t *init, const char *base_url,
-                            const char **why)
+/* pattern_base: the base URL the standard's "create" gets (NULL: none);
+ * topic_base: the one relative topics are resolved against. */
+static urlpattern_t *create(const char *text, size_t len, const init_t *init, const char *pattern_base,
+                            const char *topic_base, const char **why)
 {
     urlpattern_t *p = calloc(1, sizeof(*p));
     init_t processed = {0};
@@ -708,14 +710,14 @@ static urlpattern_t *create(const char *text, size_t len, const init_t *init, co
     p->text[len] = 0;
     p->len = len;
     url_init(&p->base);
-    if (base_url) {
-        if (url_try_parse(base_url, strlen(base_url), NULL, &p->base)) {
+    if (topic_base) {
+        if (url_try_parse(topic_base, strlen(topic_base), NULL, &p->base)) {
             *why = "invalid base URL";
             goto fail;
         }
         p->has_base = 1;
     }
-    if (process_init(init, base_url, TYPE_PATTERN, &processed, why) || compile_all(p, &processed, why))
+    if (process_init(init, pattern_base, TYPE_PATTERN, &processed, why) || compile_all(p, &processed, why))
         goto fail;
     init_free(&processed);
     return p;
@@ -725,7 +727,10 @@ fail:
     return NULL;
 }
 
-urlpattern_t *urlpattern_try_new(const char *pattern, size_t len, const char *base_url, const char **why)
+/* js_api: the JavaScript constructor's rule (the base URL applies to every
+ * pattern) rather than draft-08's (only to relative ones). */
+static urlpattern_t *try_new(const char *pattern, size_t len, const char *base_url, int js_api,
+                             const char **why)
 {
     const char *dummy;
     why = why ? why : &dummy;
@@ -735,13 +740,24 @@ urlpattern_t *urlpattern_try_new(const char *pattern, size_t len, const char *ba
     init_t init = {0};
     urlpattern_t *p = NULL;
     if (parse_constructor_string(pattern, len, &init, why) == 0) {
-        if (!base_url && !init.has[URLPATTERN_PROTOCOL])
+        int absolute = init.has[URLPATTERN_PROTOCOL];
+        if (!base_url && !absolute)
             *why = "relative pattern without a base URL";
         else
-            p = create(pattern, len, &init, base_url, why);
+            p = create(pattern, len, &init, absolute && !js_api ? NULL : base_url, base_url, why);
     }
     init_free(&init);
     return p;
+}
+
+urlpattern_t *urlpattern_try_new(const char *pattern, size_t len, const char *base_url, const char **why)
+{
+    return try_new(pattern, len, base_url, 0, why);
+}
+
+urlpattern_t *urlpattern__try_new_js(const char *pattern, size_t len, const char *base_url, const char **why)
+{
+    return try_new(pattern, len, base_url, 1, why);
 }
 
 urlpattern_t *urlpattern__try_new_init(const urlpattern_init_t *in, const char **why)
@@ -762,7 +778,7 @@ urlpattern_t *urlpattern__try_new_init(const urlpattern_init_t *in, const char *
         *why = "pattern too long";
         goto out;
     }
-    p = create("", 0, &init, in->base_url, why);
+    p = create("", 0, &init, in->base_url, in->base_url, why);
 out:
     init_free(&init);
     return p;

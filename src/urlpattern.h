@@ -7,7 +7,12 @@
  * A pattern is given in the standard's constructor string form, absolute
  * ("https://example.com/books/:id") or relative ("/books/:id"), and
  * relative patterns and topics are resolved against the hub's URL (the
- * base URL, e.g. "https://example.com/.well-known/mercure"):
+ * base URL, e.g. "https://example.com/.well-known/mercure"). An absolute
+ * pattern (one with a protocol) is compiled without it, as draft-08 says
+ * ("when evaluating a relative pattern ... use the hub's URL"): given a base,
+ * the standard's constructor would also resolve an absolute pattern's
+ * pathname when it does not start with "/", so "urn\:isbn\:*" would become
+ * "/.well-known/isbn\:*" and match no URN.
  *
  *   pattern "/books/:id"  base "https://example.com/.well-known/mercure"
  *     protocol "https"  username "*"  password "*"  hostname "example.com"
@@ -117,6 +122,11 @@ typedef struct urlpattern_init {
     const char *value[URLPATTERN_COMPONENTS]; /* borrows, NUL-terminated, NULL: absent */
     const char *base_url;                     /* borrows, NUL-terminated, NULL: absent */
 } urlpattern_init_t;
+
+/* urlpattern_try_new as JavaScript's `new URLPattern(pattern, baseURL)`:
+ * the base URL applies to absolute patterns too. */
+urlpattern_t *urlpattern__try_new_js(const char *pattern, size_t len, const char *base_url, const char **why)
+    __attribute__((warn_unused_result));
 
 /* Compiles a pattern from a dictionary, as `new URLPattern(init)` does
  * (tests: the web-platform-tests cases use this form). Like

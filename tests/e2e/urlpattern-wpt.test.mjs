@@ -70,7 +70,7 @@ function unsupportedForm(e) {
 // The request for the driver.
 function request(e) {
   const p = e.pattern;
-  const req = { tests: [] };
+  const req = { tests: [], js_api: true };
   if (p.length === 0 || typeof p[0] === 'object') req.pattern = p[0] || {};
   else {
     req.pattern = p[0];

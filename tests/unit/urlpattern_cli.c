@@ -6,6 +6,7 @@
  *
  * Requests:
  *   {"pattern": "https://x/:id", "base": "https://hub/.well-known/mercure",
+ *    "js_api": false,                 true: the base applies to absolute patterns too
  *    "topics": ["/a", ...],           Mercure matching: urlpattern_match
  *    "tests": [["https://x/1"], ["/1", "https://x"], [{"pathname": "/1"}]]}
  *                                     the JavaScript test(...) arguments
@@ -109,7 +110,8 @@ static json_t *pattern_answer(json_t *req)
         init_from_json(pat, &in);
         p = urlpattern__try_new_init(&in, &why);
     } else {
-        p = urlpattern_try_new(json_string_value(pat), json_string_length(pat), base, &why);
+        p = (json_is_true(json_object_get(req, "js_api")) ? urlpattern__try_new_js : urlpattern_try_new)(
+            json_string_value(pat), json_string_length(pat), base, &why);
     }
     if (!p)
         return json_pack("{s:b, s:s}", "ok", 0, "error", why ? why : "(no reason)");
