@@ -692,6 +692,13 @@ static int check_text(const char *s, size_t len, const char **why)
         *why = "pattern is not UTF-8";
         return -1;
     }
+    /* Only a regexp group could keep a raw NUL (fixed text is percent-encoded),
+     * where it could only match a NUL no URL component contains; refused so
+     * that every pattern string stays a C string. */
+    if (memchr(s, 0, len)) {
+        *why = "unsupported: a NUL character in a pattern";
+        return -1;
+    }
     return 0;
 }
 

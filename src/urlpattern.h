@@ -39,7 +39,9 @@
  * Regexp groups accept the subset of JavaScript syntax regex.h documents;
  * valid JavaScript outside it (backreferences, lookaround, \p{...}, ...) is
  * refused with a reason starting with "unsupported", so the client gets a
- * 400 rather than a pattern that silently means something else.
+ * 400 rather than a pattern that silently means something else. So is a NUL
+ * character anywhere in a pattern (it could only ever match in a regexp
+ * group, against a NUL no parsed URL contains).
  *
  * Budgets (a pattern or topic past them is refused / does not match):
  */

@@ -260,6 +260,10 @@ static void test_refused_unsupported(void)
     };
     for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++)
         refused(pats[i], HUB, "unsupported");
+    const char *why = NULL;
+    urlpattern_t *p = urlpattern_try_new("https://x/(a\0b)", sizeof("https://x/(a\0b)") - 1, HUB, &why);
+    ASSERT(p == NULL && why && !strncmp(why, "unsupported", 11));
+    urlpattern_free(p);
 }
 
 static void test_refused_invalid(void)
