@@ -9,7 +9,8 @@
 #   scripts/setup.sh --run    only what running courant needs: compiler, make, curl,
 #                             libsqlite3-dev (the --store history)
 #                             libssl-dev and libjansson-dev (JWT verification),
-#                             libhiredis-dev (--redis: the Redis Stream backplane)
+#                             libhiredis-dev (--redis: the Redis Stream backplane),
+#                             libicu-dev (IDNA for URL patterns)
 #
 # Env: COURANT_SETUP_SKIP_NODE=1 skips Node.js, npm, Chromium and `npm ci`.
 # Runs as root, or through sudo otherwise. Prints one line per action taken and
@@ -68,10 +69,11 @@ node_ok() {
 # ---- Debian packages ---------------------------------------------------------
 # libsqlite3-dev: courant links SQLite for --store (durable history), and
 # libssl-dev + libjansson-dev for JWT verification, so even --run mode
-# needs them; libhiredis-dev too (--redis), since the server links it.
+# needs them; libhiredis-dev too (--redis), since the server links it, and
+# libicu-dev (URL patterns: IDNA for non-ASCII hosts).
 # sqlite3 (the CLI): tests and the backup procedure. redis-server: the
 # --redis tests start their own (never the system service).
-want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev)
+want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev libicu-dev)
 if [ "$mode" = all ]; then
     want+=(clang libclang-rt-14-dev ca-certificates procps python3 sqlite3 redis-server)
 fi
