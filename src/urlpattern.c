@@ -28,6 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(URLPATTERN_MAX_REPEAT == REGEX_MAX_REPEAT, "urlpattern.h documents regex.h's repeat budget");
+_Static_assert(URLPATTERN_MAX_STATES <= REGEX_MAX_STATES, "a pattern's state budget fits one NFA's ceiling");
+
 enum { C_ANY, C_EXACT, C_NFA };
 
 typedef struct component {
