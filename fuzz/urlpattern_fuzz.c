@@ -11,11 +11,14 @@
  *     state visits (plus one position's worth);
  *   - matching is deterministic (twice the same answer);
  *   - normalization is stable and keeps the meaning: the eight normalized
- *     component pattern strings, compiled again (dictionary form), match the
- *     topic as the pattern does, and normalizing those gives them back.
- *     (Not always the first strings themselves: fixed text that the URL
- *     parser reduces to nothing, such as a lone tab or "{s/../}", leaves an
- *     empty part that has no pattern string form, in the standard too.)
+ *     component pattern strings, compiled again (dictionary form), give the
+ *     same strings and match the topic as the pattern does. Except where the
+ *     standard itself is not stable: fixed text the URL parser reduces to
+ *     nothing (a lone tab or CR, "{s/../}?") leaves an empty part with no
+ *     pattern string form ("" or "{}?"); without it, neighbouring text merges
+ *     and is canonicalized as one piece, which can change the meaning
+ *     ("/{s/../}?../x" requires a literal "/../x", "/../x" is "/x"). Such
+ *     patterns (a tab or CR, or "{}" in a normalized string) are skipped.
  *   - the URL parser round-trips: a topic that parses, serialized (the URL
  *     Standard's serializer, written here) and parsed again, gives the same
  *     record.
@@ -147,18 +150,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(urlpattern__last_steps() <= URLPATTERN_MAX_STEPS + (uint64_t)urlpattern_states(p));
     CHECK(urlpattern_match(p, topic, tlen) == m);
 
-    /* Normalized once, then again: the same strings, the same language. */
-    urlpattern_t *q = renormalize(p), *r = q ? renormalize(q) : NULL;
+    /* Normalized again: the same strings, the same language. */
+    int stable = !memchr(pat, '\t', plen) && !memchr(pat, '\r', plen);
+    for (int c = 0; c < URLPATTERN_COMPONENTS; c++)
+        stable &= strstr(urlpattern_component(p, (urlpattern_component_t)c), "{}") == NULL;
+    urlpattern_t *q = stable ? renormalize(p) : NULL;
     if (q) {
-        CHECK(r != NULL);
         for (int c = 0; c < URLPATTERN_COMPONENTS; c++)
             CHECK(strcmp(urlpattern_component(q, (urlpattern_component_t)c),
-                         urlpattern_component(r, (urlpattern_component_t)c)) == 0);
+                         urlpattern_component(p, (urlpattern_component_t)c)) == 0);
         /* q has no base URL: compare on the topic as an absolute URL */
         CHECK(urlpattern__match_url(p, topic, tlen, NULL, NULL) ==
               urlpattern__match_url(q, topic, tlen, NULL, NULL));
     }
-    urlpattern_free(r);
     urlpattern_free(q);
     urlpattern_free(p);
 out:
