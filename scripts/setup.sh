@@ -18,6 +18,7 @@
 #                             libhiredis-dev (--redis: the Redis Stream backplane),
 #                             libcurl4-openssl-dev (--jwks-url: JWK Sets over HTTPS),
 #                             libnghttp2-dev (HTTP/2: framing, HPACK, flow control)
+#                             libicu-dev (IDNA for URL patterns)
 #
 # Env: COURANT_SETUP_SKIP_NODE=1 skips Node.js, npm, Chromium and `npm ci`.
 # Runs as root, or through sudo otherwise. Prints one line per action taken and
@@ -85,7 +86,8 @@ node_ok() {
 # groff-base, man-db: the generated man page renders cleanly and installs.
 # openssl (the CLI): tests make certificates and serve JWK Sets with s_server.
 # libnghttp2-dev (HTTP/2; bench/loadgen.c's --h2 client links it too).
-want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev libcurl4-openssl-dev libnghttp2-dev)
+# libicu-dev (URL patterns: IDNA for non-ASCII hosts).
+want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev libcurl4-openssl-dev libnghttp2-dev libicu-dev)
 if [ "$mode" = all ]; then
     want+=(clang libclang-rt-14-dev clang-format ca-certificates procps python3 python3-requests sqlite3 redis-server openssl)
     want+=(dpkg-dev systemd groff-base man-db)
