@@ -567,7 +567,7 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    if (open_tls(&srv, &cfg) || open_acme(&srv, &cfg, &acme)) {
+    if (open_acme(&srv, &cfg, &acme) || open_tls(&srv, &cfg)) {
         rc = 2;
         goto out;
     }
