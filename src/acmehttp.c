@@ -51,11 +51,21 @@ static long host_part(const char *h, size_t len)
     return (long)host_len;
 }
 
+/* Visible ASCII only: what a protocol parser let through still never
+ * reaches a header value with a control byte or a space. */
+static int visible(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
 long acmehttp__redirect(const char *host, size_t host_len, int https_port, const char *path, size_t path_len,
                         const char *query, size_t query_len, char *out, size_t cap)
 {
     long hl = host_part(host, host_len);
-    if (hl < 0 || path_len == 0 || path[0] != '/')
+    if (hl < 0 || path_len == 0 || path[0] != '/' || !visible(path, path_len) || !visible(query, query_len))
         return -1;
     char port[16] = "";
     if (https_port > 0 && https_port != 443)
