@@ -56,11 +56,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ACME_POLL_S 120          /* an authorization or order must settle within this */
-#define ACME_NONCE_TRIES 5       /* badNonce answers in a row before giving up */
-#define ACME_KEY_FILE_MAX 16384  /* bytes of a PEM key file we read */
-#define ACME_BOOTSTRAP_DAYS 7    /* validity of the temporary self-signed certificate */
-#define ACME_MIN_VALID_S 60      /* a stored certificate closer than this to expiry is not used */
+#define ACME_POLL_S 120         /* an authorization or order must settle within this */
+#define ACME_NONCE_TRIES 5      /* badNonce answers in a row before giving up */
+#define ACME_KEY_FILE_MAX 16384 /* bytes of a PEM key file we read */
+#define ACME_BOOTSTRAP_DAYS 7   /* validity of the temporary self-signed certificate */
+#define ACME_MIN_VALID_S 60     /* a stored certificate closer than this to expiry is not used */
 #define WHY_CAP 512
 
 enum acme_state { ACME_NEW, ACME_OK, ACME_FAILING };
@@ -75,52 +75,52 @@ typedef struct response {
 
 struct acme {
     /* options, copied; read-only once the thread runs */
-    char *directory;                    /* owns */
-    char *email;                        /* owns, or NULL */
-    char *state_dir;                    /* owns */
-    char *ca_file;                      /* owns, or NULL */
-    char *domains[ACME_MAX_DOMAINS];    /* owns: lowercase */
+    char *directory;                 /* owns */
+    char *email;                     /* owns, or NULL */
+    char *state_dir;                 /* owns */
+    char *ca_file;                   /* owns, or NULL */
+    char *domains[ACME_MAX_DOMAINS]; /* owns: lowercase */
     size_t num_domains;
-    int challenges;                     /* acme_challenges_t bits */
-    int prefer_http01;                  /* try HTTP-01 before TLS-ALPN-01 */
-    long renew_before_s;                /* 0 = at 2/3 of the lifetime */
-    int retry_min_s, retry_max_s;       /* backoff bounds */
-    int timeout_ms;                     /* per request */
-    char cadir[PATH_MAX - 64];          /* state_dir/<ca>: where the files are (room left for names) */
-    int lock_fd;                        /* holds the flock on cadir/lock; -1 = none */
-    acmechal_t *chal;                   /* borrows: where challenge answers go */
-    acme_install_fn install;            /* main's: swaps the TLS context */
-    void *install_ctx;                  /* borrows: for install */
-    EVP_PKEY *account_key;              /* owns */
-    char jwk[160];                      /* the account key's public JWK */
+    int challenges;               /* acme_challenges_t bits */
+    int prefer_http01;            /* try HTTP-01 before TLS-ALPN-01 */
+    long renew_before_s;          /* 0 = at 2/3 of the lifetime */
+    int retry_min_s, retry_max_s; /* backoff bounds */
+    int timeout_ms;               /* per request */
+    char cadir[PATH_MAX - 64];    /* state_dir/<ca>: where the files are (room left for names) */
+    int lock_fd;                  /* holds the flock on cadir/lock; -1 = none */
+    acmechal_t *chal;             /* borrows: where challenge answers go */
+    acme_install_fn install;      /* main's: swaps the TLS context */
+    void *install_ctx;            /* borrows: for install */
+    EVP_PKEY *account_key;        /* owns */
+    char jwk[160];                /* the account key's public JWK */
     char thumbprint[ACMEPKI_THUMBPRINT_LEN + 1];
     /* the stored certificate found by acme_new, handed to main by acme_initial */
-    char *stored_chain, *stored_key;    /* owns until acme_initial, then NULL */
+    char *stored_chain, *stored_key; /* owns until acme_initial, then NULL */
     size_t stored_chain_len, stored_key_len;
     /* schedule (acme thread once started) */
-    acmepki_info_t current;             /* the CA certificate in use; valid if have_cert */
-    int have_cert;                      /* 0: the bootstrap certificate is in use */
-    int64_t due;                        /* UTC seconds of the next order */
-    int backoff_s;                      /* last failure's delay; 0 after a success */
-    enum acme_state state;              /* for logging each change once */
-    char last_why[WHY_CAP];             /* the last failure, to log a repeat at debug level */
+    acmepki_info_t current; /* the CA certificate in use; valid if have_cert */
+    int have_cert;          /* 0: the bootstrap certificate is in use */
+    int64_t due;            /* UTC seconds of the next order */
+    int backoff_s;          /* last failure's delay; 0 after a success */
+    enum acme_state state;  /* for logging each change once */
+    char last_why[WHY_CAP]; /* the last failure, to log a repeat at debug level */
     /* one order (acme thread) */
-    CURL *curl;                         /* owns: one handle per order, connections reused */
-    acme_directory_t dir;               /* the CA's directory */
-    char nonce[ACME_MAX_TOKEN];         /* the next request's nonce, "" = fetch one */
-    char kid[ACME_MAX_URL];             /* the account URL */
-    char order_url[ACME_MAX_URL];       /* the order's Location */
-    acme_order_t order;                 /* the last order object read */
-    acme_authz_t authz;                 /* the authorization being worked on */
-    char why[WHY_CAP];                  /* the failure of the order in progress */
-    long ca_retry_after_s;              /* Retry-After of the failing answer, -1 = none */
-    char errbuf[CURL_ERROR_SIZE];       /* libcurl's detail of the last transfer */
+    CURL *curl;                   /* owns: one handle per order, connections reused */
+    acme_directory_t dir;         /* the CA's directory */
+    char nonce[ACME_MAX_TOKEN];   /* the next request's nonce, "" = fetch one */
+    char kid[ACME_MAX_URL];       /* the account URL */
+    char order_url[ACME_MAX_URL]; /* the order's Location */
+    acme_order_t order;           /* the last order object read */
+    acme_authz_t authz;           /* the authorization being worked on */
+    char why[WHY_CAP];            /* the failure of the order in progress */
+    long ca_retry_after_s;        /* Retry-After of the failing answer, -1 = none */
+    char errbuf[CURL_ERROR_SIZE]; /* libcurl's detail of the last transfer */
     /* thread */
-    pthread_t thread;                   /* valid while started */
-    int started;                        /* main thread only */
-    atomic_int stopping;                /* acme_stop asked */
-    pthread_mutex_t lock;               /* with cond: interruptible sleeps */
-    pthread_cond_t cond;                /* signalled by acme_stop (CLOCK_MONOTONIC) */
+    pthread_t thread;     /* valid while started */
+    int started;          /* main thread only */
+    atomic_int stopping;  /* acme_stop asked */
+    pthread_mutex_t lock; /* with cond: interruptible sleeps */
+    pthread_cond_t cond;  /* signalled by acme_stop (CLOCK_MONOTONIC) */
     /* stats (relaxed atomics, written by the thread) */
     atomic_uint_fast64_t orders, issued, failures;
     atomic_llong not_after, renew_at;
@@ -207,10 +207,10 @@ void acme__ca_dirname(const char *url, char *out, size_t cap)
     size_t n = 0;
     for (; *url && n < cap - 1 && n < 100; url++) {
         char c = *url;
-        out[n++] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                           c == '-'
-                       ? c
-                       : '_';
+        out[n++] =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-'
+                ? c
+                : '_';
     }
     while (n > 0 && out[n - 1] == '_') /* a trailing slash says nothing */
         n--;
@@ -422,7 +422,8 @@ static int load_account_key(acme_t *a, char *why, size_t cap)
     char *out = NULL;
     if (!(a->account_key = acmepki_new_key()) || !(out = acmepki_key_pem(a->account_key, &len)) ||
         write_file_atomic(a->cadir, "account.key", out, len)) {
-        snprintf(why, cap, "cannot create the account key %s: %s", path, out ? strerror(errno) : "OpenSSL failed");
+        snprintf(why, cap, "cannot create the account key %s: %s", path,
+                 out ? strerror(errno) : "OpenSSL failed");
         if (out)
             OPENSSL_cleanse(out, len);
         free(out);
@@ -486,10 +487,11 @@ static int copy_opts(acme_t *a, const acme_opts_t *o, char *why, size_t cap)
         return -1;
     }
     if (!o->agree_tos) {
-        snprintf(why, cap,
-                 "--acme-domain needs --acme-agree-tos: courant creates an account with the CA (%s), which "
-                 "means agreeing to its terms of service (Let's Encrypt: https://letsencrypt.org/repository/)",
-                 o->directory);
+        snprintf(
+            why, cap,
+            "--acme-domain needs --acme-agree-tos: courant creates an account with the CA (%s), which "
+            "means agreeing to its terms of service (Let's Encrypt: https://letsencrypt.org/repository/)",
+            o->directory);
         return -1;
     }
     if (o->email && !email_ok(o->email)) {
@@ -551,9 +553,10 @@ static int open_state(acme_t *a, char *why, size_t cap)
         return -1;
     }
     if (flock(a->lock_fd, LOCK_EX | LOCK_NB)) {
-        snprintf(why, cap, "%s", errno == EWOULDBLOCK
-                                     ? "another courant manages the certificates in this ACME state directory"
-                                     : strerror(errno));
+        snprintf(why, cap, "%s",
+                 errno == EWOULDBLOCK
+                     ? "another courant manages the certificates in this ACME state directory"
+                     : strerror(errno));
         return -1;
     }
     return 0;
@@ -581,7 +584,8 @@ acme_t *acme_new(const acme_opts_t *o, acmechal_t *chal, char *why, size_t cap)
     pthread_condattr_destroy(&ca);
     if (copy_opts(a, o, why, cap) || open_state(a, why, cap) || load_account_key(a, why, cap))
         goto fail;
-    if (acmepki_jwk(a->account_key, a->jwk, sizeof(a->jwk)) || acmepki_thumbprint(a->account_key, a->thumbprint)) {
+    if (acmepki_jwk(a->account_key, a->jwk, sizeof(a->jwk)) ||
+        acmepki_thumbprint(a->account_key, a->thumbprint)) {
         snprintf(why, cap, "cannot compute the account key's JWK");
         goto fail;
     }
@@ -614,9 +618,9 @@ int acme_initial(acme_t *a, char **chain, size_t *chain_len, char **key, size_t 
         return 0;
     }
     EVP_PKEY *k = acmepki_new_key();
-    X509 *x = k ? acmepki_self_signed(k, (const char *const *)a->domains, a->num_domains, ACME_BOOTSTRAP_DAYS,
-                                      NULL)
-                : NULL;
+    X509 *x =
+        k ? acmepki_self_signed(k, (const char *const *)a->domains, a->num_domains, ACME_BOOTSTRAP_DAYS, NULL)
+          : NULL;
     *chain = x ? acmepki_cert_pem(x) : NULL;
     *key = *chain ? acmepki_key_pem(k, key_len) : NULL;
     X509_free(x);
@@ -770,14 +774,14 @@ static int fetch_nonce(acme_t *a, response_t *r)
 /* A JWS POST (payload NULL: POST-as-GET), signed with the jwk (newAccount)
  * or the kid; badNonce answers are retried. 0 with a status < 400, or -1
  * with a->why. */
-static int post(acme_t *a, const char *url, const char *payload, int use_jwk, const char *accept, response_t *r,
-                const char *what)
+static int post(acme_t *a, const char *url, const char *payload, int use_jwk, const char *accept,
+                response_t *r, const char *what)
 {
     for (int attempt = 0; attempt < ACME_NONCE_TRIES; attempt++) {
         if (!a->nonce[0] && fetch_nonce(a, r))
             return -1;
-        char *jws = acmewire_jws(a->account_key, use_jwk ? a->jwk : NULL, use_jwk ? NULL : a->kid, a->nonce, url,
-                                 payload);
+        char *jws = acmewire_jws(a->account_key, use_jwk ? a->jwk : NULL, use_jwk ? NULL : a->kid, a->nonce,
+                                 url, payload);
         a->nonce[0] = 0; /* a nonce is good for one request */
         if (!jws) {
             snprintf(a->why, sizeof(a->why), "%s: cannot sign the request", what);
@@ -872,8 +876,8 @@ static int get_account(acme_t *a, response_t *r)
         return -1;
     }
     if (r->status == 201)
-        log_info("acme: account created with %s%s%s", a->directory, a->dir.terms[0] ? "; terms of service: " : "",
-                 a->dir.terms);
+        log_info("acme: account created with %s%s%s", a->directory,
+                 a->dir.terms[0] ? "; terms of service: " : "", a->dir.terms);
     memcpy(a->kid, r->h.location, sizeof(a->kid));
     return 0;
 }
@@ -1070,7 +1074,8 @@ out:
 }
 
 /* Saves and installs the chain; a->current describes it after. */
-static int take_certificate(acme_t *a, const char *chain, size_t len, EVP_PKEY *cert_key, const acmepki_info_t *info)
+static int take_certificate(acme_t *a, const char *chain, size_t len, EVP_PKEY *cert_key,
+                            const acmepki_info_t *info)
 {
     char install_why[WHY_CAP] = "no install function";
     size_t kl = 0;
@@ -1082,7 +1087,8 @@ static int take_certificate(acme_t *a, const char *chain, size_t len, EVP_PKEY *
                write_file_atomic(a->cadir, "cert.pem", chain, len)) {
         snprintf(a->why, sizeof(a->why), "cannot save the certificate in %.300s: %s", a->cadir,
                  strerror(errno));
-    } else if (!a->install || a->install(a->install_ctx, chain, len, kpem, kl, install_why, sizeof(install_why))) {
+    } else if (!a->install ||
+               a->install(a->install_ctx, chain, len, kpem, kl, install_why, sizeof(install_why))) {
         snprintf(a->why, sizeof(a->why), "cannot install the new certificate: %.400s", install_why);
     } else {
         a->current = *info;
@@ -1144,18 +1150,20 @@ static void log_outcome(acme_t *a, int ok, int was_bootstrap)
     fmt_delay(a->due - now, in, sizeof(in));
     if (ok) {
         fmt_time(a->current.not_after, until, sizeof(until));
-        log_info("acme: certificate %s for %s (%zu name%s) from %s, serial %s, valid until %s; new handshakes "
-                 "use it; renewal in %s",
-                 was_bootstrap ? "issued" : "renewed", a->domains[0], a->num_domains, a->num_domains == 1 ? "" : "s",
-                 a->current.issuer, a->current.serial, until, in);
+        log_info(
+            "acme: certificate %s for %s (%zu name%s) from %s, serial %s, valid until %s; new handshakes "
+            "use it; renewal in %s",
+            was_bootstrap ? "issued" : "renewed", a->domains[0], a->num_domains,
+            a->num_domains == 1 ? "" : "s", a->current.issuer, a->current.serial, until, in);
         a->state = ACME_OK;
         a->last_why[0] = 0;
         return;
     }
-    const char *keeping = a->have_cert ? "keeping the current certificate" : "still serving the temporary one";
+    const char *keeping =
+        a->have_cert ? "keeping the current certificate" : "still serving the temporary one";
     if (a->state != ACME_FAILING || strcmp(a->last_why, a->why) != 0)
-        log_warn("acme: %s failed: %s; %s; retry in %s", was_bootstrap ? "issuance" : "renewal", a->why, keeping,
-                 in);
+        log_warn("acme: %s failed: %s; %s; retry in %s", was_bootstrap ? "issuance" : "renewal", a->why,
+                 keeping, in);
     else
         log_debug("acme: still failing: %s; retry in %s", a->why, in);
     a->state = ACME_FAILING;
@@ -1170,13 +1178,14 @@ static void run_order(acme_t *a)
     a->nonce[0] = 0;
     a->ca_retry_after_s = -1;
     atomic_fetch_add_explicit(&a->orders, 1, memory_order_relaxed);
-    log_info("acme: ordering a certificate for %s%s from %s", a->domains[0], a->num_domains > 1 ? " and others" : "",
-             a->directory);
+    log_info("acme: ordering a certificate for %s%s from %s", a->domains[0],
+             a->num_domains > 1 ? " and others" : "", a->directory);
     if (!(a->curl = curl_easy_init())) {
         snprintf(a->why, sizeof(a->why), "libcurl: out of memory");
     } else if (order_certificate(a, &r) == 0) {
         a->backoff_s = 0;
-        a->due = acme__renew_at(a->current.not_before, a->current.not_after, a->renew_before_s, random_unit());
+        a->due =
+            acme__renew_at(a->current.not_before, a->current.not_after, a->renew_before_s, random_unit());
         atomic_fetch_add_explicit(&a->issued, 1, memory_order_relaxed);
         atomic_store_explicit(&a->not_after, (long long)a->current.not_after, memory_order_relaxed);
         atomic_store_explicit(&a->renew_at, (long long)a->due, memory_order_relaxed);

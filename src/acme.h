@@ -65,19 +65,19 @@ typedef enum acme_challenges {
 } acme_challenges_t;
 
 typedef struct acme_opts {
-    const char *directory;       /* borrows (copied): the CA's directory URL, https:// */
-    const char *const *domains;  /* borrows (copied): names for one certificate, 1..ACME_MAX_DOMAINS */
+    const char *directory;      /* borrows (copied): the CA's directory URL, https:// */
+    const char *const *domains; /* borrows (copied): names for one certificate, 1..ACME_MAX_DOMAINS */
     size_t num_domains;
-    const char *email;           /* borrows (copied): contact, or NULL */
-    const char *state_dir;       /* borrows (copied): see above */
-    const char *ca_file;         /* borrows (copied): PEM roots to verify the CA with; NULL = system store */
-    int agree_tos;               /* the operator agreed to the CA's terms of service (required) */
-    int challenges;              /* acme_challenges_t bits */
-    int prefer_http01;           /* both allowed: try HTTP-01 first */
-    long renew_before_s;         /* renew when this much is left; 0 = at 2/3 of the lifetime */
-    int retry_min_s;             /* first retry after a failure; 0 = 60 */
-    int retry_max_s;             /* longest backoff; 0 = 3600 */
-    int timeout_ms;              /* one request to the CA; 0 = 30000 */
+    const char *email;     /* borrows (copied): contact, or NULL */
+    const char *state_dir; /* borrows (copied): see above */
+    const char *ca_file;   /* borrows (copied): PEM roots to verify the CA with; NULL = system store */
+    int agree_tos;         /* the operator agreed to the CA's terms of service (required) */
+    int challenges;        /* acme_challenges_t bits */
+    int prefer_http01;     /* both allowed: try HTTP-01 first */
+    long renew_before_s;   /* renew when this much is left; 0 = at 2/3 of the lifetime */
+    int retry_min_s;       /* first retry after a failure; 0 = 60 */
+    int retry_max_s;       /* longest backoff; 0 = 3600 */
+    int timeout_ms;        /* one request to the CA; 0 = 30000 */
 } acme_opts_t;
 
 /* Installs a new certificate (PEM chain, leaf first, and its PEM key) into
@@ -116,11 +116,11 @@ void acme_stop(acme_t *a);
 void acme_free(acme_t *a);
 
 typedef struct acme_stats {
-    uint64_t orders;     /* orders attempted */
-    uint64_t issued;     /* certificates obtained and installed */
-    uint64_t failures;   /* orders that failed */
-    int64_t not_after;   /* UTC seconds: expiry of the certificate in use; 0 = bootstrap */
-    int64_t renew_at;    /* UTC seconds: the next attempt */
+    uint64_t orders;   /* orders attempted */
+    uint64_t issued;   /* certificates obtained and installed */
+    uint64_t failures; /* orders that failed */
+    int64_t not_after; /* UTC seconds: expiry of the certificate in use; 0 = bootstrap */
+    int64_t renew_at;  /* UTC seconds: the next attempt */
 } acme_stats_t;
 
 /* Counters, for /metrics and tests. Any thread (relaxed atomics). */

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define TOKEN_CAP 256  /* a token, NUL included (acmewire checks them shorter) */
+#define TOKEN_CAP 256   /* a token, NUL included (acmewire checks them shorter) */
 #define KEYAUTH_CAP 320 /* token "." 43-character thumbprint */
 #define NAME_CAP 256
 
@@ -26,9 +26,9 @@ typedef struct alpn_answer {
 } alpn_answer_t;
 
 struct acmechal {
-    pthread_mutex_t lock;              /* guards both tables */
-    http_answer_t http[ACMECHAL_MAX];  /* HTTP-01 answers */
-    alpn_answer_t alpn[ACMECHAL_MAX];  /* TLS-ALPN-01 answers */
+    pthread_mutex_t lock;             /* guards both tables */
+    http_answer_t http[ACMECHAL_MAX]; /* HTTP-01 answers */
+    alpn_answer_t alpn[ACMECHAL_MAX]; /* TLS-ALPN-01 answers */
 };
 
 acmechal_t *acmechal_new(void)

@@ -22,8 +22,8 @@ static long host_part(const char *h, size_t len)
     if (len && h[0] == '[') {
         while (i < len && h[i] != ']') {
             char c = h[i];
-            if (i && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' ||
-                       c == '.'))
+            if (i && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+                       c == ':' || c == '.'))
                 return -1;
             i++;
         }
@@ -107,7 +107,8 @@ void acmehttp_handle(req_t *r, const request_t *in)
                                        in->query, in->query_len, loc, sizeof(loc))
                   : -1;
     if (n < 0) {
-        req_refuse_quietly(r, REFUSE_BAD_REQUEST, 400, NULL, "this port only redirects to https: send a Host");
+        req_refuse_quietly(r, REFUSE_BAD_REQUEST, 400, NULL,
+                           "this port only redirects to https: send a Host");
         return;
     }
     resp_hdrs_t h;

@@ -181,8 +181,9 @@ unsigned char *acmepki_csr_der(EVP_PKEY *key, const char *const *names, size_t n
     int dl = -1;
     if (req && nm && san && exts && sk_X509_EXTENSION_push(exts, san)) {
         san = NULL; /* the stack owns it */
-        if (X509_REQ_set_version(req, 0) && X509_REQ_set_subject_name(req, nm) && X509_REQ_set_pubkey(req, key) &&
-            X509_REQ_add_extensions(req, exts) && X509_REQ_sign(req, key, EVP_sha256()) > 0)
+        if (X509_REQ_set_version(req, 0) && X509_REQ_set_subject_name(req, nm) &&
+            X509_REQ_set_pubkey(req, key) && X509_REQ_add_extensions(req, exts) &&
+            X509_REQ_sign(req, key, EVP_sha256()) > 0)
             dl = i2d_X509_REQ(req, &der);
     }
     X509_EXTENSION_free(san);
@@ -369,7 +370,8 @@ int acmepki_check_chain(const char *pem, size_t len, EVP_PKEY *key, const char *
     info->not_before = asn1_to_time(X509_get0_notBefore(leaf));
     info->not_after = asn1_to_time(X509_get0_notAfter(leaf));
     describe_leaf(leaf, info);
-    if (info->not_before == (time_t)-1 || info->not_after == (time_t)-1 || info->not_after <= info->not_before) {
+    if (info->not_before == (time_t)-1 || info->not_after == (time_t)-1 ||
+        info->not_after <= info->not_before) {
         *why = "the certificate's validity period is malformed";
         goto out;
     }

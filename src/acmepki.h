@@ -69,12 +69,12 @@ X509 *acmepki_self_signed(EVP_PKEY *key, const char *const *names, size_t n, int
 char *acmepki_cert_pem(X509 *x);
 
 typedef struct acmepki_info {
-    time_t not_before;  /* the leaf's validity, UTC seconds */
-    time_t not_after;   /* > not_before */
-    char serial[64];    /* the leaf's serial in hex, for logs */
-    char issuer[128];   /* the leaf's issuer CN (or the whole name), printable, for logs */
-    size_t num_certs;   /* leaf + intermediates */
-    int self_signed;    /* issuer == subject: our bootstrap certificate, never a CA's */
+    time_t not_before; /* the leaf's validity, UTC seconds */
+    time_t not_after;  /* > not_before */
+    char serial[64];   /* the leaf's serial in hex, for logs */
+    char issuer[128];  /* the leaf's issuer CN (or the whole name), printable, for logs */
+    size_t num_certs;  /* leaf + intermediates */
+    int self_signed;   /* issuer == subject: our bootstrap certificate, never a CA's */
 } acmepki_info_t;
 
 /* Checks a PEM certificate chain (leaf first) from a CA or from disk: at

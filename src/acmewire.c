@@ -22,9 +22,10 @@
 #define ACME_JSON_DEPTH 16
 
 static const char *const status_names[] = {
-    [ACME_ST_UNKNOWN] = "unknown",         [ACME_ST_PENDING] = "pending", [ACME_ST_READY] = "ready",
-    [ACME_ST_PROCESSING] = "processing",   [ACME_ST_VALID] = "valid",     [ACME_ST_INVALID] = "invalid",
-    [ACME_ST_EXPIRED] = "expired",         [ACME_ST_DEACTIVATED] = "deactivated",
+    [ACME_ST_UNKNOWN] = "unknown", [ACME_ST_PENDING] = "pending",
+    [ACME_ST_READY] = "ready",     [ACME_ST_PROCESSING] = "processing",
+    [ACME_ST_VALID] = "valid",     [ACME_ST_INVALID] = "invalid",
+    [ACME_ST_EXPIRED] = "expired", [ACME_ST_DEACTIVATED] = "deactivated",
     [ACME_ST_REVOKED] = "revoked",
 };
 
@@ -241,7 +242,8 @@ int acmewire_parse_authz(const char *json, size_t len, acme_authz_t *out, const 
     out->wildcard = json_is_true(json_object_get(j, "wildcard"));
     if (out->status == ACME_ST_UNKNOWN) {
         *why = "the authorization has no known status";
-    } else if (!json_is_string(type) || strcmp(json_string_value(type), "dns") != 0 || !json_is_string(value) ||
+    } else if (!json_is_string(type) || strcmp(json_string_value(type), "dns") != 0 ||
+               !json_is_string(value) ||
                copy_dns_name(out->identifier, json_string_value(value), json_string_length(value))) {
         *why = "the authorization's identifier is not a DNS name";
     } else if (!json_is_array(ch) || json_array_size(ch) > ACME_MAX_CHALLENGES) {
@@ -373,7 +375,8 @@ char *acmewire_jws(EVP_PKEY *key, const char *jwk, const char *kid, const char *
         goto done;
     /* jws_sign gives the compact form B64(protected).B64(payload).B64(sig):
      * the flattened JSON serialization is the same three parts. */
-    token = jws_sign(JWS_ES256, hdr_text, payload ? payload : "", payload ? strlen(payload) : 0, NULL, 0, key);
+    token =
+        jws_sign(JWS_ES256, hdr_text, payload ? payload : "", payload ? strlen(payload) : 0, NULL, 0, key);
     if (!token)
         goto done;
     char *d1 = strchr(token, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;

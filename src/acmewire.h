@@ -82,7 +82,7 @@ typedef struct acme_challenge {
     acme_chal_type_t type;
     acme_status_t status;
     char url[ACME_MAX_URL];
-    char token[ACME_MAX_TOKEN]; /* base64url; "" for types we do not answer */
+    char token[ACME_MAX_TOKEN];  /* base64url; "" for types we do not answer */
     char error[ACME_MAX_DETAIL]; /* the CA's "error": "detail (type)", printable, cut; "" if none */
 } acme_challenge_t;
 

@@ -197,8 +197,10 @@ static const opt_t options[] = {
      "serve HTTPS on every --listen address with this PEM certificate chain (leaf first; with --tls-key); "
      "SIGHUP reloads it"},
     {"tls-key", OPT_STRING, F(tls_key), 0, 0, 0, "FILE", "the PEM private key of --tls-cert"},
-    {"listen-http", OPT_LIST | OPT_RESTART, F(listen_http), F(num_listen_http), 0, CONFIG_MAX_LISTEN, "ADDR:PORT",
-     "with HTTPS (--tls-cert or --acme-domain): also listen in cleartext here, repeatable, answering only ACME "
+    {"listen-http", OPT_LIST | OPT_RESTART, F(listen_http), F(num_listen_http), 0, CONFIG_MAX_LISTEN,
+     "ADDR:PORT",
+     "with HTTPS (--tls-cert or --acme-domain): also listen in cleartext here, repeatable, answering only "
+     "ACME "
      "HTTP-01 challenges and redirecting every other request to https (e.g. 0.0.0.0:80)"},
     {"acme-domain", OPT_LIST | OPT_RESTART, F(acme_domains), F(num_acme_domains), 0, CONFIG_MAX_ACME_DOMAINS,
      "NAME",

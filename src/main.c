@@ -277,8 +277,8 @@ static int tls_alpn_challenge(void *ctx, const char *name, X509 **cert, EVP_PKEY
 }
 
 /* The ACME thread's install hook (acme.h): the TLS context is swapped. */
-static int acme_install(void *ctx, const char *chain, size_t chain_len, const char *key, size_t key_len, char *why,
-                        size_t cap)
+static int acme_install(void *ctx, const char *chain, size_t chain_len, const char *key, size_t key_len,
+                        char *why, size_t cap)
 {
     server_t *srv = ctx;
     return tls_server_use_pem(srv->tls, chain, chain_len, key, key_len, why, cap);
@@ -305,8 +305,10 @@ static int open_acme(server_t *srv, const config_t *cfg, acme_t **out)
     else if (!strcmp(ch, "http-01") && cfg->num_listen_http)
         challenges = ACME_USE_HTTP01;
     else {
-        fprintf(stderr, "courant: --acme-challenge wants auto, tls-alpn-01 or http-01 (which needs --listen-http), "
-                        "not \"%s\"\n", ch);
+        fprintf(stderr,
+                "courant: --acme-challenge wants auto, tls-alpn-01 or http-01 (which needs --listen-http), "
+                "not \"%s\"\n",
+                ch);
         return -1;
     }
     if (!cfg->acme_state_dir && acme_default_state_dir(cfg->store_path, dir, sizeof(dir))) {
@@ -331,8 +333,9 @@ static int open_acme(server_t *srv, const config_t *cfg, acme_t **out)
     }
     if (!(*out = acme_new(&o, srv->acme_chal, why, sizeof(why))) ||
         acme_initial(*out, &chain, &chain_len, &key, &key_len, &bootstrap, why, sizeof(why)) ||
-        !(srv->tls = tls_server_new_pem(chain, chain_len, key, key_len,
-                                        bootstrap ? "(temporary, self-signed)" : "(ACME)", why, sizeof(why)))) {
+        !(srv->tls =
+              tls_server_new_pem(chain, chain_len, key, key_len,
+                                 bootstrap ? "(temporary, self-signed)" : "(ACME)", why, sizeof(why)))) {
         fprintf(stderr, "courant: %s\n", why);
         free(chain);
         free(key);
@@ -589,8 +592,9 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    srv.https_port = ntohs(bound[0].addr.ss_family == AF_INET ? ((struct sockaddr_in *)&bound[0].addr)->sin_port
-                                                               : ((struct sockaddr_in6 *)&bound[0].addr)->sin6_port);
+    srv.https_port =
+        ntohs(bound[0].addr.ss_family == AF_INET ? ((struct sockaddr_in *)&bound[0].addr)->sin_port
+                                                 : ((struct sockaddr_in6 *)&bound[0].addr)->sin6_port);
     for (int i = 0, first = num_bound; i < cfg.num_listen_http; i++) {
         if (bind_spec(cfg.listen_http[i], cfg.workers, cfg.reuse_port, 0, bound, &num_bound)) {
             rc = 1;
@@ -612,10 +616,10 @@ int main(int argc, char **argv)
         for (int b = 0; b < num_bound; b++) {
             /* With TLS every listener speaks it; over capacity it just
              * closes (a plaintext 503 would be garbage to a TLS client). */
-            ls[b] = srv.tls && !bound[b].cleartext
-                        ? (worker_listener_t){bound[b].fds[i], tls_accept, NULL, srv.tls}
-                            : (worker_listener_t){bound[b].fds[i], h1server_accept, h1server_refuse_at_accept,
-                                                  NULL};
+            ls[b] =
+                srv.tls && !bound[b].cleartext
+                    ? (worker_listener_t){bound[b].fds[i], tls_accept, NULL, srv.tls}
+                    : (worker_listener_t){bound[b].fds[i], h1server_accept, h1server_refuse_at_accept, NULL};
             bound[b].fds[i] = -1; /* the worker owns it now */
         }
         if (!(srv.workers[i] = worker_new(i, &srv, ls, num_bound))) {

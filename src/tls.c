@@ -88,8 +88,8 @@ struct tls_server {
     int lock_made;                      /* `lock` was initialized (for free after a failed new) */
     worker_accept_fn http1_accept;      /* allocates every conn; read-only once workers run */
     tls_h2_fn on_alpn_h2;               /* NULL: ALPN offers only http/1.1 */
-    tls_challenge_fn challenge;         /* TLS-ALPN-01 answers (acme); NULL: none; read-only once workers run */
-    void *challenge_ctx;                /* borrows: for challenge */
+    tls_challenge_fn challenge; /* TLS-ALPN-01 answers (acme); NULL: none; read-only once workers run */
+    void *challenge_ctx;        /* borrows: for challenge */
 };
 
 /* The per-connection state behind io.ctx. */
@@ -309,7 +309,8 @@ static SSL_CTX *load_ctx_pem(tls_server_t *t, const char *chain, size_t chain_le
     BIO *cb = chain_len <= INT_MAX ? BIO_new_mem_buf(chain, (int)chain_len) : NULL;
     EVP_PKEY *pk = kb ? PEM_read_bio_PrivateKey(kb, NULL, no_passphrase, NULL) : NULL;
     X509 *leaf = cb ? PEM_read_bio_X509(cb, NULL, no_passphrase, NULL) : NULL;
-    int ok = ctx && pk && leaf && SSL_CTX_use_PrivateKey(ctx, pk) == 1 && SSL_CTX_use_certificate(ctx, leaf) == 1;
+    int ok =
+        ctx && pk && leaf && SSL_CTX_use_PrivateKey(ctx, pk) == 1 && SSL_CTX_use_certificate(ctx, leaf) == 1;
     for (X509 *x; ok && (x = PEM_read_bio_X509(cb, NULL, no_passphrase, NULL)) != NULL;) {
         if (SSL_CTX_add0_chain_cert(ctx, x) != 1) { /* takes x on success */
             X509_free(x);

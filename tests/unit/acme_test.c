@@ -27,7 +27,7 @@ static void test_renew_at(void)
     ASSERT_EQ(acme__renew_at(nb, nb + 90 * day, 30 * day, 0), nb + 60 * day);
     ASSERT_EQ(acme__renew_at(nb, nb + 90 * day, 89 * day, 0), nb + 9 * day);
     ASSERT_EQ(acme__renew_at(nb, nb + 90 * day, 1000 * day, 0), nb + 9 * day);
-    ASSERT_EQ(acme__renew_at(nb, nb, 0, 0), nb);  /* malformed: now */
+    ASSERT_EQ(acme__renew_at(nb, nb, 0, 0), nb);                       /* malformed: now */
     ASSERT_EQ(acme__renew_at(nb, nb + 90 * day, 0, 7), nb + 59 * day); /* jitter clamped */
 }
 
@@ -71,8 +71,8 @@ static void test_domain_and_email(void)
         ASSERT_EQ(domain_ok(good[i], out, &why), 0);
     ASSERT_EQ(domain_ok("A-1.Example.ORG", out, &why), 0);
     ASSERT_STR_EQ(out, "a-1.example.org");
-    const char *bad[] = {"", ".a", "a.", "a..b", "*.a.test", "-a.test", "a-.test", "10.0.0.1", "a b", "a_b.test",
-                         "\xc3\xa9.test"};
+    const char *bad[] = {"",        ".a",       "a.",  "a..b",     "*.a.test",     "-a.test",
+                         "a-.test", "10.0.0.1", "a b", "a_b.test", "\xc3\xa9.test"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ASSERT_EQ(domain_ok(bad[i], out, &why), -1);
     char label[80];
@@ -108,7 +108,10 @@ static void test_options(void)
 {
     char why[512];
     const char *d[] = {"hub.courant.test"};
-    acme_opts_t o = {.directory = "https://ca.test/dir", .domains = d, .num_domains = 1, .state_dir = tmpdir,
+    acme_opts_t o = {.directory = "https://ca.test/dir",
+                     .domains = d,
+                     .num_domains = 1,
+                     .state_dir = tmpdir,
                      .challenges = ACME_USE_TLSALPN01};
     ASSERT(acme_new(&o, NULL, why, sizeof(why)) == NULL);
     ASSERT(strstr(why, "--acme-agree-tos"));

@@ -17,11 +17,11 @@ static void test_http01(void)
     ASSERT_EQ(acmechal_set_http01(c, "tok", "tok.thumb"), 0);
     ASSERT_EQ(acmechal_http01(c, "tok", 3, out, sizeof(out)), 9);
     ASSERT_STR_EQ(out, "tok.thumb");
-    ASSERT_EQ(acmechal_http01(c, "to", 2, out, sizeof(out)), -1);   /* a prefix is not the token */
+    ASSERT_EQ(acmechal_http01(c, "to", 2, out, sizeof(out)), -1); /* a prefix is not the token */
     ASSERT_EQ(acmechal_http01(c, "tokk", 4, out, sizeof(out)), -1);
-    ASSERT_EQ(acmechal_http01(c, "TOK", 3, out, sizeof(out)), -1);  /* tokens are case-sensitive */
-    ASSERT_EQ(acmechal_http01(c, "tok", 3, out, 5), -1);            /* does not fit */
-    ASSERT_EQ(acmechal_set_http01(c, "tok", "tok.other"), 0);       /* replaced, not added */
+    ASSERT_EQ(acmechal_http01(c, "TOK", 3, out, sizeof(out)), -1); /* tokens are case-sensitive */
+    ASSERT_EQ(acmechal_http01(c, "tok", 3, out, 5), -1);           /* does not fit */
+    ASSERT_EQ(acmechal_set_http01(c, "tok", "tok.other"), 0);      /* replaced, not added */
     ASSERT_EQ(acmechal_http01(c, "tok", 3, out, sizeof(out)), 9);
     ASSERT_STR_EQ(out, "tok.other");
     for (int i = 1; i < ACMECHAL_MAX; i++) {
@@ -59,7 +59,7 @@ static void test_tlsalpn01(void)
     EVP_PKEY_free(gk);
     ASSERT_EQ(acmechal_tlsalpn01(c, "other.courant.test", &got, &gk), -1);
     ASSERT_EQ(acmechal_set_tlsalpn01(c, name, x, k), 0); /* replaced: the old references dropped */
-    X509_free(x); /* the table keeps its own */
+    X509_free(x);                                        /* the table keeps its own */
     EVP_PKEY_free(k);
     ASSERT_EQ(acmechal_tlsalpn01(c, name, &got, &gk), 0);
     ASSERT(got != NULL);

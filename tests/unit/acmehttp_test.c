@@ -24,8 +24,8 @@ static void test_redirect(void)
     ASSERT_STR_EQ(out, "https://[::1]/x");
     ASSERT(redirect("127.0.0.1", 0, "/a%20b", "c=d&e", out, sizeof(out)) > 0);
     ASSERT_STR_EQ(out, "https://127.0.0.1/a%20b?c=d&e");
-    const char *bad[] = {"", ":80", "a b", "a\r\nSet-Cookie: x", "evil.test/x", "a@b", "[::1", "[zz]", "[]",
-                         "a:", "a:8o", "a:1234567", "a\"b", "a:80:90"};
+    const char *bad[] = {"",   ":80", "a b",  "a\r\nSet-Cookie: x", "evil.test/x", "a@b",    "[::1", "[zz]",
+                         "[]", "a:",  "a:8o", "a:1234567",          "a\"b",        "a:80:90"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         long n = redirect(bad[i], 443, "/", "", out, sizeof(out));
         if (n != -1)

@@ -17,8 +17,9 @@ static const char FIXED_KEY[] = "-----BEGIN PRIVATE KEY-----\n"
                                 "MyWUeUKWbIWocmT7nBh/ucueYOyhRANCAARswskD97FAXOZenYWUv+nqmL5Smifa\n"
                                 "np0mkW20Inji8k+EtTkXJKRCJ6Mzj7y2NXy3LtMcJUwUCAXFnhxYOHAe\n"
                                 "-----END PRIVATE KEY-----\n";
-static const char FIXED_JWK[] = "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"bMLJA_exQFzmXp2FlL_p6pi-Upon2p6dJpFttCJ44vI\","
-                                "\"y\":\"T4S1ORckpEInozOPvLY1fLcu0xwlTBQIBcWeHFg4cB4\"}";
+static const char FIXED_JWK[] =
+    "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"bMLJA_exQFzmXp2FlL_p6pi-Upon2p6dJpFttCJ44vI\","
+    "\"y\":\"T4S1ORckpEInozOPvLY1fLcu0xwlTBQIBcWeHFg4cB4\"}";
 static const char FIXED_THUMBPRINT[] = "z0zhMFt-vjqjB2HfgMb1zTfkPHsZVayej_fEkpEVqFo";
 
 static void test_jwk_thumbprint(void)
@@ -56,7 +57,8 @@ static void test_key_pem(void)
     r = acmepki_key_pem(p384, &len);
     ASSERT(r && acmepki_key_from_pem(r, len) == NULL);
     free(r);
-    ASSERT(acmepki_key_from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", 60) == NULL);
+    ASSERT(acmepki_key_from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", 60) ==
+           NULL);
     EVP_PKEY_free(rsa);
     EVP_PKEY_free(p384);
 }
@@ -121,7 +123,8 @@ static void test_tls_alpn_certificate(void)
 }
 
 /* A chain: leaf for `names` signed by a throwaway root, as PEM. */
-static char *make_chain(EVP_PKEY *leaf_key, const char *const *names, size_t n, int with_root, X509 **leaf_out)
+static char *make_chain(EVP_PKEY *leaf_key, const char *const *names, size_t n, int with_root,
+                        X509 **leaf_out)
 {
     EVP_PKEY *root_key = acmepki_new_key();
     const char *root_name = "courant test root";

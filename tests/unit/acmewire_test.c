@@ -17,40 +17,49 @@ static void test_directory(void)
 {
     acme_directory_t d;
     const char *why = NULL;
-    ASSERT_EQ(acmewire_parse_directory(
-                  S("{\"keyChange\":\"https://ca.test/rollover-account-key\",\"meta\":{\"externalAccountRequired\":"
-                    "false,\"termsOfService\":\"data:text/plain,Do%20what%20thou%20wilt\"},\"newAccount\":\"https://"
-                    "ca.test/sign-me-up\",\"newNonce\":\"https://ca.test/nonce-plz\",\"newOrder\":\"https://ca.test/"
-                    "order-plz\",\"revokeCert\":\"https://ca.test/revoke-cert\"}"),
-                  &d, &why),
-              0);
+    ASSERT_EQ(
+        acmewire_parse_directory(
+            S("{\"keyChange\":\"https://ca.test/rollover-account-key\",\"meta\":{\"externalAccountRequired\":"
+              "false,\"termsOfService\":\"data:text/plain,Do%20what%20thou%20wilt\"},\"newAccount\":\"https:/"
+              "/"
+              "ca.test/sign-me-up\",\"newNonce\":\"https://ca.test/nonce-plz\",\"newOrder\":\"https://"
+              "ca.test/"
+              "order-plz\",\"revokeCert\":\"https://ca.test/revoke-cert\"}"),
+            &d, &why),
+        0);
     ASSERT_STR_EQ(d.new_nonce, "https://ca.test/nonce-plz");
     ASSERT_STR_EQ(d.new_account, "https://ca.test/sign-me-up");
     ASSERT_STR_EQ(d.new_order, "https://ca.test/order-plz");
     ASSERT_STR_EQ(d.terms, ""); /* a data: URL is not https: dropped, not fatal */
     ASSERT_EQ(d.eab_required, 0);
-    ASSERT_EQ(acmewire_parse_directory(S("{\"newAccount\":\"https://a/1\",\"newNonce\":\"https://a/2\",\"newOrder\":"
-                                         "\"https://a/3\",\"meta\":{\"termsOfService\":\"https://a/tos\","
-                                         "\"externalAccountRequired\":true}}"),
-                                       &d, &why),
+    ASSERT_EQ(acmewire_parse_directory(
+                  S("{\"newAccount\":\"https://a/1\",\"newNonce\":\"https://a/2\",\"newOrder\":"
+                    "\"https://a/3\",\"meta\":{\"termsOfService\":\"https://a/tos\","
+                    "\"externalAccountRequired\":true}}"),
+                  &d, &why),
               0);
     ASSERT_STR_EQ(d.terms, "https://a/tos");
     ASSERT_EQ(d.eab_required, 1);
     /* refusals: a missing or cleartext URL, not an object, a duplicate member, too large */
-    ASSERT_EQ(acmewire_parse_directory(S("{\"newAccount\":\"https://a/1\",\"newNonce\":\"https://a/2\"}"), &d, &why), -1);
+    ASSERT_EQ(acmewire_parse_directory(S("{\"newAccount\":\"https://a/1\",\"newNonce\":\"https://a/2\"}"), &d,
+                                       &why),
+              -1);
     ASSERT(why && strstr(why, "newOrder"));
     ASSERT_STR_EQ(d.new_nonce, "");
-    ASSERT_EQ(acmewire_parse_directory(
-                  S("{\"newAccount\":\"http://a/1\",\"newNonce\":\"https://a/2\",\"newOrder\":\"https://a/3\"}"), &d,
-                  &why),
-              -1);
-    ASSERT_EQ(acmewire_parse_directory(
-                  S("{\"newAccount\":\"https://a /1\",\"newNonce\":\"https://a/2\",\"newOrder\":\"https://a/3\"}"),
-                  &d, &why),
-              -1);
+    ASSERT_EQ(
+        acmewire_parse_directory(
+            S("{\"newAccount\":\"http://a/1\",\"newNonce\":\"https://a/2\",\"newOrder\":\"https://a/3\"}"),
+            &d, &why),
+        -1);
+    ASSERT_EQ(
+        acmewire_parse_directory(
+            S("{\"newAccount\":\"https://a /1\",\"newNonce\":\"https://a/2\",\"newOrder\":\"https://a/3\"}"),
+            &d, &why),
+        -1);
     ASSERT_EQ(acmewire_parse_directory(S("[1,2]"), &d, &why), -1);
-    ASSERT_EQ(acmewire_parse_directory(S("{\"newOrder\":\"https://a/3\",\"newOrder\":\"https://a/4\"}"), &d, &why),
-              -1);
+    ASSERT_EQ(
+        acmewire_parse_directory(S("{\"newOrder\":\"https://a/3\",\"newOrder\":\"https://a/4\"}"), &d, &why),
+        -1);
     char *big = malloc(ACME_MAX_JSON + 2);
     memset(big, ' ', ACME_MAX_JSON + 1);
     big[0] = '{', big[ACME_MAX_JSON] = '}';
@@ -64,7 +73,8 @@ static void test_order(void)
     acme_order_t o;
     const char *why = NULL;
     ASSERT_EQ(acmewire_parse_order(
-                  S("{\"status\":\"pending\",\"expires\":\"2026-12-05T13:44:27Z\",\"identifiers\":[{\"type\":\"dns\","
+                  S("{\"status\":\"pending\",\"expires\":\"2026-12-05T13:44:27Z\",\"identifiers\":[{\"type\":"
+                    "\"dns\","
                     "\"value\":\"hub.courant.test\"}],\"finalize\":\"https://ca.test/finalize-order/x\","
                     "\"authorizations\":[\"https://ca.test/authZ/a\",\"https://ca.test/authZ/b\"]}"),
                   &o, &why),
@@ -74,9 +84,10 @@ static void test_order(void)
     ASSERT_STR_EQ(o.authz[1], "https://ca.test/authZ/b");
     ASSERT_STR_EQ(o.finalize, "https://ca.test/finalize-order/x");
     ASSERT_STR_EQ(o.certificate, "");
-    ASSERT_EQ(acmewire_parse_order(S("{\"status\":\"valid\",\"finalize\":\"https://f\",\"authorizations\":[\"https://"
-                                     "a\"],\"certificate\":\"https://ca.test/certZ/1\"}"),
-                                   &o, &why),
+    ASSERT_EQ(acmewire_parse_order(
+                  S("{\"status\":\"valid\",\"finalize\":\"https://f\",\"authorizations\":[\"https://"
+                    "a\"],\"certificate\":\"https://ca.test/certZ/1\"}"),
+                  &o, &why),
               0);
     ASSERT_EQ(o.status, ACME_ST_VALID);
     ASSERT_STR_EQ(o.certificate, "https://ca.test/certZ/1");
@@ -87,7 +98,8 @@ static void test_order(void)
         "{\"status\":\"ready\",\"finalize\":\"https://f\",\"authorizations\":[]}",
         "{\"status\":\"ready\",\"finalize\":\"https://f\",\"authorizations\":[\"http://a\"]}",
         "{\"status\":\"ready\",\"finalize\":\"https://f\",\"authorizations\":[7]}",
-        "{\"status\":\"ready\",\"finalize\":\"https://f\",\"authorizations\":[\"https://a\"],\"certificate\":3}",
+        "{\"status\":\"ready\",\"finalize\":\"https://f\",\"authorizations\":[\"https://"
+        "a\"],\"certificate\":3}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         why = NULL;
@@ -110,10 +122,13 @@ static void test_authz(void)
     ASSERT_EQ(
         acmewire_parse_authz(
             S("{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"Hub.Courant.TEST\"},"
-              "\"challenges\":[{\"type\":\"dns-01\",\"url\":\"whatever\",\"token\":\"not checked\"},{\"type\":"
-              "\"http-01\",\"url\":\"https://ca.test/chalZ/1\",\"token\":\"tok_1-A\",\"status\":\"pending\"},{"
+              "\"challenges\":[{\"type\":\"dns-01\",\"url\":\"whatever\",\"token\":\"not "
+              "checked\"},{\"type\":"
+              "\"http-01\",\"url\":\"https://ca.test/chalZ/"
+              "1\",\"token\":\"tok_1-A\",\"status\":\"pending\"},{"
               "\"type\":\"tls-alpn-01\",\"url\":\"https://ca.test/chalZ/2\",\"token\":\"tok2\",\"status\":"
-              "\"invalid\",\"error\":{\"type\":\"urn:ietf:params:acme:error:unauthorized\",\"detail\":\"bad\\u0007"
+              "\"invalid\",\"error\":{\"type\":\"urn:ietf:params:acme:error:unauthorized\",\"detail\":"
+              "\"bad\\u0007"
               "cert\"}}],\"expires\":\"x\"}"),
             &a, &why),
         0);
@@ -129,11 +144,14 @@ static void test_authz(void)
     ASSERT_STR_EQ(a.challenges[2].error, "bad?cert (urn:ietf:params:acme:error:unauthorized)");
     const char *bad[] = {
         /* a token we would serve must be base64url */
-        "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a.test\"},\"challenges\":[{\"type\":"
+        "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a.test\"},\"challenges\":[{"
+        "\"type\":"
         "\"http-01\",\"url\":\"https://c\",\"token\":\"../../etc\"}]}",
-        "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a.test\"},\"challenges\":[{\"type\":"
+        "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a.test\"},\"challenges\":[{"
+        "\"type\":"
         "\"tls-alpn-01\",\"url\":\"https://c\",\"token\":\"\"}]}",
-        "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a.test\"},\"challenges\":[{\"type\":"
+        "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a.test\"},\"challenges\":[{"
+        "\"type\":"
         "\"http-01\",\"url\":\"http://c\",\"token\":\"t\"}]}",
         "{\"status\":\"pending\",\"identifier\":{\"type\":\"ip\",\"value\":\"10.0.0.1\"},\"challenges\":[]}",
         "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a b\"},\"challenges\":[]}",
@@ -162,12 +180,14 @@ static void test_status_and_problem(void)
     ASSERT_STR_EQ(acme_status_name((acme_status_t)99), "unknown");
 
     acme_problem_t p;
-    ASSERT_EQ(acmewire_parse_problem(S("{\"type\":\"urn:ietf:params:acme:error:badNonce\",\"detail\":\"JWS has an "
-                                       "invalid anti-replay nonce\\n\\u001b[31m\",\"status\":400}"),
-                                     &p),
-              0);
+    ASSERT_EQ(
+        acmewire_parse_problem(S("{\"type\":\"urn:ietf:params:acme:error:badNonce\",\"detail\":\"JWS has an "
+                                 "invalid anti-replay nonce\\n\\u001b[31m\",\"status\":400}"),
+                               &p),
+        0);
     ASSERT_STR_EQ(p.type, "urn:ietf:params:acme:error:badNonce");
-    ASSERT_STR_EQ(p.detail, "JWS has an invalid anti-replay nonce??[31m"); /* no terminal escapes reach the log */
+    ASSERT_STR_EQ(p.detail,
+                  "JWS has an invalid anti-replay nonce??[31m"); /* no terminal escapes reach the log */
     ASSERT_EQ(acmewire_parse_problem(S("not json"), &p), -1);
     ASSERT_STR_EQ(p.type, "");
     char longer[1200] = "{\"detail\":\"";
@@ -233,7 +253,8 @@ static void test_jws(void)
     EVP_PKEY *k = acmepki_new_key();
     char jwk[200];
     ASSERT(k && acmepki_jwk(k, jwk, sizeof(jwk)) == 0);
-    char *body = acmewire_jws(k, jwk, NULL, "nonce-1", "https://ca.test/new-acct", "{\"termsOfServiceAgreed\":true}");
+    char *body =
+        acmewire_jws(k, jwk, NULL, "nonce-1", "https://ca.test/new-acct", "{\"termsOfServiceAgreed\":true}");
     ASSERT(body != NULL);
     json_t *j = body ? json_loads(body, 0, NULL) : NULL;
     const char *prot = json_string_value(json_object_get(j, "protected"));
