@@ -9,7 +9,8 @@
 #                             tests make their certificates), dpkg-dev and
 #                             systemd (make deb, tests/e2e/package.test.sh: dpkg-shlibdeps,
 #                             systemd-analyze verify), groff-base and man-db (the man
-#                             page is checked and installed), Node.js
+#                             page is checked and installed), pebble (Let's
+#                             Encrypt's ACME test CA: tests/e2e/acme.test.mjs), Node.js
 #                             and npm, Debian's Chromium, and tests/e2e's
 #                             node_modules (npm ci; browsers are never downloaded)
 #   scripts/setup.sh --run    only what running courant needs: compiler, make, curl,
@@ -31,7 +32,7 @@ mode=all
 for arg in "$@"; do
     case "$arg" in
         --run) mode=run ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "setup: unknown argument: $arg (use --run or nothing)" >&2; exit 2 ;;
     esac
 done
@@ -86,11 +87,14 @@ node_ok() {
 # groff-base, man-db: the generated man page renders cleanly and installs.
 # openssl (the CLI): tests make certificates and serve JWK Sets with s_server.
 # libnghttp2-dev (HTTP/2; bench/loadgen.c's --h2 client links it too).
+# pebble (with pebble-challtestsrv): the ACME test CA tests/e2e/acme.test.mjs
+# runs on 127.0.0.1 to issue and renew certificates (nothing is started
+# system-wide: the package installs no service).
 # libicu-dev (URL patterns: IDNA for non-ASCII hosts).
 want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev libcurl4-openssl-dev libnghttp2-dev libicu-dev)
 if [ "$mode" = all ]; then
     want+=(clang libclang-rt-14-dev clang-format ca-certificates procps python3 python3-requests sqlite3 redis-server openssl)
-    want+=(dpkg-dev systemd groff-base man-db)
+    want+=(dpkg-dev systemd groff-base man-db pebble)
 fi
 if [ "$skip_node" != 1 ]; then
     want+=(chromium)

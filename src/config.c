@@ -208,6 +208,36 @@ static const opt_t options[] = {
      "serve HTTPS on every --listen address with this PEM certificate chain (leaf first; with --tls-key); "
      "SIGHUP reloads it"},
     {"tls-key", OPT_STRING, F(tls_key), 0, 0, 0, "FILE", "the PEM private key of --tls-cert"},
+    {"listen-http", OPT_LIST | OPT_RESTART, F(listen_http), F(num_listen_http), 0, CONFIG_MAX_LISTEN,
+     "ADDR:PORT",
+     "with HTTPS (--tls-cert or --acme-domain): also listen in cleartext here, repeatable, answering only "
+     "ACME "
+     "HTTP-01 challenges and redirecting every other request to https (e.g. 0.0.0.0:80)"},
+    {"acme-domain", OPT_LIST | OPT_RESTART, F(acme_domains), F(num_acme_domains), 0, CONFIG_MAX_ACME_DOMAINS,
+     "NAME",
+     "obtain and renew a certificate for this name from an ACME CA (automatic HTTPS), repeatable: one "
+     "certificate names them all; every --listen address serves HTTPS (not with --tls-cert)"},
+    {"acme-directory", OPT_STRING | OPT_RESTART, F(acme_directory), 0, 0, 0, "URL",
+     "the ACME CA's directory (default Let's Encrypt's production one, "
+     "https://acme-v02.api.letsencrypt.org/directory; staging: "
+     "https://acme-staging-v02.api.letsencrypt.org/directory)"},
+    {"acme-agree-tos", OPT_FLAG | OPT_RESTART, F(acme_agree_tos), 0, 0, 1, NULL,
+     "agree to the ACME CA's terms of service, which creating an account requires (needed with "
+     "--acme-domain)"},
+    {"acme-email", OPT_STRING | OPT_RESTART, F(acme_email), 0, 0, 0, "ADDRESS",
+     "contact address given to the ACME CA for the account (expiry and policy notices; optional)"},
+    {"acme-state-dir", OPT_STRING | OPT_RESTART, F(acme_state_dir), 0, 0, 0, "DIR",
+     "where the ACME account key and the certificate are kept (0700, keys 0600), so a restart does not "
+     "order again (default: acme/ beside the --store file, else /var/lib/courant/acme)"},
+    {"acme-ca-file", OPT_STRING | OPT_RESTART, F(acme_ca_file), 0, 0, 0, "FILE",
+     "PEM root certificates to verify the ACME CA's HTTPS with, instead of the system's (a test or "
+     "private CA)"},
+    {"acme-challenge", OPT_STRING | OPT_RESTART, F(acme_challenge), 0, 0, 0, "TYPE",
+     "which ACME challenge to answer: tls-alpn-01 (on the HTTPS port, 443 for a public CA), http-01 (on "
+     "--listen-http, port 80), or auto: tls-alpn-01, else http-01 when --listen-http is set (default auto)"},
+    {"acme-renew-before", OPT_LONG | OPT_RESTART, F(acme_renew_before), 0, 0, 100000000, "SECONDS",
+     "renew the certificate when less than this is left; 0 = after two thirds of its lifetime, jittered "
+     "(default 0)"},
 };
 
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -268,6 +298,8 @@ static void init_defaults(config_t *c)
     c->log_level = LOG_INFO;
     c->log_format = LOG_FORMAT_TEXT;
     c->redis_stream = strdup("courant");
+    c->acme_directory = strdup("https://acme-v02.api.letsencrypt.org/directory");
+    c->acme_challenge = strdup("auto");
 }
 
 /* The lists' defaults, for those no layer set. */
@@ -671,6 +703,15 @@ static int finish(config_t *c)
             fprintf(err_out(),
                     "courant: --listen wants ADDR:PORT (e.g. 127.0.0.1:8000, [::1]:8000), not \"%s\"\n",
                     c->listen[i]);
+            return -1;
+        }
+    }
+    for (int i = 0; i < c->num_listen_http; i++) {
+        char host[256];
+        int port;
+        if (config_split_hostport(c->listen_http[i], host, sizeof(host), &port)) {
+            fprintf(err_out(), "courant: --listen-http wants ADDR:PORT (e.g. 0.0.0.0:80), not \"%s\"\n",
+                    c->listen_http[i]);
             return -1;
         }
     }

@@ -43,6 +43,7 @@
 
 #define CONFIG_MAX_LISTEN 8
 #define CONFIG_MAX_ORIGINS 16
+#define CONFIG_MAX_ACME_DOMAINS 16
 
 typedef struct config {
     char *listen[CONFIG_MAX_LISTEN]; /* owns: "host:port" strings */
@@ -105,6 +106,18 @@ typedef struct config {
     char *redis_stream;            /* owns; --redis-stream: the stream's key (default "courant") */
     char *tls_cert;                /* owns; --tls-cert: PEM certificate chain; NULL = cleartext */
     char *tls_key;                 /* owns; --tls-key: PEM private key (goes with tls_cert) */
+    /* Automatic HTTPS (acme.h) and the cleartext port beside it. */
+    char *listen_http[CONFIG_MAX_LISTEN]; /* owns: --listen-http: HTTP-01 + redirects */
+    int num_listen_http;
+    char *acme_domains[CONFIG_MAX_ACME_DOMAINS]; /* owns: --acme-domain: the certificate's names */
+    int num_acme_domains;
+    char *acme_directory;   /* owns; --acme-directory: the CA (default Let's Encrypt) */
+    char *acme_email;       /* owns; --acme-email: the account's contact, or NULL */
+    char *acme_state_dir;   /* owns; --acme-state-dir, or NULL: beside --store, else /var/lib */
+    char *acme_ca_file;     /* owns; --acme-ca-file: roots for the CA's HTTPS; NULL: system */
+    int acme_agree_tos;     /* --acme-agree-tos: the CA's terms of service are agreed to */
+    char *acme_challenge;   /* owns; --acme-challenge: auto, tls-alpn-01 or http-01 */
+    long acme_renew_before; /* --acme-renew-before, seconds; 0 = at 2/3 of the lifetime */
 } config_t;
 
 /* Fills `c` from defaults, the configuration file, the environment and

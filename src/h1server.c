@@ -243,6 +243,7 @@ static void fill_request(h1conn_t *h, const http1_request_t *hr, request_t *in)
     in->num_headers = hr->num_headers;
     in->version = hr->minor_version >= 1 ? 11 : 10;
     in->is_head = hr->method_len == 4 && !memcmp(hr->method, "HEAD", 4);
+    in->secure = h->conn.io.ops != &io_plain; /* TLS installed its own io */
     in->peer_loopback = h->conn.peer_loopback;
     in->peer = &h->conn.peer;
     in->client = h->conn.peer;

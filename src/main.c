@@ -28,6 +28,8 @@
  * 0. SIGPIPE is ignored: writes report EPIPE instead.
  */
 #include "accesslog.h"
+#include "acme.h"
+#include "acmechal.h"
 #include "auth.h"
 #include "backplane.h"
 #include "buildinfo.h"
@@ -56,6 +58,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +74,8 @@
 typedef struct bound {
     struct sockaddr_storage addr;
     socklen_t addr_len;
-    int *fds; /* one socket per worker */
+    int *fds;      /* one socket per worker */
+    int cleartext; /* a --listen-http address: plain HTTP even when the server speaks TLS */
 } bound_t;
 
 static long raise_fd_limit(void)
@@ -233,8 +237,8 @@ static int64_t realtime_ms(void)
 static void reload_tls(void *ctx)
 {
     server_t *srv = ctx;
-    if (!srv->tls)
-        return;
+    if (!srv->tls || !srv->cfg->tls_cert)
+        return; /* none, or --acme-domain: the ACME thread replaces the certificate */
     char why[512], desc[512];
     if (tls_server_reload(srv->tls, why, sizeof(why))) {
         log_error("SIGHUP: TLS certificate not reloaded, the previous one stays in use: %s", why);
@@ -274,6 +278,93 @@ static void reload_access_log(server_t *srv)
     char err[512];
     if (accesslog_configure(srv->cfg->access_log, err, sizeof(err)))
         log_warn("SIGHUP: %s; the access log keeps its previous target", err);
+}
+
+/* ---- automatic HTTPS (--acme-domain) ------------------------------------------- */
+
+/* The TLS layer's challenge hook (tls.h), answered from the ACME table. */
+static int tls_alpn_challenge(void *ctx, const char *name, X509 **cert, EVP_PKEY **key)
+{
+    return acmechal_tlsalpn01(ctx, name, cert, key);
+}
+
+/* The ACME thread's install hook (acme.h): the TLS context is swapped. */
+static int acme_install(void *ctx, const char *chain, size_t chain_len, const char *key, size_t key_len,
+                        char *why, size_t cap)
+{
+    server_t *srv = ctx;
+    return tls_server_use_pem(srv->tls, chain, chain_len, key, key_len, why, cap);
+}
+
+/* --acme-domain: the state directory and account, the certificate to
+ * start with (stored, or a temporary self-signed one) as the TLS context.
+ * The thread starts later (acme_start), once the listeners are up. */
+static int open_acme(server_t *srv, const config_t *cfg, acme_t **out)
+{
+    char why[768], dir[1024];
+    if (!cfg->num_acme_domains)
+        return 0;
+    if (cfg->tls_cert || cfg->tls_key) {
+        fprintf(stderr, "courant: --acme-domain and --tls-cert/--tls-key exclude each other\n");
+        return -1;
+    }
+    const char *ch = cfg->acme_challenge ? cfg->acme_challenge : "auto";
+    int challenges;
+    if (!strcmp(ch, "auto"))
+        challenges = ACME_USE_TLSALPN01 | (cfg->num_listen_http ? ACME_USE_HTTP01 : 0);
+    else if (!strcmp(ch, "tls-alpn-01"))
+        challenges = ACME_USE_TLSALPN01;
+    else if (!strcmp(ch, "http-01") && cfg->num_listen_http)
+        challenges = ACME_USE_HTTP01;
+    else {
+        fprintf(stderr,
+                "courant: --acme-challenge wants auto, tls-alpn-01 or http-01 (which needs --listen-http), "
+                "not \"%s\"\n",
+                ch);
+        return -1;
+    }
+    if (!cfg->acme_state_dir && acme_default_state_dir(cfg->store_path, dir, sizeof(dir))) {
+        fprintf(stderr, "courant: the --store path is too long to put the ACME state beside it\n");
+        return -1;
+    }
+    acme_opts_t o = {.directory = cfg->acme_directory,
+                     .domains = (const char *const *)cfg->acme_domains,
+                     .num_domains = (size_t)cfg->num_acme_domains,
+                     .email = cfg->acme_email,
+                     .state_dir = cfg->acme_state_dir ? cfg->acme_state_dir : dir,
+                     .ca_file = cfg->acme_ca_file,
+                     .agree_tos = cfg->acme_agree_tos,
+                     .challenges = challenges,
+                     .renew_before_s = cfg->acme_renew_before};
+    char *chain = NULL, *key = NULL;
+    size_t chain_len = 0, key_len = 0;
+    int bootstrap = 0;
+    if (!(srv->acme_chal = acmechal_new())) {
+        fprintf(stderr, "courant: out of memory\n");
+        return -1;
+    }
+    if (!(*out = acme_new(&o, srv->acme_chal, why, sizeof(why))) ||
+        acme_initial(*out, &chain, &chain_len, &key, &key_len, &bootstrap, why, sizeof(why)) ||
+        !(srv->tls =
+              tls_server_new_pem(chain, chain_len, key, key_len,
+                                 bootstrap ? "(temporary, self-signed)" : "(ACME)", why, sizeof(why)))) {
+        fprintf(stderr, "courant: %s\n", why);
+        free(chain);
+        free(key);
+        return -1;
+    }
+    OPENSSL_cleanse(key, key_len);
+    free(chain);
+    free(key);
+    tls_server_set_protocols(srv->tls, h1server_accept, srv->h2_take_over);
+    tls_server_set_challenge(srv->tls, (challenges & ACME_USE_TLSALPN01) ? tls_alpn_challenge : NULL,
+                             srv->acme_chal);
+    acme_set_install(*out, acme_install, srv);
+    log_info("automatic HTTPS for %d name%s from %s; challenges: %s%s%s", cfg->num_acme_domains,
+             cfg->num_acme_domains == 1 ? "" : "s", cfg->acme_directory,
+             (challenges & ACME_USE_TLSALPN01) ? "tls-alpn-01" : "", challenges == 3 ? ", " : "",
+             (challenges & ACME_USE_HTTP01) ? "http-01" : "");
+    return 0;
 }
 
 /* Waits for SIGTERM/SIGINT, doing the once-a-second duties meanwhile;
@@ -477,7 +568,9 @@ int main(int argc, char **argv)
     atomic_init(&srv.body_bytes, 0);
 
     bound_t bound[MAX_BOUND];
+    memset(bound, 0, sizeof(bound));
     int num_bound = 0;
+    acme_t *acme = NULL;
     if (setup_limits(&srv, &cfg)) {
         rc = 2;
         goto out;
@@ -494,7 +587,12 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    if (open_tls(&srv, &cfg)) {
+    if (open_acme(&srv, &cfg, &acme) || open_tls(&srv, &cfg)) {
+        rc = 2;
+        goto out;
+    }
+    if (cfg.num_listen_http && !srv.tls) {
+        fprintf(stderr, "courant: --listen-http goes with HTTPS (--tls-cert or --acme-domain)\n");
         rc = 2;
         goto out;
     }
@@ -510,6 +608,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "courant: no address to listen on\n");
         rc = 1;
         goto out;
+    }
+    srv.https_port =
+        ntohs(bound[0].addr.ss_family == AF_INET ? ((struct sockaddr_in *)&bound[0].addr)->sin_port
+                                                 : ((struct sockaddr_in6 *)&bound[0].addr)->sin6_port);
+    for (int i = 0, first = num_bound; i < cfg.num_listen_http; i++) {
+        if (bind_spec(cfg.listen_http[i], cfg.workers, cfg.reuse_port, 0, bound, &num_bound)) {
+            rc = 1;
+            goto out;
+        }
+        for (; first < num_bound; first++)
+            bound[first].cleartext = 1;
     }
     srv.workers = calloc((size_t)cfg.workers, sizeof(worker_t *));
     if (cfg.subscriptions)
@@ -528,9 +637,10 @@ int main(int argc, char **argv)
         for (int b = 0; b < num_bound; b++) {
             /* With TLS every listener speaks it; over capacity it just
              * closes (a plaintext 503 would be garbage to a TLS client). */
-            ls[b] = srv.tls ? (worker_listener_t){bound[b].fds[i], tls_accept, NULL, srv.tls}
-                            : (worker_listener_t){bound[b].fds[i], h1server_accept, h1server_refuse_at_accept,
-                                                  NULL};
+            ls[b] =
+                srv.tls && !bound[b].cleartext
+                    ? (worker_listener_t){bound[b].fds[i], tls_accept, NULL, srv.tls}
+                    : (worker_listener_t){bound[b].fds[i], h1server_accept, h1server_refuse_at_accept, NULL};
             bound[b].fds[i] = -1; /* the worker owns it now */
         }
         if (!(srv.workers[i] = worker_new(i, &srv, ls, num_bound))) {
@@ -558,18 +668,24 @@ int main(int argc, char **argv)
         for (int b = 0; b < num_bound; b++) {
             char a[80];
             format_addr(&bound[b].addr, a, sizeof(a));
-            log_info("listening on %s://%s/", srv.tls ? "https" : "http", a);
+            log_info("listening on %s://%s/%s", srv.tls && !bound[b].cleartext ? "https" : "http", a,
+                     bound[b].cleartext ? " (ACME HTTP-01 and redirects to https)" : "");
         }
         log_info("courant ready: %d workers, up to %ld connections, history %ld%s; version %s, pid %d",
                  cfg.workers, srv.max_connections, cfg.history, cfg.demo ? ", demo clock on" : "",
                  courant_version(), (int)getpid());
         log_auth_policy(&srv);
+        char why[256];
+        if (acme && acme_start(acme, why, sizeof(why)))
+            log_error("acme: %s; the certificate will not be renewed", why);
         if (demo_tokens)
             log_warn(
                 "DEMO ONLY: --demo-auth made a random HS256 key; its tokens are served at /demo/tokens.json "
                 "to anyone who asks. Never use --demo-auth in production.");
         int sig = main_loop(&srv, &sigs, argc, argv, &cfg);
         log_info("%s received: draining and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        if (acme)
+            acme_stop(acme); /* no certificate swap while the workers drain */
     } else {
         rc = 1;
     }
@@ -596,7 +712,9 @@ out:
     hub_free(srv.hub);
     auth_free((auth_t *)srv.auth); /* the running keys: a reload may have replaced `auth` */
     reload_dispose(&srv, &cfg);
+    acme_free(acme);          /* its thread installs into srv.tls: before it goes */
     tls_server_free(srv.tls); /* after the workers: their conns held the SSL_CTX */
+    acmechal_free(srv.acme_chal);
     free(demo_tokens);
     for (int b = 0; b < num_bound; b++) {
         for (int i = 0; i < cfg.workers; i++)

@@ -252,6 +252,8 @@ const char *req_status_text(int status)
         return "OK";
     case 204:
         return "No Content";
+    case 308:
+        return "Permanent Redirect";
     case 400:
         return "Bad Request";
     case 401:

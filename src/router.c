@@ -4,6 +4,7 @@
 #include "router.h"
 
 #include "accesslog.h"
+#include "acmehttp.h"
 #include "assets.h"
 #include "auth.h"
 #include "conn.h"
@@ -260,6 +261,10 @@ static long route_head(req_t *r, request_t *in)
     server_t *srv = worker_server(r->conn->worker);
     char *scratch = NULL;
     long limit = 0;
+    if (srv->tls && r->conn->io.ops == &io_plain) { /* --listen-http: ACME HTTP-01 and redirects only */
+        acmehttp_handle(r, in);
+        return -1;
+    }
     r->head_us = worker__now_us(r->conn->worker); /* latency and the access log start here */
     if (in->path_len == 0 || in->path[0] != '/') {
         if (method_is(in, "OPTIONS") && in->path_len == 1 && in->path[0] == '*') {

@@ -42,6 +42,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -81,10 +82,14 @@ struct tls_server {
     ticket_key_t keys[TLS_TICKET_KEYS]; /* [0] encrypts new tickets; all decrypt */
     int num_keys;                       /* keys in use */
     int64_t rotated_at;                 /* CLOCK_MONOTONIC seconds of keys[0] */
-    char *cert_path;                    /* owns: --tls-cert, read again by reload */
-    char *key_path;                     /* owns: --tls-key */
+    char *cert_path;                    /* owns: --tls-cert, read again by reload; NULL: PEM in memory */
+    char *key_path;                     /* owns: --tls-key; NULL likewise */
+    char *label;                        /* owns: what describe calls the certificate (its path, or a label) */
+    int lock_made;                      /* `lock` was initialized (for free after a failed new) */
     worker_accept_fn http1_accept;      /* allocates every conn; read-only once workers run */
     tls_h2_fn on_alpn_h2;               /* NULL: ALPN offers only http/1.1 */
+    tls_challenge_fn challenge; /* TLS-ALPN-01 answers (acme); NULL: none; read-only once workers run */
+    void *challenge_ctx;        /* borrows: for challenge */
 };
 
 /* The per-connection state behind io.ctx. */
@@ -200,11 +205,39 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
 
 /* ALPN: h2 when an HTTP/2 server is wired and the client offers it, else
  * http/1.1; a client offering neither goes on without ALPN (HTTP/1.1). */
+/* "acme-tls/1" among the client's protocols: the TLS-ALPN-01 certificate
+ * for its SNI name replaces the server's on this SSL (the certificate is
+ * chosen after ALPN, in the same ClientHello processing). 1 if selected. */
+static int alpn_acme(SSL *s, tls_server_t *t, const unsigned char **out, unsigned char *outlen,
+                     const unsigned char *in, unsigned inlen)
+{
+    const char *sni = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
+    for (unsigned i = 0; t->challenge && sni && i < inlen; i += 1u + in[i]) {
+        if (in[i] != 10 || i + 11 > inlen || memcmp(in + i + 1, "acme-tls/1", 10) != 0)
+            continue;
+        X509 *x = NULL;
+        EVP_PKEY *k = NULL;
+        if (t->challenge(t->challenge_ctx, sni, &x, &k))
+            return 0;
+        int ok = SSL_use_cert_and_key(s, x, k, NULL, 1) == 1;
+        X509_free(x);
+        EVP_PKEY_free(k);
+        ERR_clear_error();
+        if (ok) {
+            *out = in + i + 1;
+            *outlen = 10;
+        }
+        return ok;
+    }
+    return 0;
+}
+
 static int alpn_cb(SSL *s, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                    unsigned inlen, void *arg)
 {
-    (void)s;
     tls_server_t *t = arg;
+    if (t->challenge && alpn_acme(s, t, out, outlen, in, inlen))
+        return SSL_TLSEXT_ERR_OK;
     static const unsigned char with_h2[] = "\x02h2\x08http/1.1", h1_only[] = "\x08http/1.1";
     const unsigned char *ours = t->on_alpn_h2 ? with_h2 : h1_only;
     unsigned ours_len = t->on_alpn_h2 ? sizeof(with_h2) - 1 : sizeof(h1_only) - 1;
@@ -228,6 +261,80 @@ static int readable_file(const char *what, const char *path, char *why, size_t c
     }
     fclose(f);
     return 0;
+}
+
+/* Versions, ciphers, modes, tickets and ALPN of every context; 0, or -1
+ * with why[cap]. */
+static int configure_ctx(tls_server_t *t, SSL_CTX *ctx, char *why, size_t cap)
+{
+    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+        !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) || !SSL_CTX_set_cipher_list(ctx, tls12_ciphers) ||
+        !SSL_CTX_set_ciphersuites(ctx, tls13_suites) || !SSL_CTX_set1_groups_list(ctx, tls_groups) ||
+        !SSL_CTX_set_dh_auto(ctx, 1)) {
+        snprintf(why, cap, "cannot configure TLS: %s", ssl_reason());
+        return -1;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
+                                 SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* Idle connections hold no record buffers; a record may be retried
+     * from another buffer holding the same bytes; one record per write. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_AUTO_RETRY);
+    SSL_CTX_set_read_ahead(ctx, 1); /* one read(2) per record, not two (header, then body) */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_timeout(ctx, TLS_SESSION_TIMEOUT_S);
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"courant", 7);
+    SSL_CTX_set_app_data(ctx, t);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, t);
+    return 0;
+}
+
+/* Never prompt for a passphrase: an encrypted key in memory is refused. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
+/* Builds a context from PEM text (chain leaf first, then the key); NULL
+ * with why[cap] on failure. */
+static SSL_CTX *load_ctx_pem(tls_server_t *t, const char *chain, size_t chain_len, const char *key,
+                             size_t key_len, char *why, size_t cap)
+{
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    BIO *kb = key_len <= INT_MAX ? BIO_new_mem_buf(key, (int)key_len) : NULL;
+    BIO *cb = chain_len <= INT_MAX ? BIO_new_mem_buf(chain, (int)chain_len) : NULL;
+    EVP_PKEY *pk = kb ? PEM_read_bio_PrivateKey(kb, NULL, no_passphrase, NULL) : NULL;
+    X509 *leaf = cb ? PEM_read_bio_X509(cb, NULL, no_passphrase, NULL) : NULL;
+    int ok =
+        ctx && pk && leaf && SSL_CTX_use_PrivateKey(ctx, pk) == 1 && SSL_CTX_use_certificate(ctx, leaf) == 1;
+    for (X509 *x; ok && (x = PEM_read_bio_X509(cb, NULL, no_passphrase, NULL)) != NULL;) {
+        if (SSL_CTX_add0_chain_cert(ctx, x) != 1) { /* takes x on success */
+            X509_free(x);
+            ok = 0;
+        }
+    }
+    ERR_clear_error(); /* the end of the chain reads as an error */
+    ok = ok && SSL_CTX_check_private_key(ctx) == 1;
+    EVP_PKEY_free(pk);
+    X509_free(leaf);
+    BIO_free(kb);
+    BIO_free(cb);
+    if (!ok) {
+        snprintf(why, cap, "%s: the certificate chain or its key does not load, or they do not match",
+                 t->label);
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (configure_ctx(t, ctx, why, cap)) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
 }
 
 /* Builds a context from the files; NULL with why[cap] on failure. */
@@ -258,27 +365,8 @@ static SSL_CTX *load_ctx(tls_server_t *t, char *why, size_t cap)
         ERR_clear_error();
         goto fail;
     }
-    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
-        !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) || !SSL_CTX_set_cipher_list(ctx, tls12_ciphers) ||
-        !SSL_CTX_set_ciphersuites(ctx, tls13_suites) || !SSL_CTX_set1_groups_list(ctx, tls_groups) ||
-        !SSL_CTX_set_dh_auto(ctx, 1)) {
-        snprintf(why, cap, "cannot configure TLS: %s", ssl_reason());
+    if (configure_ctx(t, ctx, why, cap))
         goto fail;
-    }
-    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
-                                 SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
-    /* Idle connections hold no record buffers; a record may be retried
-     * from another buffer holding the same bytes; one record per write. */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_AUTO_RETRY);
-    SSL_CTX_set_read_ahead(ctx, 1); /* one read(2) per record, not two (header, then body) */
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_timeout(ctx, TLS_SESSION_TIMEOUT_S);
-    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"courant", 7);
-    SSL_CTX_set_app_data(ctx, t);
-    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, t);
     return ctx;
 fail:
     SSL_CTX_free(ctx);
@@ -295,17 +383,33 @@ static void check_key_mode(const char *path)
                  (unsigned)(st.st_mode & 0777));
 }
 
-tls_server_t *tls_server_new(const char *cert_path, const char *key_path, char *why, size_t cap)
+/* What both constructors share: the label, the lock, the ticket keys. */
+static tls_server_t *server_alloc(const char *label, char *why, size_t cap)
 {
     tls_server_t *t = calloc(1, sizeof(*t));
-    if (!t || !(t->cert_path = strdup(cert_path)) || !(t->key_path = strdup(key_path))) {
+    if (!t || !(t->label = strdup(label))) {
         snprintf(why, cap, "out of memory");
-        goto fail;
+        free(t);
+        return NULL;
     }
     pthread_mutex_init(&t->lock, NULL);
+    t->lock_made = 1;
     rotate_keys(t);
     if (!t->num_keys) {
         snprintf(why, cap, "no randomness for the session ticket keys");
+        tls_server_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+tls_server_t *tls_server_new(const char *cert_path, const char *key_path, char *why, size_t cap)
+{
+    tls_server_t *t = server_alloc(cert_path, why, cap);
+    if (!t)
+        return NULL;
+    if (!(t->cert_path = strdup(cert_path)) || !(t->key_path = strdup(key_path))) {
+        snprintf(why, cap, "out of memory");
         goto fail;
     }
     if (!(t->ctx = load_ctx(t, why, cap)))
@@ -317,6 +421,43 @@ fail:
     return NULL;
 }
 
+tls_server_t *tls_server_new_pem(const char *chain, size_t chain_len, const char *key, size_t key_len,
+                                 const char *label, char *why, size_t cap)
+{
+    tls_server_t *t = server_alloc(label, why, cap);
+    if (t && !(t->ctx = load_ctx_pem(t, chain, chain_len, key, key_len, why, cap))) {
+        tls_server_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void tls_server_set_challenge(tls_server_t *t, tls_challenge_fn fn, void *ctx)
+{
+    t->challenge = fn;
+    t->challenge_ctx = ctx;
+}
+
+/* Swaps in a context that loaded; the old one lives on in its connections. */
+static void swap_ctx(tls_server_t *t, SSL_CTX *ctx)
+{
+    pthread_mutex_lock(&t->lock);
+    SSL_CTX *old = t->ctx;
+    t->ctx = ctx;
+    pthread_mutex_unlock(&t->lock);
+    SSL_CTX_free(old); /* connections made from it hold their own references */
+}
+
+int tls_server_use_pem(tls_server_t *t, const char *chain, size_t chain_len, const char *key, size_t key_len,
+                       char *why, size_t cap)
+{
+    SSL_CTX *ctx = load_ctx_pem(t, chain, chain_len, key, key_len, why, cap);
+    if (!ctx)
+        return -1;
+    swap_ctx(t, ctx);
+    return 0;
+}
+
 void tls_server_set_protocols(tls_server_t *t, worker_accept_fn http1_accept, tls_h2_fn on_alpn_h2)
 {
     t->http1_accept = http1_accept;
@@ -325,15 +466,13 @@ void tls_server_set_protocols(tls_server_t *t, worker_accept_fn http1_accept, tl
 
 int tls_server_reload(tls_server_t *t, char *why, size_t cap)
 {
+    if (!t->cert_path)
+        return 0; /* PEM in memory: its owner replaces it (tls_server_use_pem) */
     SSL_CTX *ctx = load_ctx(t, why, cap);
     if (!ctx)
         return -1;
     check_key_mode(t->key_path);
-    pthread_mutex_lock(&t->lock);
-    SSL_CTX *old = t->ctx;
-    t->ctx = ctx;
-    pthread_mutex_unlock(&t->lock);
-    SSL_CTX_free(old); /* connections made from it hold their own references */
+    swap_ctx(t, ctx);
     return 0;
 }
 
@@ -354,7 +493,7 @@ void tls_server_describe(tls_server_t *t, char *out, size_t cap)
         }
         BIO_free(b);
     }
-    snprintf(out, cap, "certificate %s, subject %s, valid until %s", t->cert_path, subject, until);
+    snprintf(out, cap, "certificate %s, subject %s, valid until %s", t->label, subject, until);
     SSL_CTX_free(ctx);
     ERR_clear_error();
 }
@@ -363,12 +502,13 @@ void tls_server_free(tls_server_t *t)
 {
     if (!t)
         return;
-    if (t->cert_path && t->key_path) /* else the mutex was never made */
+    if (t->lock_made)
         pthread_mutex_destroy(&t->lock);
     SSL_CTX_free(t->ctx);
     OPENSSL_cleanse(t->keys, sizeof(t->keys));
     free(t->cert_path);
     free(t->key_path);
+    free(t->label);
     free(t);
 }
 
@@ -550,6 +690,12 @@ static void handshake_done(conn_t *c, tls_conn_t *tc)
               SSL_get_cipher_name(tc->ssl), SSL_session_reused(tc->ssl) ? " (resumed)" : "",
               alpn ? (int)alpn_len : 4, alpn ? (const char *)alpn : "none");
     c->proto = tc->inner;
+    if (alpn_len == 10 && !memcmp(alpn, "acme-tls/1", 10)) {
+        /* RFC 8737 3: a validation handshake carries no application data. */
+        c->proto = &tls_handshake_proto; /* its on_close frees what the HTTP/1 conn holds */
+        conn_close(c, "TLS-ALPN-01 challenge answered");
+        return;
+    }
     if (alpn_len == 2 && !memcmp(alpn, "h2", 2) && tc->server->on_alpn_h2) {
         if (tc->server->on_alpn_h2(c)) {
             c->proto = &tls_handshake_proto; /* its on_close frees what the HTTP/1 conn holds */

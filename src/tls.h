@@ -43,9 +43,18 @@
 #include "io.h"
 #include "worker.h"
 
+#include <openssl/types.h>
 #include <stddef.h>
 
 typedef struct tls_server tls_server_t;
+
+/* TLS-ALPN-01 (RFC 8737): for a handshake that offers ALPN "acme-tls/1"
+ * with SNI `name`, the certificate and key to present instead of the
+ * server's, each with a new reference the TLS layer drops; 0, or -1 when
+ * there is no challenge for that name (the handshake then goes on as
+ * usual). Called on a worker thread, during the handshake: it must not
+ * block. */
+typedef int (*tls_challenge_fn)(void *ctx, const char *name, X509 **cert, EVP_PKEY **key);
 
 /* Called on the conn's worker thread once the handshake chose "h2", before
  * any application byte was read: the HTTP/2 server takes the conn over (it
@@ -59,6 +68,24 @@ typedef int (*tls_h2_fn)(struct conn *c);
  * reason in why[cap]. The paths are copied (tls_server_reload reads them
  * again). */
 tls_server_t *tls_server_new(const char *cert_path, const char *key_path, char *why, size_t cap);
+
+/* The same from PEM text in memory (a chain, leaf first, and its private
+ * key), for certificates courant obtains itself (acme.h): `label` names it
+ * in logs. tls_server_reload has no files to read for such a server and
+ * returns 0 without a change; tls_server_use_pem replaces the pair. */
+tls_server_t *tls_server_new_pem(const char *chain, size_t chain_len, const char *key, size_t key_len,
+                                 const char *label, char *why, size_t cap);
+
+/* Replaces the certificate and key with PEM text: on success new
+ * handshakes use them (0), open connections keep theirs; else the old pair
+ * stays (-1, why[cap]). Any thread (the ACME thread). */
+int tls_server_use_pem(tls_server_t *t, const char *chain, size_t chain_len, const char *key, size_t key_len,
+                       char *why, size_t cap) __attribute__((warn_unused_result));
+
+/* Answers TLS-ALPN-01 challenges through `fn` (NULL: never; ALPN then never
+ * selects "acme-tls/1"). A handshake that selected "acme-tls/1" is closed
+ * once done: it carries no HTTP. Main, before the workers start. */
+void tls_server_set_challenge(tls_server_t *t, tls_challenge_fn fn, void *ctx);
 
 /* The protocols: `http1_accept` allocates every connection (and speaks
  * HTTP/1.1 after the handshake); `on_alpn_h2` takes over connections that
