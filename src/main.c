@@ -591,6 +591,7 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    srv.acme = acme; /* for /metrics */
     if (cfg.num_listen_http && !srv.tls) {
         fprintf(stderr, "courant: --listen-http goes with HTTPS (--tls-cert or --acme-domain)\n");
         rc = 2;

@@ -3,6 +3,7 @@
  */
 #include "metrics.h"
 
+#include "acme.h"
 #include "buildinfo.h"
 #include "conn.h"
 #include "ratelimit.h"
@@ -140,6 +141,19 @@ void metrics_handle(req_t *r, const request_t *in)
             "# TYPE courant_tls_records_total counter\ncourant_tls_records_total %lu\n"
             "# TYPE courant_tls_record_bytes_total counter\ncourant_tls_record_bytes_total %lu\n",
             ts.handshakes, ts.resumed, ts.failed, ts.records, ts.record_bytes);
+    }
+    if (srv->acme) {
+        acme_stats_t as;
+        acme_get_stats(srv->acme, &as);
+        APPEND(body, sizeof(body), &n,
+               "# TYPE courant_acme_orders_total counter\ncourant_acme_orders_total %llu\n"
+               "# TYPE courant_acme_issued_total counter\ncourant_acme_issued_total %llu\n"
+               "# TYPE courant_acme_failures_total counter\ncourant_acme_failures_total %llu\n"
+               "# TYPE courant_acme_certificate_expiry_seconds "
+               "gauge\ncourant_acme_certificate_expiry_seconds %lld\n"
+               "# TYPE courant_acme_next_attempt_seconds gauge\ncourant_acme_next_attempt_seconds %lld\n",
+               (unsigned long long)as.orders, (unsigned long long)as.issued, (unsigned long long)as.failures,
+               (long long)as.not_after, (long long)as.renew_at);
     }
     if (srv->subs)
         APPEND(body, sizeof(body), &n,

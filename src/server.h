@@ -33,6 +33,7 @@ struct ratelimit;
 struct ratelimit_counter;
 struct conn;
 struct tls_server;
+struct acme;
 struct acmechal;
 
 /* The per-client rates and the trusted proxies, built from the config and
@@ -52,9 +53,10 @@ typedef struct server {
     _Atomic(const struct auth *) auth; /* borrows: the JWT keys (auth.h); never NULL; a reload swaps it */
     const char *demo_tokens;           /* borrows: --demo-auth's /demo/tokens.json, or NULL */
     struct subs *subs;                 /* borrows: the subscriptions registry; NULL without --subscriptions */
-    struct tls_server *tls;       /* borrows: the certificate context; NULL without --tls-cert (cleartext) */
-    struct acmechal *acme_chal;   /* borrows: ACME HTTP-01 answers (--acme-domain), or NULL */
-    int https_port;               /* with TLS: the first HTTPS listener's port, for --listen-http's redirects */
+    struct tls_server *tls;     /* borrows: the certificate context; NULL without --tls-cert (cleartext) */
+    struct acmechal *acme_chal; /* borrows: ACME HTTP-01 answers (--acme-domain), or NULL */
+    struct acme *acme;          /* borrows: the ACME client (--acme-domain), or NULL: /metrics reads it */
+    int https_port;             /* with TLS: the first HTTPS listener's port, for --listen-http's redirects */
     struct dashboard *dashboard;  /* borrows: the admin dashboard's state (dashboard.h); always made */
     const req_handler_t *handler; /* borrows: what answers requests (router.c), for every protocol */
     /* Makes a connection HTTP/2 (h2server_take_over; see h2server.h), for the
