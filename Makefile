@@ -37,8 +37,9 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parame
 # What every compilation needs, whatever the user's CFLAGS say.
 BASE    := -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread -Isrc -I$(BUILD) -MMD -MP
 # libsqlite3-dev (--store), libssl-dev + libjansson-dev (JWT), libhiredis-dev (--redis),
-# libcurl4-openssl-dev (--jwks-url: JWK Sets fetched over HTTPS)
-LIBS    := -pthread -lsqlite3 -lcrypto -ljansson -lhiredis -lcurl
+# libcurl4-openssl-dev (--jwks-url: JWK Sets fetched over HTTPS),
+# libicu-dev (IDNA for URL hosts and identifiers in URL patterns)
+LIBS    := -pthread -lsqlite3 -lcrypto -ljansson -lhiredis -lcurl -licuuc
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 SRC     := $(filter-out src/main.c,$(wildcard src/*.c))
@@ -164,7 +165,13 @@ $(BUILD)/asan/%_test: tests/unit/%_test.c tests/unit/test.h $(call objs,asan)
 	$(Q)$(CC) $(BASE) $(CPPFLAGS) -g -O1 $(SAN) -Itests/unit $(LDFLAGS) -o $@ $< \
 	    $(filter-out $(BUILD)/asan/$*.o,$(call objs,asan)) $(LIBS) $(LDLIBS)
 
-unit: $(addprefix $(BUILD)/asan/,$(UNIT))
+# The URL pattern test driver: JSON lines in, JSON lines out, for the
+# differential and web-platform-tests runs in tests/e2e/urlpattern-*.test.mjs.
+$(BUILD)/asan/urlpattern_cli: tests/unit/urlpattern_cli.c $(call objs,asan)
+	@echo "  CLI $@"
+	$(Q)$(CC) $(BASE) $(CPPFLAGS) -g -O1 $(SAN) $(LDFLAGS) -o $@ $< $(call objs,asan) $(LIBS) $(LDLIBS)
+
+unit: $(addprefix $(BUILD)/asan/,$(UNIT)) $(BUILD)/asan/urlpattern_cli
 
 # ---- ThreadSanitizer build: the cross-worker code (hub, inboxes, stats) ------
 $(BUILD)/tsan/courant: $(BUILD)/tsan/main.o $(call objs,tsan)

@@ -15,7 +15,8 @@
 #                             libsqlite3-dev (the --store history)
 #                             libssl-dev and libjansson-dev (JWT verification),
 #                             libhiredis-dev (--redis: the Redis Stream backplane),
-#                             libcurl4-openssl-dev (--jwks-url: JWK Sets over HTTPS)
+#                             libcurl4-openssl-dev (--jwks-url: JWK Sets over HTTPS),
+#                             libicu-dev (IDNA for URL patterns)
 #
 # Env: COURANT_SETUP_SKIP_NODE=1 skips Node.js, npm, Chromium and `npm ci`.
 # Runs as root, or through sudo otherwise. Prints one line per action taken and
@@ -83,7 +84,8 @@ node_ok() {
 # groff-base, man-db: the generated man page renders cleanly and installs.
 # openssl (the CLI): tests make certificates and serve JWK Sets with s_server.
 # libcurl4-openssl-dev: --jwks-url fetches JWK Sets over HTTPS.
-want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev libcurl4-openssl-dev)
+# libicu-dev: IDNA (UTS #46) for the hosts of URL patterns and topics (Mercure 1.0).
+want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev libcurl4-openssl-dev libicu-dev)
 if [ "$mode" = all ]; then
     want+=(clang libclang-rt-14-dev clang-format ca-certificates procps python3 python3-requests sqlite3 redis-server openssl)
     want+=(dpkg-dev systemd groff-base man-db)
