@@ -51,7 +51,8 @@ async function reload(srv, lines = 1) {
 }
 
 test('a new subscriber key takes effect; an open stream keeps receiving across the reload', async () => {
-  writeFileSync(confPath, `subscriber-jwt-key = ${KEY_A}\ncors-origin = https://a.example\n`);
+  // anonymous: the open stream below has no token (a bad token is still a 401).
+  writeFileSync(confPath, `subscriber-jwt-key = ${KEY_A}\ncors-origin = https://a.example\nanonymous = true\n`);
   const srv = await startCourant(['--config', confPath, '--workers', '2']);
   assert((await status(srv.base, bearer(token(KEY_A)))).status === 200, 'key A before the reload');
   assert((await status(srv.base, bearer(token(KEY_B)))).status === 401, 'key B before the reload');
@@ -60,7 +61,7 @@ test('a new subscriber key takes effect; an open stream keeps receiving across t
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   for (let i = 0; i < 5; i++) assert((await postForm(srv.base, 'urn:live', `before-${i}`, agent)).status === 200, 'publish');
 
-  writeFileSync(confPath, `subscriber-jwt-key = ${KEY_B}\ncors-origin = https://b.example\nretry = 2500\n`);
+  writeFileSync(confPath, `subscriber-jwt-key = ${KEY_B}\ncors-origin = https://b.example\nretry = 2500\nanonymous = true\n`);
   await reload(srv);
   assert(srv.stderrLines.some((l) => /SIGHUP: configuration re-read; applied: .*--subscriber-jwt-key/.test(l)),
     () => `the applied options are logged: ${srv.stderrLines.slice(-3).join(' | ')}`);
