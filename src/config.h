@@ -94,6 +94,7 @@ typedef struct config {
     int max_urlpatterns_per_subscriber; /* distinct URL patterns in one subscribe request; 400 past it */
     int max_urlpatterns_per_worker;     /* distinct URL patterns interned per worker; 503 past it */
     int max_urlpattern_states;          /* NFA states of one client-given URL pattern; 400 past it */
+    long urlpattern_turn_budget;        /* URL-pattern NFA steps per worker turn before deferring */
     char *publisher_jwt_key;            /* owns: HS secret or PEM; NULL = none */
     char *publisher_jwt_key_file;       /* owns: path of the same, read at start */
     char *subscriber_jwt_key;           /* owns: as above, for subscribers */

@@ -18,16 +18,18 @@
 server_limits_t *limits_try_new(const config_t *cfg, size_t keys)
 {
     server_limits_t *l = calloc(1, sizeof(*l));
-    if (!l || (cfg->num_trusted_proxies && !(l->trusted = calloc((size_t)cfg->num_trusted_proxies,
-                                                                   sizeof(peer_cidr_t))))) {
+    if (!l || (cfg->num_trusted_proxies &&
+               !(l->trusted = calloc((size_t)cfg->num_trusted_proxies, sizeof(peer_cidr_t))))) {
         fprintf(stderr, "courant: out of memory for the limits\n");
         limits_free(l);
         return NULL;
     }
     for (int i = 0; i < cfg->num_trusted_proxies; i++, l->num_trusted++) {
         if (peer_cidr_parse(cfg->trusted_proxies[i], strlen(cfg->trusted_proxies[i]), &l->trusted[i])) {
-            fprintf(stderr, "courant: --trusted-proxy wants an address or a CIDR range (host bits zero), not \"%s\"\n",
-                    cfg->trusted_proxies[i]);
+            fprintf(
+                stderr,
+                "courant: --trusted-proxy wants an address or a CIDR range (host bits zero), not \"%s\"\n",
+                cfg->trusted_proxies[i]);
             limits_free(l);
             return NULL;
         }
@@ -36,7 +38,8 @@ server_limits_t *limits_try_new(const config_t *cfg, size_t keys)
     if (!strcmp(hdr, "forwarded") || !strcmp(hdr, "x-forwarded-for")) {
         l->trusted_header = hdr[0] == 'f' ? PEER_HEADER_FORWARDED : PEER_HEADER_X_FORWARDED_FOR;
     } else {
-        fprintf(stderr, "courant: --trusted-proxy-header wants forwarded or x-forwarded-for, not \"%s\"\n", hdr);
+        fprintf(stderr, "courant: --trusted-proxy-header wants forwarded or x-forwarded-for, not \"%s\"\n",
+                hdr);
         limits_free(l);
         return NULL;
     }
@@ -44,8 +47,9 @@ server_limits_t *limits_try_new(const config_t *cfg, size_t keys)
      * never more memory. */
     if ((cfg->publish_rate && !(l->publish_rate = ratelimit_new((uint32_t)cfg->publish_rate, 1000,
                                                                 (uint32_t)cfg->publish_rate * 2, keys))) ||
-        (cfg->subscribe_rate && !(l->subscribe_rate = ratelimit_new((uint32_t)cfg->subscribe_rate, 1000,
-                                                                    (uint32_t)cfg->subscribe_rate * 2, keys)))) {
+        (cfg->subscribe_rate &&
+         !(l->subscribe_rate = ratelimit_new((uint32_t)cfg->subscribe_rate, 1000,
+                                             (uint32_t)cfg->subscribe_rate * 2, keys)))) {
         fprintf(stderr, "courant: out of memory for the rate-limit tables\n");
         limits_free(l);
         return NULL;
@@ -114,7 +118,8 @@ static int keep_demo_keys(config_t *fresh, const config_t *cur)
 {
     if (!cur->demo_auth)
         return 0;
-    return config_copy_option(fresh, cur, "publisher-jwt-key") || config_copy_option(fresh, cur, "subscriber-jwt-key") ||
+    return config_copy_option(fresh, cur, "publisher-jwt-key") ||
+           config_copy_option(fresh, cur, "subscriber-jwt-key") ||
            config_copy_option(fresh, cur, "anonymous") || config_copy_option(fresh, cur, "jwt-issuer");
 }
 
@@ -156,8 +161,9 @@ int reload_apply(server_t *srv, int argc, char **argv, const config_t *started, 
     atomic_store(&srv->cfg, fresh);
     atomic_store(&srv->auth, auth);
     atomic_store(&srv->limits, limits);
-    ratelimit_counter_set_max(srv->conns_per_ip,
-                              fresh->max_connections_per_ip ? (uint32_t)fresh->max_connections_per_ip : UINT32_MAX);
+    ratelimit_counter_set_max(srv->conns_per_ip, fresh->max_connections_per_ip
+                                                     ? (uint32_t)fresh->max_connections_per_ip
+                                                     : UINT32_MAX);
     log_set_level((log_level_t)fresh->log_level);
     log_set_format((log_format_t)fresh->log_format);
     if (hook)
@@ -173,7 +179,4 @@ int reload_apply(server_t *srv, int argc, char **argv, const config_t *started, 
     return changed ? 0 : 1;
 }
 
-void reload_dispose(server_t *srv, const config_t *started)
-{
-    free_config((config_t *)srv->cfg, started);
-}
+void reload_dispose(server_t *srv, const config_t *started) { free_config((config_t *)srv->cfg, started); }

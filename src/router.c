@@ -190,15 +190,15 @@ static dialect_t request_dialect(const request_t *in, route_t route, char *scrat
  * reads). Returns 0, or -1 when memory runs out. */
 static int find_token(request_t *in, route_t route, char **scratch)
 {
-    *scratch = malloc(in->query_len + 1);
-    if (!*scratch)
+    int words = memmem(in->query, in->query_len, "authorization", 13) ||
+                memmem(in->query, in->query_len, "access_token", 12); /* cheap pre-check */
+    *scratch = NULL;
+    if ((words || route == ROUTE_MERCURE) && !(*scratch = malloc(in->query_len + 1)))
         return -1;
     in->dialect = (uint8_t)request_dialect(in, route, *scratch);
     qscan_t q = {0};
-    if (memmem(in->query, in->query_len, "authorization", 13) ||
-        memmem(in->query, in->query_len, "access_token", 12))
-        if (http1_parse_form(in->query, in->query_len, *scratch, on_token_param, &q) < 0)
-            q = (qscan_t){0}; /* a malformed query: refused by the handler */
+    if (words && http1_parse_form(in->query, in->query_len, *scratch, on_token_param, &q) < 0)
+        q = (qscan_t){0}; /* a malformed query: refused by the handler */
     in->token_in_url = in->dialect == DIALECT_V1 && q.any;
     auth_find_token(in, in->dialect == DIALECT_V1 ? NULL : q.auth, q.auth_len);
     return 0;
@@ -281,6 +281,16 @@ static int prepare(req_t *r, request_t *in, route_t route, char **scratch)
     return 0;
 }
 
+/* Is the body a form (or of no declared type)? */
+static int is_form(const request_t *in)
+{
+    const http1_header_t *ct = request_header(in, "content-type");
+    const char *want = "application/x-www-form-urlencoded";
+    size_t n = strlen(want);
+    return !ct || (ct->value_len >= n && http1_token_eq(ct->value, n, want) &&
+                   (ct->value_len == n || ct->value[n] == ';' || ct->value[n] == ' '));
+}
+
 static void method_not_allowed(req_t *r, const request_t *in, route_t route)
 {
     resp_hdrs_t h = in->cors;
@@ -317,6 +327,11 @@ static long route_head(req_t *r, request_t *in)
     } else if (method_is(in, "QUERY") && route == ROUTE_MERCURE) {
         /* draft-08: a subscribe whose matchers travel in a form body */
         limit = rate_limited(r, in, 0) ? -1 : QUERY_BODY_MAX;
+        if (limit >= 0 && !is_form(in)) {
+            req_refuse(r, REFUSE_BAD_REQUEST, 415, &in->cors,
+                       "a QUERY subscribe wants Content-Type: application/x-www-form-urlencoded");
+            limit = -1;
+        }
     } else if (!method_is(in, "GET") && !in->is_head) {
         method_not_allowed(r, in, route);
         limit = -1;

@@ -88,7 +88,9 @@ struct stream_index {
     upindex_t *upats;                            /* owns: URL patterns, made at the first one (upindex.h) */
     uint32_t upat_turn;                          /* the turn upat_budget belongs to */
     uint64_t upat_budget;                        /* URL-pattern NFA steps this turn may still spend */
-    size_t upat_evals, deferred;                 /* counters (stats) */
+    size_t upat_evals, deferred, budget_spent;   /* counters (stats) */
+    uint8_t upat_spent_logged;                   /* this turn's exhaustion was counted */
+    int64_t upat_last_log_ms;                    /* when the last exhaustion was logged */
     char retry_line[32];                         /* "retry: N\n" (--retry), formatted once */
     size_t retry_len;                            /* 0: no retry hint */
     long retry_ms;                               /* the --retry that retry_line holds */
@@ -144,7 +146,6 @@ stream_index_t *stream_index_new(struct worker *w)
         return NULL;
     idx->worker = w;
     idx->retry_ms = -2; /* formatted on first use (push_preamble) */
-    idx->upat_budget = STREAM_URLPATTERN_BUDGET;
     idx->cache = selector_cache_new(MATCH_CACHE_ENTRIES);
     idx->unprefixed = calloc(1, sizeof(prefix_bucket_t) + 1);
     if (!idx->cache || !idx->unprefixed) {
@@ -183,6 +184,7 @@ void stream_index_get_stats(const stream_index_t *idx, stream_index_stats_t *out
     out->urlpatterns = idx->upats ? upindex_count(idx->upats) : 0;
     out->urlpattern_evals = idx->upat_evals;
     out->deferred = idx->deferred;
+    out->budget_spent = idx->budget_spent;
 }
 
 static void list_insert(sub_link_t **head, sub_link_t *l)
@@ -338,9 +340,28 @@ static uint64_t *upat_budget(stream_index_t *idx)
     uint32_t turn = worker__turn(idx->worker);
     if (idx->upat_turn != turn) {
         idx->upat_turn = turn;
-        idx->upat_budget = STREAM_URLPATTERN_BUDGET;
+        idx->upat_budget = (uint64_t)worker_server(idx->worker)->cfg->urlpattern_turn_budget;
+        idx->upat_spent_logged = 0;
     }
     return &idx->upat_budget;
+}
+
+/* A turn's budget ran out: counted, and logged at most once a minute per
+ * worker (an attack would otherwise flood the log). */
+static void upat_budget_spent(stream_index_t *idx)
+{
+    if (idx->upat_spent_logged)
+        return;
+    idx->upat_spent_logged = 1;
+    idx->budget_spent++;
+    int64_t now = worker__now_ms(idx->worker);
+    if (!idx->upat_last_log_ms || now - idx->upat_last_log_ms >= 60000) {
+        idx->upat_last_log_ms = now;
+        log_info(
+            "URL-pattern budget of a turn spent (--urlpattern-turn-budget): subscribers still to match read "
+            "from history in later turns (%zu deferrals so far on this worker)",
+            idx->deferred);
+    }
 }
 
 /* Does the pattern match? 1 or 0, through the match cache; -1 when the
@@ -351,8 +372,10 @@ static int upat_match(stream_index_t *idx, upentry_t *e, const char *topic, size
     if (r >= 0)
         return r;
     uint64_t *budget = upat_budget(idx);
-    if (*budget == 0)
+    if (*budget == 0) {
+        upat_budget_spent(idx);
         return -1;
+    }
     r = urlpattern_match(e->pat, topic, len);
     /* What this match cost (urlpattern.h: state visits of the last match
      * on this thread), plus one so that even trivial matches count. */

@@ -43,9 +43,10 @@
  * connections. A subscriber matched by several selectors gets the event
  * once (its `last_seq` stamp).
  *
- * URL-pattern budget: a worker evaluates at most STREAM_URLPATTERN_BUDGET
+ * URL-pattern budget: a worker evaluates at most --urlpattern-turn-budget
  * NFA steps of URL patterns per turn that the cache cannot answer (fan-out
- * and replay together). When a turn's budget is spent, the subscribers an
+ * and replay together; 8 Mi steps by default, about 8 worst-case matches or
+ * 20 ms). When a turn's budget is spent, the subscribers an
  * event would still have to be matched for are not dropped: they are
  * deferred, i.e. put into replay from that event on (below), and read it
  * from history in a later turn, in order, within later budgets. So hostile
@@ -83,9 +84,6 @@ typedef struct stream_index stream_index_t;
 #define STREAM_PREFIX_MAX 64      /* bytes of a template's literal prefix used as its index key */
 #define STREAM_REPLAY_BATCH 256   /* events copied from the hub per read */
 #define STREAM_REPLAY_BUDGET 4096 /* replayed events checked per worker turn */
-/* URL-pattern NFA steps a worker spends per turn on matches its cache does
- * not answer (8 worst-case matches, about 20 ms); see "URL-pattern budget". */
-#define STREAM_URLPATTERN_BUDGET (8u * (1u << 20))
 
 stream_index_t *stream_index_new(struct worker *w);
 void stream_index_free(stream_index_t *idx); /* all streams must be detached */
@@ -138,6 +136,7 @@ typedef struct stream_index_stats {
     size_t urlpatterns;      /* interned URL patterns */
     size_t urlpattern_evals; /* URL-pattern matches evaluated (not answered by the cache) so far */
     size_t deferred;         /* streams put into replay because a turn's URL-pattern budget was spent */
+    size_t budget_spent;     /* turns whose URL-pattern budget ran out */
 } stream_index_stats_t;
 void stream_index_get_stats(const stream_index_t *idx, stream_index_stats_t *out);
 
