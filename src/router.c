@@ -181,6 +181,8 @@ static dialect_t request_dialect(const request_t *in, route_t route, char *scrat
         return DIALECT_AUTO;
     if (method_is(in, "QUERY"))
         return DIALECT_V1;
+    if (!method_is(in, "GET") && !in->is_head)
+        return DIALECT_AUTO; /* refused (405) anyway */
     dialect_sub_t p;
     dialect_parse_subscribe(in->query, in->query_len, NULL, 0, DIALECT_MAX_SELECTORS, scratch, &p);
     return p.dialect;
@@ -193,7 +195,8 @@ static int find_token(request_t *in, route_t route, char **scratch)
     int words = memmem(in->query, in->query_len, "authorization", 13) ||
                 memmem(in->query, in->query_len, "access_token", 12); /* cheap pre-check */
     *scratch = NULL;
-    if ((words || route == ROUTE_MERCURE) && !(*scratch = malloc(in->query_len + 1)))
+    int subscribe = route == ROUTE_MERCURE && (method_is(in, "GET") || in->is_head);
+    if ((words || subscribe) && !(*scratch = malloc(in->query_len + 1)))
         return -1;
     in->dialect = (uint8_t)request_dialect(in, route, *scratch);
     qscan_t q = {0};

@@ -175,6 +175,10 @@ test('subscribe parameters: match, match_exact, match_urlpattern, the reserved m
   }
   const ok = await status(srv.base, qs([['match', 'a'], ['match_exact', 'b'], ['match_urlpattern', '/c/:x'], ['foo', 'ignored'], ['last_event_id', '']]));
   assert(ok.status === 200, `valid: ${ok.status}`);
+  for (const method of ['PUT', 'DELETE', 'PATCH']) {
+    const r = await fetch(`${srv.base}${HUB}?match=a`, { method });
+    assert(r.status === 405 && /QUERY/.test(r.headers.get('allow')), `${method}: ${r.status} ${r.headers.get('allow')}`);
+  }
 });
 
 test('matching: exact is byte for byte and never resolved; URL patterns resolve against the hub URL; * matches all', async () => {
