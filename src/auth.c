@@ -14,6 +14,7 @@
  */
 #include "auth.h"
 
+#include "url.h"
 #include "urlpattern.h"
 
 #include <stdio.h>
@@ -182,8 +183,12 @@ auth_t *auth_new(const config_t *cfg)
         return NULL;
     a->v1_algs = v1 ? v1 : JWS_ALGS_ALL;
     const char *res = config_resource_identifier(cfg);
-    if (res && (!(a->resource = strdup(res)) || !(a->metadata_url = metadata_url_of(res)))) {
-        fprintf(stderr, "courant: --resource-identifier: not an absolute URL: %s\n", res);
+    url_t u;
+    url_init(&u);
+    int bad = res && (url_try_parse(res, strlen(res), NULL, &u) || !u.has_host);
+    url_dispose(&u);
+    if (res && (bad || !(a->resource = strdup(res)) || !(a->metadata_url = metadata_url_of(res)))) {
+        fprintf(stderr, "courant: --resource-identifier: not an absolute URL with a host: %s\n", res);
         auth_free(a);
         return NULL;
     }

@@ -312,13 +312,13 @@ static void log_auth_policy(const server_t *srv)
 {
     const auth_t *a = srv->auth;
     int pub = auth_has_key(a, AUTH_PUBLISHER), sub = auth_has_key(a, AUTH_SUBSCRIBER);
-    log_info("Mercure 1.0 (resource %s): %s publisher and %s subscriber access tokens; draft-07: %s and %s "
-             "tokens",
+    log_info("tokens verified: Mercure 1.0 (aud %s) %s for publishers, %s for subscribers; draft-07 %s for "
+             "publishers, %s for subscribers",
              auth_resource(a) ? auth_resource(a) : "unknown",
-             auth_accepts(a, AUTH_PUBLISHER, DIALECT_V1) ? "verifies" : "no key for",
-             auth_accepts(a, AUTH_SUBSCRIBER, DIALECT_V1) ? "verifies" : "no key for",
-             auth_accepts(a, AUTH_PUBLISHER, DIALECT_CLASSIC) ? "publisher" : "no publisher",
-             auth_accepts(a, AUTH_SUBSCRIBER, DIALECT_CLASSIC) ? "subscriber" : "no subscriber");
+             auth_accepts(a, AUTH_PUBLISHER, DIALECT_V1) ? "yes" : "no (--jwt-issuer or --jwks-url)",
+             auth_accepts(a, AUTH_SUBSCRIBER, DIALECT_V1) ? "yes" : "no",
+             auth_accepts(a, AUTH_PUBLISHER, DIALECT_CLASSIC) ? "yes" : "no",
+             auth_accepts(a, AUTH_SUBSCRIBER, DIALECT_CLASSIC) ? "yes" : "no");
     log_info("publish: %s; subscribe: %s",
              pub ? "JWT (draft-07 mercure.publish, or 1.0 authorization_details)"
                  : "keyless: loopback peers only, and only requests no browser or proxy relayed "
