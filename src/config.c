@@ -177,10 +177,10 @@ static const opt_t options[] = {
      "Mercure 1.0: the hub's resource identifier, required in access tokens' aud and the base URL of "
      "relative URL patterns and topics (default: the first listen address, "
      "http://HOST:PORT/.well-known/mercure; set it behind a proxy)"},
-    {"jwks-url", OPT_LIST | OPT_RESTART, F(jwks_urls), F(num_jwks_urls), 0, CONFIG_MAX_JWKS, "[ISSUER=]URL",
-     "Mercure 1.0: fetch the JWK Set of a trusted issuer over HTTPS (repeatable, one per issuer); its keys "
-     "verify access tokens whose iss is ISSUER (default: --jwt-issuer); refreshed as Cache-Control says "
-     "and when a token names an unknown kid"},
+    {"jwks-url", OPT_LIST | OPT_RESTART, F(jwks_urls), F(num_jwks_urls), 0, CONFIG_MAX_JWKS, "URL",
+     "Mercure 1.0: fetch the JWK Set of a trusted issuer over HTTPS (repeatable, one per issuer), given as "
+     "ISSUER=URL, or a bare URL for --jwt-issuer; its keys verify access tokens whose iss is that issuer; "
+     "refreshed as Cache-Control says and when a token names an unknown kid"},
     {"jwks-ca-file", OPT_STRING | OPT_RESTART, F(jwks_ca_file), 0, 0, 0, "PATH",
      "CA certificates (PEM) to verify the --jwks-url servers with (default: the system's)"},
     {"access-token-algs", OPT_STRING, F(access_token_algs), 0, 0, 0, "ALGS",

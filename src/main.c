@@ -358,6 +358,7 @@ static int start_jwks(const config_t *cfg, jwks_fetcher_t **out)
         if (config_jwks_url(cfg, i, &iss, &il, &urls[i])) {
             fprintf(stderr, "courant: --jwks-url %s: which issuer? Give ISSUER=URL, or --jwt-issuer\n",
                     cfg->jwks_urls[i]);
+            why = NULL;
             goto done;
         }
         if (!(issuers[i] = strndup(iss, il)))
@@ -368,6 +369,7 @@ static int start_jwks(const config_t *cfg, jwks_fetcher_t **out)
     if (!f || jwks_fetcher_start(f, &why)) {
         fprintf(stderr, "courant: --jwks-url: %s\n", why);
         jwks_fetcher_free(f);
+        why = NULL;
         goto done;
     }
     if (!jwks_fetcher_wait_ready(f, 5000))
