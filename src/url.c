@@ -455,6 +455,8 @@ static int st_relative(parser_t *ps, int c)
 {
     const url_t *b = ps->base;
     url_t *u = ps->url;
+    if (!b)
+        return FAIL; /* reached only with a base (no scheme state); for the analyzer */
     if (copy_str(&u->scheme, &b->scheme))
         return FAIL;
     if (c == '/' || (url_special(u) && c == '\\')) {
@@ -480,6 +482,8 @@ static int st_relative(parser_t *ps, int c)
 static int st_relative_slash(parser_t *ps, int c)
 {
     url_t *u = ps->url;
+    if (!ps->base)
+        return FAIL; /* as in st_relative */
     if (url_special(u) && (c == '/' || c == '\\')) {
         ps->state = S_SPECIAL_AUTHORITY_IGNORE_SLASHES;
     } else if (c == '/') {
@@ -732,8 +736,8 @@ static int st_path(parser_t *ps, int c)
         if (!slash && path_push(u, "", 0))
             return FAIL;
     } else {
-        if (str_eq(&u->scheme, "file") && u->path.len == 0 && is_drive(b, n, 0))
-            ps->buf.p[1] = ':';
+        if (str_eq(&u->scheme, "file") && u->path.len == 0 && is_drive(b, n, 0) && ps->buf.p)
+            ps->buf.p[1] = ':'; /* a drive letter (n == 2, so buf.p is allocated) */
         if (path_push(u, b, n))
             return FAIL;
     }

@@ -28,6 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(URLPATTERN_MAX_REPEAT == REGEX_MAX_REPEAT, "urlpattern.h documents regex.h's repeat budget");
+_Static_assert(URLPATTERN_MAX_STATES <= REGEX_MAX_STATES, "a pattern's state budget fits one NFA's ceiling");
+
 enum { C_ANY, C_EXACT, C_NFA };
 
 typedef struct component {
@@ -690,6 +693,13 @@ static int check_text(const char *s, size_t len, const char **why)
     }
     if (!url_is_utf8(s, len)) {
         *why = "pattern is not UTF-8";
+        return -1;
+    }
+    /* Only a regexp group could keep a raw NUL (fixed text is percent-encoded),
+     * where it could only match a NUL no URL component contains; refused so
+     * that every pattern string stays a C string. */
+    if (memchr(s, 0, len)) {
+        *why = "unsupported: a NUL character in a pattern";
         return -1;
     }
     return 0;

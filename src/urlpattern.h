@@ -39,7 +39,9 @@
  * Regexp groups accept the subset of JavaScript syntax regex.h documents;
  * valid JavaScript outside it (backreferences, lookaround, \p{...}, ...) is
  * refused with a reason starting with "unsupported", so the client gets a
- * 400 rather than a pattern that silently means something else.
+ * 400 rather than a pattern that silently means something else. So is a NUL
+ * character anywhere in a pattern (it could only ever match in a regexp
+ * group, against a NUL no parsed URL contains).
  *
  * Budgets (a pattern or topic past them is refused / does not match):
  */
@@ -57,8 +59,9 @@
 #define URLPATTERN_MAX_TOPIC 4096
 /* State visits one match may make, all components together: past it the
  * evaluation stops and the topic does not match (draft-08 allows an
- * implementation-defined evaluation cost limit). 2^20 visits take about
- * 2.5 ms on the development machine (2 cores, -O2). Ordinary patterns stay
+ * implementation-defined evaluation cost limit). 2^20 visits took 3.2 ms
+ * on the development machine (2 shared cores, -O2, an 800-state pattern
+ * against a 4 KiB topic: 3 to 5 ns a visit). Ordinary patterns stay
  * far below it ("https://example.com/books/:id" against a 30-byte topic:
  * about 10 visits); the bound (component length + 1) x states only comes
  * near it for patterns of hundreds of states against kilobyte topics. */

@@ -195,6 +195,10 @@ static void test_canonical_components(void)
         {"urn\\:isbn\\:*", URLPATTERN_PATHNAME, "isbn\\:*"},
         {"foo://h/./a b", URLPATTERN_PATHNAME, "/a%20b"}, /* hierarchical non-special path */
         {"mailto\\:a b", URLPATTERN_PATHNAME, "a b"},     /* opaque path: only C0 is encoded */
+        {"https://x/#a*#b", URLPATTERN_HASH, "a*#b"},     /* the parser keeps "#b" (a setter would not) */
+        {"https://x/?a*\\?b", URLPATTERN_SEARCH, "a*\\?b"},
+        {"https://x/##a", URLPATTERN_HASH,
+         "a"}, /* but one leading "#" of the hash goes ("process a URLPatternInit") */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         urlpattern_t *p = compile(cases[i].pattern);
@@ -260,6 +264,10 @@ static void test_refused_unsupported(void)
     };
     for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++)
         refused(pats[i], HUB, "unsupported");
+    const char *why = NULL;
+    urlpattern_t *p = urlpattern_try_new("https://x/(a\0b)", sizeof("https://x/(a\0b)") - 1, HUB, &why);
+    ASSERT(p == NULL && why && !strncmp(why, "unsupported", 11));
+    urlpattern_free(p);
 }
 
 static void test_refused_invalid(void)
@@ -290,6 +298,8 @@ static void test_refused_invalid(void)
         "https://example.com/((?<n>a)(?<n>b))",
         "https://example.com/\\",
         "https://example.com/{/(?<n>a)}+", /* the group is written twice: a duplicate name */
+        "1x://example.com/",
+        ".f://example.com/", /* not schemes */
     };
     for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++) {
         const char *why = NULL;
