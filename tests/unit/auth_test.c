@@ -223,6 +223,47 @@ static void test_check(void)
     free(badpat);
 }
 
+/* Static PEM keys of every asymmetric family verify tokens of both dialects. */
+static void test_algorithms(void)
+{
+    static const struct {
+        jws_alg_t alg;
+        const char *kind; /* "RSA", "ED25519", or a curve */
+    } cases[] = {{JWS_RS256, "RSA"},   {JWS_RS512, "RSA"},   {JWS_PS256, "RSA"},    {JWS_PS384, "RSA"},
+                 {JWS_ES256, "P-256"}, {JWS_ES384, "P-384"}, {JWS_EDDSA, "ED25519"}};
+    long long exp = (long long)time(NULL) + 60;
+    char v1claims[512];
+    snprintf(v1claims, sizeof(v1claims),
+             "{\"iss\":\"" ISS "\",\"aud\":\"" RES "\",\"exp\":%lld,\"authorization_details\":[]}", exp);
+    const char *classic = "{\"mercure\":{\"subscribe\":[\"*\"]}}";
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        EVP_PKEY *k = !strcmp(cases[i].kind, "RSA")       ? EVP_RSA_gen(2048)
+                      : !strcmp(cases[i].kind, "ED25519") ? EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")
+                                                          : EVP_EC_gen(cases[i].kind);
+        char *pem = pem_of(k);
+        auth_t *a = make(NULL, pem, ISS);
+        char h[96];
+        snprintf(h, sizeof(h), "{\"alg\":\"%s\",\"typ\":\"at+jwt\"}", jws_alg_name(cases[i].alg));
+        char *t1 = jws_sign(cases[i].alg, h, v1claims, strlen(v1claims), NULL, 0, k);
+        char *t0 = jws_sign(cases[i].alg, NULL, classic, strlen(classic), NULL, 0, k);
+        grant_t g;
+        const char *why = NULL;
+        if (!a || !t1 || !t0 || check(a, DIALECT_V1, t1, &g, &why) != AUTH_VALID)
+            TEST_FAIL_AT("%s: 1.0 token: %s", jws_alg_name(cases[i].alg), why ? why : "setup");
+        else
+            grant_dispose(&g);
+        if (a && t0 && check(a, DIALECT_CLASSIC, t0, &g, &why) != AUTH_VALID)
+            TEST_FAIL_AT("%s: draft-07 token: %s", jws_alg_name(cases[i].alg), why ? why : "?");
+        else if (a && t0)
+            grant_dispose(&g);
+        free(t0);
+        free(t1);
+        free(pem);
+        auth_free(a);
+        EVP_PKEY_free(k);
+    }
+}
+
 static void test_challenge(void)
 {
     auth_t *a = make(NULL, SECRET, ISS);
@@ -244,6 +285,7 @@ int main(void)
     TEST_RUN(test_keys);
     TEST_RUN(test_find_token);
     TEST_RUN(test_check);
+    TEST_RUN(test_algorithms);
     TEST_RUN(test_challenge);
     TEST_MAIN_END();
 }
