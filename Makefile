@@ -12,6 +12,9 @@
 #   make install    build/courant, its man page, example configuration and
 #                   systemd unit under PREFIX (default /usr/local), DESTDIR honoured
 #   make deb        a Debian package, build/courant_VERSION_ARCH.deb (scripts/deb.sh)
+#   make conformance  the Mercure conformance suites (1.0 and draft-07) against one
+#                   running courant; MERCURE_CONFORMANCE_V1 / _CLASSIC name
+#                   copies of dunglas/mercure's conformance-tests (scripts/conformance.sh)
 #   make docs       build/courant.1 (man page) and build/courant.conf.example,
 #                   generated from the option tables by the binary
 #
@@ -57,7 +60,7 @@ Q := @
 endif
 
 .PHONY: FORCE all docs install uninstall deb run test fuzz bench bench-store clean setup clang-check unit format format-check analyze \
-        check-layers test-build
+        check-layers test-build conformance
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/courant
@@ -240,6 +243,11 @@ test-build:
 test: setup
 	$(MAKE) test-build
 	./tests/run.sh
+
+# Fetches nothing: the suites (AGPL, never in this repository) come from the
+# paths the environment names; see scripts/conformance.sh.
+conformance: $(BUILD)/courant
+	./scripts/conformance.sh
 
 bench: setup
 	$(MAKE) -j$(NPROC) all

@@ -90,7 +90,7 @@ node_ok() {
 # pebble (with pebble-challtestsrv): the ACME test CA tests/e2e/acme.test.mjs
 # runs on 127.0.0.1 to issue and renew certificates (nothing is started
 # system-wide: the package installs no service).
-# libicu-dev (URL patterns: IDNA for non-ASCII hosts).
+# libicu-dev: IDNA (UTS #46) for the hosts of URL patterns and topics (Mercure 1.0).
 want=(build-essential curl libsqlite3-dev libssl-dev libjansson-dev libhiredis-dev libcurl4-openssl-dev libnghttp2-dev libicu-dev)
 if [ "$mode" = all ]; then
     want+=(clang libclang-rt-14-dev clang-format ca-certificates procps python3 python3-requests sqlite3 redis-server openssl)

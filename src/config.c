@@ -128,6 +128,15 @@ static const opt_t options[] = {
      "distinct URI templates held by one worker at most; 503 past it (default 10000)"},
     {"max-template-states", OPT_INT, F(max_template_states), 0, 8, 4096, "N",
      "NFA states of one client-given URI template at most (its matching cost); 400 past it (default 512)"},
+    {"max-urlpatterns-per-subscriber", OPT_INT, F(max_urlpatterns_per_subscriber), 0, 0, 64, "N",
+     "distinct URL patterns (match_urlpattern) in one subscribe request at most; 400 past it (default 16)"},
+    {"max-urlpatterns-per-worker", OPT_INT, F(max_urlpatterns_per_worker), 0, 0, 10000000, "N",
+     "distinct URL patterns held by one worker at most; 503 past it (default 10000)"},
+    {"max-urlpattern-states", OPT_INT, F(max_urlpattern_states), 0, 8, 4096, "N",
+     "NFA states of one client-given URL pattern at most (its matching cost); 400 past it (default 512)"},
+    {"urlpattern-turn-budget", OPT_LONG, F(urlpattern_turn_budget), 0, 1, 1000000000, "STEPS",
+     "URL-pattern matching steps one worker spends per turn (uncached); past it the subscribers still to "
+     "match read the event from history in a later turn, in order (default 8388608, about 20 ms)"},
     {"max-replay", OPT_LONG, F(max_replay), 0, 0, 100000000, "N",
      "events one subscribe replays from history at most; the client then resumes by reconnecting; "
      "0 = no cap (default 10000)"},
@@ -163,8 +172,26 @@ static const opt_t options[] = {
     {"publish-origin", OPT_LIST, F(publish_origins), F(num_publish_origins), 0, CONFIG_MAX_ORIGINS, "ORIGIN",
      "origin allowed to publish from a browser (CORS with credentials, and the cookie's CSRF check), "
      "repeatable, or *"},
-    {"jwt-alg", OPT_STRING, F(jwt_alg), 0, 0, 0, "ALG",
-     "JWT algorithm: HS256 (default), HS384, HS512, RS256, ES256"},
+    {"jwt-alg", OPT_STRING, F(jwt_alg), 0, 0, 0, "ALGS",
+     "algorithms the configured keys verify, a comma list of HS256, HS384, HS512, RS256, RS384, RS512, "
+     "PS256, PS384, PS512, ES256, ES384, EdDSA (default: HS256 for a secret, every algorithm of its type "
+     "for a PEM or JWK public key)"},
+    {"jwt-issuer", OPT_STRING, F(jwt_issuer), 0, 0, 0, "ISS",
+     "Mercure 1.0: the issuer (iss) the configured keys are bound to; without it only --jwks-url keys "
+     "verify 1.0 access tokens"},
+    {"resource-identifier", OPT_STRING | OPT_RESTART, F(resource_identifier), 0, 0, 0, "URL",
+     "Mercure 1.0: the hub's resource identifier, required in access tokens' aud and the base URL of "
+     "relative URL patterns and topics (default: the first listen address, "
+     "http://HOST:PORT/.well-known/mercure; set it behind a proxy)"},
+    {"jwks-url", OPT_LIST | OPT_RESTART, F(jwks_urls), F(num_jwks_urls), 0, CONFIG_MAX_JWKS, "URL",
+     "Mercure 1.0: fetch the JWK Set of a trusted issuer over HTTPS (repeatable, one per issuer), given as "
+     "ISSUER=URL, or a bare URL for --jwt-issuer; its keys verify access tokens whose iss is that issuer; "
+     "refreshed as Cache-Control says and when a token names an unknown kid"},
+    {"jwks-ca-file", OPT_STRING | OPT_RESTART, F(jwks_ca_file), 0, 0, 0, "PATH",
+     "CA certificates (PEM) to verify the --jwks-url servers with (default: the system's)"},
+    {"access-token-algs", OPT_STRING, F(access_token_algs), 0, 0, 0, "ALGS",
+     "Mercure 1.0: the algorithms accepted in access tokens, a comma list (default: every supported one, "
+     "each key still verifying only its own)"},
     {"publisher-jwt-key", OPT_STRING, F(publisher_jwt_key), 0, 0, 0, "KEY",
      "HMAC secret or PEM public key for publishers' tokens; without one, only loopback peers may publish"},
     {"publisher-jwt-key-file", OPT_STRING, F(publisher_jwt_key_file), 0, 0, 0, "PATH",
@@ -289,6 +316,10 @@ static void init_defaults(config_t *c)
     c->max_templates_per_subscriber = 16;
     c->max_templates_per_worker = 10000;
     c->max_template_states = 512;
+    c->max_urlpatterns_per_subscriber = 16;
+    c->max_urlpatterns_per_worker = 10000;
+    c->max_urlpattern_states = 512;
+    c->urlpattern_turn_budget = 8L << 20;
     c->max_replay = 10000;
     c->max_connections_per_ip = 1024;
     c->subscribe_rate = 10;
@@ -739,8 +770,31 @@ int config_parse(config_t *c, int argc, char **argv)
     return finish(c);
 }
 
+int config_jwks_url(const config_t *c, int i, const char **issuer, size_t *issuer_len, const char **url)
+{
+    const char *v = c->jwks_urls[i];
+    const char *sep = strstr(v, "=https://");
+    if (sep) {
+        *issuer = v;
+        *issuer_len = (size_t)(sep - v);
+        *url = sep + 1;
+        return *issuer_len ? 0 : -1;
+    }
+    *url = v;
+    *issuer = c->jwt_issuer;
+    *issuer_len = c->jwt_issuer ? strlen(c->jwt_issuer) : 0;
+    return c->jwt_issuer ? 0 : -1;
+}
+
+const char *config_resource_identifier(const config_t *c)
+{
+    return c->resource_identifier ? c->resource_identifier : c->listen_url;
+}
+
 void config_dispose(config_t *c)
 {
+    free(c->listen_url);
+    c->listen_url = NULL;
     for (size_t i = 0; i < NUM_OPTIONS; i++) {
         const opt_t *o = &options[i];
         if (OPT_KIND(o) == OPT_LIST)
@@ -849,7 +903,9 @@ int config_keep_restart_only(config_t *dst, const config_t *src)
         if ((options[i].kind & OPT_RESTART) && copy_option(&options[i], dst, src))
             return -1;
     dst->listen_is_default = src->listen_is_default;
-    return 0;
+    free(dst->listen_url);
+    dst->listen_url = src->listen_url ? strdup(src->listen_url) : NULL;
+    return src->listen_url && !dst->listen_url ? -1 : 0;
 }
 
 int config_copy_option(config_t *dst, const config_t *src, const char *name)

@@ -44,6 +44,7 @@
 #define CONFIG_MAX_LISTEN 8
 #define CONFIG_MAX_ORIGINS 16
 #define CONFIG_MAX_ACME_DOMAINS 16
+#define CONFIG_MAX_JWKS 16
 
 typedef struct config {
     char *listen[CONFIG_MAX_LISTEN]; /* owns: "host:port" strings */
@@ -85,27 +86,40 @@ typedef struct config {
     int num_cors_origins;
     char *publish_origins[CONFIG_MAX_ORIGINS]; /* owns: origins whose browsers may publish */
     int num_publish_origins;
-    char *jwt_alg;                 /* owns: HS256 (default), HS384, HS512, RS256, ES256 */
-    char *publisher_jwt_key;       /* owns: HS secret or PEM; NULL = none */
-    char *publisher_jwt_key_file;  /* owns: path of the same, read at start */
-    char *subscriber_jwt_key;      /* owns: as above, for subscribers */
-    char *subscriber_jwt_key_file; /* owns */
-    char *admin_jwt_key;           /* owns: HS secret or PEM for admin tokens (the dashboard); NULL = none */
-    char *admin_jwt_key_file;      /* owns: path of the same, read at start and on reload */
-    int admin;                     /* serve the admin dashboard at /admin/ (also on with --demo) */
-    char *access_log;              /* owns: --access-log: "stderr", a path, or NULL (off) */
-    int anonymous;                 /* subscribers without a token are let in */
-    int subscriptions;             /* publish subscription events, serve the API */
-    int log_level;                 /* log_level_t */
-    int log_format;                /* log_format_t: --log-format text|json */
-    char *config_file;             /* owns; --config / COURANT_CONFIG: the file read, or NULL */
-    int listen_is_default;         /* no --listen anywhere: the two loopback defaults ([::1] optional) */
-    char *store_path;              /* owns; --store: the SQLite file; NULL = memory-only history */
-    int sync;                      /* store_sync_t: --sync full|normal|off */
-    char *redis_url;               /* owns; --redis: redis://[:PASS@]HOST:PORT[/DB]; NULL = one node */
-    char *redis_stream;            /* owns; --redis-stream: the stream's key (default "courant") */
-    char *tls_cert;                /* owns; --tls-cert: PEM certificate chain; NULL = cleartext */
-    char *tls_key;                 /* owns; --tls-key: PEM private key (goes with tls_cert) */
+    char *jwt_alg;             /* owns: algorithms of the static keys, a comma list; NULL = by key type */
+    char *jwt_issuer;          /* owns: --jwt-issuer, the issuer the static keys are bound to (1.0) */
+    char *resource_identifier; /* owns: --resource-identifier (1.0 aud, base URL); NULL = the listen URL,
+                                      which main fills in once the socket is bound */
+    char *jwks_urls[CONFIG_MAX_JWKS]; /* owns: --jwks-url values, "URL" or "ISSUER=URL" */
+    int num_jwks_urls;
+    char *jwks_ca_file;      /* owns: --jwks-ca-file, CA bundle for the JWKS servers; NULL = system */
+    char *access_token_algs; /* owns: --access-token-algs, allow-list for 1.0 tokens; NULL = all */
+    int max_urlpatterns_per_subscriber; /* distinct URL patterns in one subscribe request; 400 past it */
+    int max_urlpatterns_per_worker;     /* distinct URL patterns interned per worker; 503 past it */
+    int max_urlpattern_states;          /* NFA states of one client-given URL pattern; 400 past it */
+    long urlpattern_turn_budget;        /* URL-pattern NFA steps per worker turn before deferring */
+    char *publisher_jwt_key;            /* owns: HS secret or PEM; NULL = none */
+    char *publisher_jwt_key_file;       /* owns: path of the same, read at start */
+    char *subscriber_jwt_key;           /* owns: as above, for subscribers */
+    char *subscriber_jwt_key_file;      /* owns */
+    char *admin_jwt_key;      /* owns: HS secret or PEM for admin tokens (the dashboard); NULL = none */
+    char *admin_jwt_key_file; /* owns: path of the same, read at start and on reload */
+    int admin;                /* serve the admin dashboard at /admin/ (also on with --demo) */
+    char *access_log;         /* owns: --access-log: "stderr", a path, or NULL (off) */
+    int anonymous;            /* subscribers without a token are let in */
+    int subscriptions;        /* publish subscription events, serve the API */
+    int log_level;            /* log_level_t */
+    int log_format;           /* log_format_t: --log-format text|json */
+    char *config_file;        /* owns; --config / COURANT_CONFIG: the file read, or NULL */
+    int listen_is_default;    /* no --listen anywhere: the two loopback defaults ([::1] optional) */
+    char *listen_url;         /* owns: not an option: main sets it once the first socket is bound,
+                                      "http://HOST:PORT/.well-known/mercure"; a reload keeps it */
+    char *store_path;         /* owns; --store: the SQLite file; NULL = memory-only history */
+    int sync;                 /* store_sync_t: --sync full|normal|off */
+    char *redis_url;          /* owns; --redis: redis://[:PASS@]HOST:PORT[/DB]; NULL = one node */
+    char *redis_stream;       /* owns; --redis-stream: the stream's key (default "courant") */
+    char *tls_cert;           /* owns; --tls-cert: PEM certificate chain; NULL = cleartext */
+    char *tls_key;            /* owns; --tls-key: PEM private key (goes with tls_cert) */
     /* Automatic HTTPS (acme.h) and the cleartext port beside it. */
     char *listen_http[CONFIG_MAX_LISTEN]; /* owns: --listen-http: HTTP-01 + redirects */
     int num_listen_http;
@@ -131,6 +145,17 @@ int config_parse(config_t *c, int argc, char **argv);
 
 /* Frees the strings `c` owns and empties its lists. */
 void config_dispose(config_t *c);
+
+/* The i-th --jwks-url (< num_jwks_urls): "ISSUER=URL", split at the first
+ * "=https://" (an issuer holding that is not supported), or a bare URL whose
+ * issuer is --jwt-issuer. Points *issuer (issuer_len bytes, not
+ * NUL-terminated) and *url (NUL-terminated) into c. Returns 0, or -1 when
+ * the URL has no issuer (a bare URL without --jwt-issuer). */
+int config_jwks_url(const config_t *c, int i, const char **issuer, size_t *issuer_len, const char **url);
+
+/* The hub's resource identifier (Mercure 1.0): --resource-identifier, else
+ * the listen URL main recorded, else NULL (not bound yet). Borrowed. */
+const char *config_resource_identifier(const config_t *c);
 
 /* Fills `c` with the defaults alone, the lists' defaults included, for the
  * documents confdoc.c generates. `workers` is left 0 (one per CPU,

@@ -376,11 +376,11 @@ static int admin_allowed(req_t *r, const request_t *in, int64_t *exp_s)
             "no key can sign an admin token: start courant with --admin-jwt-key (or a subscriber key)");
         return 0;
     case AUTH_ADMIN_NO_TOKEN:
-        auth_add_challenge(&h);
+        auth_add_challenge(srv->auth, &h, NULL);
         req_refuse(r, REFUSE_UNAUTHORIZED, 401, &h, "the dashboard needs an admin token");
         return 0;
     case AUTH_ADMIN_INVALID:
-        auth_add_challenge(&h);
+        auth_add_challenge(srv->auth, &h, NULL);
         req_refuse(r, REFUSE_UNAUTHORIZED, 401, &h, why);
         return 0;
     case AUTH_ADMIN_NOT_ADMIN:

@@ -38,10 +38,13 @@
 #include "config.h"
 #include "dashboard.h"
 #include "demo.h"
+#include "dialect.h"
 #include "h1server.h"
 #include "h2server.h"
 #include "hub.h"
 #include "journal.h"
+#include "jwks.h"
+#include "jws.h"
 #include "log.h"
 #include "peer.h"
 #include "ratelimit.h"
@@ -453,9 +456,17 @@ static int setup_limits(server_t *srv, const config_t *cfg)
 /* One line saying who may publish and subscribe, so a misconfiguration shows. */
 static void log_auth_policy(const server_t *srv)
 {
-    int pub = auth_has_key(srv->auth, AUTH_PUBLISHER), sub = auth_has_key(srv->auth, AUTH_SUBSCRIBER);
+    const auth_t *a = srv->auth;
+    int pub = auth_has_key(a, AUTH_PUBLISHER), sub = auth_has_key(a, AUTH_SUBSCRIBER);
+    log_info("tokens verified: Mercure 1.0 (aud %s) %s for publishers, %s for subscribers; draft-07 %s for "
+             "publishers, %s for subscribers",
+             auth_resource(a) ? auth_resource(a) : "unknown",
+             auth_accepts(a, AUTH_PUBLISHER, DIALECT_V1) ? "yes" : "no (--jwt-issuer or --jwks-url)",
+             auth_accepts(a, AUTH_SUBSCRIBER, DIALECT_V1) ? "yes" : "no",
+             auth_accepts(a, AUTH_PUBLISHER, DIALECT_CLASSIC) ? "yes" : "no",
+             auth_accepts(a, AUTH_SUBSCRIBER, DIALECT_CLASSIC) ? "yes" : "no");
     log_info("publish: %s; subscribe: %s",
-             pub ? "JWT (mercure.publish)"
+             pub ? "JWT (draft-07 mercure.publish, or 1.0 authorization_details)"
                  : "keyless: loopback peers only, and only requests no browser or proxy relayed "
                    "(refused with a foreign Origin, Sec-Fetch-Site: cross-site, Forwarded, X-Forwarded-For "
                    "or Via)",
@@ -469,6 +480,66 @@ static void log_auth_policy(const server_t *srv)
         c->max_connections_per_ip, c->subscribe_rate, c->publish_rate,
         c->limit_loopback ? "" : ", loopback exempt", srv->limits->num_trusted,
         srv->limits->num_trusted == 1 ? "y" : "ies");
+}
+
+/* --jwks-url: the fetcher thread, started, with a first fetch awaited for
+ * a moment (tokens of an issuer whose keys are not in yet are refused, and
+ * poke a fetch). Returns 0 (and *out NULL without --jwks-url), or -1 after
+ * printing why. */
+static int start_jwks(const config_t *cfg, jwks_fetcher_t **out)
+{
+    *out = NULL;
+    if (!cfg->num_jwks_urls)
+        return 0;
+    const char *urls[CONFIG_MAX_JWKS];
+    char *issuers[CONFIG_MAX_JWKS] = {0};
+    int n = cfg->num_jwks_urls, rc = -1;
+    const char *why = "out of memory";
+    jws_algset_t algs = 0;
+    if (cfg->access_token_algs && jws_algset_parse(cfg->access_token_algs, &algs, &why))
+        algs = 0; /* auth_new reported it already */
+    for (int i = 0; i < n; i++) {
+        const char *iss;
+        size_t il;
+        if (config_jwks_url(cfg, i, &iss, &il, &urls[i])) {
+            fprintf(stderr, "courant: --jwks-url %s: which issuer? Give ISSUER=URL, or --jwt-issuer\n",
+                    cfg->jwks_urls[i]);
+            why = NULL;
+            goto done;
+        }
+        if (!(issuers[i] = strndup(iss, il)))
+            goto done;
+    }
+    jwks_fetcher_opts_t o = {.ca_file = cfg->jwks_ca_file, .algs = algs};
+    jwks_fetcher_t *f = jwks_fetcher_new(urls, (const char *const *)issuers, (size_t)n, &o, &why);
+    if (!f || jwks_fetcher_start(f, &why)) {
+        fprintf(stderr, "courant: --jwks-url: %s\n", why);
+        jwks_fetcher_free(f);
+        why = NULL;
+        goto done;
+    }
+    if (!jwks_fetcher_wait_ready(f, 5000))
+        log_warn(
+            "--jwks-url: not every JWK Set could be fetched yet; their issuers' tokens are refused until "
+            "they are (retried in the background)");
+    *out = f;
+    rc = 0;
+done:
+    for (int i = 0; i < n; i++)
+        free(issuers[i]);
+    if (rc && why && !strcmp(why, "out of memory"))
+        fprintf(stderr, "courant: out of memory\n");
+    return rc;
+}
+
+/* The default resource identifier: the first bound address. */
+static int set_listen_url(config_t *cfg, const bound_t *b, int https)
+{
+    char a[80], url[160];
+    format_addr(&b->addr, a, sizeof(a));
+    snprintf(url, sizeof(url), "%s://%s/.well-known/mercure", https ? "https" : "http", a);
+    free(cfg->listen_url);
+    return (cfg->listen_url = strdup(url)) ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -503,12 +574,14 @@ int main(int argc, char **argv)
         return 2;
     }
     char *demo_tokens = NULL;
-    if (cfg.demo_auth && (!cfg.demo || !(demo_tokens = demo_auth_init(&cfg)))) {
+    if (cfg.demo_auth && (!cfg.demo || demo_auth_init(&cfg))) {
         if (!cfg.demo)
             fprintf(stderr, "courant: --demo-auth goes with --demo\n");
         config_dispose(&cfg);
         return 2;
     }
+    /* Built now to refuse unusable keys before anything starts; again once
+     * the listen address (the default resource identifier) is known. */
     auth_t *auth = auth_new(&cfg);
     char err[512];
     if (!auth || accesslog_configure(cfg.access_log, err, sizeof(err))) {
@@ -528,10 +601,10 @@ int main(int argc, char **argv)
         config_dispose(&cfg);
         return 2;
     }
-    if (cfg.subscriptions && !auth_has_key(auth, AUTH_SUBSCRIBER)) {
+    if (cfg.subscriptions && !auth_has_key(auth, AUTH_SUBSCRIBER) && !cfg.num_jwks_urls) {
         /* Subscription events are private and the API needs a token: without
          * a subscriber key nobody could ever see either. */
-        fprintf(stderr, "courant: --subscriptions needs --subscriber-jwt-key (or -file)\n");
+        fprintf(stderr, "courant: --subscriptions needs --subscriber-jwt-key (or -file, or --jwks-url)\n");
         auth_free(auth);
         free(demo_tokens);
         config_dispose(&cfg);
@@ -563,6 +636,7 @@ int main(int argc, char **argv)
                  srv.max_connections, fd_limit, budget);
         srv.max_connections = budget;
     }
+    jwks_fetcher_t *jwks = NULL;
     atomic_init(&srv.open_conns, 0);
     atomic_init(&srv.stopping, 0);
     atomic_init(&srv.body_bytes, 0);
@@ -620,6 +694,19 @@ int main(int argc, char **argv)
         }
         for (; first < num_bound; first++)
             bound[first].cleartext = 1;
+    }
+    if (set_listen_url(&cfg, &bound[0], srv.tls != NULL) || start_jwks(&cfg, &jwks) ||
+        !(auth = auth_new(&cfg))) {
+        rc = 2;
+        goto out;
+    }
+    auth_set_jwks(auth, jwks);
+    auth_free((auth_t *)srv.auth);
+    atomic_store(&srv.auth, auth);
+    if (cfg.demo_auth && !(srv.demo_tokens = demo_tokens = demo_auth_tokens(&cfg))) {
+        fprintf(stderr, "courant: out of memory\n");
+        rc = 2;
+        goto out;
     }
     srv.workers = calloc((size_t)cfg.workers, sizeof(worker_t *));
     if (cfg.subscriptions)
@@ -712,6 +799,7 @@ out:
     limits_free((server_limits_t *)srv.limits);
     hub_free(srv.hub);
     auth_free((auth_t *)srv.auth); /* the running keys: a reload may have replaced `auth` */
+    jwks_fetcher_free(jwks);       /* after every auth_t that borrows it */
     reload_dispose(&srv, &cfg);
     acme_free(acme);          /* its thread installs into srv.tls: before it goes */
     tls_server_free(srv.tls); /* after the workers: their conns held the SSL_CTX */

@@ -10,13 +10,15 @@
 #include "acks.h"
 #include "auth.h"
 #include "conn.h"
+#include "dialect.h"
+#include "grant.h"
 #include "hub.h"
 #include "id.h"
 #include "journal.h"
-#include "journal.h"
 #include "log.h"
-#include "selector.h"
+#include "matchset.h"
 #include "server.h"
+#include "url.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -25,6 +27,8 @@
 #include <strings.h>
 
 #define RESERVED_PREFIX "/.well-known/mercure"
+#define DEFAULT_HUB_URL "http://localhost/.well-known/mercure"
+#define MAX_ID_LEN 1024
 
 typedef struct form {
     const char *topics[EVBUF_MAX_TOPICS];
@@ -33,6 +37,7 @@ typedef struct form {
     const char *data, *id, *type, *retry;
     size_t data_len, id_len, type_len, retry_len;
     int is_private;
+    int v1;           /* Mercure 1.0 rules */
     int error_status; /* set by the field callback on a bad field */
     const char *error;
 } form_t;
@@ -53,8 +58,8 @@ static int on_field(void *ctx, const char *name, size_t nlen, const char *value,
 {
     form_t *f = ctx;
     if (field_is(name, nlen, "topic")) {
-        if (f->num_topics == EVBUF_MAX_TOPICS)
-            return form_fail(f, 400, "too many topics (at most 64)");
+        if (f->num_topics == EVBUF_MAX_TOPICS) /* draft-08: a limit on topic fields is a 413 */
+            return form_fail(f, f->v1 ? 413 : 400, "too many topics (at most 64)");
         f->topics[f->num_topics] = value;
         f->topic_lens[f->num_topics++] = vlen;
     } else if (field_is(name, nlen, "data")) {
@@ -87,12 +92,78 @@ static int on_field(void *ctx, const char *name, size_t nlen, const char *value,
     return 0;
 }
 
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Decodes %XX of RFC 3986 unreserved characters in place (draft-08: the
+ * reserved-namespace test compares paths with those decoded). Returns the
+ * new length. */
+static size_t decode_unreserved(char *p, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        int hi, lo;
+        if (p[i] == '%' && i + 2 < len && (hi = hex_value(p[i + 1])) >= 0 &&
+            (lo = hex_value(p[i + 2])) >= 0) {
+            char c = (char)(hi << 4 | lo);
+            if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                c == '.' || c == '_' || c == '~') {
+                p[o++] = c;
+                i += 2;
+                continue;
+            }
+        }
+        p[o++] = p[i];
+    }
+    return o;
+}
+
+/* Is `path` (len bytes) `hub` or below it ("hub/...")? */
+static int under(const char *path, size_t len, const char *hub, size_t hl)
+{
+    return hl && len >= hl && !memcmp(path, hub, hl) && (len == hl || path[hl] == '/');
+}
+
+int publish_topic_is_reserved(const char *topic, size_t len, const char *hub_url)
+{
+    url_t base, u;
+    url_init(&base);
+    url_init(&u);
+    if (!hub_url)
+        hub_url = DEFAULT_HUB_URL;
+    int reserved = 0;
+    /* The WHATWG parser removes dot segments, "%2e" spelled ones included. */
+    if (!url_try_parse(hub_url, strlen(hub_url), NULL, &base) && !url_try_parse(topic, len, &base, &u) &&
+        !u.opaque_path) {
+        size_t pl = decode_unreserved(u.path.p ? u.path.p : (char[1]){0}, u.path.len);
+        const char *path = url_str_ptr(&u.path), *hub = url_str_ptr(&base.path);
+        reserved = under(path, pl, RESERVED_PREFIX, strlen(RESERVED_PREFIX)) ||
+                   (strcmp(hub, "/") && under(path, pl, hub, base.path.len));
+    }
+    url_dispose(&u);
+    url_dispose(&base);
+    return reserved;
+}
+
 static int has_control(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return 1;
     return 0;
+}
+
+/* A field value's characters: draft-07 refuses C0 and DEL (they would
+ * break the SSE framing); draft-08 wants UTF-8 without C0, C1, DEL or
+ * Unicode format characters. */
+static int bad_chars(const form_t *f, const char *s, size_t len)
+{
+    return f->v1 ? !grant_string_ok(s, len) : has_control(s, len);
 }
 
 static int all_digits(const char *s, size_t len)
@@ -105,42 +176,66 @@ static int all_digits(const char *s, size_t len)
     return 1;
 }
 
-/* Checks the decoded form; returns NULL or the reason it is refused. */
-static const char *validate(const form_t *f, int *status)
+static const char *validate_topics(const form_t *f, const char *hub_url, int *status)
 {
-    *status = 400;
     if (f->num_topics == 0)
         return "missing topic";
     for (size_t i = 0; i < f->num_topics; i++) {
-        if (f->topic_lens[i] == 0)
+        const char *t = f->topics[i];
+        size_t tl = f->topic_lens[i];
+        if (tl == 0)
             return "empty topic";
-        if (has_control(f->topics[i], f->topic_lens[i]))
-            return "a topic contains control characters";
-        /* Any topic containing /.well-known/mercure is refused, as the
-         * Mercure hub does, so subscription events cannot be forged. */
-        if (memmem(f->topics[i], f->topic_lens[i], RESERVED_PREFIX, strlen(RESERVED_PREFIX))) {
-            *status = 403;
-            return "topics under /.well-known/mercure are reserved";
+        if (bad_chars(f, t, tl))
+            return f->v1 ? "a topic is not UTF-8 or holds a control or format character"
+                         : "a topic contains control characters";
+        if (f->v1 && tl == 1 && t[0] == '*')
+            return "the topic * is reserved for the wildcard matcher";
+        /* Subscription events cannot be forged: draft-07 refuses any topic
+         * containing the hub's path (as the Mercure hub does), and both
+         * dialects refuse a topic whose resolved path is in the namespace. */
+        int substring = !f->v1 && memmem(t, tl, RESERVED_PREFIX, strlen(RESERVED_PREFIX));
+        if (substring || publish_topic_is_reserved(t, tl, hub_url)) {
+            *status = f->v1 ? 400 : 403;
+            return "topics under /.well-known/mercure are reserved for the hub";
         }
     }
+    return NULL;
+}
+
+/* Checks the decoded form; returns NULL or the reason it is refused. */
+static const char *validate(const form_t *f, const char *hub_url, int *status)
+{
+    *status = 400;
+    const char *why = validate_topics(f, hub_url, status);
+    if (why)
+        return why;
     if (f->id && f->id_len) { /* an empty id is no id: one is generated */
-        if (has_control(f->id, f->id_len))
-            return "id contains control characters";
+        if (bad_chars(f, f->id, f->id_len))
+            return f->v1 ? "id is not UTF-8 or holds a control or format character"
+                         : "id contains control characters";
         if (f->id[0] == '#')
             return "id must not start with #";
         if (f->id_len == 8 && memcmp(f->id, "earliest", 8) == 0)
             return "id must not be \"earliest\"";
-        if (f->id_len > 1024)
+        if (f->id_len > MAX_ID_LEN) {
+            *status = f->v1 ? 413 : 400;
             return "id is longer than 1024 bytes";
+        }
     }
-    if (f->type && has_control(f->type, f->type_len))
-        return "type contains control characters";
+    if (f->type && bad_chars(f, f->type, f->type_len))
+        return f->v1 ? "type is not UTF-8 or holds a control or format character"
+                     : "type contains control characters";
+    if (f->type && f->type_len == 7 && !memcmp(f->type, "mercure", 7))
+        return "type mercure is reserved for the hub's own events";
     if (f->retry && (!all_digits(f->retry, f->retry_len) || f->retry_len > 10))
         return "retry must be a number of milliseconds";
+    if (f->v1 && f->data && !url_is_utf8(f->data, f->data_len))
+        return "data is not UTF-8";
     return NULL;
 }
 
-evbuf_t *publish_parse_form(const char *body, size_t len, int *status, const char **reason)
+evbuf_t *publish_parse_form(const char *body, size_t len, const publish_rules_t *rules, int *status,
+                            const char **reason)
 {
     char *scratch = malloc(len ? len : 1);
     if (!scratch) {
@@ -150,6 +245,7 @@ evbuf_t *publish_parse_form(const char *body, size_t len, int *status, const cha
     }
     form_t f;
     memset(&f, 0, sizeof(f));
+    f.v1 = rules && rules->v1;
     evbuf_t *ev = NULL;
     int r = http1_parse_form(body, len, scratch, on_field, &f);
     if (r < 0) {
@@ -158,7 +254,7 @@ evbuf_t *publish_parse_form(const char *body, size_t len, int *status, const cha
     } else if (r > 0) {
         *status = f.error_status;
         *reason = f.error;
-    } else if ((*reason = validate(&f, status)) == NULL) {
+    } else if ((*reason = validate(&f, rules ? rules->hub_url : NULL, status)) == NULL) {
         char made_id[ID_UUID_URN_LEN + 1];
         if (!f.id || !f.id_len) { /* "If omitted, the hub MUST generate" one */
             id_new_uuid7(made_id);
@@ -236,44 +332,65 @@ static const char *keyless_refusal(const request_t *in)
     return NULL;
 }
 
-/* Applies the publish policy with a publisher key. Returns 1 with *claims
+/* Refuses a token in the request's dialect (auth.h, "Answers"). */
+static void refuse_token(req_t *r, const request_t *in, const auth_t *a, auth_status_t st, const char *why)
+{
+    resp_hdrs_t h = in->cors;
+    int v1 = in->dialect == DIALECT_V1;
+    if (v1 && st == AUTH_BAD_REQUEST) {
+        auth_add_challenge(a, &h, "invalid_request");
+        req_refuse(r, REFUSE_BAD_REQUEST, 400, &h, why);
+        return;
+    }
+    auth_add_challenge(a, &h, v1 && st == AUTH_INVALID ? "invalid_token" : NULL);
+    req_refuse(r, REFUSE_UNAUTHORIZED, 401, &h,
+               st == AUTH_INVALID || st == AUTH_BAD_REQUEST ? why : "a publisher token is required");
+}
+
+static void forbid(req_t *r, const request_t *in, const auth_t *a, const char *why)
+{
+    resp_hdrs_t h = in->cors;
+    if (in->dialect == DIALECT_V1)
+        auth_add_challenge(a, &h, "insufficient_scope");
+    req_refuse(r, REFUSE_FORBIDDEN, 403, &h, why);
+}
+
+/* Applies the publish policy with a publisher key. Returns 1 with *g
  * filled, or 0 after refusing. */
-static int token_may_publish(req_t *r, const request_t *in, jwt_claims_t *claims)
+static int token_may_publish(req_t *r, const request_t *in, grant_t *g)
 {
     server_t *srv = worker_server(r->conn->worker);
     const char *why = NULL;
-    auth_status_t st = auth_check(srv->auth, AUTH_PUBLISHER, in, claims, &why);
+    auth_status_t st = auth_check(srv->auth, AUTH_PUBLISHER, in, g, &why);
     if (st != AUTH_VALID) {
-        resp_hdrs_t h = in->cors;
-        auth_add_challenge(&h);
-        req_refuse(r, REFUSE_UNAUTHORIZED, 401, &h,
-                   st == AUTH_INVALID ? why : "a publisher token is required");
+        refuse_token(r, in, srv->auth, st, why);
         return 0;
     }
-    const char *forbid = NULL;
+    const char *no = NULL;
     /* A browser sends cookies on cross-site form posts too: with the token in
      * a cookie the request must come from a --publish-origin (CSRF). */
     if (in->token_from == REQ_TOKEN_COOKIE &&
         !auth_origin_allowed(in, srv->cfg->publish_origins, srv->cfg->num_publish_origins))
-        forbid = "cookie-authorized publish from an origin not in --publish-origin";
-    else if (!claims->has_publish)
-        forbid = "the token has no mercure.publish claim";
-    if (forbid) {
-        jwt_claims_dispose(claims);
-        req_refuse(r, REFUSE_FORBIDDEN, 403, &in->cors, forbid);
+        no = "cookie-authorized publish from an origin not in --publish-origin";
+    else if (!g->has_publish)
+        no = g->dialect == GRANT_V1 ? "the token grants no publish action (authorization_details)"
+                                    : "the token has no mercure.publish claim";
+    if (no) {
+        grant_dispose(g);
+        forbid(r, in, srv->auth, no);
         return 0;
     }
     return 1;
 }
 
-/* Returns 1 with *claims filled (empty for the keyless rule), or 0 after
+/* Returns 1 with *g filled (empty for the keyless rule), or 0 after
  * refusing. */
-static int may_publish(req_t *r, const request_t *in, jwt_claims_t *claims)
+static int may_publish(req_t *r, const request_t *in, grant_t *g)
 {
     server_t *srv = worker_server(r->conn->worker);
-    memset(claims, 0, sizeof(*claims));
+    memset(g, 0, sizeof(*g));
     if (auth_has_key(srv->auth, AUTH_PUBLISHER))
-        return token_may_publish(r, in, claims);
+        return token_may_publish(r, in, g);
     const char *why = keyless_refusal(in);
     if (why) {
         req_refuse(r, REFUSE_FORBIDDEN, 403, &in->cors, why);
@@ -284,10 +401,10 @@ static int may_publish(req_t *r, const request_t *in, jwt_claims_t *claims)
 
 long publish_on_head(req_t *r, request_t *in)
 {
-    jwt_claims_t claims;
-    if (!may_publish(r, in, &claims))
+    grant_t g;
+    if (!may_publish(r, in, &g))
         return -1;
-    jwt_claims_dispose(&claims);
+    grant_dispose(&g);
     if (!is_form_content_type(in)) {
         req_refuse(r, REFUSE_BAD_REQUEST, 415, &in->cors,
                    "publish wants Content-Type: application/x-www-form-urlencoded");
@@ -296,30 +413,19 @@ long publish_on_head(req_t *r, request_t *in)
     return (long)worker_server(r->conn->worker)->cfg->max_event_bytes;
 }
 
-/* Does every topic of `ev` match one of the token's mercure.publish
- * selectors? (draft-dunglas-mercure-07: the publisher must be allowed to
- * publish to each topic, alternates included.) */
-static int topics_allowed(const jwt_claims_t *claims, const evbuf_t *ev, int *oom)
+/* Does every topic of `ev` match one of the token's publish matchers?
+ * (draft-07 and draft-08 alike: the publisher must be allowed to publish
+ * to each topic, alternates included.) -1 when memory runs out. */
+static int topics_allowed(const grant_t *g, const char *base, const evbuf_t *ev)
 {
-    selector_t *sels[JWT_MAX_SELECTORS];
-    size_t n = 0;
+    const char *why;
+    matchset_t *m = matchset_try_new(g->publish, g->num_publish, base, &why);
+    if (!m)
+        return -1;
     int ok = 1;
-    *oom = 0;
-    for (; n < claims->num_publish; n++) {
-        if (!(sels[n] = selector_try_new(claims->publish[n], strlen(claims->publish[n])))) {
-            *oom = 1;
-            ok = 0;
-            break;
-        }
-    }
-    for (unsigned t = 0; ok && t < ev->num_topics; t++) {
-        int hit = 0;
-        for (size_t i = 0; i < n && !hit; i++)
-            hit = selector_match(sels[i], ev->topics[t], ev->topic_lens[t]);
-        ok = hit;
-    }
-    for (size_t i = 0; i < n; i++)
-        selector_free(sels[i]);
+    for (unsigned t = 0; ok && t < ev->num_topics; t++)
+        ok = matchset_first(m, ev->topics[t], ev->topic_lens[t]) >= 0;
+    matchset_free(m);
     return ok;
 }
 
@@ -327,7 +433,10 @@ static int topics_allowed(const jwt_claims_t *claims, const evbuf_t *ev, int *oo
 
 static refusal_t refusal_of(int status)
 {
-    return status == 403 ? REFUSE_FORBIDDEN : status >= 500 ? REFUSE_UNAVAILABLE : REFUSE_BAD_REQUEST;
+    return status == 403   ? REFUSE_FORBIDDEN
+           : status == 413 ? REFUSE_BODY_TOO_LARGE
+           : status >= 500 ? REFUSE_UNAVAILABLE
+                           : REFUSE_BAD_REQUEST;
 }
 
 /* The journal's verdict for a waiting publish (acks.h), on its worker. A
@@ -385,29 +494,33 @@ static void submit(req_t *r, const request_t *in, evbuf_t *ev)
 
 void publish_handle(req_t *r, request_t *in)
 {
-    jwt_claims_t claims;
-    if (!may_publish(r, in, &claims))
+    server_t *srv = worker_server(r->conn->worker);
+    grant_t g;
+    if (!may_publish(r, in, &g))
         return;
-    int by_token = claims.has_publish;
+    int by_token = g.has_publish;
+    /* The dialect: the token's, or for a keyless publish what its
+     * (unverified) token would say, else draft-07. */
+    publish_rules_t rules = {.v1 = in->dialect == DIALECT_V1, .hub_url = auth_resource(srv->auth)};
     int status;
     const char *reason;
-    evbuf_t *ev = publish_parse_form(in->body, in->body_len, &status, &reason);
+    evbuf_t *ev = publish_parse_form(in->body, in->body_len, &rules, &status, &reason);
     if (!ev) {
-        jwt_claims_dispose(&claims);
+        grant_dispose(&g);
         req_refuse(r, refusal_of(status), status, &in->cors, reason);
         return;
     }
-    int oom = 0;
-    if (by_token && !topics_allowed(&claims, ev, &oom)) {
-        jwt_claims_dispose(&claims);
+    int ok = by_token ? topics_allowed(&g, auth_resource(srv->auth), ev) : 1;
+    grant_dispose(&g);
+    if (ok <= 0) {
         evbuf_unref(ev);
-        if (oom)
+        if (ok < 0)
             req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors, "out of memory");
         else
-            req_refuse(r, REFUSE_FORBIDDEN, 403, &in->cors,
-                       "a topic of the update is outside the token's mercure.publish selectors");
+            forbid(r, in, srv->auth,
+                   rules.v1 ? "a topic of the update is outside the token's publish authorization details"
+                            : "a topic of the update is outside the token's mercure.publish selectors");
         return;
     }
-    jwt_claims_dispose(&claims);
     submit(r, in, ev);
 }

@@ -120,7 +120,7 @@ static int keep_demo_keys(config_t *fresh, const config_t *cur)
         return 0;
     return config_copy_option(fresh, cur, "publisher-jwt-key") ||
            config_copy_option(fresh, cur, "subscriber-jwt-key") ||
-           config_copy_option(fresh, cur, "anonymous");
+           config_copy_option(fresh, cur, "anonymous") || config_copy_option(fresh, cur, "jwt-issuer");
 }
 
 static void free_config(config_t *c, const config_t *started)
@@ -154,6 +154,7 @@ int reload_apply(server_t *srv, int argc, char **argv, const config_t *started, 
         free_config(fresh, started);
         return -1;
     }
+    auth_set_jwks(auth, auth_jwks(srv->auth)); /* the fetcher outlives every auth_t */
     config_t *old_cfg = (config_t *)cur;
     auth_t *old_auth = (auth_t *)srv->auth;
     server_limits_t *old_limits = (server_limits_t *)srv->limits;

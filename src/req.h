@@ -91,7 +91,8 @@ typedef enum req_token_from {
     REQ_TOKEN_NONE,   /* no token presented */
     REQ_TOKEN_HEADER, /* Authorization: Bearer */
     REQ_TOKEN_QUERY,  /* the authorization query parameter (classic dialect) */
-    REQ_TOKEN_COOKIE, /* a cookie (browsers: CSRF rules apply) */
+    REQ_TOKEN_COOKIE, /* a cookie (browsers: CSRF rules apply): mercureAuthorization (classic) or
+                         __Secure-mercure_access_token (v1), as request_t.dialect says */
 } req_token_from_t;
 
 /* What a handler reads. Every pointer borrows the protocol's buffers and is
@@ -115,6 +116,9 @@ typedef struct request {
     /* Filled by the router at head time, for the handlers: */
     peer_addr_t client;          /* the client: the peer, or behind a --trusted-proxy what its header says */
     uint8_t client_limited;      /* rate limits apply to it (not loopback, or --limit-loopback) */
+    uint8_t dialect;             /* dialect_t (dialect.h): the protocol the request speaks, as far as
+                                    its route and parameters say; AUTO: the token's decides */
+    uint8_t token_in_url;        /* a v1 request carries a token in its query: 400 invalid_request */
     req_token_from_t token_from; /* where the token came from */
     const char *token;           /* the token (borrowed; a decoded query value points into router scratch) */
     size_t token_len;

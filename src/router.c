@@ -9,6 +9,10 @@
 #include "auth.h"
 #include "conn.h"
 #include "dashboard.h"
+#include "dialect.h"
+#include "discovery.h"
+#include "http1.h"
+#include "jws.h"
 #include "metrics.h"
 #include "publish.h"
 #include "ratelimit.h"
@@ -21,6 +25,12 @@
 #include <string.h>
 
 #define MERCURE_PATH "/.well-known/mercure"
+/* RFC 9728 3.1: the metadata of the resource at MERCURE_PATH (draft-08,
+ * "Protected Resource Metadata"). */
+#define METADATA_PATH "/.well-known/oauth-protected-resource/.well-known/mercure"
+/* A QUERY subscribe's form body at most (draft-08 allows QUERY so that long
+ * matcher lists fit; 64 matchers of 2 KiB, encoded, fit in this). */
+#define QUERY_BODY_MAX (512 * 1024)
 
 typedef enum route {
     ROUTE_NONE,
@@ -33,6 +43,7 @@ typedef enum route {
     ROUTE_METRICS,
     ROUTE_ADMIN,
     ROUTE_ASSET,
+    ROUTE_METADATA,
 } route_t;
 
 /* What each route accepts, for the method check and the Allow field. */
@@ -42,7 +53,7 @@ static const struct {
 } routes[] = {
     [ROUTE_NONE] = {"", 0},
     [ROUTE_PREFLIGHT] = {"OPTIONS", 0},
-    [ROUTE_MERCURE] = {"GET, HEAD, POST, OPTIONS", 1},
+    [ROUTE_MERCURE] = {"GET, HEAD, POST, QUERY, OPTIONS", 1},
     [ROUTE_SUBSAPI] = {"GET, HEAD, OPTIONS", 0},
     [ROUTE_DEMO_TOKENS] = {"GET, HEAD", 0},
     [ROUTE_EVENTS] = {"GET, HEAD, OPTIONS", 0},
@@ -50,6 +61,7 @@ static const struct {
     [ROUTE_METRICS] = {"GET, HEAD", 0},
     [ROUTE_ADMIN] = {"GET, HEAD", 0},
     [ROUTE_ASSET] = {"GET, HEAD", 0},
+    [ROUTE_METADATA] = {"GET, HEAD, OPTIONS", 0},
 };
 
 static int path_is(const request_t *in, const char *lit)
@@ -78,6 +90,8 @@ static route_t find_route(const server_t *srv, const request_t *in)
         return ROUTE_METRICS;
     if ((srv->cfg->admin || srv->cfg->demo) && dashboard_is_path(in->path, in->path_len))
         return ROUTE_ADMIN;
+    if (path_is(in, METADATA_PATH))
+        return ROUTE_METADATA;
     if (srv->cfg->demo && assets_find(in->path, in->path_len))
         return ROUTE_ASSET;
     return ROUTE_NONE;
@@ -101,6 +115,11 @@ static int star_listed(char *const *list, int n)
     return 0;
 }
 
+/* What cross-origin readers may see: the reconnection fields of both
+ * dialects, the subscriptions API's Link (draft-08 needs it exposed for
+ * its last-event-id) and the RFC 6750 challenge. */
+#define EXPOSED "Last-Event-ID, Mercure-Last-Event-ID, Link, WWW-Authenticate"
+
 /* An origin named in --cors-origin or --publish-origin gets itself echoed
  * with credentials (so the mercureAuthorization cookie crosses origins);
  * "*" gets the wildcard, which browsers never combine with credentials. */
@@ -113,43 +132,85 @@ static void cors_fields(const config_t *cfg, request_t *in)
         resp_hdrs_addf(&in->cors, "Access-Control-Allow-Origin", "%.*s", (int)origin->value_len,
                        origin->value);
         resp_hdrs_add(&in->cors, "Access-Control-Allow-Credentials", "true");
-        resp_hdrs_add(&in->cors, "Access-Control-Expose-Headers", "Last-Event-ID");
+        resp_hdrs_add(&in->cors, "Access-Control-Expose-Headers", EXPOSED);
         resp_hdrs_add(&in->cors, "Vary", "Origin");
     } else if (star_listed(cfg->cors_origins, cfg->num_cors_origins) ||
                star_listed(cfg->publish_origins, cfg->num_publish_origins)) {
         resp_hdrs_add(&in->cors, "Access-Control-Allow-Origin", "*");
-        resp_hdrs_add(&in->cors, "Access-Control-Expose-Headers", "Last-Event-ID");
+        resp_hdrs_add(&in->cors, "Access-Control-Expose-Headers", EXPOSED);
     }
 }
 
 static void answer_preflight(req_t *r, const request_t *in)
 {
     resp_hdrs_t h = in->cors;
-    resp_hdrs_add(&h, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    resp_hdrs_add(&h, "Access-Control-Allow-Methods", "GET, POST, QUERY, OPTIONS");
     resp_hdrs_add(&h, "Access-Control-Allow-Headers",
                   "Authorization, Content-Type, Last-Event-ID, Cache-Control");
     resp_hdrs_add(&h, "Access-Control-Max-Age", "600");
     req_respond(r, 204, &h, "text/plain", "", 0);
 }
 
-/* ---- the request's token ------------------------------------------------------------ */
+/* ---- the request's dialect and token ------------------------------------------------ */
 
-/* Finds the token (header > query > cookie) into in->token. A query token
- * is decoded into *scratch (malloc'd, the caller frees it after the call
- * that uses the view). Returns 0, or -1 when memory runs out. */
-static int find_token(request_t *in, char **scratch)
+/* The query's token parameters: `authorization` (classic) and, refused in
+ * v1 requests, `access_token` (RFC 6750 2.3). */
+typedef struct qscan {
+    const char *auth; /* the decoded authorization value, or NULL */
+    size_t auth_len;
+    int any; /* authorization or access_token is present */
+} qscan_t;
+
+static int on_token_param(void *ctx, const char *n, size_t nl, const char *v, size_t vl)
 {
-    const char *qtok = NULL;
-    size_t qlen = 0;
-    *scratch = NULL;
-    if (memmem(in->query, in->query_len, "authorization", 13)) { /* cheap pre-check */
-        if (!(*scratch = malloc(in->query_len + 1)))
-            return -1;
-        if (auth_query_token(in->query, in->query_len, *scratch, &qtok, &qlen) <= 0)
-            qtok = NULL; /* absent, or a malformed query (refused by the handler) */
+    qscan_t *q = ctx;
+    if (nl == 13 && !memcmp(n, "authorization", 13)) {
+        q->any = 1;
+        if (!q->auth) {
+            q->auth = v;
+            q->auth_len = vl;
+        }
+    } else if (nl == 12 && !memcmp(n, "access_token", 12)) {
+        q->any = 1;
     }
-    if (!auth_find_token(in, qtok, qlen, &in->token, &in->token_len, &in->token_from))
-        in->token_from = REQ_TOKEN_NONE;
+    return 0;
+}
+
+/* The dialect a route and its parameters say (dialect.h); AUTO where the
+ * token decides. A subscribe's query is decoded into scratch (qlen + 1). */
+static dialect_t request_dialect(const request_t *in, route_t route, char *scratch)
+{
+    if (route == ROUTE_EVENTS)
+        return DIALECT_CLASSIC;
+    if (route == ROUTE_SUBSAPI)
+        return dialect_of_subsapi_path(in->path, in->path_len);
+    if (route != ROUTE_MERCURE || method_is(in, "POST") || method_is(in, "OPTIONS"))
+        return DIALECT_AUTO;
+    if (method_is(in, "QUERY"))
+        return DIALECT_V1;
+    if (!method_is(in, "GET") && !in->is_head)
+        return DIALECT_AUTO; /* refused (405) anyway */
+    dialect_sub_t p;
+    dialect_parse_subscribe(in->query, in->query_len, NULL, 0, DIALECT_MAX_SELECTORS, scratch, &p);
+    return p.dialect;
+}
+
+/* Sets in->dialect and finds the token (auth.h: which sources each dialect
+ * reads). Returns 0, or -1 when memory runs out. */
+static int find_token(request_t *in, route_t route, char **scratch)
+{
+    int words = memmem(in->query, in->query_len, "authorization", 13) ||
+                memmem(in->query, in->query_len, "access_token", 12); /* cheap pre-check */
+    *scratch = NULL;
+    int subscribe = route == ROUTE_MERCURE && (method_is(in, "GET") || in->is_head);
+    if ((words || subscribe) && !(*scratch = malloc(in->query_len + 1)))
+        return -1;
+    in->dialect = (uint8_t)request_dialect(in, route, *scratch);
+    qscan_t q = {0};
+    if (words && http1_parse_form(in->query, in->query_len, *scratch, on_token_param, &q) < 0)
+        q = (qscan_t){0}; /* a malformed query: refused by the handler */
+    in->token_in_url = in->dialect == DIALECT_V1 && q.any;
+    auth_find_token(in, in->dialect == DIALECT_V1 ? NULL : q.auth, q.auth_len);
     return 0;
 }
 
@@ -205,8 +266,8 @@ static int rate_limited(req_t *r, request_t *in, int publish)
         return over_rate(r, in, lim->subscribe_rate, key, sizeof(key),
                          "too many subscribes from your address (--subscribe-rate); retry later");
     if (in->token_from != REQ_TOKEN_NONE && in->token_len) {
-        char tkey[1 + JWT_MAX_TOKEN];
-        size_t n = in->token_len < JWT_MAX_TOKEN ? in->token_len : JWT_MAX_TOKEN;
+        char tkey[1 + JWS_MAX_TOKEN];
+        size_t n = in->token_len < JWS_MAX_TOKEN ? in->token_len : JWS_MAX_TOKEN;
         tkey[0] = 't';
         memcpy(tkey + 1, in->token, n);
         return over_rate(r, in, lim->publish_rate, tkey, n + 1,
@@ -218,16 +279,26 @@ static int rate_limited(req_t *r, request_t *in, int publish)
 
 /* ---- the two calls --------------------------------------------------------------------- */
 
-/* Fills what the router adds to the view (CORS, the token). */
-static int prepare(req_t *r, request_t *in, char **scratch)
+/* Fills what the router adds to the view (CORS, the dialect, the token). */
+static int prepare(req_t *r, request_t *in, route_t route, char **scratch)
 {
     server_t *srv = worker_server(r->conn->worker);
     cors_fields(srv->cfg, in);
-    if (find_token(in, scratch)) {
+    if (find_token(in, route, scratch)) {
         req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors, "out of memory");
         return -1;
     }
     return 0;
+}
+
+/* Is the body a form (or of no declared type)? */
+static int is_form(const request_t *in)
+{
+    const http1_header_t *ct = request_header(in, "content-type");
+    const char *want = "application/x-www-form-urlencoded";
+    size_t n = strlen(want);
+    return !ct || (ct->value_len >= n && http1_token_eq(ct->value, n, want) &&
+                   (ct->value_len == n || ct->value[n] == ';' || ct->value[n] == ' '));
 }
 
 static void method_not_allowed(req_t *r, const request_t *in, route_t route)
@@ -274,9 +345,9 @@ static long route_head(req_t *r, request_t *in)
         req_refuse(r, REFUSE_BAD_REQUEST, 400, NULL, "request target must be a path");
         return -1;
     }
-    if (prepare(r, in, &scratch))
-        return -1;
     route_t route = find_route(srv, in);
+    if (prepare(r, in, route, &scratch))
+        return -1;
     r->route = (uint8_t)route;
     resolve_client(srv, in);
     access_begin(r, in);
@@ -288,6 +359,14 @@ static long route_head(req_t *r, request_t *in)
         r->route = ROUTE_PREFLIGHT;
     } else if (method_is(in, "POST") && routes[route].post) {
         limit = rate_limited(r, in, 1) ? -1 : publish_on_head(r, in);
+    } else if (method_is(in, "QUERY") && route == ROUTE_MERCURE) {
+        /* draft-08: a subscribe whose matchers travel in a form body */
+        limit = rate_limited(r, in, 0) ? -1 : QUERY_BODY_MAX;
+        if (limit >= 0 && !is_form(in)) {
+            req_refuse(r, REFUSE_BAD_REQUEST, 415, &in->cors,
+                       "a QUERY subscribe wants Content-Type: application/x-www-form-urlencoded");
+            limit = -1;
+        }
     } else if (!method_is(in, "GET") && !in->is_head) {
         method_not_allowed(r, in, route);
         limit = -1;
@@ -303,7 +382,7 @@ static void route_request(req_t *r, request_t *in)
     server_t *srv = worker_server(r->conn->worker);
     char *scratch = NULL;
     if (r->route != ROUTE_PREFLIGHT || (in->path_len && in->path[0] == '/'))
-        if (prepare(r, in, &scratch))
+        if (prepare(r, in, (route_t)r->route, &scratch))
             return;
     switch ((route_t)r->route) {
     case ROUTE_PREFLIGHT:
@@ -338,6 +417,9 @@ static void route_request(req_t *r, request_t *in)
         break;
     case ROUTE_ADMIN:
         dashboard_handle(r, in);
+        break;
+    case ROUTE_METADATA:
+        discovery_handle(r, in);
         break;
     case ROUTE_ASSET: {
         const asset_t *a = assets_find(in->path, in->path_len);

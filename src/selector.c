@@ -528,30 +528,57 @@ void selector_cache_stats(const selector_cache_t *c, uint64_t *hits, uint64_t *m
     *misses = c->misses;
 }
 
-int selector_cache_match(selector_cache_t *c, const selector_t *sel, const char *topic, size_t len)
+uint64_t selector_new_id(void) { return atomic_fetch_add(&next_id, 1); }
+
+/* Keyed hash: topics come from clients, and with a public hash they could
+ * pick topics that all evict each other's entries (every match then runs
+ * the NFA). The matcher id is mixed in so that one topic tested against
+ * many templates spreads over the cache too. */
+static centry_t *cache_slot(selector_cache_t *c, uint64_t id, const char *topic, size_t len, uint32_t *h)
 {
-    if (sel->kind != SELECTOR_TEMPLATE || !c || len > CACHE_MAX_TOPIC)
-        return selector_match(sel, topic, len);
-    /* Keyed hash: topics come from clients, and with a public hash they
-     * could pick topics that all evict each other's entries (every match
-     * then runs the NFA). The selector id is mixed in so that one topic
-     * tested against many templates spreads over the cache too. */
     uint64_t h64 = siphash_keyed(topic, len);
-    uint32_t h = (uint32_t)h64;
-    uint64_t mix = (h64 ^ (sel->id * 0x9E3779B97F4A7C15ull));
-    centry_t *e = &c->e[(mix ^ (mix >> 29)) & c->mask];
-    if (e->sel_id == sel->id && e->hash == h && e->len == len && memcmp(e->topic, topic, len) == 0) {
+    *h = (uint32_t)h64;
+    uint64_t mix = (h64 ^ (id * 0x9E3779B97F4A7C15ull));
+    return &c->e[(mix ^ (mix >> 29)) & c->mask];
+}
+
+int selector_cache_lookup(selector_cache_t *c, uint64_t id, const char *topic, size_t len)
+{
+    if (!c || len > CACHE_MAX_TOPIC)
+        return -1;
+    uint32_t h;
+    centry_t *e = cache_slot(c, id, topic, len, &h);
+    if (e->sel_id == id && e->hash == h && e->len == len && memcmp(e->topic, topic, len) == 0) {
         c->hits++;
         return e->result;
     }
     c->misses++;
-    int r = selector_match(sel, topic, len);
+    return -1;
+}
+
+void selector_cache_store(selector_cache_t *c, uint64_t id, const char *topic, size_t len, int result)
+{
+    if (!c || len > CACHE_MAX_TOPIC)
+        return;
+    uint32_t h;
+    centry_t *e = cache_slot(c, id, topic, len, &h);
     char *copy = e->len >= len && e->topic ? e->topic : realloc(e->topic, len ? len : 1);
     if (!copy) {
         e->sel_id = 0; /* the old entry's buffer is still owned by e */
-        return r;
+        return;
     }
     memcpy(copy, topic, len);
-    *e = (centry_t){sel->id, h, (uint32_t)len, (uint8_t)r, copy};
+    *e = (centry_t){id, h, (uint32_t)len, (uint8_t)(result != 0), copy};
+}
+
+int selector_cache_match(selector_cache_t *c, const selector_t *sel, const char *topic, size_t len)
+{
+    if (sel->kind != SELECTOR_TEMPLATE || !c || len > CACHE_MAX_TOPIC)
+        return selector_match(sel, topic, len);
+    int r = selector_cache_lookup(c, sel->id, topic, len);
+    if (r >= 0)
+        return r;
+    r = selector_match(sel, topic, len);
+    selector_cache_store(c, sel->id, topic, len, r);
     return r;
 }

@@ -70,6 +70,15 @@ void selector_cache_free(selector_cache_t *c);
  * "*" selectors never touch the cache. */
 int selector_cache_match(selector_cache_t *c, const selector_t *sel, const char *topic, size_t len);
 
+/* The same cache for other matchers (stream.c's URL patterns): ids come
+ * from selector_new_id, the selectors' own id space, so an entry can never
+ * be read back for a different matcher. lookup returns 1 or 0 when
+ * (id, topic) is cached, -1 when it is not (counted as a miss); store
+ * records a result (topics longer than 512 bytes are never cached). */
+uint64_t selector_new_id(void);
+int selector_cache_lookup(selector_cache_t *c, uint64_t id, const char *topic, size_t len);
+void selector_cache_store(selector_cache_t *c, uint64_t id, const char *topic, size_t len, int result);
+
 /* Hits and misses so far, for tests. */
 void selector_cache_stats(const selector_cache_t *c, uint64_t *hits, uint64_t *misses);
 

@@ -4,12 +4,15 @@
 #include "stream.h"
 
 #include "conn.h"
+#include "grant.h"
 #include "hub.h"
 #include "log.h"
 #include "selector.h"
 #include "server.h"
 #include "strmap.h"
 #include "subs.h"
+#include "upindex.h"
+#include "urlpattern.h"
 #include "worker.h"
 
 #include <assert.h>
@@ -24,8 +27,9 @@ typedef struct prefix_bucket prefix_bucket_t;
 
 typedef struct sub_link {
     struct sub_link *prev, *next; /* neighbours in the owner's list */
-    topic_subs_t *owner;          /* borrows; NULL for the wildcard and template lists */
+    topic_subs_t *owner;          /* borrows; NULL for the wildcard, template and URL-pattern lists */
     tmpl_subs_t *tmpl;            /* borrows (holds one of its refs): a template link's entry */
+    upentry_t *upat;              /* borrows (holds one of its refs): a URL-pattern link's entry */
     req_t *req;                   /* borrows: the subscriber */
 } sub_link_t;
 
@@ -81,6 +85,12 @@ struct stream_index {
     uint32_t replay_turn;                        /* the turn replay_budget belongs to */
     uint32_t replay_budget;                      /* events this turn may still check */
     size_t prefix_lookups, template_matches;     /* counters (stats) */
+    upindex_t *upats;                            /* owns: URL patterns, made at the first one (upindex.h) */
+    uint32_t upat_turn;                          /* the turn upat_budget belongs to */
+    uint64_t upat_budget;                        /* URL-pattern NFA steps this turn may still spend */
+    size_t upat_evals, deferred, budget_spent;   /* counters (stats) */
+    uint8_t upat_spent_logged;                   /* this turn's exhaustion was counted */
+    int64_t upat_last_log_ms;                    /* when the last exhaustion was logged */
     char retry_line[32];                         /* "retry: N\n" (--retry), formatted once */
     size_t retry_len;                            /* 0: no retry hint */
     long retry_ms;                               /* the --retry that retry_line holds */
@@ -90,8 +100,26 @@ struct stream_index {
  * at most 512 bytes) bounds it to about 2 MiB per worker in the worst case. */
 #define MATCH_CACHE_ENTRIES 4096
 
+/* One subscribe matcher of the token (private updates), by kind. */
+typedef enum claim_kind {
+    CLAIM_ANY,        /* "*" */
+    CLAIM_SELECTOR,   /* classic: a selector (interned when a template) */
+    CLAIM_EXACT,      /* v1 exact: byte for byte */
+    CLAIM_URLPATTERN, /* v1 URL pattern (interned) */
+} claim_kind_t;
+
+typedef struct claim {
+    uint8_t kind; /* claim_kind_t */
+    union {
+        selector_t *sel; /* CLAIM_SELECTOR: owns (or holds a template's ref) */
+        upentry_t *up;   /* CLAIM_URLPATTERN: holds one ref */
+        char *text;      /* CLAIM_EXACT: owns, NUL-terminated */
+    } u;
+    uint32_t len; /* CLAIM_EXACT: bytes of text */
+} claim_t;
+
 typedef struct stream {
-    selector_t **claims; /* owns: subscribe selectors of the token (private updates); NULL if none */
+    claim_t *claims;     /* owns: subscribe matchers of the token (private updates); NULL if none */
     subs_handle_t *subs; /* owns: its subscriptions (--subscriptions), or NULL */
     replay_t *replay;    /* owns: non-NULL while reading history */
     uint64_t last_seq;   /* newest seq queued or passed over: an event is sent once */
@@ -142,6 +170,7 @@ void stream_index_free(stream_index_t *idx)
     strmap_dispose(&idx->tmpl_by_text);
     strmap_dispose(&idx->prefixes);
     selector_cache_free(idx->cache);
+    upindex_free(idx->upats);
     free(idx->unprefixed);
     free(idx);
 }
@@ -164,6 +193,10 @@ void stream_index_get_stats(const stream_index_t *idx, stream_index_stats_t *out
     out->templates = idx->num_templates;
     out->prefix_lookups = idx->prefix_lookups;
     out->template_matches = idx->template_matches;
+    out->urlpatterns = idx->upats ? upindex_count(idx->upats) : 0;
+    out->urlpattern_evals = idx->upat_evals;
+    out->deferred = idx->deferred;
+    out->budget_spent = idx->budget_spent;
 }
 
 static void list_insert(sub_link_t **head, sub_link_t *l)
@@ -299,20 +332,100 @@ static void selector_release(stream_index_t *idx, selector_t *sel)
     free(t);
 }
 
+/* ---- URL patterns ---------------------------------------------------------------- */
+
+/* The worker's URL-pattern index, made at the first pattern: relative
+ * patterns and topics resolve against the hub's resource identifier, which
+ * cannot change in a running server (--resource-identifier is restart-only). */
+static upindex_t *upats_of(stream_index_t *idx, const config_t *cfg)
+{
+    if (!idx->upats) {
+        const char *base = config_resource_identifier(cfg);
+        idx->upats = base ? upindex_new(base) : NULL;
+    }
+    return idx->upats;
+}
+
+/* This turn's URL-pattern budget (stream.h, "URL-pattern budget"). */
+static uint64_t *upat_budget(stream_index_t *idx)
+{
+    uint32_t turn = worker__turn(idx->worker);
+    if (idx->upat_turn != turn) {
+        idx->upat_turn = turn;
+        idx->upat_budget = (uint64_t)worker_server(idx->worker)->cfg->urlpattern_turn_budget;
+        idx->upat_spent_logged = 0;
+    }
+    return &idx->upat_budget;
+}
+
+/* A turn's budget ran out: counted, and logged at most once a minute per
+ * worker (an attack would otherwise flood the log). */
+static void upat_budget_spent(stream_index_t *idx)
+{
+    if (idx->upat_spent_logged)
+        return;
+    idx->upat_spent_logged = 1;
+    idx->budget_spent++;
+    int64_t now = worker__now_ms(idx->worker);
+    if (!idx->upat_last_log_ms || now - idx->upat_last_log_ms >= 60000) {
+        idx->upat_last_log_ms = now;
+        log_info(
+            "URL-pattern budget of a turn spent (--urlpattern-turn-budget): subscribers still to match read "
+            "from history in later turns (%zu deferrals so far on this worker)",
+            idx->deferred);
+    }
+}
+
+/* Does the pattern match? 1 or 0, through the match cache; -1 when the
+ * cache does not know and this turn's budget is spent (not evaluated). */
+static int upat_match(stream_index_t *idx, upentry_t *e, const char *topic, size_t len)
+{
+    int r = selector_cache_lookup(idx->cache, e->id, topic, len);
+    if (r >= 0)
+        return r;
+    uint64_t *budget = upat_budget(idx);
+    if (*budget == 0) {
+        upat_budget_spent(idx);
+        return -1;
+    }
+    r = urlpattern_match(e->pat, topic, len);
+    /* What this match cost (urlpattern.h: state visits of the last match
+     * on this thread), plus one so that even trivial matches count. */
+    uint64_t cost = urlpattern__last_steps() + 1;
+    *budget = cost >= *budget ? 0 : *budget - cost;
+    idx->upat_evals++;
+    selector_cache_store(idx->cache, e->id, topic, len, r);
+    return r;
+}
+
+/* ---- links ------------------------------------------------------------------------ */
+
+/* What one distinct selector of a new stream compiled to. */
+typedef struct compiled {
+    selector_t *sel; /* classic: owns (a template's: holds one ref); NULL otherwise */
+    upentry_t *up;   /* v1 URL pattern: holds one ref; NULL otherwise */
+} compiled_t;
+
 /* Hangs `l` on the list for `topic`, creating the entry if needed. A
- * template's link takes over the reference `*sel` holds (set to NULL). */
-static int link_attach(stream_index_t *idx, sub_link_t *l, const char *topic, size_t len, selector_t **sel)
+ * template's or URL pattern's link takes over the reference `c` holds. */
+static int link_attach(stream_index_t *idx, sub_link_t *l, const char *topic, size_t len, compiled_t *c)
 {
     l->tmpl = NULL;
+    l->upat = NULL;
+    l->owner = NULL;
     if (is_wildcard(topic, len)) {
-        l->owner = NULL;
         list_insert(&idx->wildcard, l);
         return 0;
     }
-    if (selector_kind(*sel) == SELECTOR_TEMPLATE) {
-        l->owner = NULL;
-        l->tmpl = tmpl_find(idx, *sel);
-        *sel = NULL;
+    if (c->up) {
+        l->upat = c->up;
+        c->up = NULL;
+        list_insert((sub_link_t **)&l->upat->head, l);
+        return 0;
+    }
+    if (c->sel && selector_kind(c->sel) == SELECTOR_TEMPLATE) {
+        l->tmpl = tmpl_find(idx, c->sel);
+        c->sel = NULL;
         list_insert(&l->tmpl->head, l);
         return 0;
     }
@@ -346,6 +459,12 @@ static void link_detach(stream_index_t *idx, sub_link_t *l)
         l->tmpl = NULL;
         return;
     }
+    if (l->upat) {
+        list_remove((sub_link_t **)&l->upat->head, l);
+        upindex_release(idx->upats, l->upat);
+        l->upat = NULL;
+        return;
+    }
     if (!ts) {
         list_remove(&idx->wildcard, l);
         return;
@@ -359,39 +478,65 @@ static void link_detach(stream_index_t *idx, sub_link_t *l)
 
 /* ---- who receives what ---------------------------------------------------------- */
 
-/* Does any selector match any of the event's topics? */
-static int any_match(selector_cache_t *cache, selector_t *const *sels, size_t n, const evbuf_t *ev)
+/* Does claim c match the topic? 1, 0, or -1 (URL-pattern budget spent). */
+static int claim_match(stream_index_t *idx, const claim_t *c, const char *topic, size_t len)
 {
-    for (size_t i = 0; i < n; i++)
-        for (unsigned t = 0; t < ev->num_topics; t++)
-            if (selector_cache_match(cache, sels[i], ev->topics[t], ev->topic_lens[t]))
-                return 1;
+    switch ((claim_kind_t)c->kind) {
+    case CLAIM_ANY:
+        return 1;
+    case CLAIM_SELECTOR:
+        return selector_cache_match(idx->cache, c->u.sel, topic, len);
+    case CLAIM_EXACT:
+        return c->len == len && memcmp(c->u.text, topic, len) == 0;
+    case CLAIM_URLPATTERN:
+        return upat_match(idx, c->u.up, topic, len);
+    }
     return 0;
 }
 
 /* May this stream see `ev` at all? A private update reaches only
- * subscribers whose subscribe claim matches one of its topics. */
+ * subscribers whose subscribe claim matches one of its topics (draft-07
+ * and draft-08 alike: the union of its topics' audiences). 1, 0, or -1
+ * when a URL pattern could not be evaluated this turn. */
 static int visible_to(stream_index_t *idx, const stream_t *s, const evbuf_t *ev)
 {
-    return !ev->is_private || any_match(idx->cache, s->claims, s->num_claims, ev);
+    if (!ev->is_private)
+        return 1;
+    int unknown = 0;
+    for (uint16_t i = 0; i < s->num_claims; i++)
+        for (unsigned t = 0; t < ev->num_topics; t++) {
+            int m = claim_match(idx, &s->claims[i], ev->topics[t], ev->topic_lens[t]);
+            if (m > 0)
+                return 1;
+            unknown |= m < 0;
+        }
+    return unknown ? -1 : 0;
 }
 
 /* Is `ev` one of the stream's topics? (replay; live delivery finds the
- * stream through the index instead) */
+ * stream through the index instead) 1, 0, or -1 (budget spent). */
 static int wanted_by(stream_index_t *idx, const stream_t *s, const evbuf_t *ev)
 {
+    int unknown = 0;
     for (uint16_t i = 0; i < s->num_links; i++) {
         const sub_link_t *l = &s->links[i];
-        if (!l->owner && !l->tmpl)
+        if (!l->owner && !l->tmpl && !l->upat)
             return 1; /* "*" */
         for (unsigned t = 0; t < ev->num_topics; t++) {
-            if (l->owner ? l->owner->len == ev->topic_lens[t] &&
-                               !memcmp(l->owner->topic, ev->topics[t], l->owner->len)
-                         : selector_cache_match(idx->cache, l->tmpl->sel, ev->topics[t], ev->topic_lens[t]))
+            int m;
+            if (l->owner)
+                m = l->owner->len == ev->topic_lens[t] &&
+                    !memcmp(l->owner->topic, ev->topics[t], l->owner->len);
+            else if (l->tmpl)
+                m = selector_cache_match(idx->cache, l->tmpl->sel, ev->topics[t], ev->topic_lens[t]);
+            else
+                m = upat_match(idx, l->upat, ev->topics[t], ev->topic_lens[t]);
+            if (m > 0)
                 return 1;
+            unknown |= m < 0;
         }
     }
-    return 0;
+    return unknown ? -1 : 0;
 }
 
 /* The subscriber fell more than --max-pending-bytes behind. It gets what is
@@ -410,14 +555,51 @@ static void on_overflow(req_t *r)
     req_end(r);
 }
 
+static void replay_link(stream_index_t *idx, replay_t *rp)
+{
+    rp->prev = NULL;
+    rp->next = idx->replays;
+    if (idx->replays)
+        idx->replays->prev = rp;
+    idx->replays = rp;
+}
+
+/* This turn's URL-pattern budget is spent and `r` still has to be matched
+ * against the event `seq`: it reads it, and what follows, from history in
+ * later turns instead (stream.h, "URL-pattern budget"). Nothing is lost and
+ * the order holds: a replaying stream takes no live events. */
+static void defer(stream_index_t *idx, req_t *r, uint64_t seq)
+{
+    stream_t *s = r->stream;
+    if (s->replay || s->ending || seq <= s->last_seq)
+        return; /* reading history already, ending, or it has the event */
+    replay_t *rp = calloc(1, sizeof(*rp));
+    if (!rp) {
+        log_warn("fd %d: out of memory while deferring a subscriber; ending its stream", conn_fd(r->conn));
+        s->ending = 1;
+        req_end(r);
+        return;
+    }
+    rp->req = r;
+    rp->next_seq = seq;
+    replay_link(idx, rp);
+    s->replay = rp;
+    idx->deferred++;
+}
+
 /* Queues `ev` to one subscriber; returns 1 if it was queued. */
 static int deliver(stream_index_t *idx, req_t *r, evbuf_t *ev, wref_t **w)
 {
     stream_t *s = r->stream;
     if (s->replay || ev->seq <= s->last_seq || s->ending)
         return 0; /* replaying: it will read ev from history */
+    int vis = visible_to(idx, s, ev);
+    if (vis < 0) {
+        defer(idx, r, ev->seq);
+        return 0;
+    }
     s->last_seq = ev->seq;
-    if (!visible_to(idx, s, ev))
+    if (!vis)
         return 0;
     if (!*w) {
         *w = wref_new(worker__wrefs(idx->worker), ev);
@@ -475,6 +657,31 @@ static unsigned long deliver_templates(stream_index_t *idx, const char *topic, s
     return n;
 }
 
+/* One URL-pattern candidate of one topic (upindex_candidates' callback). */
+typedef struct upat_visit {
+    stream_index_t *idx;
+    evbuf_t *ev;
+    const char *topic;
+    size_t len;
+    wref_t **w;
+    unsigned long delivered;
+} upat_visit_t;
+
+static void on_upat_candidate(upentry_t *e, void *ctx)
+{
+    upat_visit_t *v = ctx;
+    if (!e->head || e->matched_seq == v->ev->seq)
+        return; /* only held by claims, or already delivered for another topic */
+    int m = upat_match(v->idx, e, v->topic, v->len);
+    if (m < 0) {
+        for (sub_link_t *l = e->head; l; l = l->next)
+            defer(v->idx, l->req, v->ev->seq);
+    } else if (m) {
+        e->matched_seq = v->ev->seq;
+        v->delivered += deliver_list(v->idx, e->head, v->ev, v->w);
+    }
+}
+
 void stream_fanout(struct worker *wk, evbuf_t *ev)
 {
     stream_index_t *idx = worker__streams(wk);
@@ -489,6 +696,13 @@ void stream_fanout(struct worker *wk, evbuf_t *ev)
     if (idx->num_templates)
         for (unsigned i = 0; i < ev->num_topics; i++)
             delivered += deliver_templates(idx, ev->topics[i], ev->topic_lens[i], ev, &w);
+    if (idx->upats && upindex_count(idx->upats)) {
+        for (unsigned i = 0; i < ev->num_topics; i++) {
+            upat_visit_t v = {idx, ev, ev->topics[i], ev->topic_lens[i], &w, 0};
+            upindex_candidates(idx->upats, ev->topics[i], ev->topic_lens[i], on_upat_candidate, &v);
+            delivered += v.delivered;
+        }
+    }
     if (w && w->refs == 0)
         wref_release_unused(worker__wrefs(wk), w);
     if (delivered)
@@ -516,9 +730,15 @@ static void replay_done(stream_index_t *idx, req_t *r)
     s->replay = NULL;
 }
 
-/* Queues the matching events of one batch. Returns 0 to go on, -1 when the
- * stream stopped taking events (overflow, or --max-replay reached). */
-static int replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b)
+/* What replay_batch did with a batch. */
+typedef enum batch_result {
+    BATCH_DONE,    /* every event was looked at */
+    BATCH_STOPPED, /* the stream stopped taking events (overflow, --max-replay) */
+    BATCH_PAUSED,  /* the URL-pattern budget ran out: the rest next turn */
+} batch_result_t;
+
+/* Queues the matching events of one batch. */
+static batch_result_t replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b)
 {
     stream_t *s = r->stream;
     replay_t *rp = s->replay;
@@ -526,9 +746,14 @@ static int replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b)
     long max_replay = cfg_of(r)->max_replay;
     for (size_t i = 0; i < b->count; i++) {
         evbuf_t *ev = b->events[i];
+        int vis = visible_to(idx, s, ev), want = vis > 0 ? wanted_by(idx, s, ev) : 0;
+        if (vis < 0 || want < 0) {
+            rp->next_seq = ev->seq; /* this event again, next turn */
+            return BATCH_PAUSED;
+        }
         rp->next_seq = ev->seq + 1;
         s->last_seq = ev->seq;
-        if (!visible_to(idx, s, ev) || !wanted_by(idx, s, ev))
+        if (!vis || !want)
             continue;
         if (max_replay && rp->replayed >= (uint64_t)max_replay) {
             /* The rest resumes by reconnecting: Last-Event-ID names the last
@@ -537,7 +762,7 @@ static int replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b)
             s->last_seq = ev->seq - 1;
             s->ending = 1;
             req_end(r);
-            return -1;
+            return BATCH_STOPPED;
         }
         wref_t *w = wref_new(worker__wrefs(idx->worker), ev);
         int full = req_try_push_event(r, w);
@@ -545,12 +770,12 @@ static int replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b)
             wref_release_unused(worker__wrefs(idx->worker), w);
         if (full) {
             on_overflow(r);
-            return -1;
+            return BATCH_STOPPED;
         }
         rp->replayed++;
         atomic_fetch_add_explicit(&st->replayed, 1, memory_order_relaxed);
     }
-    return 0;
+    return BATCH_DONE;
 }
 
 /* Handles one batch read for `r`: queues it, then either finishes the
@@ -559,8 +784,9 @@ static int replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b)
 static void replay_consume(stream_index_t *idx, req_t *r, hub_batch_t *b)
 {
     stream_t *s = r->stream;
-    int stopped = replay_batch(idx, r, b);
-    int caught_up = b->count < b->max;
+    batch_result_t res = replay_batch(idx, r, b);
+    int stopped = res == BATCH_STOPPED;
+    int caught_up = res == BATCH_DONE && b->count < b->max;
     if (b->gap && !stopped) {
         /* Events it needed were evicted before it read them (a burst larger
          * than --history within one turn): end the stream, so the client
@@ -619,14 +845,16 @@ void stream_replay_some(struct worker *w)
 
 /* ---- subscribing -------------------------------------------------------------- */
 
-/* Distinct selectors only, so one subscriber sits at most once per list. */
+/* Distinct selectors only (same type and text), so one subscriber sits at
+ * most once per list. */
 static size_t count_distinct(const stream_request_t *sr, uint8_t *dup)
 {
     size_t n = 0;
     for (size_t i = 0; i < sr->num_selectors; i++) {
         dup[i] = 0;
         for (size_t j = 0; j < i && !dup[i]; j++)
-            dup[i] = sr->selector_lens[i] == sr->selector_lens[j] &&
+            dup[i] = sr->selector_types[i] == sr->selector_types[j] &&
+                     sr->selector_lens[i] == sr->selector_lens[j] &&
                      memcmp(sr->selectors[i], sr->selectors[j], sr->selector_lens[i]) == 0;
         n += !dup[i];
     }
@@ -644,14 +872,14 @@ static int64_t lifetime_deadline(const config_t *cfg, int64_t now)
 
 /* When the stream must end: --max-lifetime, or sooner when its token expires
  * (the client reconnects with a fresh token; until then it gets nothing its
- * expired token would no longer allow). */
+ * expired token would no longer allow; draft-08 makes it a MUST). */
 static int64_t stream_deadline(const config_t *cfg, const stream_request_t *sr, int64_t now_mono)
 {
     int64_t end = lifetime_deadline(cfg, now_mono);
-    if (sr->token_exp_s) {
+    if (sr->grant && sr->grant->exp) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t left_ms = sr->token_exp_s * 1000 - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        int64_t left_ms = sr->grant->exp * 1000 - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
         int64_t at = now_mono + (left_ms > 0 ? left_ms : 0);
         if (!end || at < end)
             end = at;
@@ -659,24 +887,94 @@ static int64_t stream_deadline(const config_t *cfg, const stream_request_t *sr, 
     return end;
 }
 
-static void release_selectors(stream_index_t *idx, selector_t **v, size_t n)
+static void release_compiled(stream_index_t *idx, compiled_t *v, size_t n)
 {
-    for (size_t i = 0; v && i < n; i++)
-        selector_release(idx, v[i]);
+    for (size_t i = 0; v && i < n; i++) {
+        selector_release(idx, v[i].sel);
+        if (v[i].up)
+            upindex_release(idx->upats, v[i].up);
+        v[i] = (compiled_t){NULL, NULL};
+    }
 }
 
-/* Compiles the distinct selectors (sels[k]) and checks the limits on what
- * an untrusted client may make this worker match. Returns NULL, or why the
+static void release_claims(stream_index_t *idx, claim_t *c, size_t n)
+{
+    for (size_t i = 0; c && i < n; i++) {
+        if (c[i].kind == CLAIM_SELECTOR)
+            selector_release(idx, c[i].u.sel);
+        else if (c[i].kind == CLAIM_URLPATTERN)
+            upindex_release(idx->upats, c[i].u.up);
+        else if (c[i].kind == CLAIM_EXACT)
+            free(c[i].u.text);
+    }
+    free(c);
+}
+
+/* Compiles a URL pattern the client sent and interns it, within the
+ * limits. Returns NULL, or why the request is refused (*status). */
+static const char *compile_urlpattern(stream_index_t *idx, const config_t *cfg, const char *text, size_t len,
+                                      size_t *count, size_t *fresh, upentry_t **out, int *status)
+{
+    upindex_t *x = upats_of(idx, cfg);
+    *status = 503;
+    if (!x)
+        return "out of memory (or no resource identifier for URL patterns)";
+    *status = 400;
+    if (++*count > (size_t)cfg->max_urlpatterns_per_subscriber)
+        return "too many URL patterns in one subscription (--max-urlpatterns-per-subscriber)";
+    upentry_t *e = upindex_find(x, text, len);
+    if (e) {
+        upindex_ref(e);
+        *out = e;
+        return NULL;
+    }
+    if (upindex_count(x) + ++*fresh > (size_t)cfg->max_urlpatterns_per_worker) {
+        *status = 503;
+        return "this worker holds too many distinct URL patterns (--max-urlpatterns-per-worker); retry later";
+    }
+    const char *why = NULL;
+    urlpattern_t *p = urlpattern_try_new(text, len, upindex_base(x), &why);
+    if (!p)
+        return why && !strcmp(why, "out of memory") ? (*status = 503, why)
+                                                    : "invalid URL pattern (match_urlpattern)";
+    if (cfg->max_urlpattern_states && urlpattern_states(p) > cfg->max_urlpattern_states) {
+        urlpattern_free(p);
+        return "a URL pattern is too complex (--max-urlpattern-states)";
+    }
+    *status = 503;
+    if (!(*out = upindex_intern(x, p)))
+        return "out of memory";
+    return NULL;
+}
+
+/* Compiles the distinct selectors (c[k]) and checks the limits on what an
+ * untrusted client may make this worker match. Returns NULL, or why the
  * request is refused (*status: 400 or 503). */
 static const char *compile_selectors(stream_index_t *idx, const config_t *cfg, const stream_request_t *sr,
-                                     const uint8_t *dup, selector_t **sels, int *status)
+                                     const uint8_t *dup, compiled_t *c, int *status)
 {
-    size_t templates = 0, new_templates = 0;
+    size_t templates = 0, new_templates = 0, patterns = 0, new_patterns = 0;
     *status = 503;
     for (size_t i = 0, k = 0; i < sr->num_selectors; i++) {
         if (dup[i])
             continue;
-        selector_t *sel = selector_try_new(sr->selectors[i], sr->selector_lens[i]);
+        const char *text = sr->selectors[i];
+        size_t len = sr->selector_lens[i];
+        grant_match_type_t type = (grant_match_type_t)sr->selector_types[i];
+        if (is_wildcard(text, len) || type == GRANT_MATCH_EXACT) {
+            k++; /* the topic index or the "*" list: nothing to compile */
+            continue;
+        }
+        if (type == GRANT_MATCH_URLPATTERN) {
+            const char *why =
+                compile_urlpattern(idx, cfg, text, len, &patterns, &new_patterns, &c[k].up, status);
+            if (why)
+                return why;
+            k++;
+            continue;
+        }
+        selector_t *sel = selector_try_new(text, len);
+        *status = 503;
         if (!sel)
             return "out of memory";
         if (selector_kind(sel) == SELECTOR_TEMPLATE) {
@@ -700,39 +998,93 @@ static const char *compile_selectors(stream_index_t *idx, const config_t *cfg, c
             if (!(sel = tmpl_intern(idx, sel)))
                 return "out of memory";
         }
-        sels[k++] = sel;
+        c[k++].sel = sel;
     }
     return NULL;
 }
 
+/* The token's subscribe matchers, compiled for visibility checks. Trusted
+ * (a verified token), bounded by grant.h's limits. NULL with n = 0 when
+ * there are none; *oom on failure. */
+static claim_t *compile_claims(stream_index_t *idx, const config_t *cfg, const grant_t *g, size_t *n,
+                               int *oom)
+{
+    *n = 0;
+    *oom = 0;
+    if (!g || !g->num_subscribe)
+        return NULL;
+    claim_t *c = calloc(g->num_subscribe, sizeof(*c));
+    if (!c) {
+        *oom = 1;
+        return NULL;
+    }
+    for (; *n < g->num_subscribe; ++*n) {
+        const grant_matcher_t *m = &g->subscribe[*n];
+        claim_t *o = &c[*n];
+        if (m->wildcard) {
+            o->kind = CLAIM_ANY;
+        } else if (m->type == GRANT_MATCH_TEMPLATE_OR_EXACT) {
+            o->kind = CLAIM_SELECTOR;
+            if (!(o->u.sel = selector_acquire(idx, m->text, m->len)))
+                break;
+        } else if (m->type == GRANT_MATCH_EXACT) {
+            o->kind = CLAIM_EXACT;
+            o->len = (uint32_t)m->len;
+            if (!(o->u.text = strndup(m->text, m->len)))
+                break;
+        } else {
+            upindex_t *x = upats_of(idx, cfg);
+            upentry_t *e = x ? upindex_find(x, m->text, m->len) : NULL;
+            urlpattern_t *p = x && !e ? urlpattern_try_new(m->text, m->len, upindex_base(x), NULL) : NULL;
+            if (e)
+                upindex_ref(e);
+            else if (!p || !(e = upindex_intern(x, p)))
+                break; /* grant.c compiled it once: only memory fails here */
+            o->kind = CLAIM_URLPATTERN;
+            o->u.up = e;
+        }
+    }
+    if (*n < g->num_subscribe) {
+        c[*n].kind = CLAIM_ANY; /* the failed slot holds nothing */
+        release_claims(idx, c, *n);
+        *n = 0;
+        *oom = 1;
+        return NULL;
+    }
+    return c;
+}
+
 /* --subscriptions: lists the stream's distinct selectors and publishes
  * their "active" events (after the head is queued, so the subscriber's own
- * stream is already in the index when they fan out). */
+ * stream is already in the index when they fan out). Each subscriber's
+ * dialect decides the shape of its own subscription events. */
 static void register_subscriptions(req_t *r, const stream_request_t *sr, const uint8_t *dup, size_t n)
 {
     struct subs *reg = worker_server(r->conn->worker)->subs;
     if (!reg)
         return;
-    const char *sel[n ? n : 1];
-    size_t lens[n ? n : 1];
+    subs_spec_t spec[n ? n : 1];
+    const char *classic_payload = sr->grant && !sr->v1 ? sr->grant->payload : NULL;
     for (size_t i = 0, k = 0; i < sr->num_selectors; i++) {
-        if (!dup[i]) {
-            sel[k] = sr->selectors[i];
-            lens[k++] = sr->selector_lens[i];
-        }
+        if (!dup[i])
+            spec[k++] = (subs_spec_t){sr->selectors[i], sr->selector_lens[i], sr->selector_types[i],
+                                      sr->payloads ? sr->payloads[i] : classic_payload};
     }
-    if (!(r->stream->subs = subs_add(reg, sel, lens, n, sr->payload, sr->anonymous)))
+    if (!(r->stream->subs = subs_add(reg, sr->v1, spec, n, sr->anonymous)))
         log_warn("fd %d: out of memory: the subscription is not listed", conn_fd(r->conn));
 }
 
-/* The response head: CORS, Last-Event-ID, no caching. */
+/* The response head: CORS, the reconnection field, no caching. The classic
+ * dialect answers Last-Event-ID (what courant always did); draft-08 names
+ * it Mercure-Last-Event-ID, and requires it whenever a last event id was
+ * sent: the id of the event before the first one sent, or "earliest". */
 static void head_fields(resp_hdrs_t *h, const stream_request_t *sr, const char *last_event_id)
 {
     resp_hdrs_init(h);
     resp_hdrs_add(h, "Cache-Control", "no-cache");
     resp_hdrs_add(h, "X-Accel-Buffering", "no");
     if (last_event_id)
-        resp_hdrs_add(h, "Last-Event-ID", last_event_id);
+        resp_hdrs_add(h, sr->v1 ? "Mercure-Last-Event-ID" : "Last-Event-ID", last_event_id);
     if (sr->hdrs)
         resp_hdrs_append(h, sr->hdrs);
 }
@@ -762,19 +1114,17 @@ void stream_start(req_t *r, const stream_request_t *sr)
     stream_index_t *idx = worker__streams(w);
     const config_t *cfg = worker_server(w)->cfg;
     uint8_t dup[sr->num_selectors ? sr->num_selectors : 1];
-    size_t n = count_distinct(sr, dup);
+    size_t n = count_distinct(sr, dup), num_claims = 0;
 
     stream_t *s = calloc(1, sizeof(*s) + n * sizeof(sub_link_t));
-    selector_t **sels = calloc(n ? n : 1, sizeof(*sels));
-    selector_t **claims = sr->num_claims ? calloc(sr->num_claims, sizeof(*claims)) : NULL;
+    compiled_t *comp = calloc(n ? n : 1, sizeof(*comp));
     replay_t *rp = calloc(1, sizeof(*rp));
-    int status = 503;
-    const char *why = !s || !sels || !rp || (sr->num_claims && !claims)
-                          ? "out of memory"
-                          : compile_selectors(idx, cfg, sr, dup, sels, &status);
-    for (size_t i = 0; !why && i < sr->num_claims; i++)
-        if (!(claims[i] = selector_acquire(idx, sr->claims[i], strlen(sr->claims[i]))))
-            why = "out of memory";
+    claim_t *claims = NULL;
+    int status = 503, oom = 0;
+    const char *why =
+        !s || !comp || !rp ? "out of memory" : compile_selectors(idx, cfg, sr, dup, comp, &status);
+    if (!why && (claims = compile_claims(idx, cfg, sr->grant, &num_claims, &oom), oom))
+        why = "out of memory";
     evbuf_t *events[STREAM_REPLAY_BATCH];
     uint32_t *budget = replay_budget(idx);
     hub_batch_t batch = {events, *budget < STREAM_REPLAY_BATCH ? *budget : STREAM_REPLAY_BATCH, 0, 0, 0};
@@ -791,11 +1141,10 @@ void stream_start(req_t *r, const stream_request_t *sr)
     }
     free(last_event_id);
     if (why) {
-        release_selectors(idx, sels, n);
-        release_selectors(idx, claims, sr->num_claims);
+        release_compiled(idx, comp, n);
+        release_claims(idx, claims, num_claims);
         hub_batch_release(&batch);
-        free(sels);
-        free(claims);
+        free(comp);
         free(rp);
         free(s);
         req_refuse(r, status == 400 ? REFUSE_BAD_REQUEST : REFUSE_UNAVAILABLE, status, sr->hdrs, why);
@@ -803,35 +1152,33 @@ void stream_start(req_t *r, const stream_request_t *sr)
     }
     *budget -= (uint32_t)batch.count;
     s->claims = claims;
-    s->num_claims = (uint16_t)sr->num_claims;
+    s->num_claims = (uint16_t)num_claims;
     s->end_ms = stream_deadline(cfg, sr, worker__now_ms(w));
     s->last_seq = from - 1;
     for (size_t i = 0, k = 0; i < sr->num_selectors; i++) {
         if (dup[i])
             continue;
         s->links[k].req = r;
-        if (link_attach(idx, &s->links[k], sr->selectors[i], sr->selector_lens[i], &sels[k]))
+        if (link_attach(idx, &s->links[k], sr->selectors[i], sr->selector_lens[i], &comp[k]))
             break; /* out of memory: the stream gets fewer topics; logged below */
         s->num_links = (uint16_t)++k;
     }
-    release_selectors(idx, sels, n); /* those not taken over by a template link */
-    free(sels);
+    release_compiled(idx, comp, n); /* those not taken over by a link */
+    free(comp);
     if (s->num_links < n)
         log_warn("fd %d: out of memory while subscribing; some selectors ignored", conn_fd(r->conn));
     r->stream = s;
     rp->req = r;
     rp->next_seq = from;
-    rp->next = idx->replays;
-    if (idx->replays)
-        idx->replays->prev = rp;
-    idx->replays = rp;
+    replay_link(idx, rp);
     s->replay = rp;
     idx->streams++;
     atomic_fetch_add_explicit(&worker_stats(w)->streams_open, 1, memory_order_relaxed);
     push_preamble(r, idx);
     replay_consume(idx, r, &batch);
     register_subscriptions(r, sr, dup, n);
-    log_debug("fd %d subscribed: %zu selectors, %zu claims", conn_fd(r->conn), n, sr->num_claims);
+    log_debug("fd %d subscribed (%s): %zu selectors, %zu claims", conn_fd(r->conn), sr->v1 ? "v1" : "classic",
+              n, num_claims);
 }
 
 void stream_detach(req_t *r)
@@ -842,8 +1189,7 @@ void stream_detach(req_t *r)
         replay_done(idx, r);
     for (uint16_t i = 0; i < s->num_links; i++)
         link_detach(idx, &s->links[i]);
-    release_selectors(idx, s->claims, s->num_claims);
-    free(s->claims);
+    release_claims(idx, s->claims, s->num_claims);
     if (s->subs) {
         server_t *srv = worker_server(r->conn->worker);
         subs_remove(srv->subs, s->subs, atomic_load(&srv->stopping));

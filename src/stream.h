@@ -14,21 +14,44 @@
  *     "https://ex.com/books/" -> bucket -> tmpl <-> tmpl ...
  *                                           head -> link <-> link ...
  *
+ *   index.upats (upindex.h)               URL patterns (Mercure 1.0), by fixed
+ *     "hex.com\n/books" -> entry <-> ...   hostname and literal path prefix
+ *                            head -> link <-> link ...
+ *
  * A stream owns one link per distinct selector (its `links[]`), and a link
- * lives in exactly one list: an exact topic's list, the "*" list, or the
- * list of one URI template. Templates are interned per worker (one compiled
- * template per distinct text, shared by the streams that subscribe with it
- * or hold it in their claim) and indexed by their literal prefix (the text
- * before the first '{', at most STREAM_PREFIX_MAX bytes), so an event only
- * runs the templates whose prefix its topic starts with: the cost of an
- * event follows the subscribers it can reach, not the number of templates
+ * lives in exactly one list: an exact topic's list, the "*" list, the list
+ * of one URI template, or the list of one URL pattern. Selectors are typed
+ * (grant.h): a classic `topic` is "*", an RFC 6570 template, or an exact
+ * topic; a v1 `match` is an exact topic (even with braces in it), a
+ * `match_urlpattern` a URL pattern; "*" is the wildcard in every type.
+ * Exact topics of both dialects share one index, so does "*".
+ *
+ * Templates are interned per worker (one compiled template per distinct
+ * text, shared by the streams that subscribe with it or hold it in their
+ * claim) and indexed by their literal prefix (the text before the first
+ * '{', at most STREAM_PREFIX_MAX bytes), so an event only runs the
+ * templates whose prefix its topic starts with: the cost of an event
+ * follows the subscribers it can reach, not the number of templates
  * attackers interned. Each candidate costs one cached match (selector.h).
+ * URL patterns are interned and indexed the same way (upindex.h), and
+ * matched through the same cache.
  *
  * Fan-out of one event costs one hash lookup per topic of the event, one
- * per distinct template prefix length (at most STREAM_PREFIX_MAX), plus one
- * step per matching subscriber: never a scan of all connections. A
- * subscriber matched by several selectors gets the event once (its
- * `last_seq` stamp).
+ * per distinct template prefix length (at most STREAM_PREFIX_MAX), with URL
+ * patterns one URL parse per topic and one lookup per pattern prefix length
+ * in use, plus one step per matching subscriber: never a scan of all
+ * connections. A subscriber matched by several selectors gets the event
+ * once (its `last_seq` stamp).
+ *
+ * URL-pattern budget: a worker evaluates at most --urlpattern-turn-budget
+ * NFA steps of URL patterns per turn that the cache cannot answer (fan-out
+ * and replay together; 8 Mi steps by default, about 8 worst-case matches or
+ * 20 ms). When a turn's budget is spent, the subscribers an
+ * event would still have to be matched for are not dropped: they are
+ * deferred, i.e. put into replay from that event on (below), and read it
+ * from history in a later turn, in order, within later budgets. So hostile
+ * patterns slow down their own subscribers (and those sharing their
+ * patterns), never a worker's turn.
  *
  * Replay (see hub.h, "Resume seam"): a new stream reads history in batches,
  * filtering them here, on its worker, never under the hub lock. A worker
@@ -38,9 +61,11 @@
  * subscribe replays: past it the stream ends and the client resumes by
  * reconnecting with the last id it got.
  *
- * Private updates: a stream keeps its token's subscribe selectors
- * (`claims`); a private event is delivered, live or replayed, only if one of
- * them matches one of the event's topics.
+ * Private updates: a stream keeps its token's subscribe matchers (`claims`:
+ * the classic mercure.subscribe selectors, or the v1 authorization_details
+ * subscribe matchers); a private event is delivered, live or replayed, only
+ * if one of them matches one of the event's topics. An anonymous stream has
+ * none: it never sees a private event, whatever dialect published it.
  *
  * Threads: everything here runs on the owning worker's thread.
  */
@@ -63,19 +88,21 @@ typedef struct stream_index stream_index_t;
 stream_index_t *stream_index_new(struct worker *w);
 void stream_index_free(stream_index_t *idx); /* all streams must be detached */
 
+struct grant;
+
 /* What a new subscription asks for. Pointers are borrowed for the call. */
 typedef struct stream_request {
-    const char *const *selectors; /* exact topics, "*", or URI templates */
-    const size_t *selector_lens;
+    const char *const *selectors;  /* topic selectors / matchers, as the client sent them */
+    const size_t *selector_lens;   /* their lengths */
+    const uint8_t *selector_types; /* grant_match_type_t of each (grant.h) */
     size_t num_selectors;
     const char *last_event_id; /* NULL: none sent */
     size_t last_event_id_len;
-    const resp_hdrs_t *hdrs; /* fields for the response head (CORS), or NULL */
-    char *const *claims;     /* the token's subscribe selectors (NUL-terminated), trusted */
-    size_t num_claims;       /* 0: anonymous, or a token without the claim */
-    int64_t token_exp_s;     /* the token's exp (epoch seconds): the stream ends then; 0 = none */
-    const char *payload;     /* the token's mercure.payload (compact JSON), or NULL */
-    int anonymous;           /* no token: its subscription events are rate-limited (subs.h) */
+    int v1;                      /* Mercure 1.0 request: Mercure-Last-Event-ID, v1 subscription events */
+    const resp_hdrs_t *hdrs;     /* fields for the response head (CORS), or NULL */
+    const struct grant *grant;   /* the token's grant (its subscribe matchers, exp, payload), or NULL */
+    const char *const *payloads; /* v1: each selector's payload (compact JSON) or NULL; classic: NULL */
+    int anonymous;               /* no token: its subscription events are rate-limited (subs.h) */
 } stream_request_t;
 
 /* Turns the request into a stream: checks the subscribe limits, answers the
@@ -115,6 +142,10 @@ typedef struct stream_index_stats {
     size_t templates;        /* interned templates */
     size_t prefix_lookups;   /* template buckets looked up by fan-out so far */
     size_t template_matches; /* template matches run by fan-out so far (cached or not) */
+    size_t urlpatterns;      /* interned URL patterns */
+    size_t urlpattern_evals; /* URL-pattern matches evaluated (not answered by the cache) so far */
+    size_t deferred;         /* streams put into replay because a turn's URL-pattern budget was spent */
+    size_t budget_spent;     /* turns whose URL-pattern budget ran out */
 } stream_index_stats_t;
 void stream_index_get_stats(const stream_index_t *idx, stream_index_stats_t *out);
 

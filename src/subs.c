@@ -6,6 +6,7 @@
  */
 #include "subs.h"
 
+#include "grant.h"
 #include "id.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -23,16 +24,18 @@
 
 typedef struct entry {
     struct entry *prev, *next;       /* the registry's list; guarded by subs.lock */
-    char *id;                        /* owns: SUBS_PREFIX "/" enc(topic) "/" enc(subscriber) */
-    char *topic;                     /* owns: the selector, NUL-terminated */
+    char *id;                        /* owns: the subscription's id (subs.h), its events' topic */
+    char *topic;                     /* owns: the selector / matcher, NUL-terminated */
+    const char *match_type;          /* static: v1 "exact" or "urlpattern"; NULL for classic */
+    json_t *payload;                 /* owns a reference: the payload, or NULL */
     const struct subs_handle *owner; /* borrows: the handle whose array holds this entry */
 } entry_t;
 
 struct subs_handle {
     atomic_uint refs; /* the stream's, plus one per render in progress */
     int anonymous;    /* its subscriber presented no token: its events are rate-limited */
+    int v1;           /* the subscriber's dialect: the shape of its documents and events */
     char subscriber[ID_UUID_URN_LEN + 1];
-    json_t *payload; /* owns a reference: mercure.payload, or NULL */
     size_t n;
     entry_t entries[]; /* one per distinct selector */
 };
@@ -113,13 +116,16 @@ size_t subs_pct_encode(const char *in, size_t len, char *out)
     return n;
 }
 
-/* The Subscription document of one entry. */
+/* The subscription document of one entry, in its subscriber's dialect. */
 static json_t *entry_doc(const subs_handle_t *h, const entry_t *e, int active)
 {
-    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "@context", JSONLD_CONTEXT, "id", e->id, "type",
+    json_t *d =
+        h->v1 ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "id", e->id, "type", "subscription", "match_type",
+                          e->match_type, "match", e->topic, "subscriber", h->subscriber, "active", active)
+              : json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "@context", JSONLD_CONTEXT, "id", e->id, "type",
                           "Subscription", "topic", e->topic, "subscriber", h->subscriber, "active", active);
-    if (d && h->payload)
-        json_object_set(d, "payload", h->payload);
+    if (d && e->payload)
+        json_object_set(d, "payload", e->payload);
     return d;
 }
 
@@ -141,6 +147,8 @@ static void publish_entry(subs_t *s, const subs_handle_t *h, const entry_t *e, i
     evbuf_spec_t spec = {
         .id = id,
         .id_len = strlen(id),
+        .type = h->v1 ? "mercure" : NULL, /* draft-08: the reserved type of hub events */
+        .type_len = h->v1 ? 7 : 0,
         .data = data,
         .data_len = strlen(data),
         .retry = -1,
@@ -162,15 +170,21 @@ static void publish_entry(subs_t *s, const subs_handle_t *h, const entry_t *e, i
     }
 }
 
-static char *make_id(const char *topic, size_t len, const char *subscriber)
+/* SUBS_PREFIX ["/" match_type] "/" enc(topic) "/" enc(subscriber) */
+static char *make_id(const char *match_type, const char *topic, size_t len, const char *subscriber)
 {
-    size_t sl = strlen(subscriber);
-    char *id = malloc(sizeof(SUBS_PREFIX) + 2 + 3 * (len + sl));
+    size_t sl = strlen(subscriber), tl = match_type ? strlen(match_type) + 1 : 0;
+    char *id = malloc(sizeof(SUBS_PREFIX) + 2 + tl + 3 * (len + sl));
     if (!id)
         return NULL;
     size_t n = sizeof(SUBS_PREFIX) - 1;
-    memcpy(id, SUBS_PREFIX "/", n + 1);
-    n += 1;
+    memcpy(id, SUBS_PREFIX, n);
+    if (match_type) {
+        id[n++] = '/';
+        memcpy(id + n, match_type, tl - 1);
+        n += tl - 1;
+    }
+    id[n++] = '/';
     n += subs_pct_encode(topic, len, id + n);
     id[n++] = '/';
     subs_pct_encode(subscriber, sl, id + n);
@@ -191,30 +205,31 @@ static void free_handle(subs_handle_t *h)
     for (size_t i = 0; i < h->n; i++) {
         free(h->entries[i].id);
         free(h->entries[i].topic);
+        json_decref(h->entries[i].payload);
     }
-    json_decref(h->payload);
     free(h);
 }
 
-subs_handle_t *subs_add(subs_t *s, const char *const *selectors, const size_t *lens, size_t n,
-                        const char *payload, int anonymous)
+subs_handle_t *subs_add(subs_t *s, int v1, const subs_spec_t *specs, size_t n, int anonymous)
 {
     subs_handle_t *h = calloc(1, sizeof(*h) + n * sizeof(entry_t));
     if (!h)
         return NULL;
     atomic_init(&h->refs, 1);
     h->anonymous = anonymous;
+    h->v1 = v1;
     id_new_uuid7(h->subscriber);
-    if (payload && !(h->payload = json_loads(payload, JSON_DECODE_ANY, NULL))) {
-        free(h);
-        return NULL;
-    }
     for (size_t i = 0; i < n; i++, h->n++) {
         entry_t *e = &h->entries[i];
-        e->id = make_id(selectors[i], lens[i], h->subscriber);
-        e->topic = strndup(selectors[i], lens[i]);
+        e->match_type = !v1 ? NULL : specs[i].match_type == GRANT_MATCH_URLPATTERN ? "urlpattern" : "exact";
+        e->id = make_id(e->match_type, specs[i].match, specs[i].len, h->subscriber);
+        e->topic = strndup(specs[i].match, specs[i].len);
         e->owner = h;
-        if (!e->id || !e->topic) {
+        /* A payload shared by entries (classic: one per token) is parsed once per entry: a few,
+         * small (the token is at most 8 KiB). */
+        if (specs[i].payload)
+            e->payload = json_loads(specs[i].payload, JSON_DECODE_ANY, NULL);
+        if (!e->id || !e->topic || (specs[i].payload && !e->payload)) {
             h->n++;
             handle_unref(h);
             return NULL;
@@ -261,12 +276,24 @@ typedef struct picked {
     size_t n, cap;
 } picked_t;
 
-static int pick(subs_t *s, const char *topic, const char *subscriber, picked_t *p)
+/* Does entry e answer q? Its dialect, and the path's parts. */
+static int wanted(const entry_t *e, const subs_query_t *q)
+{
+    if (e->owner->v1 != q->v1)
+        return 0;
+    if (q->match_type && (!e->match_type || strcmp(q->match_type, e->match_type)))
+        return 0;
+    if (q->match && strcmp(q->match, e->topic))
+        return 0;
+    return !q->subscriber || !strcmp(q->subscriber, e->owner->subscriber);
+}
+
+static int pick(subs_t *s, const subs_query_t *q, picked_t *p)
 {
     int rc = 0;
     pthread_mutex_lock(&s->lock);
     for (entry_t *e = s->head; e; e = e->next) {
-        if ((topic && strcmp(topic, e->topic)) || (subscriber && strcmp(subscriber, e->owner->subscriber)))
+        if (!wanted(e, q))
             continue;
         if (p->n == p->cap) {
             size_t ncap = p->cap ? p->cap * 2 : 64;
@@ -280,7 +307,7 @@ static int pick(subs_t *s, const char *topic, const char *subscriber, picked_t *
         }
         atomic_fetch_add(&((subs_handle_t *)e->owner)->refs, 1);
         p->v[p->n++] = e;
-        if (subscriber)
+        if (q->subscriber)
             break;
     }
     pthread_mutex_unlock(&s->lock);
@@ -294,45 +321,52 @@ static void picked_dispose(picked_t *p)
     free(p->v);
 }
 
-char *subs_try_render(subs_t *s, const char *topic, const char *subscriber, int *not_found)
+/* A collection: classic JSON-LD (with lastEventID), or v1 JSON whose id is
+ * the URL used to retrieve it (draft-08, "Subscription API"). */
+static json_t *collection_doc(const subs_query_t *q, json_t *list, const char *last)
+{
+    if (q->v1)
+        return json_pack("{s:s, s:s, s:o}", "id", q->path ? q->path : SUBS_PREFIX, "type", "subscriptions",
+                         "subscriptions", list);
+    char id[sizeof(SUBS_PREFIX) + 3 * 2048 + 2];
+    size_t n = sizeof(SUBS_PREFIX) - 1;
+    memcpy(id, SUBS_PREFIX, n + 1);
+    if (q->match && strlen(q->match) <= 2048) {
+        id[n++] = '/';
+        subs_pct_encode(q->match, strlen(q->match), id + n);
+    }
+    return json_pack("{s:s, s:s, s:s, s:o, s:s}", "@context", JSONLD_CONTEXT, "id", id, "type",
+                     "Subscriptions", "subscriptions", list, "lastEventID", last);
+}
+
+char *subs_try_render(subs_t *s, const subs_query_t *q, int *not_found, char **last_event_id)
 {
     *not_found = 0;
-    char *last = hub_try_last_event_id(s->hub);
+    char *last = *last_event_id = hub_try_last_event_id(s->hub);
     json_t *list = json_array();
     picked_t p = {0};
-    if (!last || !list || pick(s, topic, subscriber, &p)) {
-        free(last);
+    if (!last || !list || pick(s, q, &p)) {
         json_decref(list);
         picked_dispose(&p);
         return NULL;
     }
     json_t *doc = NULL;
-    if (subscriber) {
+    if (q->subscriber) {
         json_decref(list);
         if (!p.n) {
-            free(last);
             *not_found = 1;
             return NULL;
         }
         doc = entry_doc(p.v[0]->owner, p.v[0], 1);
+        if (doc && !q->v1)
+            json_object_set_new(doc, "lastEventID", json_string(last));
     } else {
         for (size_t i = 0; i < p.n; i++)
             json_array_append_new(list, entry_doc(p.v[i]->owner, p.v[i], 1));
-        char id[sizeof(SUBS_PREFIX) + 3 * 2048 + 2];
-        size_t n = sizeof(SUBS_PREFIX) - 1;
-        memcpy(id, SUBS_PREFIX, n + 1);
-        if (topic && strlen(topic) <= 2048) {
-            id[n++] = '/';
-            subs_pct_encode(topic, strlen(topic), id + n);
-        }
-        doc = json_pack("{s:s, s:s, s:s, s:o}", "@context", JSONLD_CONTEXT, "id", id, "type", "Subscriptions",
-                        "subscriptions", list);
+        doc = collection_doc(q, list, last);
     }
     picked_dispose(&p);
-    char *out = NULL;
-    if (doc && !json_object_set_new(doc, "lastEventID", json_string(last)))
-        out = json_dumps(doc, JSON_COMPACT);
+    char *out = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
-    free(last);
     return out;
 }

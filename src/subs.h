@@ -1,19 +1,31 @@
 /*
- * subs.h - the Mercure subscriptions API (draft-dunglas-mercure-07,
- * "Active Subscriptions"), on with --subscriptions.
+ * subs.h - active subscriptions (--subscriptions): the registry, the
+ * subscription events and the documents of the subscriptions API, in the
+ * dialect of each subscriber (dialect.h).
  *
- * Every (stream, topic selector) pair is one subscription:
+ * Every (stream, distinct selector) pair is one subscription:
  *
- *   id         /.well-known/mercure/subscriptions/{topic}/{subscriber}
- *              (topic and subscriber percent-encoded)
- *   subscriber urn:uuid:<UUIDv7> made when the stream opens
- *   payload    the subscriber token's mercure.payload claim, if any
+ *   classic (draft-07, "Active Subscriptions")
+ *     id         /.well-known/mercure/subscriptions/{topic}/{subscriber}
+ *     document   JSON-LD: {"@context","id","type":"Subscription","topic",
+ *                "subscriber","active","payload"?}; event without a type
+ *   v1 (draft-08, "Subscription Events")
+ *     id         /.well-known/mercure/subscriptions/{match_type}/{match}/{subscriber}
+ *     document   JSON: {"id","type":"subscription","match_type","match",
+ *                "subscriber","active","payload"?}; SSE event type "mercure"
+ *   (topic, match and subscriber percent-encoded once, as RFC 6570 says)
+ *
+ *   subscriber urn:uuid:<UUIDv7> made when the stream opens (never from
+ *              the client: draft-08 forbids it)
+ *   payload    classic: the token's mercure.payload; v1: the payload of
+ *              the first subscribe authorization detail matching the
+ *              subscription's own matcher (computed by the caller)
  *
  * When a stream opens (closes) the hub publishes, for each of its selectors,
- * a PRIVATE update whose topic is that id and whose data is the JSON-LD
- * Subscription document with "active": true (false). GET on
- * /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]] answers the
- * current ones (router.c authorizes the request).
+ * a PRIVATE update whose topic is that id and whose data is the document
+ * with "active": true (false). The API answers the current ones, each
+ * dialect its own: the documents and ids of the two differ, and an API
+ * answer is the starting point for the events of the same dialect.
  *
  *   subs_t: mutex -> list of entries (all workers' subscriptions)
  *   stream_t.subs (subs_handle_t, owned by the stream) -> its entries
@@ -31,6 +43,7 @@
 #include "journal.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct subs subs_t;
 typedef struct subs_handle subs_handle_t;
@@ -57,11 +70,18 @@ typedef struct subs_handle subs_handle_t;
 subs_t *subs_new(hub_t *hub, journal_t *journal, long anon_rate);
 void subs_free(subs_t *s); /* every handle must have been removed */
 
+/* One subscription of a new stream. Strings are borrowed for the call. */
+typedef struct subs_spec {
+    const char *match;   /* the selector / matcher, as the client sent it */
+    size_t len;          /* its length */
+    uint8_t match_type;  /* grant_match_type_t: TEMPLATE_OR_EXACT (classic), EXACT or URLPATTERN (v1) */
+    const char *payload; /* compact JSON, or NULL */
+} subs_spec_t;
+
 /* Registers a stream's distinct selectors and publishes "active": true
- * events. `payload` is compact JSON or NULL. Returns the stream's handle,
- * or NULL if memory ran out (the stream then simply is not listed). */
-subs_handle_t *subs_add(subs_t *s, const char *const *selectors, const size_t *lens, size_t n,
-                        const char *payload, int anonymous);
+ * events, in the v1 or the classic shape. Returns the stream's handle, or
+ * NULL if memory ran out (the stream then simply is not listed). */
+subs_handle_t *subs_add(subs_t *s, int v1, const subs_spec_t *specs, size_t n, int anonymous);
 
 /* Anonymous subscribers' events not published (over the budget). */
 unsigned long subs_dropped_events(subs_t *s);
@@ -70,11 +90,22 @@ unsigned long subs_dropped_events(subs_t *s);
  * `quiet` (shutdown: the workers that would receive them are going away). */
 void subs_remove(subs_t *s, subs_handle_t *h, int quiet);
 
-/* Renders the answer to GET .../subscriptions[/topic[/subscriber]]; `topic`
- * and `subscriber` are decoded (NULL = not in the path). Returns malloc'd
- * JSON, or NULL with *not_found set (a single subscription that does not
- * exist) or clear (out of memory). */
-char *subs_try_render(subs_t *s, const char *topic, const char *subscriber, int *not_found);
+/* What an API request asks for; strings decoded, NULL = not in the path. */
+typedef struct subs_query {
+    int v1;                 /* which dialect's subscriptions and documents */
+    const char *match_type; /* v1: "exact" or "urlpattern" */
+    const char *match;      /* classic: the topic selector; v1: the matcher */
+    const char *subscriber; /* a single subscription */
+    const char *path;       /* the request path as sent (the collections' "id"), NUL-terminated */
+} subs_query_t;
+
+/* Renders the answer to GET .../subscriptions[/..]. Returns malloc'd JSON,
+ * or NULL with *not_found set (a single subscription that does not exist)
+ * or clear (out of memory). *last_event_id (malloc'd, the caller frees; may
+ * be NULL on failure) is the hub's newest event id at render time, or
+ * "earliest": classic puts it in the document (lastEventID), v1 in the
+ * Link header. */
+char *subs_try_render(subs_t *s, const subs_query_t *q, int *not_found, char **last_event_id);
 
 /* Percent-encodes everything but RFC 3986 unreserved characters. `out`
  * holds 3 * len + 1 bytes. Returns the length. */

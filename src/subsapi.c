@@ -5,11 +5,14 @@
 
 #include "auth.h"
 #include "conn.h"
-#include "selector.h"
+#include "dialect.h"
+#include "grant.h"
+#include "matchset.h"
 #include "server.h"
 #include "subs.h"
 #include "worker.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,77 +38,165 @@ static char *segment_decode(const char *s, size_t len)
     return out;
 }
 
-/* Does one of the token's subscribe selectors match the request path (as
- * sent, percent-encoded, which is also how subscription topics are built)? */
-static int path_authorized(const jwt_claims_t *claims, const char *path, size_t plen)
+/* The path after the API prefix, cut into at most `max` non-empty segments
+ * (decoded into seg[], NULL-terminated list; the caller frees them). Returns
+ * the number of segments, or -1 for a malformed URL (empty or undecodable
+ * segment, more than max; out of memory reads as malformed too). */
+static int split_segments(const char *rest, size_t rlen, char **seg, int max)
 {
-    for (size_t i = 0; i < claims->num_subscribe; i++) {
-        selector_t *s = selector_try_new(claims->subscribe[i], strlen(claims->subscribe[i]));
-        int ok = s && selector_match(s, path, plen);
-        selector_free(s);
-        if (ok)
-            return 1;
+    int n = 0;
+    for (size_t i = 0; i < rlen;) {
+        const char *s = rest + i + 1; /* past the '/' */
+        const char *slash = memchr(s, '/', rlen - i - 1);
+        size_t sl = slash ? (size_t)(slash - s) : rlen - i - 1;
+        if (n == max || sl == 0 || !(seg[n] = segment_decode(s, sl))) {
+            while (n)
+                free(seg[--n]);
+            return -1;
+        }
+        n++;
+        i += sl + 1;
     }
-    return 0;
+    return n;
 }
 
-/* Splits "/topic" or "/topic/subscriber" after the API path. Returns 0, or
- * -1 for a malformed URL (out of memory also reads as malformed). */
-static int split_rest(const char *rest, size_t rlen, char **topic, char **subscriber)
+/* Refuses an unauthorized request in its dialect (auth.h, "Answers"). */
+static void refuse_auth(req_t *r, const request_t *in, const auth_t *a, auth_status_t st, const char *why)
 {
-    *topic = *subscriber = NULL;
-    if (!rlen)
-        return 0;
-    const char *slash = memchr(rest + 1, '/', rlen - 1);
-    size_t tl = slash ? (size_t)(slash - rest - 1) : rlen - 1;
-    if (tl == 0 || !(*topic = segment_decode(rest + 1, tl)))
-        return -1;
-    if (!slash)
-        return 0;
-    size_t sl = rlen - tl - 2;
-    if (sl == 0 || memchr(slash + 1, '/', sl) || !(*subscriber = segment_decode(slash + 1, sl))) {
-        free(*topic);
-        *topic = NULL;
-        return -1;
+    resp_hdrs_t h = in->cors;
+    int v1 = in->dialect == DIALECT_V1;
+    if (v1 && st == AUTH_BAD_REQUEST) {
+        auth_add_challenge(a, &h, "invalid_request");
+        req_refuse(r, REFUSE_BAD_REQUEST, 400, &h, why);
+        return;
     }
-    return 0;
+    auth_add_challenge(a, &h, v1 && st == AUTH_INVALID ? "invalid_token" : NULL);
+    req_refuse(r, REFUSE_UNAUTHORIZED, 401, &h,
+               st == AUTH_INVALID || st == AUTH_BAD_REQUEST
+                   ? why
+                   : "the subscriptions API needs a subscriber token");
 }
 
-void subsapi_handle(req_t *r, const request_t *in)
+/* Does one of the token's subscribe matchers match the request path (as
+ * sent, percent-encoded, which is also how subscription topics are built;
+ * draft-08: the relative form, URL patterns resolved against the hub's
+ * URL)? -1 when memory runs out. */
+static int path_authorized(const grant_t *g, const char *base, const char *path, size_t plen)
 {
-    server_t *srv = worker_server(r->conn->worker);
-    const char *why = NULL;
-    jwt_claims_t claims;
-    auth_status_t st = auth_check(srv->auth, AUTH_SUBSCRIBER, in, &claims, &why);
-    if (st != AUTH_VALID) {
-        resp_hdrs_t h = in->cors;
-        auth_add_challenge(&h);
-        req_refuse(r, REFUSE_UNAUTHORIZED, 401, &h,
-                   st == AUTH_INVALID ? why : "the subscriptions API needs a subscriber token");
-        return;
+    const char *why;
+    matchset_t *m = matchset_try_new(g->subscribe, g->num_subscribe, base, &why);
+    if (!m)
+        return -1;
+    int ok = matchset_first(m, path, plen) >= 0;
+    matchset_free(m);
+    return ok;
+}
+
+/* A quoted-string (RFC 9110 5.6.4) of s into out (cap bytes). */
+static void quote(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[n++] = '"';
+    for (; *s && n + 3 < cap; s++) {
+        if (*s == '"' || *s == '\\')
+            out[n++] = '\\';
+        out[n++] = *s;
     }
-    int allowed = path_authorized(&claims, in->path, in->path_len);
-    jwt_claims_dispose(&claims);
-    if (!allowed) {
-        req_refuse(r, REFUSE_FORBIDDEN, 403, &in->cors,
-                   "the token's mercure.subscribe selectors do not match this subscriptions URL");
-        return;
-    }
+    out[n++] = '"';
+    out[n] = 0;
+}
+
+/* draft-08: every API answer carries the reconciliation cursor as the
+ * last-event-id of a rel="mercure" Link, with the type and content type of
+ * the events it leads to. */
+static void add_link(resp_hdrs_t *h, const char *resource, const char *last)
+{
+    char q[1100];
+    quote(last ? last : "earliest", q, sizeof(q));
+    resp_hdrs_addf(
+        h, "Link",
+        "<%s>; rel=\"mercure\"; last-event-id=%s; type=\"mercure\"; content-type=\"application/json\"",
+        resource ? resource : SUBSAPI_PATH, q);
+    resp_hdrs_add(h, "Cache-Control", "must-revalidate");
+}
+
+/* The path's parts into q: classic /{topic}[/{subscriber}], v1
+ * /{match_type}/{match}[/{subscriber}]. Returns 0, 404 or 400. */
+static int read_path(const request_t *in, char **seg, int *nseg, subs_query_t *q)
+{
     size_t n = strlen(SUBSAPI_PATH);
-    char *topic, *subscriber;
-    if (split_rest(in->path + n, in->path_len - n, &topic, &subscriber)) {
-        req_refuse(r, REFUSE_BAD_REQUEST, 400, &in->cors, "malformed subscriptions URL");
-        return;
+    int v1 = in->dialect == DIALECT_V1;
+    *nseg = split_segments(in->path + n, in->path_len - n, seg, v1 ? 3 : 2);
+    if (*nseg < 0)
+        return 400;
+    if (v1) {
+        if (*nseg == 1)
+            return 404; /* /subscriptions/{match_type} alone is no resource */
+        q->match_type = *nseg ? seg[0] : NULL;
+        q->match = *nseg > 1 ? seg[1] : NULL;
+        q->subscriber = *nseg > 2 ? seg[2] : NULL;
+    } else {
+        q->match = *nseg ? seg[0] : NULL;
+        q->subscriber = *nseg > 1 ? seg[1] : NULL;
     }
+    return 0;
+}
+
+static void answer(req_t *r, const request_t *in, server_t *srv, const subs_query_t *q)
+{
     int not_found = 0;
-    char *doc = subs_try_render(srv->subs, topic, subscriber, &not_found);
-    free(topic);
-    free(subscriber);
+    char *last = NULL;
+    char *doc = subs_try_render(srv->subs, q, &not_found, &last);
+    resp_hdrs_t h = in->cors;
+    if (q->v1)
+        add_link(&h, auth_resource(srv->auth), last);
+    free(last);
     if (not_found)
         req_refuse(r, REFUSE_NOT_FOUND, 404, &in->cors, "no such subscription");
     else if (!doc)
         req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors, "out of memory");
     else
-        req_respond(r, 200, &in->cors, "application/ld+json", doc, strlen(doc));
+        req_respond(r, 200, &h, q->v1 ? "application/json" : "application/ld+json", doc, strlen(doc));
     free(doc);
+}
+
+void subsapi_handle(req_t *r, const request_t *in)
+{
+    server_t *srv = worker_server(r->conn->worker);
+    const auth_t *a = srv->auth;
+    const char *why = NULL;
+    grant_t g;
+    auth_status_t st = auth_check(a, AUTH_SUBSCRIBER, in, &g, &why);
+    if (st != AUTH_VALID) {
+        refuse_auth(r, in, a, st, why);
+        return;
+    }
+    int v1 = g.dialect == GRANT_V1;
+    int allowed = path_authorized(&g, auth_resource(a), in->path, in->path_len);
+    grant_dispose(&g);
+    if (allowed <= 0) {
+        resp_hdrs_t h = in->cors;
+        if (v1)
+            auth_add_challenge(a, &h, "insufficient_scope");
+        if (allowed < 0)
+            req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors, "out of memory");
+        else
+            req_refuse(r, REFUSE_FORBIDDEN, 403, &h,
+                       v1 ? "no subscribe authorization detail of the token matches this subscriptions URL"
+                          : "the token's mercure.subscribe selectors do not match this subscriptions URL");
+        return;
+    }
+    char *seg[3] = {NULL, NULL, NULL};
+    char path[4096];
+    snprintf(path, sizeof(path), "%.*s", (int)in->path_len, in->path);
+    subs_query_t q = {.v1 = v1, .path = path};
+    int nseg = 0, bad = read_path(in, seg, &nseg, &q);
+    if (bad == 400)
+        req_refuse(r, REFUSE_BAD_REQUEST, 400, &in->cors, "malformed subscriptions URL");
+    else if (bad == 404)
+        req_refuse(r, REFUSE_NOT_FOUND, 404, &in->cors, "no such subscriptions resource");
+    else
+        answer(r, in, srv, &q);
+    for (int i = 0; i < nseg; i++)
+        free(seg[i]);
 }

@@ -1,8 +1,17 @@
 /*
- * subsapi.h - GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]
- * (with --subscriptions): the active subscriptions as JSON-LD, to tokens
- * whose subscribe selectors match the URL (draft-dunglas-mercure-07,
- * "Active Subscriptions"). The documents come from subs.h.
+ * subsapi.h - GET /.well-known/mercure/subscriptions[/..] (with
+ * --subscriptions): the active subscriptions, to tokens whose subscribe
+ * matchers match the requested path. Each dialect (dialect.h) has its own
+ * paths and documents (subs.h):
+ *
+ *   classic  /subscriptions[/{topic}[/{subscriber}]]           JSON-LD, lastEventID inside
+ *   v1       /subscriptions[/{match_type}/{match}[/{subscriber}]]  JSON, and
+ *            Link: <resource>; rel="mercure"; last-event-id="..."; type="mercure";
+ *                  content-type="application/json"
+ *
+ * The collection /subscriptions is answered in the token's dialect; a first
+ * segment "exact" or "urlpattern" makes the path a v1 one (so a classic
+ * subscription to the topic "exact" is not reachable by topic).
  *
  * Threads: the request's worker thread.
  */

@@ -6,6 +6,9 @@
 #include "auth.h"
 #include "conn.h"
 #include "demo.h"
+#include "dialect.h"
+#include "grant.h"
+#include "matchset.h"
 #include "server.h"
 #include "stream.h"
 #include "worker.h"
@@ -13,75 +16,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SELECTORS EVBUF_MAX_TOPICS
-
-typedef struct query {
-    const char *selectors[MAX_SELECTORS]; /* borrow the decoded query (scratch) */
-    size_t selector_lens[MAX_SELECTORS];
-    size_t num_selectors;
-    size_t max_selectors; /* --max-topics-per-subscribe */
-    const char *last_event_id;
-    size_t last_event_id_len;
-    int too_many;
-} query_t;
-
-static int on_query_pair(void *ctx, const char *n, size_t nl, const char *v, size_t vl)
+/* Applies the subscribe policy (auth.h) in the request's dialect. Returns 1
+ * with *g filled (empty, g->dialect unset, for anonymous subscribers and
+ * without a subscriber key), or 0 after refusing. */
+static int may_subscribe(req_t *r, const request_t *in, grant_t *g, int *anonymous)
 {
-    query_t *q = ctx;
-    if (nl == 5 && !memcmp(n, "topic", 5)) {
-        if (q->num_selectors == q->max_selectors) {
-            q->too_many = 1;
-            return 1;
-        }
-        q->selectors[q->num_selectors] = v;
-        q->selector_lens[q->num_selectors++] = vl;
-    } else if (nl == 11 && (!memcmp(n, "lastEventID", 11) || !memcmp(n, "lastEventId", 11)) && vl &&
-               !q->last_event_id) {
-        /* lastEventId: event-source-polyfill's spelling of the parameter */
-        q->last_event_id = v;
-        q->last_event_id_len = vl;
+    server_t *srv = worker_server(r->conn->worker);
+    const auth_t *a = srv->auth;
+    const char *why = NULL;
+    int v1 = in->dialect == DIALECT_V1;
+    auth_status_t st = auth_check(a, AUTH_SUBSCRIBER, in, g, &why);
+    *anonymous = st != AUTH_VALID;
+    if (st == AUTH_VALID || st == AUTH_NO_KEY || (st == AUTH_NO_TOKEN && srv->cfg->anonymous))
+        return 1;
+    resp_hdrs_t h = in->cors;
+    if (st == AUTH_BAD_REQUEST) {
+        auth_add_challenge(a, &h, v1 ? "invalid_request" : NULL);
+        req_refuse(r, REFUSE_BAD_REQUEST, v1 ? 400 : 401, &h, why);
+        return 0;
     }
+    auth_add_challenge(a, &h, v1 && st == AUTH_INVALID ? "invalid_token" : NULL);
+    req_refuse(r, REFUSE_UNAUTHORIZED, 401, &h,
+               st == AUTH_INVALID ? why
+                                  : "a subscriber token is required (courant runs without --anonymous)");
     return 0;
 }
 
-/* Applies the subscribe policy (auth.h). Returns 1 with *claims filled (empty
- * for anonymous subscribers), or 0 after refusing. */
-static int may_subscribe(req_t *r, const request_t *in, jwt_claims_t *claims)
+/* Checks what the parameters say against the route. Returns NULL or why
+ * the request is refused (400). */
+static const char *check_params(const request_t *in, int events_alias, dialect_sub_t *q)
 {
-    server_t *srv = worker_server(r->conn->worker);
-    const char *why = NULL;
-    auth_status_t st = auth_check(srv->auth, AUTH_SUBSCRIBER, in, claims, &why);
-    if (st == AUTH_INVALID || (st == AUTH_NO_TOKEN && !srv->cfg->anonymous)) {
-        resp_hdrs_t h = in->cors;
-        auth_add_challenge(&h);
-        req_refuse(r, REFUSE_UNAUTHORIZED, 401, &h,
-                   st == AUTH_INVALID ? why
-                                      : "a subscriber token is required (courant runs without --anonymous)");
-        return 0;
-    }
-    return 1;
-}
-
-/* Reads the query into *q (pointing into scratch). Returns NULL or why the
- * request is refused. */
-static const char *read_query(const request_t *in, char *scratch, int events_alias, query_t *q)
-{
-    if (http1_parse_form(in->query, in->query_len, scratch, on_query_pair, q) < 0)
-        return "malformed query string";
-    if (q->too_many)
-        return "too many topic selectors (--max-topics-per-subscribe)";
-    for (size_t i = 0; i < q->num_selectors; i++)
-        if (q->selector_lens[i] == 0 || memchr(q->selectors[i], 0, q->selector_lens[i]))
-            return "empty or invalid topic selector";
-    if (q->num_selectors == 0) {
+    if (q->bad)
+        return q->bad;
+    if (events_alias && q->dialect == DIALECT_V1)
+        return "/events speaks Mercure draft-07: topic= selectors (Mercure 1.0: /.well-known/mercure?match=)";
+    if (q->num_sel == 0) {
         if (!events_alias)
-            return "missing topic selector";
-        q->selectors[0] = DEMO_CLOCK_TOPIC;
-        q->selector_lens[0] = strlen(DEMO_CLOCK_TOPIC);
-        q->num_selectors = 1;
+            return "missing topic selector (topic= for Mercure draft-07, match= or match_urlpattern= for "
+                   "1.0)";
+        q->sel[0] = DEMO_CLOCK_TOPIC;
+        q->sel_len[0] = strlen(DEMO_CLOCK_TOPIC);
+        q->sel_type[0] = GRANT_MATCH_TEMPLATE_OR_EXACT;
+        q->num_sel = 1;
     }
     /* The header (what EventSource sends on reconnection) wins over the
-     * query parameter (what a client sets by hand on the first connection). */
+     * query parameter (what a client sets by hand on the first connection),
+     * in both dialects. */
     const http1_header_t *lei = request_header(in, "last-event-id");
     if (lei && lei->value_len) { /* empty means none, as EventSource sends it */
         q->last_event_id = lei->value;
@@ -90,18 +70,72 @@ static const char *read_query(const request_t *in, char *scratch, int events_ali
     return NULL;
 }
 
+/* draft-08, "Payloads": each subscription gets the payload of the first
+ * subscribe authorization detail whose topics match its own matcher string
+ * (as if it were a topic). Fills payloads[i] (borrowed from g). Returns 0,
+ * or -1 when memory runs out. */
+static int v1_payloads(const grant_t *g, const char *base, const dialect_sub_t *q, const char **payloads)
+{
+    memset(payloads, 0, q->num_sel * sizeof(*payloads));
+    if (!g || !g->num_payloads)
+        return 0;
+    const char *why;
+    matchset_t *m = matchset_try_new(g->subscribe, g->num_subscribe, base, &why);
+    if (!m)
+        return -1;
+    for (size_t i = 0; i < q->num_sel; i++) {
+        long k = matchset_first(m, q->sel[i], q->sel_len[i]);
+        payloads[i] = k >= 0 ? g->subscribe[k].payload : NULL;
+    }
+    matchset_free(m);
+    return 0;
+}
+
+static void start(req_t *r, const request_t *in, const dialect_sub_t *q)
+{
+    server_t *srv = worker_server(r->conn->worker);
+    grant_t g;
+    int anonymous = 1;
+    if (!may_subscribe(r, in, &g, &anonymous))
+        return;
+    int v1 = in->dialect == DIALECT_V1;
+    const char *payloads[DIALECT_MAX_SELECTORS];
+    if (v1 && v1_payloads(anonymous ? NULL : &g, auth_resource(srv->auth), q, payloads)) {
+        grant_dispose(&g);
+        req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors, "out of memory");
+        return;
+    }
+    stream_request_t sr = {
+        .selectors = q->sel,
+        .selector_lens = q->sel_len,
+        .selector_types = q->sel_type,
+        .num_selectors = q->num_sel,
+        .last_event_id = q->last_event_id,
+        .last_event_id_len = q->last_event_id_len,
+        .v1 = v1,
+        .hdrs = &in->cors,
+        .grant = anonymous ? NULL : &g,
+        .payloads = v1 ? payloads : NULL,
+        .anonymous = in->token_from == REQ_TOKEN_NONE,
+    };
+    stream_start(r, &sr);
+    grant_dispose(&g);
+}
+
 void subscribe_handle(req_t *r, const request_t *in, int events_alias)
 {
-    char *scratch = malloc(in->query_len + 1);
+    /* QUERY (draft-08): the form body adds to the query */
+    int query = in->method_len == 5 && !memcmp(in->method, "QUERY", 5);
+    char *scratch = malloc(in->query_len + (query ? in->body_len : 0) + 1);
     if (!scratch) {
         req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors, "out of memory");
         return;
     }
-    query_t q;
-    memset(&q, 0, sizeof(q));
-    q.max_selectors = (size_t)worker_server(r->conn->worker)->cfg->max_topics_per_subscribe;
-    const char *bad = read_query(in, scratch, events_alias, &q);
-    jwt_claims_t claims;
+    dialect_sub_t q;
+    dialect_parse_subscribe(
+        in->query, in->query_len, query ? (in->body ? in->body : "") : NULL, query ? in->body_len : 0,
+        (size_t)worker_server(r->conn->worker)->cfg->max_topics_per_subscribe, scratch, &q);
+    const char *bad = check_params(in, events_alias, &q);
     if (bad) {
         req_refuse(r, REFUSE_BAD_REQUEST, 400, &in->cors, bad);
     } else if (in->is_head) {
@@ -109,22 +143,8 @@ void subscribe_handle(req_t *r, const request_t *in, int events_alias)
         resp_hdrs_t h = in->cors;
         resp_hdrs_add(&h, "Cache-Control", "no-cache");
         req_respond(r, 200, &h, "text/event-stream", "", 0);
-    } else if (may_subscribe(r, in, &claims)) {
-        stream_request_t sr = {
-            .selectors = q.selectors,
-            .selector_lens = q.selector_lens,
-            .num_selectors = q.num_selectors,
-            .last_event_id = q.last_event_id,
-            .last_event_id_len = q.last_event_id_len,
-            .hdrs = &in->cors,
-            .claims = claims.subscribe,
-            .num_claims = claims.num_subscribe,
-            .token_exp_s = claims.exp,
-            .payload = claims.payload,
-            .anonymous = in->token_from == REQ_TOKEN_NONE,
-        };
-        stream_start(r, &sr);
-        jwt_claims_dispose(&claims);
+    } else {
+        start(r, in, &q);
     }
     free(scratch);
 }

@@ -110,9 +110,11 @@ if want node; then
 fi
 
 # The cross-worker tests again under ThreadSanitizer (hub lock, inboxes, store and backplane threads,
-# the TLS context swapped by SIGHUP or by the ACME thread, its ticket keys, atomics): a data race is a failure.
+# the TLS context swapped by SIGHUP or by the ACME thread, its ticket keys, the JWKS fetcher and its
+# key-set holder, SIGHUP's swaps, atomics): a data race is a failure.
 if want tsan && [ -x build/tsan/courant ]; then
-    for t in tests/e2e/hub.test.mjs tests/e2e/store.test.mjs tests/e2e/redis.test.mjs tests/e2e/reload.test.mjs tests/e2e/tls.test.mjs tests/e2e/acme.test.mjs; do
+    for t in tests/e2e/hub.test.mjs tests/e2e/store.test.mjs tests/e2e/redis.test.mjs tests/e2e/jwks.test.mjs \
+        tests/e2e/reload.test.mjs tests/e2e/mercure1.test.mjs tests/e2e/tls.test.mjs tests/e2e/acme.test.mjs; do
         [ -f "$t" ] && COURANT_BIN="$ROOT/build/tsan/courant" TSAN_OPTIONS="halt_on_error=1:exitcode=66" \
             run "tsan/$(basename "$t")" 300 node "$t"
     done

@@ -71,6 +71,81 @@ function subscribe(makeUrl, badge, onMessage) {
   };
 }
 
+// The same over fetch(), for a stream whose token goes in an Authorization
+// header (Mercure 1.0 never accepts a token in the URL, and EventSource
+// cannot send headers). A minimal SSE reader: fields data, id and event,
+// comments skipped, reconnection with Last-Event-ID after RETRY_MS.
+function subscribeWithToken(makeUrl, token, badge, onMessage) {
+  let lastId = '';
+  let stopped = false;
+  let ctrl = null;
+
+  function dispatch(ev) {
+    if (ev.id !== null) lastId = ev.id;
+    if (ev.data.length) onMessage({ type: ev.type, data: ev.data.join('\n'), lastEventId: lastId });
+  }
+
+  async function read(res) {
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    let ev = { id: null, type: 'message', data: [] };
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += value;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).replace(/\r$/, '');
+        buf = buf.slice(nl + 1);
+        if (line === '') {
+          dispatch(ev);
+          ev = { id: null, type: 'message', data: [] };
+          continue;
+        }
+        if (line[0] === ':') continue;
+        const i = line.indexOf(':');
+        const field = i < 0 ? line : line.slice(0, i);
+        let v = i < 0 ? '' : line.slice(i + 1);
+        if (v[0] === ' ') v = v.slice(1);
+        if (field === 'data') ev.data.push(v);
+        else if (field === 'id') ev.id = v;
+        else if (field === 'event') ev.type = v;
+      }
+    }
+  }
+
+  async function loop() {
+    let again = false;
+    while (!stopped) {
+      setState(badge, again ? 'reconnecting' : 'connecting');
+      ctrl = new AbortController();
+      try {
+        const headers = { Authorization: 'Bearer ' + token };
+        if (lastId) headers['Last-Event-ID'] = lastId;
+        const res = await fetch(makeUrl(), { headers, signal: ctrl.signal, cache: 'no-store' });
+        if (res.ok) {
+          setState(badge, 'open');
+          await read(res);
+        }
+      } catch (err) {
+        // a network error or our own abort: retried below unless stopped
+      }
+      if (stopped) return;
+      again = true;
+      setState(badge, 'reconnecting');
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    }
+  }
+
+  loop();
+  return {
+    close() {
+      stopped = true;
+      if (ctrl) ctrl.abort();
+    },
+  };
+}
+
 // ---- live clock: /events ----------------------------------------------------
 function startClock() {
   const badge = $('state');
@@ -148,7 +223,8 @@ function startPublishPanel(tokens) {
     body.set('data', $('publish-data').value);
     if ($('publish-private').checked) body.set('private', 'on');
     const headers = { 'Content-Type': 'application/x-www-form-urlencoded' };
-    if (tokens) headers.Authorization = 'Bearer ' + tokens.publisher;
+    const v1 = $('publish-dialect').value === 'v1';
+    if (tokens) headers.Authorization = 'Bearer ' + (v1 ? tokens.publisherV1 : tokens.publisher);
     setState(badge, 'connecting');
     try {
       const res = await fetch('/.well-known/mercure', { method: 'POST', headers, body });
@@ -178,9 +254,50 @@ function startPrivatePanel(tokens) {
   subscribe(url(null), $('anon-state'), show($('anon-events')));
 }
 
+// ---- Mercure 1.0: match_urlpattern, and a token in a header --------------------
+function startV1Panel(tokens) {
+  const form = $('v1-form');
+  const input = $('v1-pattern');
+  let anon = null;
+  let withToken = null;
+  const show = (list) => (event) => {
+    const label = event.type === 'message' ? event.data : event.type + ': ' + event.data;
+    prepend(list, label, event.lastEventId, TOPIC_MAX_LINES);
+  };
+
+  function url(pattern, extra) {
+    return (lastId) => {
+      const q = new URLSearchParams();
+      q.append('match_urlpattern', pattern);
+      for (const [k, v] of extra) q.append(k, v);
+      if (lastId) q.append('last_event_id', lastId);
+      return '/.well-known/mercure?' + q.toString();
+    };
+  }
+
+  function start() {
+    if (anon) anon.close();
+    if (withToken) withToken.close();
+    $('v1-events').replaceChildren();
+    $('v1-token-events').replaceChildren();
+    const pattern = input.value.trim() || '*';
+    anon = subscribe(url(pattern, []), $('v1-state'), show($('v1-events')));
+    if (tokens && tokens.subscriberV1)
+      withToken = subscribeWithToken(url(pattern, [['match', PRIVATE_TOPIC]]), tokens.subscriberV1,
+        $('v1-token-state'), show($('v1-token-events')));
+  }
+
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    start();
+  });
+  start();
+}
+
 startClock();
 startTopicPanel();
 loadDemoTokens().then((tokens) => {
   startPublishPanel(tokens);
   startPrivatePanel(tokens);
+  startV1Panel(tokens);
 });

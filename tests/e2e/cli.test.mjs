@@ -124,6 +124,27 @@ for (const [alg, kind, opts] of [
   });
 }
 
+test('token --v1: a Mercure 1.0 access token the hub accepts (EdDSA key, URL-pattern grant)', async () => {
+  const pair = generateKeyPairSync('ed25519', { publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+  const pub = file('ed.pub', pair.publicKey);
+  const priv = file('ed.pem', pair.privateKey);
+  const ISS = 'https://cli.example', AUD = 'https://hub.example/.well-known/mercure';
+  const s = await startCourant(['--workers', '1', '--publisher-jwt-key-file', pub, '--jwt-issuer', ISS, '--resource-identifier', AUD]);
+  const t = await runCli(['token', '--v1', '--issuer', ISS, '--audience', AUD, '--alg', 'EdDSA', '--key-file', priv,
+    '--publish', 'https://ex.com/books/:id', '--match-type', 'urlpattern']);
+  assert(t.code === 0, t.stderr);
+  const [h, c] = t.stdout.trim().split('.').slice(0, 2).map((x) => JSON.parse(Buffer.from(x, 'base64url').toString()));
+  assert(h.typ === 'at+jwt' && h.alg === 'EdDSA', JSON.stringify(h));
+  for (const k of ['iss', 'aud', 'sub', 'client_id', 'iat', 'exp', 'jti']) assert(k in c, `claim ${k}: ${JSON.stringify(c)}`);
+  assert(c.authorization_details[0].topics[0].match_type === 'urlpattern', JSON.stringify(c));
+  const ok = await runCli(['pub', '--url', hubUrl(s), '--topic', 'https://ex.com/books/1', '--data', 'b', '--token', t.stdout.trim()]);
+  assert(ok.code === 0, `1.0 token refused: ${ok.stderr}`);
+  const no = await runCli(['pub', '--url', hubUrl(s), '--topic', 'https://ex.com/other', '--data', 'b', '--token', t.stdout.trim()]);
+  assert(no.code === 1 && /403/.test(no.stderr), `outside the grant: ${no.code} ${no.stderr}`);
+  const bad = await runCli(['token', '--v1', '--key', 'k'.repeat(40), '--publish', '*']);
+  assert(bad.code === 2 && /--issuer/.test(bad.stderr), `--v1 without --issuer: ${bad.stderr}`);
+});
+
 test('token: usage errors are exit 2 with one line', async () => {
   for (const [args, re] of [
     [['token', '--publish', '*'], /give --key SECRET or --key-file PATH/],

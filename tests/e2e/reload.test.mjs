@@ -76,7 +76,8 @@ async function reload(srv, lines = 1) {
 }
 
 test('a new subscriber key takes effect; an open stream keeps receiving across the reload', async () => {
-  writeFileSync(confPath, `subscriber-jwt-key = ${KEY_A}\ncors-origin = https://a.example\n`);
+  // anonymous: the open stream below has no token (a bad token is still a 401).
+  writeFileSync(confPath, `subscriber-jwt-key = ${KEY_A}\ncors-origin = https://a.example\nanonymous = true\n`);
   const srv = await startCourant(['--config', confPath, '--workers', '2']);
   assert((await status(srv.base, bearer(token(KEY_A)))).status === 200, 'key A before the reload');
   assert((await status(srv.base, bearer(token(KEY_B)))).status === 401, 'key B before the reload');
@@ -85,7 +86,7 @@ test('a new subscriber key takes effect; an open stream keeps receiving across t
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   for (let i = 0; i < 5; i++) assert((await postForm(srv.base, 'urn:live', `before-${i}`, agent)).status === 200, 'publish');
 
-  writeFileSync(confPath, `subscriber-jwt-key = ${KEY_B}\ncors-origin = https://b.example\nretry = 2500\n`);
+  writeFileSync(confPath, `subscriber-jwt-key = ${KEY_B}\ncors-origin = https://b.example\nretry = 2500\nanonymous = true\n`);
   await reload(srv);
   assert(srv.stderrLines.some((l) => /SIGHUP: configuration re-read; applied: .*--subscriber-jwt-key/.test(l)),
     () => `the applied options are logged: ${srv.stderrLines.slice(-3).join(' | ')}`);
@@ -147,6 +148,72 @@ test('what needs a restart is reported and kept; a broken file keeps the running
   });
   const n = (replay.match(/^data: e\d+$/gm) || []).length;
   assert(n === 20, `history kept at 100 events: ${n} replayed`);
+});
+
+// ---- key rotation (static keys) ----------------------------------------------------------
+
+const ISS = 'https://app.example';
+const RES = 'https://hub.example/.well-known/mercure';
+function signEs(privateKey, header, claims) {
+  const data = `${b64u(JSON.stringify(header))}.${b64u(JSON.stringify(claims))}`;
+  return `${data}.${crypto.sign('sha256', Buffer.from(data), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+}
+const esClassic = (k, mercure) => signEs(k, { alg: 'ES256', typ: 'JWT' }, { exp: Math.floor(Date.now() / 1000) + 600, mercure });
+const esV1 = (k, actions, topics) => signEs(k, { alg: 'ES256', typ: 'at+jwt' }, {
+  iss: ISS, aud: RES, exp: Math.floor(Date.now() / 1000) + 600,
+  authorization_details: [{ type: 'https://mercure.rocks/authorization-detail', actions, topics }],
+});
+
+/** A stream opened with a bearer token and a raw query; events' data collected. */
+function tokenStream(base, query, tok) {
+  const s = { status: 0, events: [], ended: false };
+  s.opened = new Promise((resolve) => {
+    const u = new URL(`${base}${HUB}?${query}`);
+    s.req = http.get({ host: u.hostname, port: u.port, path: u.pathname + u.search, headers: bearer(tok), agent: false }, (res) => {
+      s.status = res.statusCode;
+      res.setEncoding('utf8');
+      res.on('data', (c) => { for (const m of c.matchAll(/^data: (.*)$/gm)) s.events.push(m[1]); });
+      res.on('close', () => { s.ended = true; });
+      resolve();
+    });
+    s.req.on('error', () => { s.ended = true; resolve(); });
+  });
+  s.close = () => s.req.destroy();
+  return s;
+}
+
+test('a rotated key file takes effect on SIGHUP, in both dialects, without dropping open streams', async () => {
+  const one = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const two = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const keyFile = path.join(dir, 'es.pem');
+  const pem = (kp) => kp.publicKey.export({ type: 'spki', format: 'pem' });
+  writeFileSync(keyFile, pem(one));
+  writeFileSync(confPath, `publisher-jwt-key-file = ${keyFile}\nsubscriber-jwt-key-file = ${keyFile}\njwt-issuer = ${ISS}\n` +
+    `resource-identifier = ${RES}\n`);
+  const srv = await startCourant(['--config', confPath, '--workers', '2']);
+  const classic = tokenStream(srv.base, 'topic=urn:rot', esClassic(one.privateKey, { subscribe: ['urn:rot'] }));
+  const v1 = tokenStream(srv.base, 'match=urn:rot', esV1(one.privateKey, ['subscribe'], [{ match: 'urn:rot' }]));
+  await Promise.all([classic.opened, v1.opened]);
+  assert(classic.status === 200 && v1.status === 200, `streams: ${classic.status} ${v1.status}`);
+  const pub = (tok, data) => fetch(`${srv.base}${HUB}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...bearer(tok) },
+    body: `topic=urn:rot&private=on&data=${data}` }).then((r) => r.status);
+  assert(await pub(esClassic(one.privateKey, { publish: ['*'] }), 'c1') === 200, 'key one, draft-07');
+  assert(await pub(esV1(one.privateKey, ['publish'], [{ match: '*' }]), 'v1') === 200, 'key one, 1.0');
+
+  writeFileSync(keyFile, pem(two)); // the same file, a new key
+  await reload(srv);
+  assert(await pub(esClassic(one.privateKey, { publish: ['*'] }), 'x') === 401, 'key one refused after the rotation (draft-07)');
+  assert(await pub(esV1(one.privateKey, ['publish'], [{ match: '*' }]), 'x') === 401, 'key one refused after the rotation (1.0)');
+  assert(await pub(esClassic(two.privateKey, { publish: ['*'] }), 'c2') === 200, 'key two, draft-07');
+  assert(await pub(esV1(two.privateKey, ['publish'], [{ match: '*' }]), 'v2') === 200, 'key two, 1.0');
+  await waitFor(() => classic.events.length === 4 && v1.events.length === 4,
+    { message: () => `open streams after the rotation: ${classic.events} / ${v1.events}` });
+  assert(classic.events.join() === 'c1,v1,c2,v2' && v1.events.join() === 'c1,v1,c2,v2', `${classic.events} / ${v1.events}`);
+  assert(!classic.ended && !v1.ended, 'the streams stayed open');
+  const fresh = tokenStream(srv.base, 'match=urn:rot', esV1(two.privateKey, ['subscribe'], [{ match: 'urn:rot' }]));
+  await fresh.opened;
+  assert(fresh.status === 200, `a new subscriber with key two: ${fresh.status}`);
+  for (const s of [classic, v1, fresh]) s.close();
 });
 
 await run();
