@@ -12,7 +12,7 @@
 #
 #   tests/run.sh            everything
 #   tests/run.sh unit       only unit tests (also: checks, fuzz, e2e, node, tsan)
-#   FUZZ_SECONDS=20         how long each fuzz target runs (default 15)
+#   FUZZ_SECONDS=20         how long each fuzz target runs (default 10)
 # The whole script is one compound command, so bash parses it before it runs
 # anything: editing this file while a run is under way cannot break that run.
 {
@@ -22,7 +22,7 @@ ROOT=$PWD
 export COURANT_BIN="${COURANT_BIN:-$ROOT/build/asan/courant}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
-FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}"
 ONLY="${1:-all}"
 LOGDIR="$ROOT/build/test-logs"
 mkdir -p "$LOGDIR"
@@ -76,15 +76,19 @@ if want checks; then
 fi
 
 if want unit; then
-    for t in build/asan/*_test; do
-        [ -x "$t" ] && run "unit/$(basename "$t")" 120 "$t"
+    for src in tests/unit/*_test.c; do
+        t="build/asan/$(basename "$src" .c)"
+        [ -x "$t" ] || { echo "not ok - unit test $t was not built"; failed=$((failed + 1)); continue; }
+        run "unit/$(basename "$t")" 120 "$t"
     done
 fi
 
 if want fuzz; then
-    for f in build/fuzz/*_fuzz; do
-        [ -x "$f" ] || continue
-        name=$(basename "$f" _fuzz)
+    # Every target the sources define (a stale binary of a removed target is not run).
+    for src in fuzz/*_fuzz.c; do
+        name=$(basename "$src" _fuzz.c)
+        f="build/fuzz/${name}_fuzz"
+        [ -x "$f" ] || { echo "not ok - fuzz target $name was not built"; failed=$((failed + 1)); continue; }
         corpus="fuzz/corpus/$name"
         dictarg=""
         [ -f "fuzz/$name.dict" ] && dictarg="-dict=$ROOT/fuzz/$name.dict"
