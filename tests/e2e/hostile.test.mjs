@@ -78,15 +78,16 @@ function cpuSeconds(pid) {
 
 // ---- small HTTP helpers ---------------------------------------------------------------
 
-async function metrics(base) {
-  const text = await (await fetch(`${base}/metrics`)).text();
+/** GET /metrics on a connection of its own (closed after), from `localAddress` if given. */
+async function metrics(base, localAddress) {
+  const r = await get(Number(new URL(base).port), '/metrics', { localAddress });
   const m = new Map();
-  for (const line of text.split('\n')) {
+  for (const line of r.body.split('\n')) {
     if (!line || line.startsWith('#')) continue;
     const i = line.lastIndexOf(' ');
     m.set(line.slice(0, i), Number(line.slice(i + 1)));
   }
-  m.text = text;
+  m.text = r.body;
   return m;
 }
 
@@ -836,5 +837,291 @@ test('hash flooding: 60,000 FNV-1a-colliding topics subscribe as fast as random 
   assertHonest(out, 'while colliding topics subscribe');
   assert(attack.ms < 2 * control.ms + 1000, () => `subscribing ${N} colliding topics took ${attack.ms} ms, random ones ${control.ms} ms`);
 }, { timeout: 120000 });
+
+// ==== 7. Open relay: keyless publish only from the host itself ==============================
+
+const b64u = (b) => Buffer.from(b).toString('base64url');
+function hs256(claims, key) {
+  const data = `${b64u(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${b64u(JSON.stringify(claims))}`;
+  return `${data}.${b64u(crypto.createHmac('sha256', key).update(data).digest())}`;
+}
+const PUB_KEY = 'hostile-test-publisher-secret-0123456789';
+const SUB_KEY = 'hostile-test-subscriber-secret-9876543210';
+
+test('open relay: without a publisher key, loopback peers relaying for browsers or proxies may not publish', async () => {
+  const server = await startCourant(['--workers', '2', '--heartbeat', '0']);
+  const watcher = await openStream(server.port, `${HUB}?topic=*`);
+  const before = await metrics(server.base);
+  const host = `127.0.0.1:${server.port}`;
+  const cases = [
+    ['plain loopback publish', {}, 200],
+    ['Origin of the request\'s own host', { origin: `http://${host}` }, 200],
+    ['Origin of another site', { origin: 'http://evil.example' }, 403],
+    ['Origin "null"', { origin: 'null' }, 403],
+    ['Sec-Fetch-Site: cross-site', { 'sec-fetch-site': 'cross-site' }, 403],
+    ['Forwarded', { forwarded: 'for=203.0.113.9' }, 403],
+    ['X-Forwarded-For', { 'x-forwarded-for': '203.0.113.9' }, 403],
+    ['Via', { via: '1.1 proxy.example' }, 403],
+  ];
+  const wrong = [];
+  for (const [what, headers, want] of cases) {
+    const r = await post(server.port, form({ topic: 'urn:relay', data: what }), { headers });
+    if (r.status !== want) wrong.push(`${what}: ${r.status} (want ${want}) ${r.body.trim()}`);
+  }
+  await sleep(200);
+  watcher.close();
+  const after = await metrics(server.base);
+  assert(wrong.length === 0, () => `keyless publishes:\n  ${wrong.join('\n  ')}`);
+  const published = watcher.events.map((e) => e.data);
+  assert(published.length === 2 && published.includes('plain loopback publish'), () => `events published: ${JSON.stringify(published)}`);
+  const n = refused(after, 'forbidden') - refused(before, 'forbidden');
+  assert(n === 6, () => `forbidden refusals went up by ${n}, expected 6`);
+});
+
+test('open relay: a cookie token is checked against --publish-origin even when it lists "*" (CSRF)', async () => {
+  const server = await startCourant(['--workers', '1', '--heartbeat', '0', '--publisher-jwt-key', PUB_KEY, '--publish-origin', '*']);
+  const token = hs256({ exp: Math.floor(Date.now() / 1000) + 600, mercure: { publish: ['*'] } }, PUB_KEY);
+  const body = form({ topic: 'urn:csrf', data: 'x' });
+  const byCookie = await post(server.port, body, { headers: { cookie: `mercureAuthorization=${token}`, origin: 'http://evil.example' } });
+  assert(byCookie.status === 403, () => `a cross-site publish carrying the cookie answered ${byCookie.status}: ${byCookie.body}`);
+  const byHeader = await post(server.port, body, { headers: { authorization: `Bearer ${token}`, origin: 'http://evil.example' } });
+  assert(byHeader.status === 200, () => `a publish with the token in Authorization answered ${byHeader.status}: ${byHeader.body}`);
+});
+
+// ==== 8. Rate limits ==========================================================================
+
+// The attacker plays 127.0.0.1; the honest client 127.0.0.2 (loopback,
+// limited only with --limit-loopback, as a remote client is).
+const HONEST_ADDR = '127.0.0.2';
+
+test('rate limits: connections per client address (429 at accept, Retry-After), others still get in', async () => {
+  if (!knows('--max-connections-per-ip')) skip('this courant has no --max-connections-per-ip');
+  const LIMIT = 16;
+  const server = await startCourant(['--workers', '2', '--heartbeat', '0', '--limit-loopback', '--max-connections-per-ip', String(LIMIT)]);
+  const before = await metrics(server.base, HONEST_ADDR);
+  const [res, out] = await underAttack(server, async () => {
+    const socks = await Promise.all(Array.from({ length: 200 }, () => rawSocket(server.port)));
+    await sleep(300);
+    const answered = socks.map((s) => s.data);
+    const held = socks.filter((s) => !s.data && !s.closedBy && !s.destroyed);
+    // One held connection leaves: one more may come in.
+    held[0].destroy();
+    await sleep(100);
+    const again = await rawSocket(server.port);
+    await sleep(200);
+    const againRefused = !!again.data;
+    socks.forEach((s) => s.destroy());
+    again.destroy();
+    return { answered, held: held.length, againRefused };
+  }, { localAddress: HONEST_ADDR });
+  const after = await metrics(server.base, HONEST_ADDR);
+  const refusals = res.answered.filter((d) => d);
+  note(`${res.held} held, ${refusals.length} refused at accept`);
+  assertHonest(out, 'while one address opens 200 connections');
+  assert(res.held === LIMIT, () => `${res.held} connections held from one address, limit ${LIMIT}`);
+  assert(refusals.length === 200 - LIMIT && refusals.every((d) => statusOf(d) === 429 && /\r\nRetry-After: \d+\r\n/i.test(d)),
+    () => `refusals: ${refusals.length}, e.g. ${JSON.stringify(refusals[0])}`);
+  assert(!res.againRefused, 'a connection after one left was refused');
+  const n = refused(after, 'rate_limited') - refused(before, 'rate_limited');
+  assert(n === 200 - LIMIT, () => `rate_limited refusals went up by ${n}, expected ${200 - LIMIT}`);
+  assert(before.get('courant_limit_keys{table="connections_per_ip"}') !== undefined, 'courant_limit_keys is in /metrics');
+}, { timeout: 30000 });
+
+test('rate limits: publishes per second per address (429, Retry-After); another address is not slowed', async () => {
+  if (!knows('--publish-rate')) skip('this courant has no --publish-rate');
+  const RATE = 5;
+  const server = await startCourant(['--workers', '2', '--heartbeat', '0', '--limit-loopback', '--publish-rate', String(RATE)]);
+  const before = await metrics(server.base, HONEST_ADDR);
+  let elapsed = 0;
+  const [statuses, out] = await underAttack(server, async () => {
+    // As fast as one keep-alive connection goes, for 1.5 s.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const st = [];
+    const t0 = Date.now();
+    while (Date.now() - t0 < 1500) {
+      const r = await post(server.port, form({ topic: 'urn:flood', data: `${st.length}` }), { agent });
+      st.push(r.status === 429 ? `429 retry-after=${r.headers['retry-after']}` : String(r.status));
+    }
+    elapsed = (Date.now() - t0) / 1000;
+    agent.destroy();
+    return st;
+  }, { localAddress: HONEST_ADDR, rttEveryMs: 300 }); // the honest publisher stays under the rate
+  const after = await metrics(server.base, HONEST_ADDR);
+  assertHonest(out, 'while one address floods publishes', { minSamples: 4 });
+  const ok = statuses.filter((s) => s === '200').length;
+  const limited = statuses.filter((s) => /^429 retry-after=[1-9]/.test(s)).length;
+  const most = 2 * RATE + Math.ceil(RATE * elapsed) + 1; // the burst, plus what refills meanwhile
+  note(`${statuses.length} publishes in ${elapsed} s: ${ok} accepted, ${limited} refused`);
+  assert(ok >= 2 * RATE && ok <= most && ok + limited === statuses.length && limited > 0,
+    () => `${statuses.length} publishes in ${elapsed} s at --publish-rate ${RATE}: ${ok} accepted (at most ${most}), ${limited} refused; ${[...new Set(statuses)].join(', ')}`);
+  const n = refused(after, 'rate_limited') - refused(before, 'rate_limited');
+  assert(n === limited, () => `rate_limited went up by ${n}, ${limited} publishes got 429`);
+  assert(after.get('courant_limit_keys{table="publish_rate"}') >= 2, () => `publish_rate keys: ${after.get('courant_limit_keys{table="publish_rate"}')}`);
+}, { timeout: 30000 });
+
+/** `n` subscribes in a row from one address; resolves their statuses ('429 retry-after=N' for refusals). */
+async function subscribeBurst(port, n, { headers = {}, localAddress } = {}) {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const s = await openStream(port, `${HUB}?topic=urn:burst`, { headers, localAddress });
+    out.push(s.status === 429 ? `429 retry-after=${s.headers['retry-after']}` : String(s.status));
+    s.close();
+  }
+  return out;
+}
+
+test('rate limits: subscribes per second per address (429, Retry-After)', async () => {
+  if (!knows('--subscribe-rate')) skip('this courant has no --subscribe-rate');
+  const RATE = 5;
+  const server = await startCourant(['--workers', '2', '--heartbeat', '0', '--limit-loopback', '--subscribe-rate', String(RATE)]);
+  const before = await metrics(server.base, HONEST_ADDR);
+  let elapsed = 0;
+  const [statuses, out] = await underAttack(server, async () => {
+    const st = [];
+    const t0 = Date.now();
+    while (Date.now() - t0 < 1500) {
+      st.push(...(await subscribeBurst(server.port, 1)));
+      await sleep(5); // a few hundred connections, not thousands of ports in TIME_WAIT
+    }
+    elapsed = (Date.now() - t0) / 1000;
+    return st;
+  }, { localAddress: HONEST_ADDR });
+  const after = await metrics(server.base, HONEST_ADDR);
+  assertHonest(out, 'while one address floods subscribes');
+  const ok = statuses.filter((s) => s === '200').length;
+  const limited = statuses.filter((s) => /^429 retry-after=[1-9]/.test(s)).length;
+  const most = 2 * RATE + Math.ceil(RATE * elapsed) + 1;
+  note(`${statuses.length} subscribes in ${elapsed} s: ${ok} accepted, ${limited} refused`);
+  assert(ok >= 2 * RATE && ok <= most && ok + limited === statuses.length && limited > 0,
+    () => `${statuses.length} subscribes in ${elapsed} s at --subscribe-rate ${RATE}: ${ok} accepted (at most ${most}), ${limited} refused`);
+  const n = refused(after, 'rate_limited') - refused(before, 'rate_limited');
+  assert(n === limited, () => `rate_limited went up by ${n}, ${limited} subscribes got 429`);
+}, { timeout: 30000 });
+
+test('rate limits: the client address comes from X-Forwarded-For only behind --trusted-proxy', async () => {
+  if (!knows('--trusted-proxy')) skip('this courant has no --trusted-proxy');
+  const xff = (a) => ({ 'x-forwarded-for': a });
+  // Behind the proxy (127.0.0.1): each forwarded client has its own budget;
+  // the proxy's own requests (no header) are loopback, exempt.
+  const proxied = await startCourant(['--workers', '1', '--heartbeat', '0', '--subscribe-rate', '2',
+    '--trusted-proxy', '127.0.0.1', '--trusted-proxy-header', 'x-forwarded-for']);
+  const a = await subscribeBurst(proxied.port, 12, { headers: xff('203.0.113.7') });
+  const b = await subscribeBurst(proxied.port, 4, { headers: xff('198.51.100.8') });
+  const own = await subscribeBurst(proxied.port, 12);
+  assert(a.filter((s) => s === '200').length === 4 && a.slice(4).every((s) => s.startsWith('429')), () => `client 203.0.113.7 behind the proxy: ${a.join(' ')}`);
+  assert(b.every((s) => s === '200'), () => `client 198.51.100.8 behind the proxy: ${b.join(' ')}`);
+  assert(own.every((s) => s === '200'), () => `the proxy's own (loopback) subscribes: ${own.join(' ')}`);
+  // The header from a peer that is not a trusted proxy is ignored: a new
+  // forwarded address per request buys no new budget.
+  const direct = await startCourant(['--workers', '1', '--heartbeat', '0', '--subscribe-rate', '2', '--limit-loopback',
+    '--trusted-proxy', '192.0.2.1']);
+  const spoof = [];
+  for (let i = 0; i < 12; i++) spoof.push(...(await subscribeBurst(direct.port, 1, { headers: xff(`203.0.113.${i + 1}`) })));
+  assert(spoof.filter((s) => s === '200').length === 4 && spoof.slice(4).every((s) => s.startsWith('429')),
+    () => `a direct client rotating X-Forwarded-For: ${spoof.join(' ')}`);
+}, { timeout: 30000 });
+
+// ==== 9. Smaller defects ========================================================================
+
+test('subscriptions: anonymous connects and disconnects do not flush history', async () => {
+  const server = await startCourant(argv(['--workers', '2', '--heartbeat', '0', '--history', '500',
+    '--subscriber-jwt-key', SUB_KEY, '--anonymous', '--subscriptions'], []));
+  await publishMany(server.port, 10, (i) => ({ topic: 'urn:keep', data: `kept ${i}` }), { conns: 1 });
+  // 300 anonymous subscribers come and go: 600 subscription events without a budget.
+  let next = 0;
+  const churn = async () => {
+    while (next < 300) {
+      next++;
+      const s = await openStream(server.port, `${HUB}?topic=${enc(`urn:churn:${next}`)}`, { keep: false });
+      s.close();
+      await s.closed;
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, churn));
+  await sleep(300);
+  const replay = await openStream(server.port, `${HUB}?topic=urn:keep&lastEventID=earliest`);
+  await sleep(500);
+  replay.close();
+  const m = await metrics(server.base);
+  const got = replay.events.map((e) => e.data);
+  assert(got.length === 10 && got[0] === 'kept 0', () => `replayed after 300 anonymous connects: ${JSON.stringify(got)} (history holds ${m.get('courant_history_events')})`);
+  if (knows('--anonymous-subscription-rate')) {
+    assert(m.get('courant_subscription_events_dropped_total') > 0, () => `courant_subscription_events_dropped_total = ${m.get('courant_subscription_events_dropped_total')}`);
+  }
+}, { timeout: 60000 });
+
+test('subscriptions API: the path is percent-decoded by the one decoder', async () => {
+  const server = await startCourant(['--workers', '1', '--heartbeat', '0', '--subscriber-jwt-key', SUB_KEY, '--subscriptions']);
+  const token = hs256({ exp: Math.floor(Date.now() / 1000) + 600, mercure: { subscribe: ['*'] } }, SUB_KEY);
+  const auth = { authorization: `Bearer ${token}` };
+  const topic = 'https://example.com/books/1?a=b c';
+  const sub = await openStream(server.port, `${HUB}?topic=${enc(topic)}`, { headers: auth });
+  assert(sub.status === 200, () => `subscribe: ${sub.status}`);
+  const api = `${HUB}/subscriptions`;
+  const cases = [
+    [`${api}/${enc(topic)}`, 200],
+    [`${api}/${enc(topic).replace(/%2F/g, '%2f').replace(/%3A/g, '%3a')}`, 200], // lower-case hex
+    [`${api}/abc%zz`, 400],
+    [`${api}/abc%4`, 400],
+    [`${api}/abc%00def`, 400],
+    [`${api}/abc%`, 400],
+  ];
+  const wrong = [];
+  for (const [p, want] of cases) {
+    const r = await get(server.port, p, { headers: auth });
+    if (r.status !== want) wrong.push(`${p}: ${r.status} (want ${want}) ${r.body.slice(0, 100)}`);
+    else if (want === 200 && !r.body.includes(JSON.stringify(topic).slice(1, -1))) wrong.push(`${p}: the document does not list the subscription: ${r.body.slice(0, 300)}`);
+  }
+  sub.close();
+  assert(wrong.length === 0, () => wrong.join('\n'));
+});
+
+test('HTTP: "Connection: close, keep-alive" closes after the answer', async () => {
+  const server = await startCourant(['--workers', '1', '--heartbeat', '0']);
+  for (const value of ['close, keep-alive', 'keep-alive, close', 'Keep-Alive,Close']) {
+    const sock = await rawSocket(server.port);
+    sock.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: ${value}\r\n\r\n`);
+    await waitFor(() => sock.closedBy, { timeout: 3000, message: () => `the server to close after "Connection: ${value}" (got ${JSON.stringify(sock.data)})` });
+    assert(statusOf(sock.data) === 200 && /\r\nConnection: close\r\n/i.test(sock.data), () => `answer to "Connection: ${value}": ${JSON.stringify(sock.data)}`);
+    sock.destroy();
+  }
+});
+
+test('JWT: HMAC secrets shorter than the hash output are refused at start', () => {
+  for (const [alg, bytes] of [['HS256', 32], ['HS384', 48], ['HS512', 64]]) {
+    const short = 'k'.repeat(bytes - 1);
+    const r = spawnSync(courantBin(), ['--listen', '127.0.0.1:0', '--jwt-alg', alg, '--publisher-jwt-key', short],
+      { encoding: 'utf8', timeout: 5000 });
+    assert(r.status !== 0 && r.status !== null, () => `${alg} with a ${bytes - 1}-byte secret: exit ${r.status} ${r.signal || ''}; ${r.stderr.slice(-300)}`);
+  }
+});
+
+test('store: the loader applies the wire check to every row (a damaged row is skipped, counted)', async () => {
+  const sqlite = spawnSync('sqlite3', ['-version'], { encoding: 'utf8' });
+  if (sqlite.status !== 0) skip('no sqlite3 command-line tool');
+  const dir = mkdtempSync(path.join(tmpdir(), 'courant-hostile-'));
+  const db = path.join(dir, 'h.db');
+  try {
+    const first = await startCourant(['--workers', '1', '--heartbeat', '0', '--store', db, '--sync', 'off']);
+    await publishMany(first.port, 3, (i) => ({ topic: 'urn:stored', data: `row ${i}`, id: `row-${i}` }), { conns: 1 });
+    await first.stop();
+    const tables = spawnSync('sqlite3', [db, '.tables'], { encoding: 'utf8' }).stdout.trim();
+    const cols = spawnSync('sqlite3', [db, `PRAGMA table_info(events)`], { encoding: 'utf8' }).stdout;
+    if (!/\bevents\b/.test(tables) || !/\|wire\|/.test(cols)) skip(`unexpected store schema (tables: ${tables})`);
+    // Row 1's wire bytes now hold an extra event: a record that is not exactly one event with its id.
+    const upd = spawnSync('sqlite3', [db, "UPDATE events SET wire = CAST('id: row-1' || char(10) || 'data: x' || char(10) || char(10) || 'id: forged' || char(10) || 'data: y' || char(10) || char(10) AS BLOB) WHERE id = 'row-1'"], { encoding: 'utf8' });
+    assert(upd.status === 0, () => `sqlite3 update: ${upd.stderr}`);
+    const second = await startCourant(['--workers', '1', '--heartbeat', '0', '--store', db, '--sync', 'off']);
+    const s = await openStream(second.port, `${HUB}?topic=urn:stored&lastEventID=earliest`);
+    await sleep(400);
+    s.close();
+    const m = await metrics(second.base);
+    const ids = s.events.map((e) => e.id);
+    assert(JSON.stringify(ids) === JSON.stringify(['row-0', 'row-2']), () => `replayed after restart: ${JSON.stringify(s.events)}`);
+    assert(m.get('courant_store_bad_rows_total') === 1, () => `courant_store_bad_rows_total = ${m.get('courant_store_bad_rows_total')}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, { timeout: 30000 });
 
 await run();
