@@ -438,7 +438,10 @@ static void add_closure(const selector_t *sel, stateset_t *set, uint32_t gen, in
     }
 }
 
-static int template_match(const selector_t *sel, const char *topic, size_t len)
+/* Simulates the NFA over `topic`; adds to *work the states it scanned (one
+ * per active state per byte, plus the start's closure): the cost of this
+ * match, which a caller bounding its time reads (selector_cache_work). */
+static int template_match(const selector_t *sel, const char *topic, size_t len, uint64_t *work)
 {
     int ns = sel->num_states;
     /* cur list, next list, marks, stack: each state at most once per generation;
@@ -454,10 +457,12 @@ static int template_match(const selector_t *sel, const char *topic, size_t len)
     uint32_t gen = 1;
     add_closure(sel, &a, gen, 0, stack);
     stateset_t *cur = &a, *nxt = &b;
+    uint64_t scanned = (uint64_t)a.n;
     for (size_t i = 0; i < len && cur->n; i++) {
         unsigned char ch = (unsigned char)topic[i];
         nxt->n = 0;
         gen++;
+        scanned += (uint64_t)cur->n;
         for (int k = 0; k < cur->n; k++) {
             const nstate_t *st = &sel->states[cur->list[k]];
             if ((st->edge == EDGE_BYTE && st->byte == ch) ||
@@ -472,6 +477,7 @@ static int template_match(const selector_t *sel, const char *topic, size_t len)
     for (int k = 0; k < cur->n && !matched; k++)
         matched = cur->list[k] == sel->accept;
     free(mem);
+    *work += SELECTOR_WORK_MATCH + scanned;
     return matched;
 }
 
@@ -482,8 +488,10 @@ int selector_match(const selector_t *sel, const char *topic, size_t len)
         return 1;
     case SELECTOR_EXACT:
         return len == sel->len && memcmp(topic, sel->text, len) == 0;
-    default:
-        return template_match(sel, topic, len);
+    default: {
+        uint64_t work = 0;
+        return template_match(sel, topic, len, &work);
+    }
     }
 }
 
@@ -502,6 +510,7 @@ typedef struct centry {
 struct selector_cache {
     size_t mask;
     uint64_t hits, misses;
+    uint64_t work; /* matching work done through this cache (selector_cache_work) */
     centry_t e[];
 };
 
@@ -528,10 +537,14 @@ void selector_cache_stats(const selector_cache_t *c, uint64_t *hits, uint64_t *m
     *misses = c->misses;
 }
 
+uint64_t selector_cache_work(const selector_cache_t *c) { return c->work; }
+
 int selector_cache_match(selector_cache_t *c, const selector_t *sel, const char *topic, size_t len)
 {
-    if (sel->kind != SELECTOR_TEMPLATE || !c || len > CACHE_MAX_TOPIC)
+    if (sel->kind != SELECTOR_TEMPLATE || !c)
         return selector_match(sel, topic, len);
+    if (len > CACHE_MAX_TOPIC) /* uncached, but its cost still counts */
+        return template_match(sel, topic, len, &c->work);
     /* Keyed hash: topics come from clients, and with a public hash they
      * could pick topics that all evict each other's entries (every match
      * then runs the NFA). The selector id is mixed in so that one topic
@@ -542,10 +555,12 @@ int selector_cache_match(selector_cache_t *c, const selector_t *sel, const char 
     centry_t *e = &c->e[(mix ^ (mix >> 29)) & c->mask];
     if (e->sel_id == sel->id && e->hash == h && e->len == len && memcmp(e->topic, topic, len) == 0) {
         c->hits++;
+        c->work += SELECTOR_WORK_HIT;
         return e->result;
     }
     c->misses++;
-    int r = selector_match(sel, topic, len);
+    c->work += SELECTOR_WORK_HIT;
+    int r = template_match(sel, topic, len, &c->work);
     char *copy = e->len >= len && e->topic ? e->topic : realloc(e->topic, len ? len : 1);
     if (!copy) {
         e->sel_id = 0; /* the old entry's buffer is still owned by e */

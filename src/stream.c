@@ -79,7 +79,7 @@ struct stream_index {
     size_t streams;                              /* open streams on this worker */
     replay_t *replays;                           /* borrows (owned by their streams): replays in progress */
     uint32_t replay_turn;                        /* the turn replay_budget belongs to */
-    uint32_t replay_budget;                      /* events this turn may still check */
+    uint32_t replay_budget;                      /* replay cost this turn may still spend (replay_cost) */
     size_t prefix_lookups, template_matches;     /* counters (stats) */
     char retry_line[32];                         /* "retry: N\n" (--retry), formatted once */
     size_t retry_len;                            /* 0: no retry hint */
@@ -503,16 +503,47 @@ static void replay_done(stream_index_t *idx, req_t *r)
     s->replay = NULL;
 }
 
-/* Queues the matching events of one batch. Returns 0 to go on, -1 when the
- * stream stopped taking events (overflow, or --max-replay reached). */
+/* This turn's replay budget. */
+static uint32_t *replay_budget(stream_index_t *idx)
+{
+    uint32_t turn = worker__turn(idx->worker);
+    if (idx->replay_turn != turn) {
+        idx->replay_turn = turn;
+        idx->replay_budget = STREAM_REPLAY_BUDGET;
+    }
+    return &idx->replay_budget;
+}
+
+/* What checking events [0, checked) of a batch cost: one per event, plus
+ * the matching work their selectors did (a client's templates decide that,
+ * up to states x topic length per event and template). */
+static uint64_t replay_cost(stream_index_t *idx, size_t checked, uint64_t work0)
+{
+    return (uint64_t)checked + (selector_cache_work(idx->cache) - work0) / STREAM_REPLAY_MATCH_WORK;
+}
+
+/* Queues the matching events of one batch, within this turn's budget
+ * (charged here). Returns 0 when every event was checked, 1 when the budget
+ * ran out first (the rest is read again next turn, from rp->next_seq), -1
+ * when the stream stopped taking events (overflow, or --max-replay
+ * reached). */
 static int replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b)
 {
     stream_t *s = r->stream;
     replay_t *rp = s->replay;
     worker_stats_t *st = worker_stats(idx->worker);
     long max_replay = cfg_of(r)->max_replay;
-    for (size_t i = 0; i < b->count; i++) {
+    uint32_t *budget = replay_budget(idx);
+    uint64_t work0 = selector_cache_work(idx->cache);
+    int rc = 0;
+    size_t i;
+    for (i = 0; i < b->count && rc == 0; i++) {
         evbuf_t *ev = b->events[i];
+        if (replay_cost(idx, i, work0) >= *budget) {
+            rp->next_seq = ev->seq; /* not checked: next turn starts here */
+            rc = 1;
+            break;
+        }
         rp->next_seq = ev->seq + 1;
         s->last_seq = ev->seq;
         if (!visible_to(idx, s, ev) || !wanted_by(idx, s, ev))
@@ -524,7 +555,8 @@ static int replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b)
             s->last_seq = ev->seq - 1;
             s->ending = 1;
             req_end(r);
-            return -1;
+            rc = -1;
+            break;
         }
         wref_t *w = wref_new(worker__wrefs(idx->worker), ev);
         int full = req_try_push_event(r, w);
@@ -532,22 +564,27 @@ static int replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b)
             wref_release_unused(worker__wrefs(idx->worker), w);
         if (full) {
             on_overflow(r);
-            return -1;
+            rc = -1;
+            break;
         }
         rp->replayed++;
         atomic_fetch_add_explicit(&st->replayed, 1, memory_order_relaxed);
     }
-    return 0;
+    uint64_t cost = replay_cost(idx, i, work0);
+    *budget = cost >= *budget ? 0 : *budget - (uint32_t)cost;
+    return rc;
 }
 
 /* Handles one batch read for `r`: queues it, then either finishes the
  * replay (caught up), ends the stream (history lost the events it needs,
- * or it stopped taking events), or leaves it for another batch. */
+ * or it stopped taking events), or leaves it for another batch (the batch
+ * was full, or the turn's budget ran out). */
 static void replay_consume(stream_index_t *idx, req_t *r, hub_batch_t *b)
 {
     stream_t *s = r->stream;
-    int stopped = replay_batch(idx, r, b);
-    int caught_up = b->count < b->max;
+    int rc = replay_batch(idx, r, b);
+    int stopped = rc < 0;
+    int caught_up = rc == 0 && b->count < b->max;
     if (b->gap && !stopped) {
         /* Events it needed were evicted before it read them (a burst larger
          * than --history within one turn): end the stream, so the client
@@ -565,17 +602,6 @@ static void replay_consume(stream_index_t *idx, req_t *r, hub_batch_t *b)
     hub_batch_release(b);
 }
 
-/* This turn's replay budget. */
-static uint32_t *replay_budget(stream_index_t *idx)
-{
-    uint32_t turn = worker__turn(idx->worker);
-    if (idx->replay_turn != turn) {
-        idx->replay_turn = turn;
-        idx->replay_budget = STREAM_REPLAY_BUDGET;
-    }
-    return &idx->replay_budget;
-}
-
 /* One batch for one replaying stream, within the budget. */
 static void replay_step(stream_index_t *idx, req_t *r)
 {
@@ -585,8 +611,7 @@ static void replay_step(stream_index_t *idx, req_t *r)
     if (b.max == 0)
         return;
     hub_read(worker_server(idx->worker)->hub, r->stream->replay->next_seq, &b);
-    *budget -= (uint32_t)b.count;
-    replay_consume(idx, r, &b);
+    replay_consume(idx, r, &b); /* charges the budget */
 }
 
 int stream_replay_pending(const stream_index_t *idx) { return idx->replays != NULL; }
@@ -782,7 +807,6 @@ void stream_start(req_t *r, const stream_request_t *sr)
         req_refuse(r, status == 400 ? REFUSE_BAD_REQUEST : REFUSE_UNAVAILABLE, status, sr->hdrs, why);
         return;
     }
-    *budget -= (uint32_t)batch.count;
     s->claims = claims;
     s->num_claims = (uint16_t)sr->num_claims;
     s->end_ms = stream_deadline(cfg, sr, worker__now_ms(w));
@@ -810,7 +834,7 @@ void stream_start(req_t *r, const stream_request_t *sr)
     idx->streams++;
     atomic_fetch_add_explicit(&worker_stats(w)->streams_open, 1, memory_order_relaxed);
     push_preamble(r, idx);
-    replay_consume(idx, r, &batch);
+    replay_consume(idx, r, &batch); /* charges the budget */
     register_subscriptions(r, sr, dup, n);
     log_debug("fd %d subscribed: %zu selectors, %zu claims", conn_fd(r->conn), n, sr->num_claims);
 }
