@@ -92,6 +92,7 @@ static struct {
     int conn_inflight;
     const char *labels;
     int src_ips;
+    int fresh_topics; /* each event also has a topic of its own (no match cache helps) */
 } opt = {
     .target = T_COURANT,
     .host = "127.0.0.1",
@@ -863,11 +864,18 @@ static void pub_send(pconn_t *c, int phase, long seq)
                       "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\n"
                       "Content-Length: %d\r\n\r\n%s",
                       opt.pub_path, opt.host, dl, data);
-    else
+    else {
+        /* --fresh-topics: an alternate topic per event, as an application's
+         * items have, so template subscribers cost a real match per event. */
+        char alt[96] = "";
+        if (opt.fresh_topics)
+            snprintf(alt, sizeof(alt), "&topic=https%%3A%%2F%%2Fexample.com%%2Fitems%%2F%d-%ld", phase, seq);
         rl = snprintf(req, sizeof(req),
                       "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                      "Content-Length: %d\r\n\r\ntopic=%s&data=%s",
-                      opt.pub_path, opt.host, (int)(strlen(opt.topic) + 12 + (size_t)dl), opt.topic, data);
+                      "Content-Length: %d\r\n\r\ntopic=%s%s&data=%s",
+                      opt.pub_path, opt.host, (int)(strlen(opt.topic) + strlen(alt) + 12 + (size_t)dl),
+                      opt.topic, alt, data);
+    }
     if (write_all(c->fd, req, (size_t)rl)) {
         pub_failed(c, "write");
         return;
@@ -1016,6 +1024,7 @@ static void usage(void)
                     "  --pub-path P        publish request target\n"
                     "  --pub-port P        publish to this port (another node) instead of --port\n"
                     "  --topic T           topic (default bench)\n"
+                    "  --fresh-topics      courant: each event also gets a topic of its own\n"
                     "  --pids 1,2,3        server processes: RSS and CPU are summed over them\n"
                     "  --per-proc N        subscribers per subscriber process (default 18000)\n"
                     "  --min-procs K       at least K subscriber processes (default 1)\n"
@@ -1030,18 +1039,31 @@ static void usage(void)
 
 static void parse_args(int argc, char **argv)
 {
-    static const struct option lo[] = {{"target", 1, 0, 't'},        {"host", 1, 0, 'H'},
-                                       {"port", 1, 0, 'p'},          {"n", 1, 0, 'n'},
-                                       {"per-proc", 1, 0, 'k'},      {"sub-path", 1, 0, 's'},
-                                       {"pub-path", 1, 0, 'P'},      {"topic", 1, 0, 'T'},
-                                       {"pids", 1, 0, 'i'},          {"rate", 1, 0, 'r'},
-                                       {"rate-events", 1, 0, 'e'},   {"burst-events", 1, 0, 'b'},
-                                       {"inflight", 1, 0, 'm'},      {"size", 1, 0, 'z'},
-                                       {"timeout", 1, 0, 'o'},       {"connect-timeout", 1, 0, 'c'},
-                                       {"settle-ms", 1, 0, 'S'},     {"labels", 1, 0, 'l'},
-                                       {"conn-inflight", 1, 0, 'C'}, {"src-ips", 1, 0, 'I'},
-                                       {"min-procs", 1, 0, 'M'},     {"pub-port", 1, 0, 'q'},
-                                       {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
+    static const struct option lo[] = {{"target", 1, 0, 't'},
+                                       {"host", 1, 0, 'H'},
+                                       {"port", 1, 0, 'p'},
+                                       {"n", 1, 0, 'n'},
+                                       {"per-proc", 1, 0, 'k'},
+                                       {"sub-path", 1, 0, 's'},
+                                       {"pub-path", 1, 0, 'P'},
+                                       {"topic", 1, 0, 'T'},
+                                       {"pids", 1, 0, 'i'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"rate-events", 1, 0, 'e'},
+                                       {"burst-events", 1, 0, 'b'},
+                                       {"inflight", 1, 0, 'm'},
+                                       {"size", 1, 0, 'z'},
+                                       {"timeout", 1, 0, 'o'},
+                                       {"connect-timeout", 1, 0, 'c'},
+                                       {"settle-ms", 1, 0, 'S'},
+                                       {"labels", 1, 0, 'l'},
+                                       {"conn-inflight", 1, 0, 'C'},
+                                       {"src-ips", 1, 0, 'I'},
+                                       {"min-procs", 1, 0, 'M'},
+                                       {"pub-port", 1, 0, 'q'},
+                                       {"fresh-topics", 0, 0, 'F'},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
         switch (ch) {
@@ -1121,6 +1143,9 @@ static void parse_args(int argc, char **argv)
             break;
         case 'M':
             opt.min_procs = atoi(optarg);
+            break;
+        case 'F':
+            opt.fresh_topics = 1;
             break;
         default:
             usage();

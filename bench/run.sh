@@ -9,7 +9,9 @@
 # Debian if missing, builds build/bench/loadgen and build/bench/floor, runs
 # every cell REPS times with the three servers back to back inside each
 # repetition (so ratios compare runs made under the same machine noise),
-# then writes bench/RESULTS.md and bench/results.png and prints the table.
+# then writes bench/RESULTS.md and bench/results.png and prints the table;
+# then bench/redis.sh (RESULTS-redis.md) and bench/attack.sh (honest
+# latency under each attack of the hostile-clients issue, RESULTS-attack.md).
 #
 # Every server is started on loopback under `timeout`, every load generator
 # run is bounded (its own deadlines, plus `timeout`), and everything that
@@ -336,3 +338,7 @@ python3 bench/report.py --raw "$RAW" --out "$OUT" --quick "$QUICK" --elapsed "$E
 # ---- across nodes on Redis, beside a single node (one run) -------------------------
 log "cross-node cells on Redis: bench/redis.sh -> $OUT/RESULTS-redis.md"
 BENCH_OUT="$OUT" ./bench/redis.sh || log "bench/redis.sh failed (see above)"
+
+# ---- honest latency under each attack of the hostile-clients issue (one run) ---------
+log "under attack: bench/attack.sh -> $OUT/RESULTS-attack.md"
+QUICK="$QUICK" BENCH_OUT="$OUT" ./bench/attack.sh || log "bench/attack.sh failed (see above)"

@@ -27,6 +27,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { assert, courantBin, run, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { BOOKS, bookTemplates, collidingTopics, costlyTemplates, fnv1a } from './attacks.mjs';
 
 const HUB = '/.well-known/mercure';
 const FORM = 'application/x-www-form-urlencoded';
@@ -426,16 +427,6 @@ async function underAttack(server, attack, honestOpts = {}) {
 
 // ==== 1. Freeze: template matching over a long history ====================================
 
-const BOOKS = 'https://example.com/books/';
-
-/** `n` templates that all have the books prefix (so a prefix index does not skip them), the last one matching every book. */
-function bookTemplates(n) {
-  const t = [];
-  for (let k = 0; k < n - 1; k++) t.push(`${BOOKS}{id}/chapter-${k}{/section}`);
-  t.push(`${BOOKS}{id}`);
-  return t;
-}
-
 test('freeze: 64 URI templates with lastEventID=earliest over 10,000 events stall nobody', async () => {
   const HISTORY = 10000;
   const server = await startCourant(argv(['--workers', '1', '--history', String(HISTORY + 2000), '--heartbeat', '0'], [
@@ -459,13 +450,6 @@ test('freeze: 64 URI templates with lastEventID=earliest over 10,000 events stal
   assert(got.every((c) => c === HISTORY), () => `replayed ${got.join(', ')} of ${HISTORY}`);
   assertHonest(out, 'during the replays');
 }, { timeout: 90000 });
-
-/** `n` distinct templates with no literal prefix (candidates for every topic) whose NFA
- * keeps about 300 states active per byte: within the default --max-template-states (512). */
-function costlyTemplates(n) {
-  const vars = 'abcdefghijklmnopqrstuvwxyzABCDE'.split('');
-  return Array.from({ length: n }, (_, k) => `${vars.map((v) => `{+${v}}`).join('')}/never-${k}`);
-}
 
 test('freeze (default limits): 16 costly templates per subscribe over the default history stall nobody', async () => {
   const server = await startCourant(['--workers', '1', '--heartbeat', '0']);
@@ -757,54 +741,9 @@ test('quadratic heads: 20 connections trickling 256 KiB heads in 128-byte segmen
 
 // ==== 6. Hash flooding ========================================================================
 //
-// FNV-1a-32's state is its output, so two equally long blocks that take
-// state h to the same h' can be swapped in any key without changing its
-// hash. A birthday search over random 7-byte blocks finds such a pair from
-// a given state in about 2^16 tries; chaining 16 pairs, each searched from
-// the state the previous pair leads to, gives 2^16 distinct keys with one
-// hash (tests/unit/strmap_test.c does the same in C).
-
-function fnv1a(h, bytes) {
-  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 16777619) >>> 0;
-  return h;
-}
-
-function collidingTopics(prefix, count) {
-  const stages = Math.ceil(Math.log2(count));
-  const alphabet = Buffer.from('abcdefghijklmnopqrstuvwxyz0123456789');
-  let seed = 0x9e3779b9;
-  const rand = () => {
-    seed ^= seed << 13;
-    seed >>>= 0;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>>= 0);
-  };
-  const block = () => {
-    const b = Buffer.alloc(7);
-    for (let i = 0; i < 7; i++) b[i] = alphabet[rand() % 36];
-    return b;
-  };
-  const pairs = [];
-  let h = fnv1a(2166136261, Buffer.from(prefix));
-  for (let s = 0; s < stages; s++) {
-    const seen = new Map();
-    for (;;) {
-      const b = block();
-      const to = fnv1a(h, b);
-      const other = seen.get(to);
-      if (other && !other.equals(b)) {
-        pairs.push([other.toString(), b.toString()]);
-        h = to;
-        break;
-      }
-      seen.set(to, b);
-    }
-  }
-  const topics = [];
-  for (let k = 0; k < count; k++) topics.push(prefix + pairs.map((p, s) => p[(k >> s) & 1]).join(''));
-  return topics;
-}
+// 60,000 topics with one FNV-1a-32 hash (attacks.mjs builds them by chaining
+// colliding block pairs): what a table hashed with FNV-1a probes
+// quadratically, a keyed hash spreads.
 
 /** Subscribes `topics` in groups of `per` over as many connections (`parallel` at a time); resolves {streams, ms}. */
 async function subscribeAll(port, topics, per, parallel = 32) {
