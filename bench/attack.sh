@@ -19,6 +19,11 @@
 # Targets (the issue): p99 under any attack <= 2x the p99 without one; RSS
 # during the body attack <= 64 MiB over idle. Writes bench/RESULTS-attack.md.
 # Bounded: servers run under timeout, every wait has a deadline.
+# Env: QUICK=1 (30 events a cell instead of 100), ATTACKS="none body ..."
+# (the cells), ATTACK_BENCH_N (subscribers), ATTACK_BENCH_LOGS=DIR (keep
+# the servers', attackers' and load generator's output there),
+# ATTACK_BENCH_BIN=PATH (another courant, e.g. an older build to compare
+# with: options it does not list in --help are left out).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -36,13 +41,16 @@ log() { echo "attack bench: $*" >&2; }
 cleanup() {
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    [ -n "${ATTACK_BENCH_LOGS:-}" ] && mkdir -p "$ATTACK_BENCH_LOGS" && cp "$WORK"/* "$ATTACK_BENCH_LOGS"/ 2>/dev/null
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 command -v node >/dev/null || { log "node is missing (scripts/setup.sh installs it)"; exit 1; }
-make -s build/courant
+BIN=${ATTACK_BENCH_BIN:-build/courant}
+[ -n "${ATTACK_BENCH_BIN:-}" ] || make -s build/courant
+HELP=$("$BIN" --help 2>&1 || true)
 mkdir -p build/bench
 if [ ! -x build/bench/loadgen ] || [ bench/loadgen.c -nt build/bench/loadgen ] || [ src/sse.c -nt build/bench/loadgen ]; then
     gcc -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -D_GNU_SOURCE -Isrc -o build/bench/loadgen bench/loadgen.c src/sse.c -lm
@@ -54,6 +62,15 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # attacks were made with limits raised (64 templates, 1 MiB heads); the
 # "-costly" ones and the rest run against the defaults.
 server_opts() {
+    local o skip=0
+    for o in $(all_server_opts "$1"); do
+        case $o in
+        --*) if grep -qE -- "^ +$o( |$)" <<<"$HELP"; then printf '%s ' "$o"; skip=0; else skip=1; fi ;;
+        *) if [ "$skip" = 0 ]; then printf '%s ' "$o"; fi ;;
+        esac
+    done
+}
+all_server_opts() {
     case $1 in
     freeze) echo "--history 10000 --max-topics-per-subscribe 64 --max-templates-per-subscriber 64 --max-replay 0" ;;
     fanout) echo "--max-topics-per-subscribe 64 --max-templates-per-subscriber 64" ;;
@@ -69,7 +86,7 @@ for attack in $ATTACKS; do
     cell=$((cell + 1))
     port=$(free_port)
     # shellcheck disable=SC2046
-    timeout -s KILL 300 build/courant --listen "127.0.0.1:$port" --workers "$WORKERS" --heartbeat 0 \
+    timeout -s KILL 300 "$BIN" --listen "127.0.0.1:$port" --workers "$WORKERS" --heartbeat 0 \
         --log-level warn $(server_opts "$attack") 2>"$WORK/courant.$attack.log" &
     top=$!; PIDS+=("$top")
     spid=""
@@ -100,7 +117,8 @@ for attack in $ATTACKS; do
 done
 
 CMD="bench/attack.sh"
-[ "$QUICK" = 1 ] && CMD="QUICK=1 bench/attack.sh"
+[ "$QUICK" = 1 ] && CMD="QUICK=1 $CMD"
+[ -n "${ATTACK_BENCH_BIN:-}" ] && CMD="ATTACK_BENCH_BIN=$ATTACK_BENCH_BIN $CMD"
 python3 - "$WORK/results" "$OUT/RESULTS-attack.md" "$N" "$RATE_EVENTS" "$WORKERS" "$CMD" <<'PY'
 import sys, datetime
 rows = []  # (attack, RESULT kv or None, ATTACK kv or {}), in run order
