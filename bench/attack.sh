@@ -18,7 +18,7 @@
 #
 # Targets (the issue): p99 under any attack <= 2x the p99 without one; RSS
 # during the body attack <= 64 MiB over idle. Writes bench/RESULTS-attack.md.
-# Bounded: servers run under timeout, every wait has a deadline.
+# Bounded: every server has a 300 s watchdog, every wait a deadline.
 # Env: QUICK=1 (30 events a cell instead of 100), ATTACKS="none body ..."
 # (the cells), ATTACK_BENCH_N (subscribers), ATTACK_BENCH_LOGS=DIR (keep
 # the servers', attackers' and load generator's output there),
@@ -87,18 +87,21 @@ for attack in $ATTACKS; do
     # shared machine may take it, and the cell would measure that program.)
     log_file="$WORK/courant.$attack.log"
     # shellcheck disable=SC2046
-    timeout -s KILL 300 "$BIN" --listen 127.0.0.1:0 --workers "$WORKERS" --heartbeat 0 \
+    "$BIN" --listen 127.0.0.1:0 --workers "$WORKERS" --heartbeat 0 \
         --log-level info $(server_opts "$attack") 2>"$log_file" &
-    top=$!; PIDS+=("$top")
-    spid="" port=""
-    for _ in $(seq 200); do
-        [ -n "$spid" ] || spid=$(pgrep -P "$top" | head -n1 || true)
+    spid=$!; PIDS+=("$spid")
+    # No server outlives 300 s, whatever happens to this script.
+    ( timeout 300 tail --pid="$spid" -f /dev/null >/dev/null 2>&1 || kill -KILL "$spid" 2>/dev/null ) &
+    PIDS+=("$!")
+    port=""
+    for _ in $(seq 400); do
         port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log_file" | head -n1)
-        [ -n "$spid" ] && [ -n "$port" ] && break
+        [ -n "$port" ] && break
+        kill -0 "$spid" 2>/dev/null || break
         sleep 0.05
     done
     if [ -z "$port" ] || ! kill -0 "$spid" 2>/dev/null; then
-        log "$attack: courant did not start"; cat "$log_file" >&2; exit 1
+        log "$attack: courant did not start (pid '$spid', port '$port')"; cat "$log_file" >&2; exit 1
     fi
     timeout -s KILL 280 nice -n 10 node bench/attack.mjs --port "$port" --mode "$attack" --pid "$spid" \
         >"$WORK/attack.$attack.out" 2>"$WORK/attack.$attack.err" &
@@ -116,7 +119,7 @@ for attack in $ATTACKS; do
     wait "$apid" 2>/dev/null || true
     sed -n 's/^ATTACK /ATTACK attack='"$attack"' cell='"$cell"' /p' "$WORK/attack.$attack.out" >>"$WORK/results"
     kill -TERM "$spid" 2>/dev/null || true
-    wait "$top" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
     if grep -q . "$WORK/attack.$attack.err"; then log "$attack: attacker stderr:"; head -5 "$WORK/attack.$attack.err" >&2; fi
 done
 
