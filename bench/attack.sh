@@ -86,6 +86,7 @@ for attack in $ATTACKS; do
     # here and passing it leaves a window in which another program on this
     # shared machine may take it, and the cell would measure that program.)
     log_file="$WORK/courant.$attack.log"
+    : >"$log_file" # before the child opens it: read below at once
     # shellcheck disable=SC2046
     "$BIN" --listen 127.0.0.1:0 --workers "$WORKERS" --heartbeat 0 \
         --log-level info $(server_opts "$attack") 2>"$log_file" &
@@ -95,7 +96,7 @@ for attack in $ATTACKS; do
     PIDS+=("$!")
     port=""
     for _ in $(seq 400); do
-        port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log_file" | head -n1)
+        port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log_file" | head -n1 || true)
         [ -n "$port" ] && break
         kill -0 "$spid" 2>/dev/null || break
         sleep 0.05
