@@ -62,7 +62,6 @@ function argv(base, extra = []) {
   return out;
 }
 
-const isAsan = () => courantBin().includes('/asan/');
 // A small quarantine, so memory ASan holds back after free() does not look like growth.
 const ASAN_ENV = { ASAN_OPTIONS: `${process.env.ASAN_OPTIONS || 'detect_leaks=1:abort_on_error=0:halt_on_error=1'}:quarantine_size_mb=16` };
 
