@@ -107,8 +107,9 @@ static struct {
     int conn_inflight;
     const char *labels;
     int src_ips;
-    int h2;  /* streams per HTTP/2 connection; 0 = HTTP/1.1, one connection per subscriber */
-    int tls; /* --tls: speak TLS on every connection */
+    int h2;           /* streams per HTTP/2 connection; 0 = HTTP/1.1, one connection per subscriber */
+    int tls;          /* --tls: speak TLS on every connection */
+    int fresh_topics; /* each event also has a topic of its own (no match cache helps) */
 } opt = {
     .target = T_COURANT,
     .host = "127.0.0.1",
@@ -1241,11 +1242,18 @@ static void pub_send(pconn_t *c, int phase, long seq)
                       "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\n"
                       "Content-Length: %d\r\n\r\n%s",
                       opt.pub_path, opt.host, dl, data);
-    else
+    else {
+        /* --fresh-topics: an alternate topic per event, as an application's
+         * items have, so template subscribers cost a real match per event. */
+        char alt[96] = "";
+        if (opt.fresh_topics)
+            snprintf(alt, sizeof(alt), "&topic=https%%3A%%2F%%2Fexample.com%%2Fitems%%2F%d-%ld", phase, seq);
         rl = snprintf(req, sizeof(req),
                       "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                      "Content-Length: %d\r\n\r\ntopic=%s&data=%s",
-                      opt.pub_path, opt.host, (int)(strlen(opt.topic) + 12 + (size_t)dl), opt.topic, data);
+                      "Content-Length: %d\r\n\r\ntopic=%s%s&data=%s",
+                      opt.pub_path, opt.host, (int)(strlen(opt.topic) + strlen(alt) + 12 + (size_t)dl),
+                      opt.topic, alt, data);
+    }
     if (c->ssl ? SSL_write(c->ssl, req, rl) != rl : write_all(c->fd, req, (size_t)rl) != 0) {
         pub_failed(c, "write");
         return;
@@ -1404,6 +1412,7 @@ static void usage(void)
                     "  --pub-path P        publish request target\n"
                     "  --pub-port P        publish to this port (another node) instead of --port\n"
                     "  --topic T           topic (default bench)\n"
+                    "  --fresh-topics      courant: each event also gets a topic of its own\n"
                     "  --pids 1,2,3        server processes: RSS and CPU are summed over them\n"
                     "  --per-proc N        subscribers per subscriber process (default 18000)\n"
                     "  --min-procs K       at least K subscriber processes (default 1)\n"
@@ -1444,6 +1453,7 @@ static void parse_args(int argc, char **argv)
                                        {"pub-port", 1, 0, 'q'},
                                        {"h2", 1, 0, '2'},
                                        {"tls", 0, 0, 'L'},
+                                       {"fresh-topics", 0, 0, 'F'},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     int ch;
@@ -1531,6 +1541,9 @@ static void parse_args(int argc, char **argv)
             break;
         case 'M':
             opt.min_procs = atoi(optarg);
+            break;
+        case 'F':
+            opt.fresh_topics = 1;
             break;
         default:
             usage();

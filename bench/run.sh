@@ -9,8 +9,10 @@
 # Debian if missing, builds build/bench/loadgen and build/bench/floor, runs
 # every cell REPS times with the three servers back to back inside each
 # repetition (so ratios compare runs made under the same machine noise),
-# then writes bench/RESULTS.md and bench/results.png and prints the table.
-# Then bench/redis.sh (RESULTS-redis.md) and bench/tls.sh (RESULTS-tls.md).
+# then writes bench/RESULTS.md and bench/results.png and prints the table;
+# then bench/redis.sh (RESULTS-redis.md), bench/h2.sh (RESULTS-h2.md),
+# bench/tls.sh (RESULTS-tls.md) and bench/attack.sh (honest latency under
+# each attack of the hostile-clients issue, RESULTS-attack.md).
 #
 # Every server is started on loopback under `timeout`, every load generator
 # run is bounded (its own deadlines, plus `timeout`), and everything that
@@ -344,3 +346,7 @@ BENCH_OUT="$OUT" ./bench/h2.sh || log "bench/h2.sh failed (see above)"
 # ---- HTTPS: courant over TLS beside nginx + nchan over TLS ---------------------------
 log "TLS cells: bench/tls.sh -> $OUT/RESULTS-tls.md"
 QUICK="$QUICK" BENCH_OUT="$OUT" ./bench/tls.sh || log "bench/tls.sh failed (see above)"
+
+# ---- honest latency under each attack of the hostile-clients issue (one run) ---------
+log "under attack: bench/attack.sh -> $OUT/RESULTS-attack.md"
+QUICK="$QUICK" BENCH_OUT="$OUT" ./bench/attack.sh || log "bench/attack.sh failed (see above)"

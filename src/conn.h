@@ -66,6 +66,7 @@ typedef enum conn_state {
 #define CONN_READS_PER_TURN 16             /* libuv reads at most 32 times per event */
 #define CONN_WRITE_CAP_PER_TURN (1u << 20) /* fairness between connections (h2o: 1 MiB) */
 #define CONN_IOV_MAX 256                   /* 25 KiB of ~100-byte events per writev */
+#define CONN_DISCARD_BYTES 4096            /* per read of input that is dropped (on the stack) */
 
 struct conn {
     int handle_kind;      /* must be first: tells epoll handles apart (worker.c) */

@@ -501,7 +501,7 @@ static void read_request(h1conn_t *h)
  * that keeps sending is cut off. */
 static void discard_stream_input(h1conn_t *h)
 {
-    char sink[512];
+    char sink[CONN_DISCARD_BYTES];
     ssize_t n;
     while ((n = conn_read(&h->conn, sink, sizeof(sink), "subscriber went away")) > 0) {
         h->stream_input += (uint32_t)n;

@@ -438,7 +438,10 @@ static void add_closure(const selector_t *sel, stateset_t *set, uint32_t gen, in
     }
 }
 
-static int template_match(const selector_t *sel, const char *topic, size_t len)
+/* Simulates the NFA over `topic`; adds to *work the states it scanned (one
+ * per active state per byte, plus the start's closure): the cost of this
+ * match, which a caller bounding its time reads (selector_cache_work). */
+static int template_match(const selector_t *sel, const char *topic, size_t len, uint64_t *work)
 {
     int ns = sel->num_states;
     /* cur list, next list, marks, stack: each state at most once per generation;
@@ -454,10 +457,12 @@ static int template_match(const selector_t *sel, const char *topic, size_t len)
     uint32_t gen = 1;
     add_closure(sel, &a, gen, 0, stack);
     stateset_t *cur = &a, *nxt = &b;
+    uint64_t scanned = (uint64_t)a.n;
     for (size_t i = 0; i < len && cur->n; i++) {
         unsigned char ch = (unsigned char)topic[i];
         nxt->n = 0;
         gen++;
+        scanned += (uint64_t)cur->n;
         for (int k = 0; k < cur->n; k++) {
             const nstate_t *st = &sel->states[cur->list[k]];
             if ((st->edge == EDGE_BYTE && st->byte == ch) ||
@@ -472,6 +477,7 @@ static int template_match(const selector_t *sel, const char *topic, size_t len)
     for (int k = 0; k < cur->n && !matched; k++)
         matched = cur->list[k] == sel->accept;
     free(mem);
+    *work += SELECTOR_WORK_MATCH + scanned;
     return matched;
 }
 
@@ -482,8 +488,10 @@ int selector_match(const selector_t *sel, const char *topic, size_t len)
         return 1;
     case SELECTOR_EXACT:
         return len == sel->len && memcmp(topic, sel->text, len) == 0;
-    default:
-        return template_match(sel, topic, len);
+    default: {
+        uint64_t work = 0;
+        return template_match(sel, topic, len, &work);
+    }
     }
 }
 
@@ -502,6 +510,7 @@ typedef struct centry {
 struct selector_cache {
     size_t mask;
     uint64_t hits, misses;
+    uint64_t work; /* matching work done through this cache (selector_cache_work) */
     centry_t e[];
 };
 
@@ -530,6 +539,8 @@ void selector_cache_stats(const selector_cache_t *c, uint64_t *hits, uint64_t *m
 
 uint64_t selector_new_id(void) { return atomic_fetch_add(&next_id, 1); }
 
+uint64_t selector_cache_work(const selector_cache_t *c) { return c->work; }
+
 /* Keyed hash: topics come from clients, and with a public hash they could
  * pick topics that all evict each other's entries (every match then runs
  * the NFA). The matcher id is mixed in so that one topic tested against
@@ -550,9 +561,11 @@ int selector_cache_lookup(selector_cache_t *c, uint64_t id, const char *topic, s
     centry_t *e = cache_slot(c, id, topic, len, &h);
     if (e->sel_id == id && e->hash == h && e->len == len && memcmp(e->topic, topic, len) == 0) {
         c->hits++;
+        c->work += SELECTOR_WORK_HIT;
         return e->result;
     }
     c->misses++;
+    c->work += SELECTOR_WORK_HIT;
     return -1;
 }
 
@@ -573,12 +586,14 @@ void selector_cache_store(selector_cache_t *c, uint64_t id, const char *topic, s
 
 int selector_cache_match(selector_cache_t *c, const selector_t *sel, const char *topic, size_t len)
 {
-    if (sel->kind != SELECTOR_TEMPLATE || !c || len > CACHE_MAX_TOPIC)
+    if (sel->kind != SELECTOR_TEMPLATE || !c)
         return selector_match(sel, topic, len);
+    if (len > CACHE_MAX_TOPIC) /* uncached, but its cost still counts */
+        return template_match(sel, topic, len, &c->work);
     int r = selector_cache_lookup(c, sel->id, topic, len);
     if (r >= 0)
         return r;
-    r = selector_match(sel, topic, len);
+    r = template_match(sel, topic, len, &c->work);
     selector_cache_store(c, sel->id, topic, len, r);
     return r;
 }

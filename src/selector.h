@@ -82,4 +82,16 @@ void selector_cache_store(selector_cache_t *c, uint64_t id, const char *topic, s
 /* Hits and misses so far, for tests. */
 void selector_cache_stats(const selector_cache_t *c, uint64_t *hits, uint64_t *misses);
 
+/* The matching work done through `c` so far (never decreases), in units of
+ * one NFA state scanned for one topic byte (a few ns): a miss or an uncached
+ * long topic costs SELECTOR_WORK_MATCH plus the states its simulation
+ * scanned (at most states x topic length), a hit SELECTOR_WORK_HIT (the
+ * keyed hash and compare). A caller that must bound its time per turn
+ * (replay, stream.c) reads it before and after. Exact and "*" selectors
+ * add nothing. Same thread as the cache. */
+uint64_t selector_cache_work(const selector_cache_t *c);
+
+#define SELECTOR_WORK_HIT 8    /* a cache lookup, about as long as 8 state scans */
+#define SELECTOR_WORK_MATCH 16 /* a simulation's fixed cost (its allocation) */
+
 #endif

@@ -83,7 +83,7 @@ struct stream_index {
     size_t streams;                              /* open streams on this worker */
     replay_t *replays;                           /* borrows (owned by their streams): replays in progress */
     uint32_t replay_turn;                        /* the turn replay_budget belongs to */
-    uint32_t replay_budget;                      /* events this turn may still check */
+    uint32_t replay_budget;                      /* replay cost this turn may still spend (replay_cost) */
     size_t prefix_lookups, template_matches;     /* counters (stats) */
     upindex_t *upats;                            /* owns: URL patterns, made at the first one (upindex.h) */
     uint32_t upat_turn;                          /* the turn upat_budget belongs to */
@@ -730,26 +730,56 @@ static void replay_done(stream_index_t *idx, req_t *r)
     s->replay = NULL;
 }
 
+/* This turn's replay budget. */
+static uint32_t *replay_budget(stream_index_t *idx)
+{
+    uint32_t turn = worker__turn(idx->worker);
+    if (idx->replay_turn != turn) {
+        idx->replay_turn = turn;
+        idx->replay_budget = STREAM_REPLAY_BUDGET;
+    }
+    return &idx->replay_budget;
+}
+
+/* What checking events [0, checked) of a batch cost: one per event, plus
+ * the matching work their selectors did (a client's templates decide that,
+ * up to states x topic length per event and template). */
+static uint64_t replay_cost(stream_index_t *idx, size_t checked, uint64_t work0)
+{
+    return (uint64_t)checked + (selector_cache_work(idx->cache) - work0) / STREAM_REPLAY_MATCH_WORK;
+}
+
 /* What replay_batch did with a batch. */
 typedef enum batch_result {
     BATCH_DONE,    /* every event was looked at */
     BATCH_STOPPED, /* the stream stopped taking events (overflow, --max-replay) */
-    BATCH_PAUSED,  /* the URL-pattern budget ran out: the rest next turn */
+    BATCH_PAUSED,  /* this turn's replay or URL-pattern budget ran out: the rest next turn */
 } batch_result_t;
 
-/* Queues the matching events of one batch. */
+/* Queues the matching events of one batch, within this turn's budget
+ * (charged here); a batch cut short goes on next turn from rp->next_seq. */
 static batch_result_t replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b)
 {
     stream_t *s = r->stream;
     replay_t *rp = s->replay;
     worker_stats_t *st = worker_stats(idx->worker);
     long max_replay = cfg_of(r)->max_replay;
-    for (size_t i = 0; i < b->count; i++) {
+    uint32_t *budget = replay_budget(idx);
+    uint64_t work0 = selector_cache_work(idx->cache);
+    batch_result_t res = BATCH_DONE;
+    size_t i;
+    for (i = 0; i < b->count; i++) {
         evbuf_t *ev = b->events[i];
+        if (replay_cost(idx, i, work0) >= *budget) {
+            rp->next_seq = ev->seq; /* not checked: next turn starts here */
+            res = BATCH_PAUSED;
+            break;
+        }
         int vis = visible_to(idx, s, ev), want = vis > 0 ? wanted_by(idx, s, ev) : 0;
         if (vis < 0 || want < 0) {
-            rp->next_seq = ev->seq; /* this event again, next turn */
-            return BATCH_PAUSED;
+            rp->next_seq = ev->seq; /* the URL-pattern budget: this event again, next turn */
+            res = BATCH_PAUSED;
+            break;
         }
         rp->next_seq = ev->seq + 1;
         s->last_seq = ev->seq;
@@ -762,7 +792,8 @@ static batch_result_t replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b
             s->last_seq = ev->seq - 1;
             s->ending = 1;
             req_end(r);
-            return BATCH_STOPPED;
+            res = BATCH_STOPPED;
+            break;
         }
         wref_t *w = wref_new(worker__wrefs(idx->worker), ev);
         int full = req_try_push_event(r, w);
@@ -770,17 +801,21 @@ static batch_result_t replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b
             wref_release_unused(worker__wrefs(idx->worker), w);
         if (full) {
             on_overflow(r);
-            return BATCH_STOPPED;
+            res = BATCH_STOPPED;
+            break;
         }
         rp->replayed++;
         atomic_fetch_add_explicit(&st->replayed, 1, memory_order_relaxed);
     }
-    return BATCH_DONE;
+    uint64_t cost = replay_cost(idx, i, work0);
+    *budget = cost >= *budget ? 0 : *budget - (uint32_t)cost;
+    return res;
 }
 
 /* Handles one batch read for `r`: queues it, then either finishes the
  * replay (caught up), ends the stream (history lost the events it needs,
- * or it stopped taking events), or leaves it for another batch. */
+ * or it stopped taking events), or leaves it for another batch (the batch
+ * was full, or a budget ran out). */
 static void replay_consume(stream_index_t *idx, req_t *r, hub_batch_t *b)
 {
     stream_t *s = r->stream;
@@ -804,17 +839,6 @@ static void replay_consume(stream_index_t *idx, req_t *r, hub_batch_t *b)
     hub_batch_release(b);
 }
 
-/* This turn's replay budget. */
-static uint32_t *replay_budget(stream_index_t *idx)
-{
-    uint32_t turn = worker__turn(idx->worker);
-    if (idx->replay_turn != turn) {
-        idx->replay_turn = turn;
-        idx->replay_budget = STREAM_REPLAY_BUDGET;
-    }
-    return &idx->replay_budget;
-}
-
 /* One batch for one replaying stream, within the budget. */
 static void replay_step(stream_index_t *idx, req_t *r)
 {
@@ -824,8 +848,7 @@ static void replay_step(stream_index_t *idx, req_t *r)
     if (b.max == 0)
         return;
     hub_read(worker_server(idx->worker)->hub, r->stream->replay->next_seq, &b);
-    *budget -= (uint32_t)b.count;
-    replay_consume(idx, r, &b);
+    replay_consume(idx, r, &b); /* charges the budget */
 }
 
 int stream_replay_pending(const stream_index_t *idx) { return idx->replays != NULL; }
@@ -1150,7 +1173,6 @@ void stream_start(req_t *r, const stream_request_t *sr)
         req_refuse(r, status == 400 ? REFUSE_BAD_REQUEST : REFUSE_UNAVAILABLE, status, sr->hdrs, why);
         return;
     }
-    *budget -= (uint32_t)batch.count;
     s->claims = claims;
     s->num_claims = (uint16_t)num_claims;
     s->end_ms = stream_deadline(cfg, sr, worker__now_ms(w));
@@ -1175,7 +1197,7 @@ void stream_start(req_t *r, const stream_request_t *sr)
     idx->streams++;
     atomic_fetch_add_explicit(&worker_stats(w)->streams_open, 1, memory_order_relaxed);
     push_preamble(r, idx);
-    replay_consume(idx, r, &batch);
+    replay_consume(idx, r, &batch); /* charges the budget */
     register_subscriptions(r, sr, dup, n);
     log_debug("fd %d subscribed (%s): %zu selectors, %zu claims", conn_fd(r->conn), sr->v1 ? "v1" : "classic",
               n, num_claims);

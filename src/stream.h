@@ -55,11 +55,16 @@
  *
  * Replay (see hub.h, "Resume seam"): a new stream reads history in batches,
  * filtering them here, on its worker, never under the hub lock. A worker
- * spends at most STREAM_REPLAY_BUDGET event checks per turn on replays; a
+ * spends at most STREAM_REPLAY_BUDGET per turn on replays, counted as one
+ * per event checked plus one per STREAM_REPLAY_MATCH_WORK of matching work
+ * (selector_cache_work): a subscriber's templates decide what checking one
+ * event costs (up to states x topic length each, 30 us for a 400-state
+ * template on a 31-byte topic), so counting events alone would let one
+ * subscribe with costly templates hold its worker for a whole history. A
  * stream that is not caught up ignores live events (it will read them from
- * history) and continues next turn. --max-replay bounds the events one
- * subscribe replays: past it the stream ends and the client resumes by
- * reconnecting with the last id it got.
+ * history) and continues next turn, where the budget ran out. --max-replay
+ * bounds the events one subscribe replays: past it the stream ends and the
+ * client resumes by reconnecting with the last id it got.
  *
  * Private updates: a stream keeps its token's subscribe matchers (`claims`:
  * the classic mercure.subscribe selectors, or the v1 authorization_details
@@ -81,9 +86,10 @@
 struct worker;
 typedef struct stream_index stream_index_t;
 
-#define STREAM_PREFIX_MAX 64      /* bytes of a template's literal prefix used as its index key */
-#define STREAM_REPLAY_BATCH 256   /* events copied from the hub per read */
-#define STREAM_REPLAY_BUDGET 4096 /* replayed events checked per worker turn */
+#define STREAM_PREFIX_MAX 64        /* bytes of a template's literal prefix used as its index key */
+#define STREAM_REPLAY_BATCH 256     /* events copied from the hub per read */
+#define STREAM_REPLAY_BUDGET 4096   /* replay cost per worker turn: events checked + work / below */
+#define STREAM_REPLAY_MATCH_WORK 64 /* selector_cache_work per unit: 4096 units ~ 1 ms of matching */
 
 stream_index_t *stream_index_new(struct worker *w);
 void stream_index_free(stream_index_t *idx); /* all streams must be detached */

@@ -124,6 +124,56 @@ static void test_hostile_topic_is_linear(void)
     free(topic);
 }
 
+/* The work counter a replay budget reads: hits and exact selectors are
+ * cheap, a miss costs its simulation (states scanned per byte), so a
+ * template whose NFA keeps many states alive counts as what it costs; long
+ * topics bypass the cache but still count. */
+static void test_cache_work(void)
+{
+    selector_cache_t *c = selector_cache_new(64);
+    ASSERT_UEQ(selector_cache_work(c), 0);
+    const char *topic = "https://ex.com/books/12345";
+    size_t tl = strlen(topic);
+    selector_t *exact = selector_try_new("urn:a", 5), *star = selector_try_new("*", 1);
+    (void)selector_cache_match(c, exact, topic, tl);
+    (void)selector_cache_match(c, star, topic, tl);
+    ASSERT_UEQ(selector_cache_work(c), 0);
+
+    selector_t *cheap = selector_try_new("https://ex.com/books/{id}", 25);
+    ASSERT(selector_cache_match(c, cheap, topic, tl));
+    uint64_t miss = selector_cache_work(c);
+    /* the matching run keeps at least one state alive per byte */
+    ASSERT(miss >= SELECTOR_WORK_HIT + SELECTOR_WORK_MATCH + tl);
+    ASSERT(selector_cache_match(c, cheap, topic, tl));
+    ASSERT_UEQ(selector_cache_work(c) - miss, SELECTOR_WORK_HIT);
+
+    const char *costly = "{+a}{+b}{+c}{+d}{+e}{+f}{+g}{+h}{+i}{+j}{+k}{+l}{+m}{+n}{+o}{+p}/never";
+    selector_t *wide = selector_try_new(costly, strlen(costly));
+    ASSERT_EQ(selector_kind(wide), SELECTOR_TEMPLATE);
+    uint64_t w0 = selector_cache_work(c);
+    ASSERT(!selector_cache_match(c, wide, topic, tl));
+    uint64_t wide_work = selector_cache_work(c) - w0;
+    ASSERT(wide_work > 10 * miss);
+    ASSERT(wide_work <=
+           SELECTOR_WORK_HIT + SELECTOR_WORK_MATCH + (uint64_t)selector_num_states(wide) * (tl + 1));
+
+    /* Longer than the cache keeps: uncached, counted every time. */
+    char long_topic[1000];
+    memset(long_topic, 'a', sizeof(long_topic));
+    uint64_t l0 = selector_cache_work(c);
+    (void)selector_cache_match(c, wide, long_topic, sizeof(long_topic));
+    uint64_t l1 = selector_cache_work(c);
+    (void)selector_cache_match(c, wide, long_topic, sizeof(long_topic));
+    ASSERT(l1 - l0 > sizeof(long_topic));
+    ASSERT_UEQ(selector_cache_work(c) - l1, l1 - l0);
+
+    selector_free(exact);
+    selector_free(star);
+    selector_free(cheap);
+    selector_free(wide);
+    selector_cache_free(c);
+}
+
 int main(void)
 {
     TEST_MAIN_BEGIN();
@@ -133,6 +183,7 @@ int main(void)
     TEST_RUN(test_prefix_modifier);
     TEST_RUN(test_invalid_templates_are_exact);
     TEST_RUN(test_cache_agrees_and_hits);
+    TEST_RUN(test_cache_work);
     TEST_RUN(test_hostile_topic_is_linear);
     TEST_MAIN_END();
 }
