@@ -134,9 +134,10 @@ static const opt_t options[] = {
      "distinct URL patterns held by one worker at most; 503 past it (default 10000)"},
     {"max-urlpattern-states", OPT_INT, F(max_urlpattern_states), 0, 8, 4096, "N",
      "NFA states of one client-given URL pattern at most (its matching cost); 400 past it (default 512)"},
-    {"urlpattern-turn-budget", OPT_LONG, F(urlpattern_turn_budget), 0, 1, 1000000000, "STEPS",
-     "URL-pattern matching steps one worker spends per turn (uncached); past it the subscribers still to "
-     "match read the event from history in a later turn, in order (default 8388608, about 20 ms)"},
+    {"match-turn-budget", OPT_LONG, F(match_turn_budget), 0, 1, 1000000000, "STEPS",
+     "matching steps (URI templates and URL patterns, uncached) one worker spends per turn; past it the "
+     "subscribers still to match read the event from history in a later turn, in order (default 1048576, "
+     "about 4 ms)"},
     {"max-replay", OPT_LONG, F(max_replay), 0, 0, 100000000, "N",
      "events one subscribe replays from history at most; the client then resumes by reconnecting; "
      "0 = no cap (default 10000)"},
@@ -319,7 +320,7 @@ static void init_defaults(config_t *c)
     c->max_urlpatterns_per_subscriber = 16;
     c->max_urlpatterns_per_worker = 10000;
     c->max_urlpattern_states = 512;
-    c->urlpattern_turn_budget = 8L << 20;
+    c->match_turn_budget = 1L << 20;
     c->max_replay = 10000;
     c->max_connections_per_ip = 1024;
     c->subscribe_rate = 10;

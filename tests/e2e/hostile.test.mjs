@@ -28,7 +28,7 @@ import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { assert, courantBin, run, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, courantBin, openStream as openMercureStream, postForm, run, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
 import { BOOKS, bookTemplates, collidingTopics, costlyTemplates, fnv1a } from './attacks.mjs';
 
 const HUB = '/.well-known/mercure';
@@ -528,6 +528,35 @@ test('fan-out: four connections with 64 templates each do not make every event e
   assertHonest(attacked.out, 'with 4 x 64 templates held');
   assert(attacked.cpuMsPerEvent < base.cpuMsPerEvent + 0.2,
     () => `one event costs ${attacked.cpuMsPerEvent.toFixed(2)} ms of server CPU with 256 templates held, ${base.cpuMsPerEvent.toFixed(2)} ms without`);
+}, { timeout: 60000 });
+
+test('fan-out: a spent matching budget defers template subscribers to history; nothing lost, doubled or reordered', async () => {
+  // One step a turn: almost every template match is deferred, so these
+  // subscribers read nearly every event from history instead of live.
+  const server = await startCourant(['--workers', '1', '--heartbeat', '0', '--match-turn-budget', '1']);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const topicOf = (i) => `https://honest.example/items/${i % 3}`;
+  const subs = [
+    openMercureStream(server.base, 'https://honest.example/items/{id}'),
+    openMercureStream(server.base, '{+any}'),
+    openMercureStream(server.base, 'https://honest.example/items/1'), // exact: never deferred
+  ];
+  await Promise.all(subs.map((s) => s.opened));
+  const N = 60;
+  for (let i = 0; i < N; i++) {
+    const r = await postForm(server.base, topicOf(i), `e${i}`, agent);
+    assert(r.status === 200, `publish ${i}: ${r.status}`);
+  }
+  const all = Array.from({ length: N }, (_, i) => `e${i}`);
+  const ones = all.filter((_, i) => i % 3 === 1);
+  for (const [s, want] of [[subs[0], all], [subs[1], all], [subs[2], ones]]) {
+    await waitFor(() => s.events.length >= want.length, { timeout: 10000, message: () => `got ${s.events.length} of ${want.length}` });
+    await sleep(100); // nothing more may come
+    assert(s.events.map((e) => e.data).join() === want.join(), () => `order or count: ${s.events.map((e) => e.data).join()}`);
+  }
+  assert(server.stderrLines.some((l) => /matching budget of a turn spent/.test(l)), 'the budget was spent (logged)');
+  subs.forEach((s) => s.close());
+  agent.destroy();
 }, { timeout: 60000 });
 
 // OPEN: the defaults let anonymous clients make every event cost what they
