@@ -118,6 +118,9 @@ static const opt_t options[] = {
      "end streams after about this long, jittered; 0 = never (default 0)"},
     {"max-body-bytes-total", OPT_SIZE, F(max_body_bytes_total), 0, 1024, 1LL << 40, "BYTES",
      "request body bytes buffered by all connections together at most; 503 past it (default 67108864)"},
+    {"max-head-bytes-total", OPT_SIZE, F(max_head_bytes_total), 0, 1024, 1LL << 40, "BYTES",
+     "bytes of unfinished request heads buffered by all connections together at most; 503 past it "
+     "(default 67108864)"},
     {"max-stream-input-bytes", OPT_SIZE, F(max_stream_input_bytes), 0, 0, 1 << 30, "BYTES",
      "bytes a subscriber may send after its request before it is closed (default 4096)"},
     {"max-topics-per-subscribe", OPT_INT, F(max_topics_per_subscribe), 0, 1, 64, "N",
@@ -312,6 +315,7 @@ static void init_defaults(config_t *c)
     c->retry_ms = -1;
     c->max_pending_bytes = 4 << 20;
     c->max_body_bytes_total = 64 << 20;
+    c->max_head_bytes_total = 64 << 20;
     c->max_stream_input_bytes = 4096;
     c->max_topics_per_subscribe = 64;
     c->max_templates_per_subscriber = 16;

@@ -65,6 +65,7 @@ typedef struct config {
     size_t max_pending_bytes;         /* queued output per subscriber before it is dropped */
     int max_lifetime_s;               /* streams end after this, jittered; 0 = never */
     size_t max_body_bytes_total;      /* request body bytes buffered by all connections; 503 past it */
+    size_t max_head_bytes_total;      /* bytes of unfinished request heads, all connections; 503 past it */
     size_t max_stream_input_bytes;    /* bytes a subscriber may send after its request; closed past it */
     int max_topics_per_subscribe;     /* topic selectors in one subscribe request; 400 past it */
     int max_templates_per_subscriber; /* distinct URI templates in one subscribe request; 400 past it */

@@ -33,6 +33,7 @@ typedef struct h1_reading {
     uint32_t head_len;       /* request head bytes, once complete */
     uint32_t body_len;       /* decoded body bytes after the head */
     uint32_t reserved;       /* bytes counted in server_t.body_bytes */
+    uint32_t head_reserved;  /* bytes counted in server_t.head_bytes (head_reserve) */
     uint64_t content_length; /* READ_BODY without chunked */
     uint64_t body_limit;     /* what the route accepts (handler->on_head) */
     uint8_t chunked;         /* the body is chunked */
@@ -77,12 +78,41 @@ static int body_reserve(h1conn_t *h, size_t n)
     return 0;
 }
 
+/* ---- head budget --------------------------------------------------------------- */
+
+/* A request still unfinished after a read keeps its buffer: the read
+ * buffer while its head is incomplete, the head while its body arrives.
+ * Counts that against --max-head-bytes-total, so that many slow heads (each
+ * within --max-header-bytes and --header-timeout) cannot add up to
+ * connections x --max-header-bytes of memory. A head that arrives whole in
+ * one read, as honest ones do, is never counted. Returns 0, or -1 past the
+ * budget (nothing more counted). */
+static int head_reserve(h1conn_t *h)
+{
+    h1_reading_t *rd = h->rd;
+    size_t want = h->phase == H1_READ_HEAD ? h->conn.rcap : rd->head_len;
+    if (want <= rd->head_reserved)
+        return 0;
+    size_t n = want - rd->head_reserved;
+    server_t *srv = srv_of(h);
+    long long now = atomic_fetch_add_explicit(&srv->head_bytes, (long long)n, memory_order_relaxed);
+    if (now + (long long)n > (long long)cfg_of(h)->max_head_bytes_total) {
+        atomic_fetch_sub_explicit(&srv->head_bytes, (long long)n, memory_order_relaxed);
+        return -1;
+    }
+    rd->head_reserved = (uint32_t)want;
+    return 0;
+}
+
 static void reading_free(h1conn_t *h)
 {
     if (!h->rd)
         return;
     if (h->rd->reserved)
         atomic_fetch_sub_explicit(&srv_of(h)->body_bytes, (long long)h->rd->reserved, memory_order_relaxed);
+    if (h->rd->head_reserved)
+        atomic_fetch_sub_explicit(&srv_of(h)->head_bytes, (long long)h->rd->head_reserved,
+                                  memory_order_relaxed);
     free(h->rd);
     h->rd = NULL;
 }
@@ -494,6 +524,12 @@ static void read_request(h1conn_t *h)
             conn_set_deadline(c, now_of(h) + (int64_t)cfg->header_timeout_s * 1000);
         }
         process_input(h);
+        int unfinished = h->phase == H1_READ_BODY || (h->phase == H1_READ_HEAD && h->rd);
+        if (unfinished && !conn_is_closing(c) && head_reserve(h)) {
+            refuse(h, REFUSE_UNAVAILABLE, 503,
+                   "too many unfinished request heads (--max-head-bytes-total); retry");
+            return;
+        }
     }
 }
 

@@ -44,6 +44,7 @@ void stats_collect(server_t *srv, stats_t *out, stats_worker_t *per_worker)
     out->num_workers = srv->num_workers;
     out->open_conns = atomic_load_explicit(&srv->open_conns, memory_order_relaxed);
     out->body_bytes = atomic_load_explicit(&srv->body_bytes, memory_order_relaxed);
+    out->head_bytes = atomic_load_explicit(&srv->head_bytes, memory_order_relaxed);
     for (int i = 0; i < srv->num_workers; i++)
         add_worker(srv->workers[i], out, per_worker ? &per_worker[i] : NULL);
     hub_stats_t hs;

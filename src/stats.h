@@ -39,6 +39,7 @@ typedef struct stats_worker {
 typedef struct stats {
     int64_t open_conns;              /* connections open now, all workers */
     int64_t body_bytes;              /* request body bytes buffered now */
+    int64_t head_bytes;              /* read buffers of unfinished request heads now */
     uint64_t accepted;               /* connections accepted since start */
     uint64_t subscribers;            /* streams open now */
     uint64_t requests;               /* requests read */
