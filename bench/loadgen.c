@@ -34,6 +34,7 @@
 #include "sse.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -263,26 +264,64 @@ static long server_pss_kib(void)
     return sum;
 }
 
+/* On-CPU seconds of one process: the sum of its threads' run time from
+ * /proc/PID/task/TID/schedstat (nanoseconds, exact), or -1 when schedstat is
+ * missing. /proc/PID/stat counts in clock ticks (10 ms): a 2M-delivery burst
+ * of the floor is only 7 ticks, too coarse for the CPU-per-delivery ratios. */
+static double proc_cpu_schedstat_s(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    double sum = 0;
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p2[320];
+        snprintf(p2, sizeof(p2), "/proc/%d/task/%s/schedstat", pid, e->d_name);
+        FILE *f = fopen(p2, "r");
+        if (!f)
+            continue;
+        unsigned long long ns = 0;
+        if (fscanf(f, "%llu", &ns) == 1) {
+            sum += (double)ns / 1e9;
+            found = 1;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return found ? sum : -1;
+}
+
+/* The same from /proc/PID/stat (utime + stime, clock ticks). */
+static double proc_cpu_stat_s(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long ut = 0, st = 0;
+    /* after ")": state(3) ... utime is field 14, stime 15 */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static double server_cpu_s(void)
 {
     double sum = 0;
-    long hz = sysconf(_SC_CLK_TCK);
     for (int i = 0; i < opt.num_pids; i++) {
-        char path[64], buf[1024];
-        snprintf(path, sizeof(path), "/proc/%d/stat", opt.pids[i]);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-        if (!p)
-            continue;
-        unsigned long ut = 0, st = 0;
-        /* after ")": state(3) ... utime is field 14, stime 15 */
-        if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-            sum += (double)(ut + st) / (double)hz;
+        double s = proc_cpu_schedstat_s(opt.pids[i]);
+        sum += s >= 0 ? s : proc_cpu_stat_s(opt.pids[i]);
     }
     return sum;
 }
