@@ -11,7 +11,8 @@ the same way.
 """
 import argparse, os, statistics, subprocess, sys, time
 
-SERVERS = ["courant", "nchan", "floor"]
+SERVERS = ["courant", "nchan", "floor"]  # --servers may add "courant@<rev>" (make bench BASELINE=<rev>)
+BASE = None  # that baseline's name, when there is one
 
 
 def parse(path):
@@ -119,7 +120,12 @@ def main():
     ap.add_argument("--fanout-n", default="100 1000 10000")
     ap.add_argument("--mem-n", default="1000 10000 50000")
     ap.add_argument("--max-n", default="0")
+    ap.add_argument("--servers", default="courant nchan floor")
     a = ap.parse_args()
+    global SERVERS, BASE
+    SERVERS = a.servers.split()
+    BASE = next((s for s in SERVERS if s.startswith("courant@")), None)
+    others = [s for s in SERVERS if s != "courant"]
     rows = parse(a.raw)
     fan = [int(x) for x in a.fanout_n.split()]
     mem = [int(x) for x in a.mem_n.split()]
@@ -162,12 +168,12 @@ def main():
         cells.append((sec, label, Cell(rows, phase, n, key, scale, lb)))
 
     lines = []
-    lines.append("| metric | courant | nchan | floor | courant/nchan | courant/floor |")
-    lines.append("|---|---:|---:|---:|---:|---:|")
+    lines.append("| metric | " + " | ".join(SERVERS) + " | " + " | ".join(f"courant/{o}" for o in others) + " |")
+    lines.append("|---|" + "---:|" * (len(SERVERS) + len(others)))
     cur = None
     for sec, label, c in cells:
         if sec != cur:
-            lines.append(f"| **{sec}** | | | | | |")
+            lines.append(f"| **{sec}** |" + " |" * (len(SERVERS) + len(others)))
             cur = sec
         vals = []
         for s in SERVERS:
@@ -175,10 +181,10 @@ def main():
             if c.loss[s] > 0:
                 v += f" **LOSS {100 * c.loss[s]:.3g}%**"
             vals.append(v)
-        lines.append(f"| {label} | " + " | ".join(vals) + f" | {fmt_ratio(c.ratio('nchan'))} | {fmt_ratio(c.ratio('floor'))} |")
+        lines.append(f"| {label} | " + " | ".join(vals) + " | " + " | ".join(fmt_ratio(c.ratio(o)) for o in others) + " |")
 
     # loss summary per phase
-    loss_lines = ["| phase | N | courant | nchan | floor |", "|---|---:|---:|---:|---:|"]
+    loss_lines = ["| phase | N | " + " | ".join(SERVERS) + " |", "|---|---:|" + "---:|" * len(SERVERS)]
     for phase in ("rate", "burst"):
         for n in fan:
             row = []
@@ -290,7 +296,7 @@ def main():
     os.makedirs(tmp, exist_ok=True)
     gp = ["set terminal pngcairo size 1400,900 font 'sans,10'",
           f"set output '{os.path.join(a.out, 'results.png')}'",
-          "set multiplot layout 2,2 title 'courant vs nginx+nchan vs kernel floor (median, whiskers min–max; x: subscribers)'",
+          f"set multiplot layout 2,2 title '{' vs '.join(SERVERS)} (median, whiskers min–max; x: subscribers)'",
           "set style data histograms", "set style histogram errorbars gap 1 lw 1",
           "set style fill solid 0.75 border -1", "set grid ytics", "set key top left",
           "set boxwidth 0.9"]
@@ -312,15 +318,24 @@ def main():
             gp.append(f"set yrange [{min(lows) / 2:.6g}:*]")
         else:
             gp.append("set yrange [0:*]")
-        gp.append(f"plot '{path}' using 2:3:4:xtic(1) title 'courant' lc rgb '#1f77b4', "
-                  f"'' using 5:6:7 title 'nchan' lc rgb '#ff7f0e', '' using 8:9:10 title 'floor' lc rgb '#2ca02c'")
+        colors = {"courant": "#1f77b4", "nchan": "#ff7f0e", "floor": "#2ca02c"}
+        parts = []
+        for k, srv in enumerate(SERVERS):
+            c0 = 2 + 3 * k
+            using = f"{c0}:{c0 + 1}:{c0 + 2}" + (":xtic(1)" if k == 0 else "")
+            src = "''" if k else f"'{path}'"
+            parts.append(f"{src} using {using} title '{srv}' lc rgb '{colors.get(srv, '#9467bd')}'")
+        gp.append("plot " + ", ".join(parts))
     gp.append("unset multiplot")
     gpf = os.path.join(tmp, "results.gp")
     with open(gpf, "w") as f:
         f.write("\n".join(gp) + "\n")
-    r = subprocess.run(["gnuplot", gpf], capture_output=True, text=True)
-    if r.returncode:
-        print(r.stderr, file=sys.stderr)
+    try:
+        r = subprocess.run(["gnuplot", gpf], capture_output=True, text=True)
+        if r.returncode:
+            print(r.stderr, file=sys.stderr)
+    except FileNotFoundError:
+        print("report.py: gnuplot missing, no chart (run.sh installs gnuplot-nox)", file=sys.stderr)
     subprocess.run(["rm", "-rf", tmp])
 
     print("\n".join(lines))

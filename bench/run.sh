@@ -3,6 +3,11 @@
 #
 #   make bench              full matrix (about 15 minutes)
 #   make bench QUICK=1      reduced matrix (under 3 minutes)
+#   make bench BASELINE=e7e0298
+#                           one more server, "courant@e7e0298": that revision
+#                           of courant, built in a temporary git worktree under
+#                           build/, measured in the same run (before/after
+#                           ratios from the same minutes)
 #   bench/run.sh            the same, without `make setup`
 #
 # Installs what it needs (nginx-light, libnginx-mod-nchan, gnuplot-nox) from
@@ -15,8 +20,9 @@
 # run is bounded (its own deadlines, plus `timeout`), and everything that
 # was started is stopped on exit.
 #
-# Env: QUICK=1; BENCH_REPS (default 3); BENCH_MAX_N (largest-held target,
-# default 1000000; 0 skips it); BENCH_OUT (default bench/).
+# Env: QUICK=1; BASELINE=<git rev>; BENCH_REPS (default 3); BENCH_MAX_N
+# (largest-held target, default 1000000; 0 skips it); BENCH_OUT (default
+# bench/).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -36,6 +42,9 @@ else
     CAP_REPS=$REPS; MAX_N=${BENCH_MAX_N:-1000000}
 fi
 SERVERS="courant nchan floor"
+BASELINE=${BASELINE:-}
+BASE_NAME=""      # "courant@<rev>" when BASELINE is set
+BASE_BIN=""       # its binary
 BENCH_START=$(date +%s)
 
 log() { echo "bench: $*" >&2; }
@@ -92,6 +101,33 @@ build() {
     if [ ! -x build/bench/floor ] || [ bench/floor.c -nt build/bench/floor ]; then
         gcc "${cflags[@]}" -pthread -o build/bench/floor bench/floor.c
     fi
+}
+
+# BASELINE: builds that revision's courant in a temporary git worktree under
+# build/ (its own Makefile, its own object directory), keeps the binary as
+# build/bench/courant-<full sha> (reused by later runs) and removes the
+# worktree.
+build_baseline() {
+    [ -n "$BASELINE" ] || return 0
+    local sha short tree
+    sha=$(git rev-parse --verify "$BASELINE^{commit}") || { log "BASELINE=$BASELINE: not a revision"; exit 1; }
+    short=$(git rev-parse --short "$sha")
+    BASE_NAME="courant@$short"
+    BASE_BIN=build/bench/courant-$sha
+    if [ ! -x "$BASE_BIN" ]; then
+        tree=build/baseline-$short
+        log "building $BASE_NAME in $tree"
+        git worktree remove --force "$tree" 2>/dev/null || rm -rf "$tree"
+        git worktree add --detach -q "$tree" "$sha"
+        if ! nice make -s -C "$tree" -j"$CORES" build/courant >"$WORK/baseline-build.log" 2>&1; then
+            tail -n 20 "$WORK/baseline-build.log" >&2
+            git worktree remove --force "$tree"
+            log "BASELINE=$BASELINE: build failed"; exit 1
+        fi
+        cp "$tree/build/courant" "$BASE_BIN"
+        git worktree remove --force "$tree"
+    fi
+    SERVERS="courant $BASE_NAME nchan floor"
 }
 
 # ---- servers ----------------------------------------------------------------------
@@ -187,16 +223,18 @@ start_server() {
     pick_port
     TOP_PIDS=(); REAL_PIDS=(); SERVER_PIDS=""
     local i t c
+    local bin=./build/courant
+    [ "$kind" = "$BASE_NAME" ] && { bin=./$BASE_BIN; kind=courant; }
     case $kind in
     courant)
         if [ "$procs" -eq 1 ]; then
-            timeout -s KILL $SERVER_LIFETIME ./build/courant --listen 127.0.0.1:$PORT --workers "$WORKERS" \
+            timeout -s KILL $SERVER_LIFETIME $bin --listen 127.0.0.1:$PORT --workers "$WORKERS" \
                 --heartbeat 0 --log-level warn 2>>"$WORK/courant.log" &
             t=$!; TOP_PIDS+=("$t"); SERVER_PIDS=$(child_of "$t"); REAL_PIDS+=("$SERVER_PIDS")
             wait_listening "$WORKERS"
         else
             for i in $(seq "$procs"); do
-                timeout -s KILL $SERVER_LIFETIME ./build/courant --listen 127.0.0.1:$PORT --reuse-port --workers 1 \
+                timeout -s KILL $SERVER_LIFETIME $bin --listen 127.0.0.1:$PORT --reuse-port --workers 1 \
                     --heartbeat 0 --log-level warn 2>>"$WORK/courant.log" &
                 t=$!; TOP_PIDS+=("$t"); c=$(child_of "$t"); REAL_PIDS+=("$c")
                 SERVER_PIDS=${SERVER_PIDS:+$SERVER_PIDS,}$c
@@ -260,12 +298,15 @@ stop_server() {
     TOP_PIDS=(); REAL_PIDS=(); SERVER_PIDS=""
 }
 
-# loadgen KIND N LABELS ARGS...: appends its RESULT lines to $RAW.
+# loadgen KIND N LABELS ARGS...: appends its RESULT lines to $RAW (the
+# baseline speaks courant's protocol; its lines say target=courant@<rev>).
 loadgen() {
     local kind=$1 n=$2 labels=$3; shift 3
-    local rc=0
-    timeout -s KILL 400 ./build/bench/loadgen --target "$kind" --port "$PORT" -n "$n" --pids "$SERVER_PIDS" \
-        --per-proc $PER_PROC --size $EVENT_BYTES --labels "$labels" "$@" >>"$RAW" 2>>"$WORK/loadgen.log" || rc=$?
+    local rc=0 target=$kind
+    [ "$kind" = "$BASE_NAME" ] && target=courant
+    timeout -s KILL 400 ./build/bench/loadgen --target "$target" --port "$PORT" -n "$n" --pids "$SERVER_PIDS" \
+        --per-proc $PER_PROC --size $EVENT_BYTES --labels "$labels" "$@" 2>>"$WORK/loadgen.log" |
+        sed "s/ target=$target / target=$kind /" >>"$RAW" || rc=$?
     [ "$rc" -ne 0 ] && log "loadgen $kind n=$n exited $rc (see the held/loss columns)"
     return 0
 }
@@ -275,6 +316,7 @@ in_list() { local x; for x in $2; do [ "$x" = "$1" ] && return 0; done; return 1
 # ---- the run ------------------------------------------------------------------------
 ensure_packages
 build
+build_baseline
 : >"$RAW"
 log "$( [ "$QUICK" = 1 ] && echo QUICK || echo full ) matrix, $REPS repetitions, $CORES cores; raw results in $RAW"
 
@@ -331,7 +373,8 @@ log "measurements done in ${ELAPSED}s; writing $OUT/RESULTS.md and $OUT/results.
 cp "$RAW" "$OUT/results.raw"
 python3 bench/report.py --raw "$RAW" --out "$OUT" --quick "$QUICK" --elapsed "$ELAPSED" \
     --reps "$REPS" --cores "$CORES" --rate "$RATE" --rate-events "$RATE_EVENTS" \
-    --event-bytes "$EVENT_BYTES" --fanout-n "$FANOUT_N" --mem-n "$MEM_N" --max-n "$MAX_N"
+    --event-bytes "$EVENT_BYTES" --fanout-n "$FANOUT_N" --mem-n "$MEM_N" --max-n "$MAX_N" \
+    --servers "$SERVERS"
 
 # ---- across nodes on Redis, beside a single node (one run) -------------------------
 log "cross-node cells on Redis: bench/redis.sh -> $OUT/RESULTS-redis.md"
