@@ -34,6 +34,7 @@ typedef struct config {
     int heartbeat_s;                  /* comment on idle streams; 0 = off */
     long retry_ms;                    /* retry: hint sent on stream start; -1 = none */
     size_t max_pending_bytes;         /* queued output per subscriber before it is dropped */
+    int fanout_batch_us;              /* a worker gathers a burst this long before fanning out; 0 = never */
     int max_lifetime_s;               /* streams end after this, jittered; 0 = never */
     size_t max_body_bytes_total;      /* request body bytes buffered by all connections; 503 past it */
     size_t max_stream_input_bytes;    /* bytes a subscriber may send after its request; closed past it */

@@ -102,19 +102,45 @@ static ssize_t write_queued(conn_t *c)
     return (ssize_t)done;
 }
 
-int conn_try_queue_event(conn_t *c, wref_t *r, const char *p, size_t len, size_t cap)
+/* Room for `len` more queued bytes within `cap`. The cap bounds what the
+ * kernel would not take: before calling a subscriber slow, offer the socket
+ * what is queued (a burst of events is queued before the turn's flush).
+ * Errors are left to conn_flush, since closing here would free list nodes
+ * the fan-out is walking. Returns 0, or -1 past the cap. */
+static int room_for(conn_t *c, size_t len, size_t cap)
 {
     if (c->state == CONN_CLOSING)
         return -1;
-    /* The cap bounds what the kernel would not take: before calling a
-     * subscriber slow, offer the socket what is queued (a burst of events is
-     * queued before the turn's flush). Errors are left to conn_flush, since
-     * closing here would free list nodes the fan-out is walking. */
     if (c->out.bytes + len > cap && c->writable)
         (void)write_queued(c);
-    if (c->out.bytes + len > cap)
+    return c->out.bytes + len > cap ? -1 : 0;
+}
+
+int conn_try_queue_event(conn_t *c, wref_t *r, const char *p, size_t len, size_t cap)
+{
+    if (room_for(c, len, cap))
         return -1;
     outq_push_event(&c->out, r, p, len);
+    queued(c);
+    return 0;
+}
+
+int conn_try_queue_event_copy(conn_t *c, wref_t *r, const char *p, size_t len, size_t cap)
+{
+    if (room_for(c, len, cap))
+        return -1;
+    /* Copy only for a subscriber that keeps up: its queue is empty or ends
+     * in the open block. One that fell behind gets evbuf slices, so it pins
+     * at most the blocks of the batch it stalled in (wref.h, Memory). */
+    wref_pool_t *pool = c->out.pool;
+    wblock_t *b = NULL;
+    const char *at = NULL;
+    if (outq_empty(&c->out) || (pool->open && outq_tail_block(&c->out) == pool->open))
+        at = wref_copy(pool, r, p, len, &b);
+    if (at)
+        outq_push_block(&c->out, b, at, len);
+    else
+        outq_push_event(&c->out, r, p, len);
     queued(c);
     return 0;
 }

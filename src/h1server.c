@@ -179,8 +179,8 @@ static int h1_push(req_t *r, wref_t *w, const char *p, size_t len, int heap)
 {
     h1conn_t *h = h1_of_req(r);
     size_t cap = cfg_of(h)->max_pending_bytes;
-    if (w && h->chunked_stream)
-        return conn_try_queue_event(&h->conn, w, w->ev->chunked, w->ev->chunked_len, cap);
+    if (w && h->chunked_stream) /* the common case: copied back to back while it keeps up */
+        return conn_try_queue_event_copy(&h->conn, w, w->ev->chunked, w->ev->chunked_len, cap);
     if (w)
         return conn_try_queue_event(&h->conn, w, p, len, cap);
     if (h->chunked_stream)
@@ -415,11 +415,33 @@ static void handle(h1conn_t *h, size_t consumed)
     conn_write_now(c);        /* the answer goes out in the turn that read its request */
 }
 
-/* Runs the request state machine over what is buffered. */
+/* The answer to the current request is queued and written out: the next
+ * (maybe pipelined) request may start. */
+static int answer_written(const h1conn_t *h)
+{
+    return h->phase == H1_RESPOND && h->req.state == REQ_ANSWERED && outq_empty(&h->conn.out);
+}
+
+/* Runs the request state machine over what is buffered. A pipelined
+ * request is handled as soon as the answer before it is written, in the
+ * same turn (one connection with 8 requests in flight was answered 4 per
+ * turn when the next request waited for a flush pass: 0.74M deliveries/s
+ * against 1.5-2.0M with 8 connections). The per-turn write budget bounds
+ * it: an answer the socket does not take at once stops the loop until
+ * conn_flush calls on_drained. */
 static void process_input(h1conn_t *h)
 {
     conn_t *c = &h->conn;
-    while ((h->phase == H1_READ_HEAD || h->phase == H1_READ_BODY) && !conn_is_closing(c)) {
+    while (!conn_is_closing(c)) {
+        if (h->phase == H1_RESPOND) {
+            if (!answer_written(h))
+                return; /* waits for an ack, or for the socket */
+            if (!h->keep_alive || atomic_load(&srv_of(h)->stopping)) {
+                conn_finish(c);
+                return;
+            }
+            start_next_request(h);
+        }
         if (h->phase == H1_READ_HEAD) {
             if (c->rlen == 0)
                 return;
@@ -432,6 +454,8 @@ static void process_input(h1conn_t *h)
             if (r <= 0 || begin_request(h, &hr))
                 return;
         }
+        if (h->phase != H1_READ_BODY)
+            return; /* a stream, or refused */
         size_t consumed = 0;
         if (read_body(h, &consumed) <= 0)
             return;
@@ -498,14 +522,9 @@ static void h1_on_drained(conn_t *c)
     h1conn_t *h = h1_of(c);
     /* A publish waiting for its ack has no answer queued yet: what just
      * drained was an interim "100 Continue". Keep waiting. */
-    if (h->phase != H1_RESPOND || h->req.state != REQ_ANSWERED)
+    if (!answer_written(h))
         return;
-    if (!h->keep_alive || atomic_load(&srv_of(h)->stopping)) {
-        conn_finish(c);
-        return;
-    }
-    start_next_request(h);
-    process_input(h); /* a pipelined request may already be here */
+    process_input(h); /* the next request: keep-alive, maybe pipelined */
     read_request(h);
 }
 

@@ -6,6 +6,10 @@
  *                  | HEAP:   a malloc'd buffer (owned, freed once written)
  *                  | EVENT:  a slice of a shared event (borrows one count
  *                  |         of a wref, dropped once written)
+ *                  | BLOCK:  a slice of the worker's back-to-back copies of
+ *                  |         events (wref.h; one count of the block); a
+ *                  |         slice that continues the tail item's bytes in
+ *                  |         the same block extends it instead of adding one
  *                  v
  *             gathered into iovecs and written with writev (or handed to a
  *             TLS or HTTP/2 layer, which reads the same iovecs)
@@ -29,13 +33,16 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-typedef enum outq_kind { OUTQ_STATIC, OUTQ_HEAP, OUTQ_EVENT } outq_kind_t;
+typedef enum outq_kind { OUTQ_STATIC, OUTQ_HEAP, OUTQ_EVENT, OUTQ_BLOCK } outq_kind_t;
 
 typedef struct outq_item {
-    const char *ptr; /* STATIC: borrows; HEAP: owns (free); EVENT: inside wref->ev */
+    const char *ptr; /* STATIC: borrows; HEAP: owns (free); EVENT: inside wref->ev; BLOCK: inside block */
     uint32_t len;    /* bytes */
     uint32_t kind;   /* outq_kind_t */
-    wref_t *wref;    /* EVENT: borrows one count of wref->refs */
+    union {
+        wref_t *wref;    /* EVENT: borrows one count of wref->refs */
+        wblock_t *block; /* BLOCK: borrows one count of block->refs */
+    };
 } outq_item_t;
 
 #define OUTQ_INLINE 2
@@ -64,6 +71,18 @@ void outq_dispose(outq_t *q);
 void outq_push_static(outq_t *q, const char *s, size_t len);
 void outq_push_heap(outq_t *q, char *p, size_t len);
 void outq_push_event(outq_t *q, wref_t *r, const char *p, size_t len);
+
+/* Appends a slice of a block (wref_copy): extends the tail item when the
+ * slice continues it in the same block, else adds an item taking one count
+ * of `b`. */
+void outq_push_block(outq_t *q, wblock_t *b, const char *p, size_t len);
+
+/* The block whose slice ends the queue, or NULL (empty, or another kind). */
+static inline wblock_t *outq_tail_block(const outq_t *q)
+{
+    const outq_item_t *t = q->count ? &q->items[q->head + q->count - 1] : NULL;
+    return t && t->kind == OUTQ_BLOCK ? t->block : NULL;
+}
 
 /* Fills up to `max` iovecs with the oldest queued bytes, at most `budget`
  * bytes in all (the last iovec may be cut). Returns the number filled. */

@@ -408,8 +408,10 @@ static int deliver(stream_index_t *idx, req_t *r, evbuf_t *ev, wref_t **w)
     s->last_seq = ev->seq;
     if (!visible_to(idx, s, ev))
         return 0;
-    if (!*w)
+    if (!*w) {
         *w = wref_new(worker__wrefs(idx->worker), ev);
+        (*w)->fanout = 1; /* live: worth one copy per worker (wref.h) */
+    }
     if (req_try_push_event(r, *w)) {
         on_overflow(r);
         return 0;

@@ -33,6 +33,11 @@
 #define WORKER_DRAIN_SPREAD_MS 1000 /* shutdown closes streams over this window */
 #define WORKER_STOP_GRACE_MS 4000   /* then whatever is left is closed */
 #define WORKER_FLUSH_PASSES 4
+/* Conns flushed between two looks at new requests (poll_requests): one
+ * epoll_wait(0) per 64 writevs (+1.5 % syscalls) keeps publishers answered
+ * while a fan-out writes to thousands of subscribers. */
+#define WORKER_FLUSH_SLICE 64
+#define WORKER_BATCH_EVENTS 128 /* a gathered inbox this full is fanned out at once */
 
 /* What an epoll event's data.ptr points at; conn_t starts with the same int. */
 enum { HANDLE_CONN, HANDLE_LISTENER, HANDLE_INBOX };
@@ -66,6 +71,11 @@ struct worker {
     inbox_msg_t *inbox;         /* owns; events in seq order, each ack after its event */
     size_t inbox_len, inbox_cap;
 
+    uint8_t inbox_rung;   /* the doorbell rang: the inbox may hold messages not yet taken */
+    int64_t last_take_ns; /* CLOCK_MONOTONIC when the inbox was last taken (fan-out batching) */
+    int64_t take_due_ns;  /* 0, or when the gathered inbox must be taken at the latest */
+    int64_t batch_ns;     /* --fanout-batch-us in ns; 0 = take the inbox every turn */
+
     acks_t *acks;   /* owns: publishes waiting for the journal */
     int64_t now_ms; /* CLOCK_MONOTONIC at the start of the turn */
     uint32_t turn;  /* turns so far (per-turn budgets) */
@@ -83,12 +93,14 @@ struct worker {
     unsigned drop_log_budget; /* rate-limits the over-capacity log line */
 };
 
-static int64_t monotonic_ms(void)
+static int64_t monotonic_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+static int64_t monotonic_ms(void) { return monotonic_ns() / 1000000; }
 
 worker_t *worker_new(int index, server_t *srv, const worker_listener_t *listeners, int num_listeners)
 {
@@ -118,6 +130,7 @@ worker_t *worker_new(int index, server_t *srv, const worker_listener_t *listener
             goto fail;
     }
     w->now_ms = monotonic_ms();
+    w->batch_ns = (int64_t)srv->cfg->fanout_batch_us * 1000;
     w->drop_log_budget = 1;
     return w;
 fail:
@@ -245,7 +258,9 @@ static void release_from_lists(worker_t *w, conn_t *c)
 
 /* ---- inbox --------------------------------------------------------------------- */
 
-/* Pushes a message; returns 1 when the inbox was empty (a wake-up is due). */
+/* Pushes a message; returns 1 when a wake-up is due: the inbox was empty,
+ * or it just filled a batch (a worker gathering a batch sleeps until its
+ * deadline otherwise; see take_inbox_if_due). */
 static int inbox_push(worker_t *w, evbuf_t *ev, uint64_t token, int ok)
 {
     pthread_mutex_lock(&w->inbox_lock);
@@ -258,10 +273,10 @@ static int inbox_push(worker_t *w, evbuf_t *ev, uint64_t token, int ok)
         w->inbox_cap = ncap;
     }
     evbuf_ref(ev);
-    int was_empty = w->inbox_len == 0;
+    int wake = w->inbox_len == 0 || w->inbox_len + 1 == WORKER_BATCH_EVENTS;
     w->inbox[w->inbox_len++] = (inbox_msg_t){ev, token, ok};
     pthread_mutex_unlock(&w->inbox_lock);
-    return was_empty;
+    return wake;
 }
 
 int worker_post(worker_t *w, evbuf_t *ev) { return inbox_push(w, ev, 0, 0); }
@@ -282,18 +297,28 @@ void worker_wake(worker_t *w)
     while (r < 0 && errno == EINTR);
 }
 
-/* Takes the whole inbox in one lock, then fans out without holding it. */
-static void drain_inbox(worker_t *w)
+/* The doorbell: remember that the inbox has messages; take_inbox_if_due
+ * decides when to take them. */
+static void on_doorbell(worker_t *w)
 {
     uint64_t junk;
     while (read(w->evfd, &junk, sizeof(junk)) < 0 && errno == EINTR)
         ;
+    w->inbox_rung = 1;
+}
+
+/* Takes the whole inbox in one lock, then fans out without holding it. */
+static void take_inbox(worker_t *w, int64_t now_ns)
+{
     pthread_mutex_lock(&w->inbox_lock);
     inbox_msg_t *batch = w->inbox;
     size_t n = w->inbox_len;
     w->inbox = NULL;
     w->inbox_len = w->inbox_cap = 0;
     pthread_mutex_unlock(&w->inbox_lock);
+    w->inbox_rung = 0;
+    w->take_due_ns = 0;
+    w->last_take_ns = now_ns;
     for (size_t i = 0; i < n; i++) {
         if (batch[i].token)
             acks_complete(w->acks, batch[i].token, batch[i].ev, batch[i].ok);
@@ -302,6 +327,34 @@ static void drain_inbox(worker_t *w)
         evbuf_unref(batch[i].ev);
     }
     free(batch);
+}
+
+/* Fan-out batching (--fanout-batch-us). Writing an event to a subscriber
+ * costs a writev, about 4 us of kernel time on loopback whatever it
+ * carries; a batch of k events costs 4 us + k x 35 ns per subscriber (a
+ * measured microbenchmark: 128 events of 166 bytes went out at 36 ns each
+ * in one writev, 3.6 us each one by one). So under a burst a worker gathers
+ * what is published for up to --fanout-batch-us, or until
+ * WORKER_BATCH_EVENTS wait, before taking the inbox; the first event after
+ * a quiet spell (nothing taken for that long) goes out at once, so a
+ * trickle of events pays no delay. Measured at N=1,000 with 8 publishers:
+ * 23 events per writev and 250 us of CPU per 1,000 deliveries when taking
+ * the inbox every turn, 100 and 97 us with 10 ms. */
+static void take_inbox_if_due(worker_t *w)
+{
+    if (!w->inbox_rung)
+        return;
+    int64_t now = monotonic_ns();
+    if (w->batch_ns && !w->stop_deadline_ms && now - w->last_take_ns < w->batch_ns) {
+        pthread_mutex_lock(&w->inbox_lock);
+        size_t n = w->inbox_len;
+        pthread_mutex_unlock(&w->inbox_lock);
+        if (n > 0 && n < WORKER_BATCH_EVENTS) {
+            w->take_due_ns = w->last_take_ns + w->batch_ns;
+            return;
+        }
+    }
+    take_inbox(w, now);
 }
 
 /* ---- accepting ------------------------------------------------------------------ */
@@ -414,8 +467,24 @@ static void accept_some(worker_t *w, listener_t *l)
 
 /* ---- the turn ------------------------------------------------------------------- */
 
+static void handle_event(worker_t *w, struct epoll_event *e);
+
+/* In the middle of a long flush: connections that became readable since
+ * the turn began (a publisher's next request) are read and answered now,
+ * not after thousands of subscribers were written. The listener and the
+ * doorbell are level-triggered: they are left for the next turn. */
+static void poll_requests(worker_t *w)
+{
+    struct epoll_event events[64];
+    int n = epoll_wait(w->epfd, events, 64, 0);
+    for (int i = 0; i < n; i++)
+        if (*(int *)events[i].data.ptr == HANDLE_CONN)
+            handle_event(w, &events[i]);
+}
+
 static void flush_pass(worker_t *w)
 {
+    unsigned flushed = 0;
     /* conn_flush may re-schedule (budget spent) or close: take the list first. */
     conn_t *list = w->flush_list;
     w->flush_list = NULL;
@@ -430,6 +499,8 @@ static void flush_pass(worker_t *w)
         /* If this closes it, schedule_free sees in_flush_list == 0 and
          * puts it on the free list itself (unless the read list holds it). */
         conn_flush(c);
+        if (++flushed % WORKER_FLUSH_SLICE == 0 && list)
+            poll_requests(w);
     }
 }
 
@@ -491,7 +562,7 @@ static void handle_event(worker_t *w, struct epoll_event *e)
         return;
     }
     if (kind == HANDLE_INBOX) {
-        drain_inbox(w);
+        on_doorbell(w);
         return;
     }
     conn_t *c = e->data.ptr;
@@ -509,6 +580,21 @@ static int work_pending(const worker_t *w)
     return w->flush_list || w->read_list || stream_replay_pending(w->streams);
 }
 
+/* How long epoll_wait may sleep: until the next tick, or the gathered
+ * inbox's deadline; not at all with work left over. */
+static struct timespec turn_timeout(const worker_t *w)
+{
+    int64_t ns = work_pending(w) ? 0 : (w->next_tick_ms - w->now_ms) * 1000000;
+    if (w->take_due_ns) {
+        int64_t left = w->take_due_ns - monotonic_ns();
+        if (left < ns)
+            ns = left;
+    }
+    if (ns < 0)
+        ns = 0;
+    return (struct timespec){ns / 1000000000, ns % 1000000000};
+}
+
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
@@ -519,8 +605,8 @@ static void *worker_main(void *arg)
     w->now_ms = monotonic_ms();
     w->next_tick_ms = w->now_ms + WORKER_TICK_MS;
     for (;;) {
-        int timeout = work_pending(w) ? 0 : (int)(w->next_tick_ms - w->now_ms);
-        int n = epoll_wait(w->epfd, events, WORKER_EPOLL_BATCH, timeout < 0 ? 0 : timeout);
+        struct timespec timeout = turn_timeout(w);
+        int n = epoll_pwait2(w->epfd, events, WORKER_EPOLL_BATCH, &timeout, NULL);
         w->now_ms = monotonic_ms();
         w->turn++;
         if (n < 0 && errno != EINTR) {
@@ -530,6 +616,7 @@ static void *worker_main(void *arg)
         read_again(w);
         for (int i = 0; i < n; i++)
             handle_event(w, &events[i]);
+        take_inbox_if_due(w);
         stream_replay_some(w);
         flush_all(w);
         if (!w->stop_deadline_ms && atomic_load(&w->srv->stopping))

@@ -3,13 +3,20 @@
  * connections, its share of the subscribers, and its inbox of events.
  *
  * A turn of the loop:
- *   1. epoll_wait (timeout: the next 250 ms tick; 0 when work is left over)
- *   2. for each ready handle: accept, drain the inbox (fan-out), or read;
- *      then the read-again list (connections whose read budget ran out)
- *   3. replay history to new subscribers, within the turn's budget
- *   4. flush every connection that has queued output (writev, capped per turn)
- *   5. on a tick: timeouts, heartbeats, lifetimes, shutdown drain
- *   6. free the connections closed during this turn
+ *   1. epoll_wait (timeout: the next 250 ms tick, or the gathered inbox's
+ *      deadline; 0 when work is left over)
+ *   2. the read-again list (connections whose read budget ran out), then
+ *      for each ready handle: accept, note the doorbell, or read
+ *   3. take the inbox and fan it out, when due: under a burst the inbox is
+ *      gathered for up to --fanout-batch-us (or 128 events), so that one
+ *      writev carries many events; the first event after a quiet spell
+ *      goes at once
+ *   4. replay history to new subscribers, within the turn's budget
+ *   5. flush every connection that has queued output (writev, capped per
+ *      turn); every 64 connections, read what arrived meanwhile (a
+ *      publisher's next request is answered during a long fan-out)
+ *   6. on a tick: timeouts, heartbeats, lifetimes, shutdown drain
+ *   7. free the connections closed during this turn
  * Connections are never freed inside their own callbacks (step 6), so an
  * epoll event later in the same batch never touches freed memory.
  *
