@@ -52,8 +52,8 @@ static void turn_sync(conn_t *c)
 
 static void queued(conn_t *c)
 {
-    c->last_write_ms = worker__now_ms(c->worker);
-    worker__schedule_flush(c->worker, c);
+    if (!c->in_flush_list) /* once per turn, not per event: no call per delivery */
+        worker__schedule_flush(c->worker, c);
 }
 
 void conn_queue_static(conn_t *c, const char *s, size_t len)
@@ -96,9 +96,11 @@ static ssize_t write_queued(conn_t *c)
         c->written_this_turn += (uint32_t)w;
         done += (size_t)w;
     }
-    if (done)
+    if (done) {
+        c->last_write_ms = worker__now_ms(c->worker); /* heartbeats: once per writev, not per event */
         atomic_fetch_add_explicit(&worker_stats(c->worker)->bytes_written, (unsigned long)done,
                                   memory_order_relaxed);
+    }
     return (ssize_t)done;
 }
 

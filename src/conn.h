@@ -92,7 +92,7 @@ struct conn {
     outq_t out; /* the wire bytes waiting to be written */
 
     int64_t deadline_ms;      /* monotonic: the protocol's read/idle deadline, or linger end */
-    int64_t last_write_ms;    /* monotonic: last time output was queued (heartbeats) */
+    int64_t last_write_ms;    /* monotonic: last time output was written (heartbeats) */
     peer_addr_t peer;         /* the socket peer's address (IPv4 mapped): limits, logs */
     struct conn *prev, *next; /* the worker's list of all its connections */
     struct conn *flush_next;  /* the worker's flush list, or its free list */

@@ -95,15 +95,8 @@ void outq_push_event(outq_t *q, wref_t *r, const char *p, size_t len)
     push(q, p, len, OUTQ_EVENT, r);
 }
 
-void outq_push_block(outq_t *q, wblock_t *b, const char *p, size_t len)
+void outq__push_block_item(outq_t *q, wblock_t *b, const char *p, size_t len)
 {
-    outq_item_t *t = q->count ? &q->items[q->head + q->count - 1] : NULL;
-    if (t && t->kind == OUTQ_BLOCK && t->block == b && t->ptr + t->len == p &&
-        (uint64_t)t->len + len <= UINT32_MAX) {
-        t->len += (uint32_t)len; /* the same iovec grows: no item, no count */
-        q->bytes += len;
-        return;
-    }
     if (len == 0)
         return;
     wblock_ref(b);

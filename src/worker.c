@@ -595,6 +595,23 @@ static struct timespec turn_timeout(const worker_t *w)
     return (struct timespec){ns / 1000000000, ns % 1000000000};
 }
 
+/* epoll_pwait2 (Linux 5.11) takes the batching deadline to the
+ * microsecond; where it is missing (older kernels, valgrind) epoll_wait
+ * rounds it up to the millisecond. */
+static int wait_events(worker_t *w, struct epoll_event *events)
+{
+    static atomic_int no_pwait2;
+    struct timespec t = turn_timeout(w);
+    if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+        int n = epoll_pwait2(w->epfd, events, WORKER_EPOLL_BATCH, &t, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        atomic_store_explicit(&no_pwait2, 1, memory_order_relaxed);
+    }
+    int ms = (int)(t.tv_sec * 1000 + (t.tv_nsec + 999999) / 1000000);
+    return epoll_wait(w->epfd, events, WORKER_EPOLL_BATCH, ms);
+}
+
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
@@ -605,8 +622,7 @@ static void *worker_main(void *arg)
     w->now_ms = monotonic_ms();
     w->next_tick_ms = w->now_ms + WORKER_TICK_MS;
     for (;;) {
-        struct timespec timeout = turn_timeout(w);
-        int n = epoll_pwait2(w->epfd, events, WORKER_EPOLL_BATCH, &timeout, NULL);
+        int n = wait_events(w, events);
         w->now_ms = monotonic_ms();
         w->turn++;
         if (n < 0 && errno != EINTR) {

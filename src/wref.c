@@ -81,14 +81,10 @@ static wblock_t *open_block(wref_pool_t *p)
     return b;
 }
 
-const char *wref_copy(wref_pool_t *p, wref_t *r, const char *bytes, size_t len, wblock_t **block)
+const char *wref__copy_new(wref_pool_t *p, wref_t *r, const char *bytes, size_t len, wblock_t **block)
 {
-    if (r->copy) {
-        if (r->copy_src != bytes || r->copy_len != len)
-            return NULL;
-        *block = r->copy;
-        return r->copy_at;
-    }
+    if (r->copy)
+        return NULL; /* another range of the event was copied (wref_copy checked this one) */
     if (!r->fanout || len > WBLOCK_COPY_MAX)
         return NULL;
     wblock_t *b = p->open;

@@ -106,7 +106,16 @@ void wref_release_unused(wref_pool_t *p, wref_t *r);
  * > WBLOCK_COPY_MAX, another range of the event was copied already (two
  * framings on one worker), or memory ran out. The caller then queues the
  * evbuf bytes instead. */
-const char *wref_copy(wref_pool_t *p, wref_t *r, const char *bytes, size_t len, wblock_t **block);
+const char *wref__copy_new(wref_pool_t *p, wref_t *r, const char *bytes, size_t len, wblock_t **block);
+static inline const char *wref_copy(wref_pool_t *p, wref_t *r, const char *bytes, size_t len,
+                                    wblock_t **block)
+{
+    if (r->copy && r->copy_src == bytes && r->copy_len == len) { /* every subscriber after the first */
+        *block = r->copy;
+        return r->copy_at;
+    }
+    return wref__copy_new(p, r, bytes, len, block);
+}
 
 static inline void wblock_ref(wblock_t *b) { b->refs++; }
 
