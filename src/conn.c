@@ -81,7 +81,7 @@ void conn_queue_heap(conn_t *c, char *p, size_t len)
 static ssize_t write_queued(conn_t *c)
 {
     turn_sync(c);
-    size_t done = 0;
+    size_t done = 0, writes = 0;
     while (!outq_empty(&c->out) && c->writable && c->written_this_turn < CONN_WRITE_CAP_PER_TURN) {
         struct iovec iov[CONN_IOV_MAX];
         int n = outq_gather(&c->out, iov, CONN_IOV_MAX, CONN_WRITE_CAP_PER_TURN - c->written_this_turn);
@@ -93,13 +93,15 @@ static ssize_t write_queued(conn_t *c)
         if (w < 0)
             return -1;
         outq_consume(&c->out, (size_t)w);
+        writes++;
         c->written_this_turn += (uint32_t)w;
         done += (size_t)w;
     }
     if (done) {
+        worker_stats_t *st = worker_stats(c->worker);
         c->last_write_ms = worker__now_ms(c->worker); /* heartbeats: once per writev, not per event */
-        atomic_fetch_add_explicit(&worker_stats(c->worker)->bytes_written, (unsigned long)done,
-                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->bytes_written, (unsigned long)done, memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->writes, (unsigned long)writes, memory_order_relaxed);
     }
     return (ssize_t)done;
 }

@@ -25,13 +25,13 @@
 
 static void worker_counters(server_t *srv, char *body, size_t cap, size_t *n)
 {
-    unsigned long sum[7] = {0}, refused[REFUSE__COUNT] = {0};
+    unsigned long sum[10] = {0}, refused[REFUSE__COUNT] = {0};
     for (int i = 0; i < srv->num_workers; i++) {
         worker_stats_t *st = worker_stats(srv->workers[i]);
-        atomic_ulong *fields[7] = {&st->accepted, &st->deliveries,       &st->bytes_written,
-                                   &st->replayed, &st->slow_disconnects, &st->streams_open,
-                                   &st->requests};
-        for (int k = 0; k < 7; k++)
+        atomic_ulong *fields[10] = {
+            &st->accepted,     &st->deliveries, &st->bytes_written, &st->replayed,     &st->slow_disconnects,
+            &st->streams_open, &st->requests,   &st->writes,        &st->answers_held, &st->lag_refusals};
+        for (int k = 0; k < 10; k++)
             sum[k] += atomic_load_explicit(fields[k], memory_order_relaxed);
         for (int k = 0; k < REFUSE__COUNT; k++)
             refused[k] += atomic_load_explicit(&st->refused[k], memory_order_relaxed);
@@ -46,6 +46,10 @@ static void worker_counters(server_t *srv, char *body, size_t cap, size_t *n)
            "# TYPE courant_events_published_total counter\ncourant_events_published_total %llu\n"
            "# TYPE courant_deliveries_total counter\ncourant_deliveries_total %lu\n"
            "# TYPE courant_bytes_written_total counter\ncourant_bytes_written_total %lu\n"
+           "# TYPE courant_writes_total counter\ncourant_writes_total %lu\n"
+           "# TYPE courant_publish_answers_held_total counter\ncourant_publish_answers_held_total %lu\n"
+           "# TYPE courant_publish_lag_refusals_total counter\ncourant_publish_lag_refusals_total %lu\n"
+           "# TYPE courant_fanout_lag_seconds gauge\ncourant_fanout_lag_seconds %.6f\n"
            "# TYPE courant_events_replayed_total counter\ncourant_events_replayed_total %lu\n"
            "# TYPE courant_slow_subscriber_disconnects_total counter\n"
            "courant_slow_subscriber_disconnects_total %lu\n"
@@ -53,7 +57,8 @@ static void worker_counters(server_t *srv, char *body, size_t cap, size_t *n)
            "# TYPE courant_request_body_bytes gauge\ncourant_request_body_bytes %lld\n"
            "# TYPE courant_refused_requests_total counter\n",
            atomic_load(&srv->open_conns), sum[0], sum[5], sum[6], (unsigned long long)hs.published, sum[1],
-           sum[2], sum[3], sum[4], (unsigned long long)hs.history_len, atomic_load(&srv->body_bytes));
+           sum[2], sum[7], sum[8], sum[9], (double)worker_fanout_lag_ns(srv) / 1e9, sum[3], sum[4],
+           (unsigned long long)hs.history_len, atomic_load(&srv->body_bytes));
     for (int k = 0; k < REFUSE__COUNT; k++)
         APPEND(body, cap, n, "courant_refused_requests_total{reason=\"%s\"} %lu\n", refusal_names[k],
                refused[k]);

@@ -37,10 +37,17 @@
  * epoll_wait(0) per 64 writevs (+1.5 % syscalls) keeps publishers answered
  * while a fan-out writes to thousands of subscribers. */
 #define WORKER_FLUSH_SLICE 64
-#define WORKER_BATCH_EVENTS 128 /* a gathered inbox this full is fanned out at once */
+#define WORKER_BATCH_EVENTS 128     /* a gathered inbox this full is fanned out at once */
+#define WORKER_HELD_POLL_NS 1000000 /* a worker holding answers checks the lag every 1 ms */
 
 /* What an epoll event's data.ptr points at; conn_t starts with the same int. */
 enum { HANDLE_CONN, HANDLE_LISTENER, HANDLE_INBOX };
+
+/* A publish answer held by pacing: completed through the ack table. */
+typedef struct held {
+    uint64_t token; /* the ack slot (acks.h) */
+    evbuf_t *ev;    /* owns one reference: the answer names its id */
+} held_t;
 
 /* One inbox entry: an event to fan out, or the journal's answer to a publish. */
 typedef struct inbox_msg {
@@ -71,12 +78,17 @@ struct worker {
     inbox_msg_t *inbox;         /* owns; events in seq order, each ack after its event */
     size_t inbox_len, inbox_cap;
 
-    uint8_t inbox_rung;   /* the doorbell rang: the inbox may hold messages not yet taken */
-    int64_t last_take_ns; /* CLOCK_MONOTONIC when the inbox was last taken (fan-out batching) */
-    int64_t take_due_ns;  /* 0, or when the gathered inbox must be taken at the latest */
-    int64_t batch_ns;     /* --fanout-batch-us in ns; 0 = take the inbox every turn */
+    atomic_llong busy_since_ns; /* hub_ns of the oldest event posted here and not yet written
+                                   (taken, fanned out, flushed), 0 if none: the fan-out lag.
+                                   Written under inbox_lock; read by any thread */
+    uint8_t inbox_rung;         /* the doorbell rang: the inbox may hold messages not yet taken */
+    int64_t last_take_ns;       /* CLOCK_MONOTONIC when the inbox was last taken (fan-out batching) */
+    int64_t take_due_ns;        /* 0, or when the gathered inbox must be taken at the latest */
+    int64_t batch_ns;           /* --fanout-batch-us in ns; 0 = take the inbox every turn */
 
-    acks_t *acks;   /* owns: publishes waiting for the journal */
+    acks_t *acks; /* owns: publishes waiting for the journal, or held by pacing */
+    held_t *held; /* owns: publish answers held while the fan-out lags (pacing) */
+    size_t num_held, cap_held;
     int64_t now_ms; /* CLOCK_MONOTONIC at the start of the turn */
     uint32_t turn;  /* turns so far (per-turn budgets) */
     int64_t next_tick_ms;
@@ -164,6 +176,9 @@ void worker_free(worker_t *w)
     for (size_t i = 0; i < w->inbox_len; i++)
         evbuf_unref(w->inbox[i].ev);
     free(w->inbox);
+    for (size_t i = 0; i < w->num_held; i++)
+        evbuf_unref(w->held[i].ev);
+    free(w->held);
     acks_free(w->acks);
     for (int i = 0; i < w->num_listeners; i++)
         if (w->listeners[i].fd >= 0)
@@ -273,6 +288,8 @@ static int inbox_push(worker_t *w, evbuf_t *ev, uint64_t token, int ok)
         w->inbox_cap = ncap;
     }
     evbuf_ref(ev);
+    if (!token && !atomic_load_explicit(&w->busy_since_ns, memory_order_relaxed))
+        atomic_store_explicit(&w->busy_since_ns, ev->hub_ns, memory_order_relaxed);
     int wake = w->inbox_len == 0 || w->inbox_len + 1 == WORKER_BATCH_EVENTS;
     w->inbox[w->inbox_len++] = (inbox_msg_t){ev, token, ok};
     pthread_mutex_unlock(&w->inbox_lock);
@@ -355,6 +372,70 @@ static void take_inbox_if_due(worker_t *w)
         }
     }
     take_inbox(w, now);
+}
+
+/* ---- publish pacing ---------------------------------------------------------------- */
+
+/* After the turn's flush: what was taken is written; the worker is busy
+ * again only with what waits in its inbox (its oldest event's hub_ns). */
+static void settle_busy(worker_t *w)
+{
+    if (!atomic_load_explicit(&w->busy_since_ns, memory_order_relaxed))
+        return;
+    int64_t since = 0;
+    pthread_mutex_lock(&w->inbox_lock);
+    for (size_t i = 0; i < w->inbox_len && !since; i++)
+        if (!w->inbox[i].token)
+            since = w->inbox[i].ev->hub_ns;
+    atomic_store_explicit(&w->busy_since_ns, since, memory_order_relaxed);
+    pthread_mutex_unlock(&w->inbox_lock);
+}
+
+int64_t worker_fanout_lag_ns(struct server *srv)
+{
+    int64_t oldest = 0;
+    for (int i = 0; i < srv->num_workers; i++) {
+        int64_t b = atomic_load_explicit(&srv->workers[i]->busy_since_ns, memory_order_relaxed);
+        if (b && (!oldest || b < oldest))
+            oldest = b;
+    }
+    return oldest ? monotonic_ns() - oldest : 0;
+}
+
+int worker__hold_answer(worker_t *w, uint64_t token, evbuf_t *ev)
+{
+    if (w->num_held == w->cap_held) {
+        size_t ncap = w->cap_held ? w->cap_held * 2 : 16;
+        held_t *n = realloc(w->held, ncap * sizeof(*n));
+        if (!n)
+            return -1;
+        w->held = n;
+        w->cap_held = ncap;
+    }
+    evbuf_ref(ev);
+    w->held[w->num_held++] = (held_t){token, ev};
+    atomic_fetch_add_explicit(&w->stats.answers_held, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* Held answers go out, in the order they were held, once the fan-out lag
+ * is back under --publish-wait-lag (or the server stops). */
+static void release_held(worker_t *w)
+{
+    if (!w->num_held)
+        return;
+    int64_t bound = (int64_t)w->srv->cfg->publish_wait_lag_ms * 1000000;
+    if (!w->stop_deadline_ms && worker_fanout_lag_ns(w->srv) > bound)
+        return;
+    held_t *held = w->held;
+    size_t n = w->num_held;
+    w->held = NULL;
+    w->num_held = w->cap_held = 0;
+    for (size_t i = 0; i < n; i++) {
+        acks_complete(w->acks, held[i].token, held[i].ev, 1); /* dropped if its peer left */
+        evbuf_unref(held[i].ev);
+    }
+    free(held);
 }
 
 /* ---- accepting ------------------------------------------------------------------ */
@@ -585,6 +666,8 @@ static int work_pending(const worker_t *w)
 static struct timespec turn_timeout(const worker_t *w)
 {
     int64_t ns = work_pending(w) ? 0 : (w->next_tick_ms - w->now_ms) * 1000000;
+    if (w->num_held && ns > WORKER_HELD_POLL_NS)
+        ns = WORKER_HELD_POLL_NS; /* the lag falls on other workers too: look again soon */
     if (w->take_due_ns) {
         int64_t left = w->take_due_ns - monotonic_ns();
         if (left < ns)
@@ -635,6 +718,8 @@ static void *worker_main(void *arg)
         take_inbox_if_due(w);
         stream_replay_some(w);
         flush_all(w);
+        settle_busy(w);
+        release_held(w);
         if (!w->stop_deadline_ms && atomic_load(&w->srv->stopping))
             begin_stop(w);
         if (w->now_ms >= w->next_tick_ms) {

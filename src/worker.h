@@ -74,6 +74,9 @@ typedef struct worker_listener {
 typedef struct worker_stats {
     atomic_ulong accepted, deliveries, bytes_written, replayed, slow_disconnects, streams_open, requests,
         refused[REFUSE__COUNT];
+    atomic_ulong writes;       /* writev calls that wrote bytes (deliveries / writes: events per write) */
+    atomic_ulong answers_held; /* publish answers held by pacing (--publish-wait-lag) */
+    atomic_ulong lag_refusals; /* publishes refused past --publish-refuse-lag */
 } worker_stats_t;
 
 /* Creates worker `index` with its listening sockets (taken over: closed by
@@ -94,6 +97,11 @@ int worker_post(worker_t *w, evbuf_t *ev) __attribute__((warn_unused_result));
  * taking a new reference on `ev`, and wakes the worker if needed. */
 void worker_post_ack(void *worker, uint64_t token, evbuf_t *ev, int ok);
 
+/* Publish pacing. The fan-out lag: how long ago the hub ordered the oldest
+ * event that some worker has not written yet (taken from its inbox, fanned
+ * out and flushed); 0 when every worker is idle. Any thread. */
+int64_t worker_fanout_lag_ns(struct server *srv);
+
 worker_stats_t *worker_stats(worker_t *w);
 int worker_index(const worker_t *w);
 struct server *worker_server(worker_t *w);
@@ -107,6 +115,10 @@ void worker__schedule_read(worker_t *w, struct conn *c); /* read again next turn
 void worker__schedule_free(worker_t *w, struct conn *c);
 void worker__link_conn(worker_t *w, struct conn *c); /* a new conn joins the list */
 int64_t worker__now_ms(const worker_t *w);           /* CLOCK_MONOTONIC at turn start */
-uint32_t worker__turn(const worker_t *w);            /* counts turns (per-turn budgets) */
+/* Holds a publish answer (an ack slot, acks.h; a reference on ev is taken)
+ * until the fan-out lag is back under --publish-wait-lag: then the slot is
+ * completed with ok = 1. 0, or -1 when memory runs out (answer at once). */
+int worker__hold_answer(worker_t *w, uint64_t token, evbuf_t *ev);
+uint32_t worker__turn(const worker_t *w); /* counts turns (per-turn budgets) */
 
 #endif
