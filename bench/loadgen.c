@@ -91,6 +91,7 @@ static struct {
     double connect_timeout_s;
     int settle_ms;
     int conn_inflight;
+    int pub_conns; /* burst: publish connections (0 = --inflight, one request in flight each) */
     const char *labels;
     int src_ips;
 } opt = {
@@ -821,17 +822,21 @@ static int child_main(int in, int out, long n, long first_global)
 
 /* ---- the publisher (in the coordinator) ---------------------------------- */
 
+#define MAX_PIPELINE 64 /* requests in flight on one publish connection */
+
 typedef struct pconn {
     int fd;
-    int busy;
-    int64_t sent_ns;
+    int inflight;                  /* requests sent and not yet answered */
+    int head;                      /* sent_ns index of the oldest of them */
+    int64_t sent_ns[MAX_PIPELINE]; /* their send times, a ring from head */
     size_t rlen;
-    char rbuf[8192];
+    char rbuf[1 << 16];
 } pconn_t;
 
 static struct {
     pconn_t c[MAX_PUB_CONNS];
-    int m;
+    int m;        /* connections in use */
+    int per_conn; /* requests in flight per connection (more than 1: pipelined) */
     long ok, fail;
     int logged;
     uint64_t rtt_hist[NB]; /* publish round trips (request sent to answer read) */
@@ -857,10 +862,12 @@ static int pconn_open(pconn_t *c)
         return -1;
     }
     c->rlen = 0;
-    c->busy = 0;
+    c->inflight = 0;
+    c->head = 0;
     return 0;
 }
 
+/* Closes c; whatever it had in flight counts as failed. */
 static void pconn_close(pconn_t *c)
 {
     if (c->fd >= 0) {
@@ -868,14 +875,15 @@ static void pconn_close(pconn_t *c)
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         close(c->fd);
     }
+    P.fail += c->inflight;
     c->fd = -1;
-    c->busy = 0;
+    c->inflight = 0;
+    c->head = 0;
     c->rlen = 0;
 }
 
 static void pub_failed(pconn_t *c, const char *why)
 {
-    P.fail++;
     if (P.logged++ < 3)
         fprintf(stderr, "loadgen: publish failed: %s\n", why);
     pconn_close(c);
@@ -907,16 +915,14 @@ static void pub_send(pconn_t *c, int phase, long seq)
                       "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                       "Content-Length: %d\r\n\r\ntopic=%s&data=%s",
                       opt.pub_path, opt.host, (int)(strlen(opt.topic) + 12 + (size_t)dl), opt.topic, data);
-    if (write_all(c->fd, req, (size_t)rl)) {
+    c->sent_ns[(c->head + c->inflight) % MAX_PIPELINE] = t;
+    c->inflight++;
+    if (write_all(c->fd, req, (size_t)rl))
         pub_failed(c, "write");
-        return;
-    }
-    c->busy = 1;
-    c->sent_ns = t;
 }
 
-/* Is a whole response in c->rbuf? Returns its length (0: not yet), and its
- * status and whether the server closes after it. */
+/* Is a whole response at the front of c->rbuf? Returns its length (0: not
+ * yet), and its status and whether the server closes after it. */
 static size_t response_complete(pconn_t *c, int *status, int *closes)
 {
     c->rbuf[c->rlen] = 0;
@@ -947,6 +953,8 @@ static size_t response_complete(pconn_t *c, int *status, int *closes)
     return c->rlen >= head + (size_t)cl ? head + (size_t)cl : 0;
 }
 
+/* Reads what arrived and accounts for every whole answer in it, oldest
+ * request first (HTTP/1.1 answers pipelined requests in order). */
 static void pub_readable(pconn_t *c)
 {
     ssize_t n = read(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - 1 - c->rlen);
@@ -955,55 +963,77 @@ static void pub_readable(pconn_t *c)
         return;
     }
     c->rlen += (size_t)n;
-    int status, closes;
-    size_t len = response_complete(c, &status, &closes);
-    if (!len) {
-        if (c->rlen >= sizeof(c->rbuf) - 1)
-            pub_failed(c, "response too large");
-        return;
+    int64_t now = now_ns();
+    for (;;) {
+        int status, closes;
+        size_t len = response_complete(c, &status, &closes);
+        if (!len) {
+            if (c->rlen >= sizeof(c->rbuf) - 1)
+                pub_failed(c, "response too large");
+            return;
+        }
+        if (c->inflight == 0) {
+            pub_failed(c, "an answer to no request");
+            return;
+        }
+        int64_t rtt = now - c->sent_ns[c->head];
+        c->head = (c->head + 1) % MAX_PIPELINE;
+        c->inflight--;
+        P.rtt_hist[hist_idx(rtt)]++;
+        if (rtt > P.rtt_max)
+            P.rtt_max = rtt;
+        if (status >= 200 && status < 300) {
+            P.ok++;
+        } else {
+            P.fail++;
+            if (P.logged++ < 3)
+                fprintf(stderr, "loadgen: publish answered %d: %.*s\n", status, (int)len, c->rbuf);
+        }
+        memmove(c->rbuf, c->rbuf + len, c->rlen - len);
+        c->rlen -= len;
+        if (closes) {
+            pconn_close(c);
+            return;
+        }
     }
-    int64_t rtt = now_ns() - c->sent_ns;
-    P.rtt_hist[hist_idx(rtt)]++;
-    if (rtt > P.rtt_max)
-        P.rtt_max = rtt;
-    if (status >= 200 && status < 300) {
-        P.ok++;
-    } else {
-        P.fail++;
-        if (P.logged++ < 3)
-            fprintf(stderr, "loadgen: publish answered %d: %.*s\n", status, (int)c->rlen, c->rbuf);
-    }
-    memmove(c->rbuf, c->rbuf + len, c->rlen - len);
-    c->rlen -= len;
-    c->busy = 0;
-    if (closes)
-        pconn_close(c);
 }
 
 /* Publishes `events` events: at `rate`/s (rate > 0) or as fast as `m`
- * connections with one request each in flight allow. */
-static void publish(int phase, long events, double rate, int m, double max_s)
+ * requests in flight allow, over `conns` connections (m / conns pipelined
+ * on each: --pub-conns). */
+static void publish(int phase, long events, double rate, int m, int conns, double max_s)
 {
     P.ok = P.fail = 0;
     memset(P.rtt_hist, 0, sizeof(P.rtt_hist));
     P.rtt_max = 0;
-    P.m = m > MAX_PUB_CONNS ? MAX_PUB_CONNS : m;
+    if (m > MAX_PUB_CONNS * MAX_PIPELINE)
+        m = MAX_PUB_CONNS * MAX_PIPELINE;
+    if (conns < 1 || conns > m)
+        conns = m;
+    if (conns > MAX_PUB_CONNS)
+        conns = MAX_PUB_CONNS;
+    P.m = conns;
+    P.per_conn = (m + conns - 1) / conns;
+    if (P.per_conn > MAX_PIPELINE)
+        P.per_conn = MAX_PIPELINE;
     int64_t t0 = now_ns(), deadline = t0 + (int64_t)(max_s * 1e9);
     long sent = 0;
     int64_t interval = rate > 0 ? (int64_t)(1e9 / rate) : 0;
     while ((sent < events || P.ok + P.fail < events) && now_ns() < deadline) {
         int64_t now = now_ns();
         for (int i = 0; i < P.m && sent < events; i++) {
-            if (P.c[i].busy)
-                continue;
-            if (interval && now < t0 + sent * interval)
-                break;
-            pub_send(&P.c[i], phase, sent++);
+            while (P.c[i].inflight < P.per_conn && sent < events) {
+                if (interval && now < t0 + sent * interval)
+                    break;
+                pub_send(&P.c[i], phase, sent++);
+                if (P.c[i].fd < 0)
+                    break;
+            }
         }
         struct pollfd pfd[MAX_PUB_CONNS];
         int idx[MAX_PUB_CONNS], np = 0;
         for (int i = 0; i < P.m; i++)
-            if (P.c[i].busy) {
+            if (P.c[i].inflight > 0) {
                 pfd[np] = (struct pollfd){P.c[i].fd, POLLIN, 0};
                 idx[np++] = i;
             }
@@ -1024,7 +1054,7 @@ static void publish(int phase, long events, double rate, int m, double max_s)
                 pub_readable(&P.c[idx[j]]);
     }
     for (int i = 0; i < P.m; i++)
-        if (P.c[i].busy)
+        if (P.c[i].inflight)
             pub_failed(&P.c[i], "no answer before the deadline");
     P.fail += events - sent; /* never sent: the deadline came first */
 }
@@ -1060,6 +1090,7 @@ static void usage(void)
                     "  --min-procs K       at least K subscriber processes (default 1)\n"
                     "  --rate R --rate-events E      latency phase: E events at R/s\n"
                     "  --burst-events E --inflight M throughput phase: E events, M in flight\n"
+                    "  --pub-conns K       burst over K connections (M/K pipelined on each; default M)\n"
                     "  --size B            event data bytes (default 100)\n"
                     "  --timeout S         drain deadline per phase (default 30)\n"
                     "  --connect-timeout S (default 60)   --settle-ms MS (default 1000)\n"
@@ -1069,18 +1100,31 @@ static void usage(void)
 
 static void parse_args(int argc, char **argv)
 {
-    static const struct option lo[] = {{"target", 1, 0, 't'},        {"host", 1, 0, 'H'},
-                                       {"port", 1, 0, 'p'},          {"n", 1, 0, 'n'},
-                                       {"per-proc", 1, 0, 'k'},      {"sub-path", 1, 0, 's'},
-                                       {"pub-path", 1, 0, 'P'},      {"topic", 1, 0, 'T'},
-                                       {"pids", 1, 0, 'i'},          {"rate", 1, 0, 'r'},
-                                       {"rate-events", 1, 0, 'e'},   {"burst-events", 1, 0, 'b'},
-                                       {"inflight", 1, 0, 'm'},      {"size", 1, 0, 'z'},
-                                       {"timeout", 1, 0, 'o'},       {"connect-timeout", 1, 0, 'c'},
-                                       {"settle-ms", 1, 0, 'S'},     {"labels", 1, 0, 'l'},
-                                       {"conn-inflight", 1, 0, 'C'}, {"src-ips", 1, 0, 'I'},
-                                       {"min-procs", 1, 0, 'M'},     {"pub-port", 1, 0, 'q'},
-                                       {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
+    static const struct option lo[] = {{"target", 1, 0, 't'},
+                                       {"host", 1, 0, 'H'},
+                                       {"port", 1, 0, 'p'},
+                                       {"n", 1, 0, 'n'},
+                                       {"per-proc", 1, 0, 'k'},
+                                       {"sub-path", 1, 0, 's'},
+                                       {"pub-path", 1, 0, 'P'},
+                                       {"topic", 1, 0, 'T'},
+                                       {"pids", 1, 0, 'i'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"rate-events", 1, 0, 'e'},
+                                       {"burst-events", 1, 0, 'b'},
+                                       {"inflight", 1, 0, 'm'},
+                                       {"size", 1, 0, 'z'},
+                                       {"timeout", 1, 0, 'o'},
+                                       {"connect-timeout", 1, 0, 'c'},
+                                       {"settle-ms", 1, 0, 'S'},
+                                       {"labels", 1, 0, 'l'},
+                                       {"conn-inflight", 1, 0, 'C'},
+                                       {"src-ips", 1, 0, 'I'},
+                                       {"min-procs", 1, 0, 'M'},
+                                       {"pub-port", 1, 0, 'q'},
+                                       {"pub-conns", 1, 0, 'K'},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
         switch (ch) {
@@ -1161,6 +1205,9 @@ static void parse_args(int argc, char **argv)
         case 'M':
             opt.min_procs = atoi(optarg);
             break;
+        case 'K':
+            opt.pub_conns = atoi(optarg);
+            break;
         default:
             usage();
         }
@@ -1210,7 +1257,7 @@ static void run_phase(const char *name, int phase, long events, double rate, int
     double scpu0 = server_cpu_s(), mycpu0 = cpu_self_s();
     int64_t t0 = now_ns();
     double pub_max_s = rate > 0 ? events / rate + opt.timeout_s : opt.timeout_s;
-    publish(phase, events, rate, m, pub_max_s);
+    publish(phase, events, rate, m, rate > 0 ? m : opt.pub_conns, pub_max_s);
     int64_t t_pub_end = now_ns();
     ctrl_msg_t d = {.type = C_DRAIN,
                     .phase = phase,
@@ -1262,7 +1309,7 @@ static void run_phase(const char *name, int phase, long events, double rate, int
            "events_per_s=%.1f p50_us=%.0f p90_us=%.0f p99_us=%.0f max_us=%.0f "
            "server_cpu_s=%.3f server_cpu_pct=%.1f gen_cpu_s=%.3f gen_cpu_pct=%.1f "
            "rss_before_kib=%ld rss_idle_kib=%ld rss_after_kib=%ld children_reported=%d "
-           "pub_rtt_p50_us=%.0f pub_rtt_p99_us=%.0f pub_rtt_max_us=%.0f\n",
+           "pub_rtt_p50_us=%.0f pub_rtt_p99_us=%.0f pub_rtt_max_us=%.0f pub_conns=%d pub_per_conn=%d\n",
            opt.labels, target_name(), name, opt.n, held, events, P.ok, P.fail, (t_pub_end - t0) / 1e9,
            (unsigned long long)expected, (unsigned long long)expected_ok, (unsigned long long)sum.received,
            loss, (unsigned long long)sum.dups, (unsigned long long)sum.stray, (unsigned long long)sum.foreign,
@@ -1272,7 +1319,7 @@ static void run_phase(const char *name, int phase, long events, double rate, int
            wall > 0 ? 100 * scpu / wall : 0, sum.cpu_s + mycpu,
            wall > 0 ? 100 * (sum.cpu_s + mycpu) / wall : 0, rss_before, rss_idle, rss_now, reported,
            hist_pct_us(P.rtt_hist, (uint64_t)(P.ok + P.fail), 0.5),
-           hist_pct_us(P.rtt_hist, (uint64_t)(P.ok + P.fail), 0.99), P.rtt_max / 1e3);
+           hist_pct_us(P.rtt_hist, (uint64_t)(P.ok + P.fail), 0.99), P.rtt_max / 1e3, P.m, P.per_conn);
     fflush(stdout);
     fprintf(stderr,
             "loadgen: %s %s n=%ld: %llu/%llu delivered (loss %.4f%%), %.0f deliveries/s, "

@@ -195,6 +195,19 @@ def main():
                 row.append(f"{rec:,}/{exp:,}" + ("" if rec == exp else f" (**{100 * (1 - rec / exp):.3g}% lost**)") if exp else "–")
             loss_lines.append(f"| {phase} | {n:,} | " + " | ".join(row) + " |")
 
+    # a pipelining publisher: one connection, 8 in flight, against 8 connections
+    pipe = ["| server | 8 connections, 1 request each | 1 connection, 8 pipelined | pipelined / 8 connections |",
+            "|---|---:|---:|---:|"]
+    for s in SERVERS:
+        many = {r["rep"]: r["deliveries_per_s"] for r in pick(rows, cell="matrix", phase="burst", n=1000, target=s)}
+        one = {r["rep"]: r["deliveries_per_s"] for r in pick(rows, cell="pipeline", phase="burst", n=1000, target=s)}
+        if not one:
+            continue
+        lost = max([r.get("loss", 0) for r in pick(rows, cell="pipeline", phase="burst", target=s)] or [0])
+        ratio = summary([one[k] / many[k] for k in one if k in many and many[k]])
+        pipe.append(f"| {s} | {fmt_sum(summary(list(many.values())))} | {fmt_sum(summary(list(one.values())))}"
+                    + (f" **LOSS {100 * lost:.3g}%**" if lost > 0 else "") + f" | {fmt_ratio(ratio)} |")
+
     # one process, largest held, self-check
     extra = []
     one = ["| server (one process) | asked | held (median, min–max) | refused/failed | KiB/sub |", "|---|---:|---:|---:|---:|"]
@@ -248,6 +261,12 @@ def main():
               "publish or a missing delivery all count.\n")
     md.append("## Results\n")
     md.extend(lines)
+    if len(pipe) > 2:
+        md.append("\n## A pipelining publisher (N=1,000 burst)\n")
+        md.append("The same burst published over one keep-alive connection with 8 requests pipelined "
+                  "(`loadgen --pub-conns 1 --inflight 8`), beside the matrix's 8 connections with one request each. "
+                  "Ratios per repetition.\n")
+        md.extend(pipe)
     md.append("\n## Deliveries (all repetitions)\n")
     md.extend(loss_lines)
     md.append("\n## Subscribers one process holds (20,000-descriptor cap)\n")
@@ -343,6 +362,9 @@ def main():
     print("\n".join(loss_lines))
     print()
     print("\n".join(one))
+    if len(pipe) > 2:
+        print()
+        print("\n".join(pipe))
     if mx:
         print(f"\nlargest held: courant {mx[0]['held']:,}/{mx[0]['n']:,} over {mx[0]['procs']} processes, "
               f"{mx[0]['kib_per_sub']:.2f} KiB/subscriber")

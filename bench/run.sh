@@ -349,6 +349,19 @@ for rep in $(seq "$REPS"); do
     done
 done
 
+# 2b. A pipelining publisher: one connection with 8 requests in flight,
+#     against the matrix's 8 connections with one each (N=1,000).
+PIPE_N=1000
+for rep in $(seq "$REPS"); do
+    for kind in $SERVERS; do
+        log "rep $rep/$REPS: $kind, $PIPE_N subscribers, one publish connection, 8 pipelined"
+        start_server "$kind" "$PIPE_N"
+        loadgen "$kind" "$PIPE_N" "cell=pipeline rep=$rep" --burst-events $(( BURST_DELIVERIES / PIPE_N )) \
+            --inflight 8 --pub-conns 1 --timeout 30
+        stop_server
+    done
+done
+
 # 3. One process: how many subscribers does a single server process hold
 #    under the 20,000-descriptor cap? (asks for 19,990)
 for rep in $(seq "$CAP_REPS"); do
