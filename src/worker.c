@@ -489,6 +489,19 @@ static int count_peer(worker_t *w, const struct sockaddr_storage *ss, socklen_t 
     return r == RATELIMIT_OK ? 0 : r == RATELIMIT_LIMITED ? 429 : 503;
 }
 
+/* The listeners accept a connection once its first bytes are there
+ * (TCP_DEFER_ACCEPT, main.c): read and answer the request now, before the
+ * socket joins epoll, instead of one loop turn later. A fresh socket is
+ * writable. Reading before EPOLL_CTL_ADD loses nothing: the edge-triggered
+ * ADD reports readiness that exists at that moment. (Without the deferred
+ * accept, 70 % of these reads found nothing yet, and the 4 KiB read buffers
+ * they allocated left the idle RSS at 1.2 instead of 0.44 KiB/subscriber.) */
+static void first_read(conn_t *c)
+{
+    c->writable = 1;
+    conn_on_readable(c);
+}
+
 static void accept_some(worker_t *w, listener_t *l)
 {
     for (int i = 0; i < WORKER_ACCEPT_PER_TURN; i++) {
@@ -518,8 +531,7 @@ static void accept_some(worker_t *w, listener_t *l)
                                            : "no room to count one more client address");
             continue;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        /* TCP_NODELAY comes from the listener (main.c). */
         conn_t *c = l->accept(w, fd, (struct sockaddr *)&ss, sl, loopback, l->ctx);
         if (!c) {
             log_warn("cannot take a connection: out of memory");
@@ -538,6 +550,9 @@ static void accept_some(worker_t *w, listener_t *l)
         c->peer_counted = (uint8_t)counted;
         worker__link_conn(w, c);
         atomic_fetch_add_explicit(&w->stats.accepted, 1, memory_order_relaxed);
+        first_read(c);
+        if (c->state == CONN_CLOSING)
+            continue;
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev)) {
             log_warn("cannot take a connection: %s", strerror(errno));
