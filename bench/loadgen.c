@@ -84,6 +84,8 @@ static struct {
     int num_pids;
     double rate;
     long rate_events;
+    double rate2;      /* a second latency phase ("rate2"), e.g. 1/s then 10/s */
+    long rate2_events; /* 0: none */
     long burst_events;
     int inflight;
     int size;
@@ -1089,6 +1091,7 @@ static void usage(void)
                     "  --per-proc N        subscribers per subscriber process (default 18000)\n"
                     "  --min-procs K       at least K subscriber processes (default 1)\n"
                     "  --rate R --rate-events E      latency phase: E events at R/s\n"
+                    "  --rate2 R --rate2-events E    a second latency phase (\"rate2\")\n"
                     "  --burst-events E --inflight M throughput phase: E events, M in flight\n"
                     "  --pub-conns K       burst over K connections (M/K pipelined on each; default M)\n"
                     "  --size B            event data bytes (default 100)\n"
@@ -1123,6 +1126,8 @@ static void parse_args(int argc, char **argv)
                                        {"min-procs", 1, 0, 'M'},
                                        {"pub-port", 1, 0, 'q'},
                                        {"pub-conns", 1, 0, 'K'},
+                                       {"rate2", 1, 0, 'R'},
+                                       {"rate2-events", 1, 0, 'E'},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     int ch;
@@ -1207,6 +1212,12 @@ static void parse_args(int argc, char **argv)
             break;
         case 'K':
             opt.pub_conns = atoi(optarg);
+            break;
+        case 'R':
+            opt.rate2 = atof(optarg);
+            break;
+        case 'E':
+            opt.rate2_events = atol(optarg);
             break;
         default:
             usage();
@@ -1412,6 +1423,8 @@ int main(int argc, char **argv)
             held ? (double)(rss_idle - rss_before) / (double)held : 0);
     if (opt.rate_events > 0)
         run_phase("rate", 1, opt.rate_events, opt.rate, 4, held, rss_before, rss_idle);
+    if (opt.rate2_events > 0 && opt.rate2 > 0)
+        run_phase("rate2", 3, opt.rate2_events, opt.rate2, 4, held, rss_before, rss_idle);
     if (opt.burst_events > 0)
         run_phase("burst", 2, opt.burst_events, 0, opt.inflight, held, rss_before, rss_idle);
     ctrl_msg_t x = {.type = C_EXIT};

@@ -121,6 +121,7 @@ def main():
     ap.add_argument("--mem-n", default="1000 10000 50000")
     ap.add_argument("--max-n", default="0")
     ap.add_argument("--servers", default="courant nchan floor")
+    ap.add_argument("--scale-n", default="0")
     a = ap.parse_args()
     global SERVERS, BASE
     SERVERS = a.servers.split()
@@ -208,6 +209,28 @@ def main():
         pipe.append(f"| {s} | {fmt_sum(summary(list(many.values())))} | {fmt_sum(summary(list(one.values())))}"
                     + (f" **LOSS {100 * lost:.3g}%**" if lost > 0 else "") + f" | {fmt_ratio(ratio)} |")
 
+    # fan-out at scale
+    scale_rows = []
+    for s in ("courant+redis", "nchan"):
+        idle = pick(rows, cell="scale", target=s, phase="idle")
+        if not idle:
+            continue
+        i = idle[0]
+        ph = {p: (pick(rows, cell="scale", target=s, phase=p) or [{}])[0] for p in ("rate", "rate2", "burst")}
+        def lat(r):
+            if not r:
+                return "–"
+            out = f"{r['p50_us'] / 1e3:.1f} / {r['p99_us'] / 1e3:.1f}"
+            return out + (f" **LOSS {100 * r['loss']:.3g}%**" if r.get("loss", 0) > 0 else "")
+        b = ph["burst"]
+        scale_rows.append(f"| {s} | {i['held']:,}/{i['n']:,} ({i['procs']} load processes) | {i['connects_per_s']:,.0f} | "
+                     f"{i['kib_per_sub']:.2f} | {lat(ph['rate'])} | {lat(ph['rate2'])} | "
+                     + (f"{fmt_num(b['deliveries_per_s'])} (p99 {b['p99_us'] / 1e3:.0f} ms)"
+                        + (f" **LOSS {100 * b['loss']:.3g}%**" if b.get("loss", 0) > 0 else "") if b else "–") + " |")
+    if scale_rows:
+        scale_rows = ["| server | held | connects/s | KiB/sub | 1 event/s: p50 / p99 ms | 10 events/s: p50 / p99 ms | burst of 20 events: deliveries/s |",
+                 "|---|---:|---:|---:|---:|---:|---:|"] + scale_rows
+
     # one process, largest held, self-check
     extra = []
     one = ["| server (one process) | asked | held (median, min–max) | refused/failed | KiB/sub |", "|---|---:|---:|---:|---:|"]
@@ -267,6 +290,14 @@ def main():
                   "(`loadgen --pub-conns 1 --inflight 8`), beside the matrix's 8 connections with one request each. "
                   "Ratios per repetition.\n")
         md.extend(pipe)
+    if scale_rows:
+        md.append(f"\n## Fan-out at scale ({int(a.scale_n):,} subscribers, one run)\n")
+        md.append("courant as ceil(N/18,000) processes on one port (`--reuse-port --workers 1`), sharing events "
+                  "and history through one loopback redis-server (`--redis`; Redis's CPU and memory counted with "
+                  "courant's); nchan as as many nginx workers (shared memory). The load generator spreads the "
+                  "subscribers over as many processes. Latency: 10 events at 1/s, then 50 at 10/s; then a burst "
+                  "of 20 events, 8 publishes in flight. Zero loss required.\n")
+        md.extend(scale_rows)
     md.append("\n## Deliveries (all repetitions)\n")
     md.extend(loss_lines)
     md.append("\n## Subscribers one process holds (20,000-descriptor cap)\n")
@@ -365,6 +396,9 @@ def main():
     if len(pipe) > 2:
         print()
         print("\n".join(pipe))
+    if scale_rows:
+        print()
+        print("\n".join(scale_rows))
     if mx:
         print(f"\nlargest held: courant {mx[0]['held']:,}/{mx[0]['n']:,} over {mx[0]['procs']} processes, "
               f"{mx[0]['kib_per_sub']:.2f} KiB/subscriber")

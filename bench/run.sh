@@ -21,7 +21,9 @@
 # was started is stopped on exit.
 #
 # Env: QUICK=1; BASELINE=<git rev>; BENCH_REPS (default 3); BENCH_MAX_N
-# (largest-held target, default 1000000; 0 skips it); BENCH_OUT (default
+# (largest-held target, default 1000000; 0 skips it); BENCH_SCALE_N (the
+# fan-out at scale: courant as ceil(N/18,000) processes sharing one Redis,
+# nchan as as many workers; default 100000, 0 in QUICK); BENCH_OUT (default
 # bench/).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,10 +38,10 @@ EVENT_BYTES=100
 RATE=10
 if [ "$QUICK" = 1 ]; then
     FANOUT_N="100 1000"; MEM_N="1000 10000"; RATE_EVENTS=30; BURST_DELIVERIES=1000000
-    CAP_REPS=1; MAX_N=0
+    CAP_REPS=1; MAX_N=0; SCALE_N=${BENCH_SCALE_N:-0}
 else
     FANOUT_N="100 1000 10000"; MEM_N="1000 10000 50000"; RATE_EVENTS=100; BURST_DELIVERIES=2000000
-    CAP_REPS=$REPS; MAX_N=${BENCH_MAX_N:-1000000}
+    CAP_REPS=$REPS; MAX_N=${BENCH_MAX_N:-1000000}; SCALE_N=${BENCH_SCALE_N:-100000}
 fi
 SERVERS="courant nchan floor"
 BASELINE=${BASELINE:-}
@@ -67,6 +69,7 @@ ensure_packages() {
     find_nchan || want+=(libnginx-mod-nchan)
     command -v gnuplot >/dev/null 2>&1 || want+=(gnuplot-nox)
     command -v python3 >/dev/null 2>&1 || want+=(python3)
+    [ "$SCALE_N" -gt 0 ] && ! command -v redis-server >/dev/null 2>&1 && want+=(redis-server)
     if [ "${#want[@]}" -gt 0 ]; then
         local port80_before
         port80_before=$(ss -Hltn 'sport = :80' 2>/dev/null | wc -l)
@@ -213,6 +216,20 @@ http {
 EOF
 }
 
+# The scale cell's Redis (courant's nodes share history and events through
+# it): a loopback redis-server on a free port, no persistence.
+REDIS_PID=""; REDIS_URL=""
+start_redis() {
+    local rp=$((32100 + RANDOM % 900)) i
+    while ! port_free "$rp"; do rp=$((rp + 1)); done
+    timeout -s KILL $SERVER_LIFETIME redis-server --port "$rp" --bind 127.0.0.1 --save '' --appendonly no \
+        >"$WORK/redis.log" 2>&1 &
+    TOP_PIDS+=("$!"); REDIS_PID=$(child_of "$!")
+    REAL_PIDS+=("$REDIS_PID")
+    for i in $(seq 50); do redis-cli -p "$rp" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    REDIS_URL="redis://127.0.0.1:$rp"
+}
+
 # start_server KIND N [single]: one process when N fits in one (or `single`),
 # else ceil(N / PER_PROC) processes on one port.
 start_server() {
@@ -223,8 +240,12 @@ start_server() {
     pick_port
     TOP_PIDS=(); REAL_PIDS=(); SERVER_PIDS=""
     local i t c
-    local bin=./build/courant
+    local bin=./build/courant extra=()
     [ "$kind" = "$BASE_NAME" ] && { bin=./$BASE_BIN; kind=courant; }
+    if [ "$kind" = courant+redis ]; then # several nodes on one port, sharing one Redis
+        start_redis
+        extra=(--redis "$REDIS_URL"); kind=courant; [ "$procs" -lt 2 ] && procs=2
+    fi
     case $kind in
     courant)
         if [ "$procs" -eq 1 ]; then
@@ -235,11 +256,12 @@ start_server() {
         else
             for i in $(seq "$procs"); do
                 timeout -s KILL $SERVER_LIFETIME $bin --listen 127.0.0.1:$PORT --reuse-port --workers 1 \
-                    --heartbeat 0 --log-level warn 2>>"$WORK/courant.log" &
+                    --heartbeat 0 --log-level warn "${extra[@]}" 2>>"$WORK/courant.log" &
                 t=$!; TOP_PIDS+=("$t"); c=$(child_of "$t"); REAL_PIDS+=("$c")
                 SERVER_PIDS=${SERVER_PIDS:+$SERVER_PIDS,}$c
             done
             wait_listening "$procs"
+            [ -n "$REDIS_PID" ] && SERVER_PIDS="$SERVER_PIDS,$REDIS_PID" # its CPU is the deployment's
         fi ;;
     floor)
         if [ "$procs" -eq 1 ]; then
@@ -295,7 +317,7 @@ stop_server() {
     for p in "${TOP_PIDS[@]:-}"; do
         [ -n "$p" ] && { wait "$p"; } 2>/dev/null || true   # quiet about the self-check's SIGKILL
     done
-    TOP_PIDS=(); REAL_PIDS=(); SERVER_PIDS=""
+    TOP_PIDS=(); REAL_PIDS=(); SERVER_PIDS=""; REDIS_PID=""
 }
 
 # loadgen KIND N LABELS ARGS...: appends its RESULT lines to $RAW (the
@@ -303,7 +325,7 @@ stop_server() {
 loadgen() {
     local kind=$1 n=$2 labels=$3; shift 3
     local rc=0 target=$kind
-    [ "$kind" = "$BASE_NAME" ] && target=courant
+    [ "$kind" = "$BASE_NAME" ] || [ "$kind" = courant+redis ] && target=courant
     timeout -s KILL 400 ./build/bench/loadgen --target "$target" --port "$PORT" -n "$n" --pids "$SERVER_PIDS" \
         --per-proc $PER_PROC --size $EVENT_BYTES --labels "$labels" "$@" 2>>"$WORK/loadgen.log" |
         sed "s/ target=$target / target=$kind /" >>"$RAW" || rc=$?
@@ -320,6 +342,10 @@ build_baseline
 : >"$RAW"
 log "$( [ "$QUICK" = 1 ] && echo QUICK || echo full ) matrix, $REPS repetitions, $CORES cores; raw results in $RAW"
 
+# BENCH_ONLY=matrix,pipeline,oneproc,scale,max,redis (default: all, and the
+# self-check, which always runs): a subset while working on one of them.
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
+
 # 1. The loss accounting must see a server that dies mid-run.
 log "self-check: killing courant in the middle of a rate phase must show loss"
 start_server courant 200
@@ -332,7 +358,7 @@ stop_server
 
 # 2. The matrix: idle memory, 10 events/s latency, burst throughput.
 ALL_N=$(echo $FANOUT_N $MEM_N | tr ' ' '\n' | sort -n | uniq | tr '\n' ' ')
-for rep in $(seq "$REPS"); do
+want matrix && for rep in $(seq "$REPS"); do
     for n in $ALL_N; do
         args=()
         if in_list "$n" "$FANOUT_N"; then
@@ -352,7 +378,7 @@ done
 # 2b. A pipelining publisher: one connection with 8 requests in flight,
 #     against the matrix's 8 connections with one each (N=1,000).
 PIPE_N=1000
-for rep in $(seq "$REPS"); do
+want pipeline && for rep in $(seq "$REPS"); do
     for kind in $SERVERS; do
         log "rep $rep/$REPS: $kind, $PIPE_N subscribers, one publish connection, 8 pipelined"
         start_server "$kind" "$PIPE_N"
@@ -364,7 +390,7 @@ done
 
 # 3. One process: how many subscribers does a single server process hold
 #    under the 20,000-descriptor cap? (asks for 19,990)
-for rep in $(seq "$CAP_REPS"); do
+want oneproc && for rep in $(seq "$CAP_REPS"); do
     for kind in courant nchan; do
         log "rep $rep/$CAP_REPS: $kind, one process, 19990 subscribers asked"
         start_server "$kind" 19990 single
@@ -373,8 +399,22 @@ for rep in $(seq "$CAP_REPS"); do
     done
 done
 
+# 3b. Fan-out at scale: SCALE_N subscribers, courant as ceil(N/18,000)
+#     --reuse-port processes sharing events and history through one Redis,
+#     nchan as as many workers (shared memory). Latency at 1 and 10 events/s,
+#     a burst, memory per subscriber; one repetition (it is long).
+if [ "$SCALE_N" -gt 0 ] && want scale; then
+    for kind in courant+redis nchan; do
+        log "$kind, $SCALE_N subscribers (fan-out at scale)"
+        start_server "$kind" "$SCALE_N"
+        loadgen "$kind" "$SCALE_N" "cell=scale rep=1" --connect-timeout 150 --rate 1 --rate-events 10 \
+            --rate2 10 --rate2-events 50 --burst-events 20 --inflight 8 --timeout 60
+        stop_server
+    done
+fi
+
 # 4. The largest number of subscribers courant holds: processes on one port.
-if [ "$MAX_N" -gt 0 ]; then
+if [ "$MAX_N" -gt 0 ] && want max; then
     log "courant, $MAX_N subscribers over $(( (MAX_N + PER_PROC - 1) / PER_PROC )) processes"
     start_server courant "$MAX_N"
     loadgen courant "$MAX_N" "cell=max rep=1" --connect-timeout 150
@@ -387,8 +427,10 @@ cp "$RAW" "$OUT/results.raw"
 python3 bench/report.py --raw "$RAW" --out "$OUT" --quick "$QUICK" --elapsed "$ELAPSED" \
     --reps "$REPS" --cores "$CORES" --rate "$RATE" --rate-events "$RATE_EVENTS" \
     --event-bytes "$EVENT_BYTES" --fanout-n "$FANOUT_N" --mem-n "$MEM_N" --max-n "$MAX_N" \
-    --servers "$SERVERS"
+    --servers "$SERVERS" --scale-n "$SCALE_N"
 
 # ---- across nodes on Redis, beside a single node (one run) -------------------------
-log "cross-node cells on Redis: bench/redis.sh -> $OUT/RESULTS-redis.md"
-BENCH_OUT="$OUT" ./bench/redis.sh || log "bench/redis.sh failed (see above)"
+if want redis; then
+    log "cross-node cells on Redis: bench/redis.sh -> $OUT/RESULTS-redis.md"
+    BENCH_OUT="$OUT" ./bench/redis.sh || log "bench/redis.sh failed (see above)"
+fi
