@@ -287,8 +287,8 @@ def main():
     if len(pipe) > 2:
         md.append("\n## A pipelining publisher (N=1,000 burst)\n")
         md.append("The same burst published over one keep-alive connection with 8 requests pipelined "
-                  "(`loadgen --pub-conns 1 --inflight 8`), beside the matrix's 8 connections with one request each. "
-                  "Ratios per repetition.\n")
+                  "(`loadgen --pub-conns 1 --inflight 8`), run right after the same server's matrix cell with 8 "
+                  "connections of one request each; ratios per repetition.\n")
         md.extend(pipe)
     if scale_rows:
         md.append(f"\n## Fan-out at scale ({int(a.scale_n):,} subscribers, one run)\n")
