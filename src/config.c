@@ -114,6 +114,18 @@ static const opt_t options[] = {
      "retry: hint sent when a stream starts; -1 = none (default -1)"},
     {"max-pending-bytes", OPT_SIZE, F(max_pending_bytes), 0, 1024, 1 << 30, "BYTES",
      "output queued for one subscriber at most; a slower one is disconnected (default 4194304)"},
+    {"fanout-batch-us", OPT_INT, F(fanout_batch_us), 0, 0, 1000000, "US",
+     "under a burst, a worker gathers published events for up to this long (or 128 events) before "
+     "writing them to its subscribers, so one write carries many; the first event after a quiet spell "
+     "goes out at once; 0 = write every loop turn (default 5000)"},
+    {"publish-wait-lag", OPT_INT, F(publish_wait_lag_ms), 0, 0, 3600000, "MS",
+     "pace publishers: while the fan-out lags more than this behind (the oldest event a worker has "
+     "not written yet is older), publish answers wait, so publishers slow down to what subscribers "
+     "take; lower keeps latency under a burst low, higher lets more events share each write; "
+     "0 = answer at once (default 50)"},
+    {"publish-refuse-lag", OPT_INT, F(publish_refuse_lag_ms), 0, 0, 3600000, "MS",
+     "past this fan-out lag, publishes are refused (503, Retry-After: 1) without being published, "
+     "for publishers that do not wait for answers; 0 = never (default 2000)"},
     {"max-lifetime", OPT_INT, F(max_lifetime_s), 0, 0, 100000000, "SECONDS",
      "end streams after about this long, jittered; 0 = never (default 0)"},
     {"max-body-bytes-total", OPT_SIZE, F(max_body_bytes_total), 0, 1024, 1LL << 40, "BYTES",
@@ -314,6 +326,9 @@ static void init_defaults(config_t *c)
     c->heartbeat_s = 25;
     c->retry_ms = -1;
     c->max_pending_bytes = 4 << 20;
+    c->fanout_batch_us = 5000;
+    c->publish_wait_lag_ms = 50;
+    c->publish_refuse_lag_ms = 2000;
     c->max_body_bytes_total = 64 << 20;
     c->max_head_bytes_total = 64 << 20;
     c->max_stream_input_bytes = 4096;

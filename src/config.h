@@ -63,6 +63,9 @@ typedef struct config {
     int heartbeat_s;                  /* comment on idle streams; 0 = off */
     long retry_ms;                    /* retry: hint sent on stream start; -1 = none */
     size_t max_pending_bytes;         /* queued output per subscriber before it is dropped */
+    int fanout_batch_us;              /* a worker gathers a burst this long before fanning out; 0 = never */
+    int publish_wait_lag_ms;          /* publish answers wait while the fan-out lags more; 0 = never */
+    int publish_refuse_lag_ms;        /* publishes are refused (503) while it lags more; 0 = never */
     int max_lifetime_s;               /* streams end after this, jittered; 0 = never */
     size_t max_body_bytes_total;      /* request body bytes buffered by all connections; 503 past it */
     size_t max_head_bytes_total;      /* bytes of unfinished request heads, all connections; 503 past it */

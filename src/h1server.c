@@ -52,6 +52,8 @@ typedef struct h1conn {
     uint8_t served : 1;         /* a request was handled: an HTTP/2 preface is no longer looked for */
     uint8_t version;            /* 10 or 11 */
     uint32_t stream_input;      /* bytes the peer sent after its stream request */
+    uint32_t pending_cap;       /* --max-pending-bytes, kept here: read once per delivery (a
+                                   288 -> 292-byte conn stays in the same 304-byte malloc chunk) */
 } h1conn_t;
 
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -207,14 +209,10 @@ static void queue_chunk(h1conn_t *h, const char *p, size_t len, int heap)
         free((void *)p);
 }
 
-static int h1_push(req_t *r, wref_t *w, const char *p, size_t len, int heap)
+/* Stream bytes that are not an event: comments, the retry hint. Out of
+ * line, so that h1_push, run once per delivery, saves no registers. */
+static __attribute__((noinline)) int push_bytes(h1conn_t *h, const char *p, size_t len, int heap)
 {
-    h1conn_t *h = h1_of_req(r);
-    size_t cap = cfg_of(h)->max_pending_bytes;
-    if (w && h->chunked_stream)
-        return conn_try_queue_event(&h->conn, w, w->ev->chunked, w->ev->chunked_len, cap);
-    if (w)
-        return conn_try_queue_event(&h->conn, w, p, len, cap);
     if (h->chunked_stream)
         queue_chunk(h, p, len, heap);
     else if (heap)
@@ -222,6 +220,16 @@ static int h1_push(req_t *r, wref_t *w, const char *p, size_t len, int heap)
     else
         conn_queue_static(&h->conn, p, len);
     return 0;
+}
+
+static int h1_push(req_t *r, wref_t *w, const char *p, size_t len, int heap)
+{
+    h1conn_t *h = h1_of_req(r);
+    if (!w)
+        return push_bytes(h, p, len, heap);
+    if (h->chunked_stream) /* the common case: copied back to back while it keeps up */
+        return conn_try_queue_event_copy(&h->conn, w, w->ev->chunked, w->ev->chunked_len, h->pending_cap);
+    return conn_try_queue_event(&h->conn, w, p, len, h->pending_cap);
 }
 
 static const char last_chunk[] = "0\r\n\r\n";
@@ -476,11 +484,33 @@ static int maybe_h2(h1conn_t *h)
     return 1;
 }
 
-/* Runs the request state machine over what is buffered. */
+/* The answer to the current request is queued and written out: the next
+ * (maybe pipelined) request may start. */
+static int answer_written(const h1conn_t *h)
+{
+    return h->phase == H1_RESPOND && h->req.state == REQ_ANSWERED && outq_empty(&h->conn.out);
+}
+
+/* Runs the request state machine over what is buffered. A pipelined
+ * request is handled as soon as the answer before it is written, in the
+ * same turn (one connection with 8 requests in flight was answered 4 per
+ * turn when the next request waited for a flush pass: 0.74M deliveries/s
+ * against 1.5-2.0M with 8 connections). The per-turn write budget bounds
+ * it: an answer the socket does not take at once stops the loop until
+ * conn_flush calls on_drained. */
 static void process_input(h1conn_t *h)
 {
     conn_t *c = &h->conn;
-    while ((h->phase == H1_READ_HEAD || h->phase == H1_READ_BODY) && !conn_is_closing(c)) {
+    while (!conn_is_closing(c)) {
+        if (h->phase == H1_RESPOND) {
+            if (!answer_written(h))
+                return; /* waits for an ack, or for the socket */
+            if (!h->keep_alive || atomic_load(&srv_of(h)->stopping)) {
+                conn_finish(c);
+                return;
+            }
+            start_next_request(h);
+        }
         if (h->phase == H1_READ_HEAD) {
             if (c->rlen == 0)
                 return;
@@ -495,6 +525,8 @@ static void process_input(h1conn_t *h)
             if (r <= 0 || begin_request(h, &hr))
                 return;
         }
+        if (h->phase != H1_READ_BODY)
+            return; /* a stream, or refused */
         size_t consumed = 0;
         if (read_body(h, &consumed) <= 0)
             return;
@@ -567,14 +599,9 @@ static void h1_on_drained(conn_t *c)
     h1conn_t *h = h1_of(c);
     /* A publish waiting for its ack has no answer queued yet: what just
      * drained was an interim "100 Continue". Keep waiting. */
-    if (h->phase != H1_RESPOND || h->req.state != REQ_ANSWERED)
+    if (!answer_written(h))
         return;
-    if (!h->keep_alive || atomic_load(&srv_of(h)->stopping)) {
-        conn_finish(c);
-        return;
-    }
-    start_next_request(h);
-    process_input(h); /* a pipelined request may already be here */
+    process_input(h); /* the next request: keep-alive, maybe pipelined */
     read_request(h);
 }
 
@@ -651,6 +678,7 @@ struct conn *h1server_accept(worker_t *w, int fd, const struct sockaddr *peer, s
     conn_init(&h->conn, w, fd, &h1server_proto, peer, len, peer_loopback);
     req_init(&h->req, &h1_req_ops, &h->conn);
     h->phase = H1_READ_HEAD;
+    h->pending_cap = (uint32_t)worker_server(w)->cfg->max_pending_bytes; /* <= 1 GiB (config.c) */
     conn_set_deadline(&h->conn, worker__now_ms(w) + (int64_t)worker_server(w)->cfg->header_timeout_s * 1000);
     return &h->conn;
 }

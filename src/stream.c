@@ -622,7 +622,8 @@ static int deliver(stream_index_t *idx, req_t *r, evbuf_t *ev, wref_t **w)
         return 0;
     if (!*w) {
         *w = wref_new(worker__wrefs(idx->worker), ev);
-        (*w)->live = 1; /* timed when written (worker.h, enqueue_written) */
+        (*w)->live =
+            1; /* timed when written (worker.h, enqueue_written), worth one copy per worker (wref.h) */
     }
     if (req_try_push_event(r, *w)) {
         on_overflow(r);
