@@ -8,7 +8,16 @@
  * It speaks just enough HTTP for the load generator:
  *   GET <anything>    becomes a stream: a fixed response head, then events
  *   POST <anything>   body "topic=..&data=X" (or a raw body X) publishes
- *                     "data: X\n\n" to every stream; answers 200 "ok"
+ *                     one event to every stream; answers 200 "ok"
+ *
+ * What an event costs on the wire is courant's, byte for byte (--wire
+ * mercure, the default): the stream is chunked and each event is one chunk
+ * "<hex>\r\nid: urn:uuid:<36 chars>\ndata: X\n\n\r\n", because a Mercure hub
+ * must send an id with every event and HTTP/1.1 streams are chunked (so
+ * that clients built on line readers see each event at once). A floor that
+ * sent fewer bytes per delivery would measure the load generator's parsing
+ * of shorter events, not the server. --wire plain sends "data: X\n\n" on a
+ * close-delimited stream (the floor before 2026-12-04).
  *
  * Fan-out: T threads (SO_REUSEPORT listeners, so the kernel spreads the
  * streams); a publish appends the event to every thread's inbox under one
@@ -45,8 +54,12 @@
 #define MAX_THREADS 16
 #define MAX_PENDING (64u << 20) /* a stream further behind is dropped */
 
-static const char stream_head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                                  "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
+static const char plain_head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                 "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
+static const char chunked_head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                   "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
+static int wire_plain;         /* --wire plain: the old close-delimited "data:" only */
+static uint64_t event_counter; /* under publish_lock: makes each id distinct */
 static const char pub_ok[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
 
 enum { K_LISTENER, K_INBOX, K_REQUEST, K_STREAM, K_DEAD };
@@ -163,15 +176,29 @@ static int stream_send(fconn_t *c, const char *p, size_t n)
 
 static void publish(const char *data, size_t len)
 {
-    size_t n = len + 8;
+    size_t n = len + 128;
     char *ev = malloc(n);
     if (!ev)
         abort();
-    memcpy(ev, "data: ", 6);
-    memcpy(ev + 6, data, len);
-    ev[6 + len] = '\n';
-    ev[7 + len] = '\n';
     pthread_mutex_lock(&publish_lock);
+    if (wire_plain) {
+        memcpy(ev, "data: ", 6);
+        memcpy(ev + 6, data, len);
+        ev[6 + len] = '\n';
+        ev[7 + len] = '\n';
+        n = len + 8;
+    } else {
+        /* the same length as courant's UUIDv7 ids: 8-4-4-4-12 hex digits */
+        uint64_t k = ++event_counter;
+        char id[64];
+        snprintf(id, sizeof(id), "%08x-0000-7000-8000-%012llx", (unsigned)(k >> 48),
+                 (unsigned long long)(k & 0xffffffffffffull));
+        size_t body = 4 + 9 + 36 + 1 + 6 + len + 2; /* "id: urn:uuid:" id "\n" "data: " X "\n\n" */
+        int h = snprintf(ev, n, "%zx\r\nid: urn:uuid:%s\ndata: ", body, id);
+        memcpy(ev + h, data, len);
+        memcpy(ev + h + len, "\n\n\r\n", 4);
+        n = (size_t)h + len + 4;
+    }
     for (int i = 0; i < num_threads; i++) {
         fthread_t *t = &threads[i];
         pthread_mutex_lock(&t->lock);
@@ -247,7 +274,8 @@ static int on_request_bytes(fthread_t *t, fconn_t *c)
             }
             c->index = t->num_streams;
             t->streams[t->num_streams++] = c;
-            return stream_send(c, stream_head, sizeof(stream_head) - 1);
+            return wire_plain ? stream_send(c, plain_head, sizeof(plain_head) - 1)
+                              : stream_send(c, chunked_head, sizeof(chunked_head) - 1);
         }
         if (strncmp(c->rbuf, "POST ", 5))
             return -1;
@@ -382,8 +410,12 @@ int main(int argc, char **argv)
             num_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--max-seconds") && i + 1 < argc)
             max_seconds = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--wire") && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "mercure") || !strcmp(argv[i + 1], "plain")))
+            wire_plain = !strcmp(argv[++i], "plain");
         else {
-            fprintf(stderr, "usage: floor --listen 127.0.0.1:PORT [--threads T] [--max-seconds S]\n");
+            fprintf(stderr, "usage: floor --listen 127.0.0.1:PORT [--threads T] [--max-seconds S] [--wire "
+                            "mercure|plain]\n");
             return 2;
         }
     }

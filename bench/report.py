@@ -270,8 +270,10 @@ def main():
               "`nchan_message_buffer_length 1000`, `nchan_message_timeout 0`, one `nchan_publisher` location "
               "and one `nchan_subscriber eventsource` location (`nchan_subscriber_first_message newest`).")
     md.append(f"- **floor** (`bench/floor.c`): {a.cores} threads, accepts the streams and `send()`s the same "
-              "`data: ...\\n\\n` buffer to each (all events waiting in its inbox at once, one syscall per "
-              "stream, epoll for EAGAIN). Minimal HTTP. No server can do less work.")
+              "buffer to each (all events waiting in its inbox at once, one syscall per stream, epoll for "
+              "EAGAIN). Each event is the bytes courant sends for it: one HTTP/1.1 chunk holding an "
+              "`id: urn:uuid:...` line and the `data:` line (`--wire mercure`). Minimal HTTP. No server can "
+              "do less work for the same delivery.")
     md.append(f"- **load generator** (`bench/loadgen.c`): ceil(N/18,000) subscriber processes (epoll, source addresses "
               f"spread over 127.0.0.2–251), streams parsed with courant's `sse_parser`; events carry their "
               f"CLOCK_MONOTONIC send time and are {a.event_bytes} bytes of data; the publisher POSTs over "
