@@ -62,6 +62,15 @@ static size_t check_set(const char *in, size_t size, jws_algset_t algs)
     return n;
 }
 
+/* jwks.c's reason for a key that fails EVP_PKEY_public_check. */
+#define RANDOM_CHECK "the public key fails OpenSSL's validity check"
+
+static void remember_skip(void *ctx, size_t index, const char *why)
+{
+    (void)index;
+    *(const char **)ctx = why;
+}
+
 /* A lone member gives a key iff the set of that member gives one key. */
 static void check_single(const char *in, size_t size)
 {
@@ -77,10 +86,18 @@ static void check_single(const char *in, size_t size)
     memcpy(set + 9, in, size);
     memcpy(set + 9 + size, "]}", 2);
     jws_keyset_t *ks = NULL;
-    const char *why2 = NULL;
+    const char *why2 = NULL, *skipped = NULL;
+    jwks_parse_opts_t o = {0, NULL, remember_skip, &skipped};
     json_t *alone = jws_json_try_parse(in, size, JWS_MAX_JSON_DEPTH);
+    int set_rc = alone ? jwks_try_parse(set, size + 11, &o, &ks, &why2) : -1;
+    /* OpenSSL's RSA public check (SP 800-56B) runs Miller-Rabin with random
+     * bases: a modulus with a factor that a base can hit passes or fails by
+     * chance, so the two parses may disagree on such a key; on nothing else. */
+    int chance = (rc != 0 && !strcmp(why, RANDOM_CHECK)) || (skipped && !strcmp(skipped, RANDOM_CHECK));
     /* Only when the member is one JSON value (not "1],[2"), at depth <= 30. */
-    if (alone && jwks_try_parse(set, size + 11, NULL, &ks, &why2) == 0) {
+    if (chance) {
+        /* either answer is right */
+    } else if (alone && set_rc == 0) {
         CHECK(rc == 0 && jws_keyset_count(ks) == 1);
         CHECK(jws_key_algs(jws_keyset_get(ks, 0)) == jws_key_algs(k));
     } else if (alone) {
