@@ -96,7 +96,7 @@ if want fuzz; then
             "'$f' -runs=0 '$corpus' && echo 'ok - corpus $name replays clean' || { echo 'not ok - corpus $name'; exit 1; }"
         scratch=$(mktemp -d)
         run "fuzz/$name (${FUZZ_SECONDS}s)" $((FUZZ_SECONDS + 60)) sh -c \
-            "cd '$scratch' && '$ROOT/$f' $dictarg -max_total_time=$FUZZ_SECONDS -timeout=10 -rss_limit_mb=2048 '$scratch' '$ROOT/$corpus' >fuzz.log 2>&1; rc=\$?; tail -n 3 fuzz.log; [ \$rc = 0 ] && echo 'ok - fuzz $name for ${FUZZ_SECONDS}s' || { cat fuzz.log | tail -n 40; echo 'not ok - fuzz $name'; exit 1; }"
+            "cd '$scratch' && '$ROOT/$f' $dictarg -max_total_time=$FUZZ_SECONDS -timeout=10 -rss_limit_mb=2048 '$scratch' '$ROOT/$corpus' >fuzz.log 2>&1; rc=\$?; tail -n 3 fuzz.log; [ \$rc = 0 ] && echo 'ok - fuzz $name for ${FUZZ_SECONDS}s' || { cat fuzz.log | tail -n 40; for a in crash-* leak-* timeout-* oom-*; do [ -f \"\$a\" ] && cp \"\$a\" '$ROOT/build/test-logs/fuzz-$name-'\"\$a\" && echo \"input kept: build/test-logs/fuzz-$name-\$a (base64: \$(head -c 3000 \"\$a\" | base64 -w0))\"; done; echo 'not ok - fuzz $name'; exit 1; }"
         rm -rf "$scratch"
     done
 fi

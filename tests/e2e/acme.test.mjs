@@ -18,10 +18,9 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { assert, courantBin, run, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, freePort, courantBin, run, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const NAME = 'hub.courant.test';
@@ -63,17 +62,6 @@ function needPebble() {
 }
 
 /** A TCP port free on 127.0.0.1 right now (pebble needs fixed ports in its config). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Spawns a long-running helper; resolves once a stdout/stderr line matches `ready`. */
 function startHelper(cmd, args, { env = {}, ready, timeout = 10000 }) {
   const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -179,13 +167,24 @@ async function startPebble({ validity = 3600, tlsPort, httpPort, env = {} }) {
     ready: /ACME directory available/,
   });
   p.directory = `https://127.0.0.1:${listen}/dir`;
-  p.rootPem = await new Promise((resolve, reject) => {
+  // Pebble logs its management address from the goroutine that is about
+  // to listen on it, so the port may refuse for a moment: retry that.
+  const fetchRoot = () => new Promise((resolve, reject) => {
     https.get({ host: '127.0.0.1', port: mgmt, path: '/roots/0', ca: readFileSync(root), agent: false }, (res) => {
       let body = '';
       res.on('data', (c) => (body += c));
       res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`roots/0: ${res.statusCode}`))));
     }).on('error', reject);
   });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      p.rootPem = await fetchRoot();
+      break;
+    } catch (e) {
+      if (e.code !== 'ECONNREFUSED' || attempt >= 50) throw e;
+      await sleep(100);
+    }
+  }
   p.rootFile = path.join(dir, `issuer-root-${listen}.pem`);
   writeFileSync(p.rootFile, p.rootPem);
   return p;
@@ -312,8 +311,11 @@ test('TLS-ALPN-01: pebble validates on the TLS port, courant serves the certific
     assert(stored.stdout.includes(s1.serial), `stored cert.pem ${stored.stdout} vs served ${s1.serial}`);
 
     // Restart: the stored certificate is served, no order is placed.
+    // Pebble refuses 5 % of nonces at random (badNonce) and courant retries
+    // the POST, so pebble's request count may exceed the orders placed;
+    // courant logs each order once.
     const orders = ca.count(/POST \/order-plz/);
-    assert(orders === 1, `orders before the restart: ${orders}`);
+    assert(logged(server, /ordering a certificate/) === 1, `orders before the restart: ${logged(server, /ordering a certificate/)} (pebble saw ${orders} POSTs)`);
     assert((await server.stop()) === 0, 'courant should stop cleanly');
     server = await startAcme(ca, tlsPort, state);
     await waitLog(server, /serving the stored certificate/, 5000, 'the stored certificate to be used');

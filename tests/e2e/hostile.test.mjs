@@ -208,9 +208,13 @@ async function publishMany(port, n, mk, { conns = 4 } = {}) {
 }
 
 /** A raw socket; resolves once connected. `data` collects what arrives (latin1). */
-function rawSocket(port, { localAddress } = {}) {
+// `first`: bytes sent at once. courant's listeners accept a connection when
+// its first bytes arrive (TCP_DEFER_ACCEPT), a silent one only after about a
+// second, so a test of what happens at accept sends something.
+function rawSocket(port, { localAddress, first } = {}) {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ port, host: '127.0.0.1', localAddress });
+    if (first) sock.write(first);
     sock.setNoDelay(true);
     sock.setEncoding('latin1');
     sock.data = '';
@@ -932,14 +936,15 @@ test('rate limits: connections per client address (429 at accept, Retry-After), 
   const server = await startCourant(argv(['--workers', '2', '--heartbeat', '0'], [['--limit-loopback'], ['--max-connections-per-ip', String(LIMIT)]]));
   const before = await metrics(server.base, HONEST_ADDR);
   const [res, out] = await underAttack(server, async () => {
-    const socks = await Promise.all(Array.from({ length: 200 }, () => rawSocket(server.port)));
+    // Each sends the first byte of a request, as a client does at once.
+    const socks = await Promise.all(Array.from({ length: 200 }, () => rawSocket(server.port, { first: 'G' })));
     await sleep(300);
     const answered = socks.map((s) => s.data);
     const held = socks.filter((s) => !s.data && !s.closedBy && !s.destroyed);
     // One held connection leaves: one more may come in.
     held[0].destroy();
     await sleep(100);
-    const again = await rawSocket(server.port);
+    const again = await rawSocket(server.port, { first: 'G' });
     await sleep(200);
     const againRefused = !!again.data;
     socks.forEach((s) => s.destroy());

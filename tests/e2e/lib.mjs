@@ -12,11 +12,37 @@
 
 import http from 'node:http';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const e2eDir = path.dirname(fileURLToPath(import.meta.url));
+
+/**
+ * A TCP port free on 127.0.0.1 now, for a child that must be told its port
+ * before it binds (redis-server, pebble, --listen-http). Picked below the
+ * kernel's ephemeral range (ip_local_port_range), so the outgoing
+ * connections of this or any other process cannot take it meanwhile, as
+ * they could a port the kernel handed out for listen(0).
+ */
+export async function freePort() {
+  let ephemeralLow = 32768;
+  try {
+    ephemeralLow = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || ephemeralLow;
+  } catch {}
+  const lo = 10000, hi = Math.max(lo + 1000, ephemeralLow);
+  for (let tries = 0; tries < 100; tries++) {
+    const port = lo + Math.floor(Math.random() * (hi - lo));
+    const free = await new Promise((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port below the ephemeral range');
+}
 export const repoRoot = path.resolve(e2eDir, '../..');
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
