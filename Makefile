@@ -59,7 +59,7 @@ else
 Q := @
 endif
 
-.PHONY: FORCE all docs install uninstall deb run test fuzz bench bench-store clean setup clang-check unit format format-check analyze \
+.PHONY: FORCE all docs install uninstall deb run test fuzz bench bench-tools bench-store clean setup clang-check unit format format-check analyze \
         check-layers test-build conformance
 .DELETE_ON_ERROR:
 
@@ -238,7 +238,19 @@ run:
 	exec ./$(BUILD)/courant --demo --demo-auth --anonymous --listen 127.0.0.1:8000 --listen [::1]:8000 --store data/courant.db
 
 test-build:
-	$(MAKE) -j$(NPROC) $(BUILD)/courant $(BUILD)/asan/courant $(BUILD)/tsan/courant unit fuzz clang-check
+	$(MAKE) -j$(NPROC) $(BUILD)/courant $(BUILD)/asan/courant $(BUILD)/tsan/courant unit fuzz clang-check bench-tools
+
+# The benchmark's load generator and kernel floor: built by `make test` too,
+# so a change that breaks them fails CI rather than the next `make bench`.
+bench-tools: $(BUILD)/bench/loadgen $(BUILD)/bench/floor
+
+$(BUILD)/bench/loadgen: bench/loadgen.c src/sse.c src/sse.h | $(BUILD)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -Isrc $(CPPFLAGS) -O2 -g $(LDFLAGS) -o $@ bench/loadgen.c src/sse.c -lm -lnghttp2 -lssl -lcrypto
+
+$(BUILD)/bench/floor: bench/floor.c | $(BUILD)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE $(CPPFLAGS) -O2 -g $(LDFLAGS) -pthread -o $@ bench/floor.c
 
 test: setup
 	$(MAKE) test-build

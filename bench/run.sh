@@ -99,14 +99,7 @@ ensure_packages() {
 # ---- build ----------------------------------------------------------------------
 build() {
     make -s build/courant
-    mkdir -p build/bench
-    local cflags=(-std=gnu11 -O2 -g -Wall -Wextra -Wshadow -D_GNU_SOURCE -Isrc)
-    if [ ! -x build/bench/loadgen ] || [ bench/loadgen.c -nt build/bench/loadgen ] || [ src/sse.c -nt build/bench/loadgen ] || [ src/sse.h -nt build/bench/loadgen ]; then
-        gcc "${cflags[@]}" -o build/bench/loadgen bench/loadgen.c src/sse.c -lm -lnghttp2 -lssl -lcrypto
-    fi
-    if [ ! -x build/bench/floor ] || [ bench/floor.c -nt build/bench/floor ]; then
-        gcc "${cflags[@]}" -pthread -o build/bench/floor bench/floor.c
-    fi
+    make -s build/bench/loadgen build/bench/floor
 }
 
 # BASELINE: builds that revision's courant in a temporary git worktree under
