@@ -23,7 +23,7 @@
 
 static selector_cache_t *cache;
 
-static int cached(const selector_t *s, const char *t, size_t n)
+static int cached(selector_t *s, const char *t, size_t n)
 {
     int a = selector_match(s, t, n);
     CHECK(selector_cache_match(cache, s, t, n) == a);

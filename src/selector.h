@@ -17,8 +17,19 @@
  * "name=" for the named operators ";", "?" and "&". A prefix modifier :n
  * bounds the run to n characters (n <= 16; longer prefixes are unbounded).
  * Bytes >= 0x80 are accepted in values because topics are IRIs, whose
- * non-ASCII characters a client may send unencoded. Matching simulates the
- * NFA over the topic: O(topic length x states), no backtracking, so a hostile
+ * non-ASCII characters a client may send unencoded.
+ *
+ * Matching: the literal text before the first expression is compared with
+ * memcmp, the rest runs through a lazy DFA built from the NFA as topics need
+ * it (subset construction on demand, as RE2 does; selector.c): once the
+ * states a kind of topic visits are built, a match is one table load per
+ * byte, whatever the template (the 31 reserved expansions of
+ * "{+a}{+b}...{+E}/never" took 30 us per 31-byte topic as an NFA, ~30 ns as
+ * a DFA). Each template's DFA is capped at 4 KiB: when full it is flushed
+ * and rebuilt; a template whose DFA keeps filling up without being reused
+ * (a bounded run after an unbounded one, "{+a}/{+b:16}") falls back to NFA
+ * simulation for good. Every path gives exactly the NFA's answer, in time
+ * O(topic length x states) at worst, with no backtracking, so a hostile
  * topic cannot make it slow.
  *
  * A selector containing "{" that is not a valid template is an exact topic.
@@ -30,8 +41,13 @@
  * are unique per compiled selector for the life of the process, so a cached
  * answer can never be read back for another selector.
  *
- * Threads: a compiled selector is immutable and may be matched from any
- * thread; a cache belongs to one worker.
+ * Threads: matching a template mutates it (its DFA grows), so a selector is
+ * matched by one thread at a time, and never concurrently with another
+ * call on it; exact and "*" selectors are not mutated. Every caller keeps
+ * that by ownership: stream.c interns templates per worker (its index) and
+ * owns a stream's claim selectors on the stream's worker; matchset.c
+ * compiles them per request, used and freed on the request's thread. A
+ * cache belongs to one worker. Selector ids come from an atomic counter.
  */
 #ifndef COURANT_SELECTOR_H
 #define COURANT_SELECTOR_H
@@ -54,8 +70,10 @@ uint64_t selector_id(const selector_t *sel);
 /* NFA states of a template (its matching cost per topic byte); 0 otherwise. */
 int selector_num_states(const selector_t *sel);
 
-/* Does `topic` match? Uncached. */
-int selector_match(const selector_t *sel, const char *topic, size_t len);
+/* Does `topic` match? Uncached. Allocates nothing once the template's DFA
+ * holds the states the topic needs (its first match allocates the DFA, and
+ * new states may grow it up to its cap). Mutates a template (see Threads). */
+int selector_match(selector_t *sel, const char *topic, size_t len);
 
 /* Is `s` a valid RFC 6570 template with at least one expression? */
 int selector_is_valid_template(const char *s, size_t len);
@@ -68,7 +86,7 @@ void selector_cache_free(selector_cache_t *c);
 
 /* selector_match through the cache (`c` may be NULL: uncached). Exact and
  * "*" selectors never touch the cache. */
-int selector_cache_match(selector_cache_t *c, const selector_t *sel, const char *topic, size_t len);
+int selector_cache_match(selector_cache_t *c, selector_t *sel, const char *topic, size_t len);
 
 /* The same cache for other matchers (stream.c's URL patterns): ids come
  * from selector_new_id, the selectors' own id space, so an entry can never
@@ -83,15 +101,28 @@ void selector_cache_store(selector_cache_t *c, uint64_t id, const char *topic, s
 void selector_cache_stats(const selector_cache_t *c, uint64_t *hits, uint64_t *misses);
 
 /* The matching work done through `c` so far (never decreases), in units of
- * one NFA state scanned for one topic byte (a few ns): a miss or an uncached
- * long topic costs SELECTOR_WORK_MATCH plus the states its simulation
- * scanned (at most states x topic length), a hit SELECTOR_WORK_HIT (the
- * keyed hash and compare). A caller that must bound its time per turn
- * (replay, stream.c) reads it before and after. Exact and "*" selectors
- * add nothing. Same thread as the cache. */
+ * one NFA state scanned for one topic byte (a few ns). A miss or an
+ * uncached long topic costs SELECTOR_WORK_MATCH, one per 16 bytes of the
+ * literal prefix, one per topic byte through a known DFA transition, and
+ * for each transition the DFA had to build, the NFA states it scanned (at
+ * most the template's states) plus one per 64 of them (the set's hash);
+ * a template simulated as an NFA costs the states scanned plus one per
+ * byte. So a match costs at most about states x topic length, and about
+ * the topic length once its DFA states are built. A hit or a miss costs
+ * SELECTOR_WORK_HIT more (the keyed hash and compare). A caller that must
+ * bound its time per turn (replay, stream.c) reads it before and after.
+ * Exact and "*" selectors add nothing. Same thread as the cache. */
 uint64_t selector_cache_work(const selector_cache_t *c);
 
-#define SELECTOR_WORK_HIT 8    /* a cache lookup, about as long as 8 state scans */
-#define SELECTOR_WORK_MATCH 16 /* a simulation's fixed cost (its allocation) */
+#define SELECTOR_WORK_HIT 8   /* a cache lookup, about as long as 8 state scans */
+#define SELECTOR_WORK_MATCH 4 /* a match's fixed cost: its set-up, the answer's check (~10 ns) */
+
+/* For tests and the fuzzer, not a contract. selector__match_nfa: the plain
+ * NFA simulation the DFA must agree with (allocates per call; does not touch
+ * the DFA). selector__dfa_limit: drops the template's DFA and caps the next
+ * one at max_states (0: the default cap; at least 3), so that flushes come
+ * early; keep != 0 never falls back to the NFA (flushes only). */
+int selector__match_nfa(const selector_t *sel, const char *topic, size_t len);
+void selector__dfa_limit(selector_t *sel, int max_states, int keep);
 
 #endif

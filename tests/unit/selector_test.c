@@ -1,7 +1,10 @@
 /*
  * selector_test.c - unit tests of src/selector.c: RFC 6570 matching by
- * operator, invalid templates as exact topics, bounded prefixes, and the
- * match cache against the uncached answer (a naive model).
+ * operator, invalid templates as exact topics, bounded prefixes, the
+ * match cache against the uncached answer (a naive model), and the lazy
+ * DFA against the plain NFA simulation (the reference): agreement over
+ * many templates and topics, flushes and the NFA fallback under a tiny
+ * cap, its cost in work units, its memory bound.
  */
 #include "../../src/selector.c"
 
@@ -125,9 +128,10 @@ static void test_hostile_topic_is_linear(void)
 }
 
 /* The work counter a replay budget reads: hits and exact selectors are
- * cheap, a miss costs its simulation (states scanned per byte), so a
- * template whose NFA keeps many states alive counts as what it costs; long
- * topics bypass the cache but still count. */
+ * cheap, a miss costs what it did (table steps, and the NFA states scanned
+ * to build the DFA states it needed), so a template whose NFA keeps many
+ * states alive counts as what it costs until its DFA is built; long topics
+ * bypass the cache but still count. */
 static void test_cache_work(void)
 {
     selector_cache_t *c = selector_cache_new(64);
@@ -142,8 +146,8 @@ static void test_cache_work(void)
     selector_t *cheap = selector_try_new("https://ex.com/books/{id}", 25);
     ASSERT(selector_cache_match(c, cheap, topic, tl));
     uint64_t miss = selector_cache_work(c);
-    /* the matching run keeps at least one state alive per byte */
-    ASSERT(miss >= SELECTOR_WORK_HIT + SELECTOR_WORK_MATCH + tl);
+    /* at least the fixed costs and one table step per byte after the prefix */
+    ASSERT(miss >= SELECTOR_WORK_HIT + SELECTOR_WORK_MATCH + 5);
     ASSERT(selector_cache_match(c, cheap, topic, tl));
     ASSERT_UEQ(selector_cache_work(c) - miss, SELECTOR_WORK_HIT);
 
@@ -153,25 +157,295 @@ static void test_cache_work(void)
     uint64_t w0 = selector_cache_work(c);
     ASSERT(!selector_cache_match(c, wide, topic, tl));
     uint64_t wide_work = selector_cache_work(c) - w0;
+    /* the first match builds its DFA states: NFA steps over ~200 states */
     ASSERT(wide_work > 10 * miss);
     ASSERT(wide_work <=
-           SELECTOR_WORK_HIT + SELECTOR_WORK_MATCH + (uint64_t)selector_num_states(wide) * (tl + 1));
+           SELECTOR_WORK_HIT + SELECTOR_WORK_MATCH + (uint64_t)(selector_num_states(wide) + 2) * (tl + 1));
 
-    /* Longer than the cache keeps: uncached, counted every time. */
+    /* Longer than the cache keeps: uncached, counted every time; once the
+     * DFA has its states, one unit per byte. */
     char long_topic[1000];
     memset(long_topic, 'a', sizeof(long_topic));
     uint64_t l0 = selector_cache_work(c);
     (void)selector_cache_match(c, wide, long_topic, sizeof(long_topic));
     uint64_t l1 = selector_cache_work(c);
     (void)selector_cache_match(c, wide, long_topic, sizeof(long_topic));
-    ASSERT(l1 - l0 > sizeof(long_topic));
-    ASSERT_UEQ(selector_cache_work(c) - l1, l1 - l0);
+    uint64_t l2 = selector_cache_work(c);
+    (void)selector_cache_match(c, wide, long_topic, sizeof(long_topic));
+    ASSERT(l1 - l0 >= sizeof(long_topic));
+    ASSERT_UEQ(l2 - l1, SELECTOR_WORK_MATCH + sizeof(long_topic));
+    ASSERT_UEQ(selector_cache_work(c) - l2, l2 - l1);
 
     selector_free(exact);
     selector_free(star);
     selector_free(cheap);
     selector_free(wide);
     selector_cache_free(c);
+}
+
+/* ---- the lazy DFA against the plain NFA ------------------------------------------ */
+
+static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state % n);
+}
+
+/* A random topic the template matches: a random walk through its NFA from
+ * the start to the accepting state (a byte of the class on a class edge).
+ * Returns its length, or -1 if the walk did not get there within `max`. */
+static int random_expansion(const selector_t *s, char *out, int max)
+{
+    int x = 0, n = 0;
+    for (int steps = 0; steps < 20 * max; steps++) {
+        const nstate_t *st = &s->states[x];
+        if (x == s->accept && rnd(4) == 0)
+            return n;
+        int opts = (st->eps[0] >= 0) + (st->eps[1] >= 0) + (st->edge != EDGE_NONE);
+        if (!opts)
+            return x == s->accept ? n : -1;
+        int k = (int)rnd((uint32_t)opts);
+        if (st->edge != EDGE_NONE && k == opts - 1) {
+            if (n == max)
+                return -1;
+            int ch = st->byte;
+            if (st->edge == EDGE_CLASS)
+                do
+                    ch = (int)rnd(256);
+                while (!cls_has(&s->classes[st->cls], (unsigned char)ch));
+            out[n++] = (char)ch;
+            x = st->next;
+        } else {
+            x = st->eps[k];
+        }
+    }
+    return -1;
+}
+
+/* Topics for a template: its random expansions, the same mutated (a byte
+ * changed, removed or added: near misses), and random strings over the
+ * template's own bytes. */
+static int make_topic(const selector_t *s, char *out, int max)
+{
+    int n;
+    switch (rnd(3)) {
+    case 0:
+        if ((n = random_expansion(s, out, max)) >= 0)
+            return n;
+        /* fall through */
+    case 1:
+        if ((n = random_expansion(s, out, max - 1)) > 0) {
+            int at = (int)rnd((uint32_t)n);
+            switch (rnd(3)) {
+            case 0:
+                out[at] = s->text[rnd((uint32_t)s->len)];
+                break;
+            case 1:
+                memmove(out + at, out + at + 1, (size_t)(n - at - 1));
+                n--;
+                break;
+            default:
+                memmove(out + at + 1, out + at, (size_t)(n - at));
+                out[at] = "/,=&?.;#a%"[rnd(10)];
+                n++;
+            }
+            return n;
+        }
+        /* fall through */
+    default:
+        n = (int)rnd((uint32_t)max + 1);
+        for (int i = 0; i < n; i++)
+            out[i] = rnd(8) ? s->text[rnd((uint32_t)s->len)] : (char)rnd(256);
+        return n;
+    }
+}
+
+static const char *const dfa_templates[] = {
+    "https://example.com/books/{id}",
+    "https://ex.com/{+path}",
+    "https://ex.com/{a}/{b}{?x,y,z}",
+    "https://ex.com/users/{user}/books/{book}{?fields,page}{#frag}",
+    "x{;a,b}{&c}{#f}{.e}",
+    "x{.e*}{/p*}{;m*}{?q*}{&r*}",
+    "{a}{b}{c}{d}{e}{f}{g}{h}!",
+    "{+a}{+b}{+c}{+d}{+e}{+f}{+g}{+h}{+i}{+j}{+k}{+l}{+m}{+n}{+o}{+p}{+q}{+r}{+s}{+t}{+u}{+v}{+w}{+x}{+y}"
+    "{+z}{+A}{+B}{+C}{+D}{+E}/never-0",
+    "{+a}/{+b:16}!",
+    "{+a}x{+b:5}y{#c:3}",
+    "{a:3}{b:2},{c:16}",
+    "/{x:1}{y:2}{z:3}/",
+    "urn:{a}:{b}:{c}",
+    "{+a},{b}",
+    "a{/x,y,z}b{.u,v}c",
+    "{?a,b,c}{&d,e}",
+    "{;a*,b,c:2}",
+    "{#a,b*}",
+    "caf\xc3\xa9/{name}/\xe2\x82\xac{+x}",
+    "%20{x}%41",
+    "{x}{x}{x}",
+    "http://h/{a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p}",
+};
+
+/* Compares the DFA (as built, then capped tight: flushes, fallback) with
+ * the plain NFA over many topics per template. Returns matches seen. */
+static long dfa_agrees(selector_t *s, int topics, int max_len)
+{
+    char buf[256];
+    long matched = 0;
+    int failed = 0;
+    for (int i = 0; i < topics; i++) {
+        int n = make_topic(s, buf, max_len);
+        int want = selector__match_nfa(s, buf, (size_t)n);
+        int got = selector_match(s, buf, (size_t)n);
+        if (got != want && failed++ < 3) /* the first few tell the story */
+            TEST_FAIL_AT("%s (DFA cap %d%s) on \"%.*s\": DFA %d, NFA %d", s->text, s->dfa_limit,
+                         s->dfa_keep ? ", kept" : "", n, buf, got, want);
+        matched += want;
+    }
+    return matched;
+}
+
+static void test_dfa_agrees_with_nfa(void)
+{
+    long matched = 0, total = 0;
+    for (size_t t = 0; t < sizeof(dfa_templates) / sizeof(dfa_templates[0]); t++) {
+        selector_t *s = selector_try_new(dfa_templates[t], strlen(dfa_templates[t]));
+        ASSERT_EQ(selector_kind(s), SELECTOR_TEMPLATE);
+        for (int cap = 0; cap < 4; cap++) {
+            /* the default cap; then 3 states with flushes only, 5 with the
+             * fallback allowed, 3 again with the fallback */
+            static const int limits[] = {0, 3, 5, 3}, keep[] = {0, 1, 0, 0};
+            selector__dfa_limit(s, limits[cap], keep[cap]);
+            matched += dfa_agrees(s, 2000, 120);
+            total += 2000;
+        }
+        selector_free(s);
+    }
+    /* Both answers were well represented. */
+    ASSERT(matched > total / 5);
+    ASSERT(matched < total * 4 / 5);
+}
+
+/* A tiny cap forces flushes (the DFA goes on from the state being built);
+ * a template whose topics never stay in a few states falls back to the NFA
+ * for good, from the byte where the DFA gave up, with the same answers. */
+static void test_dfa_flush_and_fallback(void)
+{
+    const char *costly = dfa_templates[7];
+    selector_t *s = selector_try_new(costly, strlen(costly));
+    selector__dfa_limit(s, 3, 1);
+    ASSERT(dfa_agrees(s, 3000, 200) > 0);
+    ASSERT(s->dfa->flushes > 10);
+    ASSERT(!s->dfa->nfa_only);
+    ASSERT(s->dfa->n <= 3);
+
+    /* flushes with the fallback allowed: short random topics build a state
+     * for nearly every byte, so the DFA gives up */
+    selector__dfa_limit(s, 3, 0);
+    (void)dfa_agrees(s, 3000, 64);
+    ASSERT(s->dfa->nfa_only);
+    ASSERT(s->dfa->arena == NULL);
+    ASSERT(s->dfa->flushes >= DFA_BAD_FLUSHES);
+    selector_free(s);
+
+    /* The default cap: "{+a}/{+b:16}!" needs a DFA state per set of '/'
+     * positions among the last 17 bytes; random topics over "/a" fill any
+     * small DFA. */
+    const char *hostile = "{+a}/{+b:16}!";
+    s = selector_try_new(hostile, strlen(hostile));
+    char topic[65];
+    int agreed = 1;
+    for (int i = 0; i < 2000; i++) {
+        for (int k = 0; k < 64; k++)
+            topic[k] = rnd(2) ? '/' : 'a';
+        topic[64] = '!';
+        int n = 48 + (int)rnd(17);
+        agreed &=
+            selector_match(s, topic + 65 - n, (size_t)n) == selector__match_nfa(s, topic + 65 - n, (size_t)n);
+    }
+    ASSERT(agreed);
+    ASSERT(s->dfa->nfa_only);
+    ASSERT_UEQ(s->dfa->flushes, DFA_BAD_FLUSHES);
+    selector_free(s);
+}
+
+/* The point of the DFA: the costly unprefixed template (31 reserved
+ * expansions, ~300 NFA states alive per byte) against 10,000 fresh 31-byte
+ * topics costs about one unit per byte once its few states are built, and
+ * the DFA stays small; the plain simulation costs ~9,000 per topic. */
+static void test_dfa_cost(void)
+{
+    const char *costly = dfa_templates[7];
+    selector_t *s = selector_try_new(costly, strlen(costly));
+    selector_cache_t *c = selector_cache_new(64);
+    char topic[48];
+    for (int i = 0; i < 100; i++) { /* warm-up */
+        snprintf(topic, sizeof(topic), "https://honest.example/i/%06u", (unsigned)i % 1000000);
+        (void)selector_cache_match(c, s, topic, 31);
+    }
+    void *arena = s->dfa->arena;
+    uint64_t w0 = selector_cache_work(c);
+    for (int i = 100; i < 10100; i++) {
+        snprintf(topic, sizeof(topic), "https://honest.example/i/%06u", (unsigned)i % 1000000);
+        ASSERT(!selector_cache_match(c, s, topic, 31));
+    }
+    uint64_t per_match = (selector_cache_work(c) - w0) / 10000;
+    ASSERT(per_match <= SELECTOR_WORK_HIT + SELECTOR_WORK_MATCH + 31);
+    ASSERT(s->dfa->arena == arena); /* nothing allocated after the warm-up */
+    ASSERT(s->dfa->n <= 12);
+    ASSERT_UEQ(s->dfa->flushes, 0);
+
+    uint64_t nfa = 0;
+    ASSERT(!template_match(s, topic, 31, &nfa));
+    ASSERT(nfa > 100 * per_match);
+
+    /* Random topics of value characters (every topic a new string, every
+     * byte class): still a handful of states. */
+    uint64_t w1 = selector_cache_work(c);
+    for (int i = 0; i < 10000; i++) {
+        for (int k = 0; k < 31; k++)
+            topic[k] = "abc/-0123456789nevr.:?=&%"[rnd(25)];
+        (void)selector_cache_match(c, s, topic, 31);
+    }
+    ASSERT((selector_cache_work(c) - w1) / 10000 <= SELECTOR_WORK_HIT + SELECTOR_WORK_MATCH + 40);
+    ASSERT(s->dfa->n <= 16);
+    selector_cache_free(c);
+    selector_free(s);
+}
+
+/* Whatever the template and the topics, a DFA's arena stays within
+ * DFA_MAX_BYTES, the largest templates included. */
+static void test_dfa_memory_bound(void)
+{
+    /* ~500 states and ~60 byte classes: five pairs of bounded reserved
+     * runs, each followed by twelve literal bytes no other pair is */
+    const char *lits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!$'()";
+    char big[512];
+    size_t n = 0;
+    for (int v = 0; v < 5; v++)
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "{+a%d:16,b%d:16}%.12s", v, v, lits + 12 * v);
+    selector_t *s = selector_try_new(big, n);
+    ASSERT_EQ(selector_kind(s), SELECTOR_TEMPLATE);
+    ASSERT(selector_num_states(s) > 400);
+    (void)dfa_agrees(s, 10, 200);
+    ASSERT(s->dfa->ncls > 50);
+    for (size_t t = 0; t < sizeof(dfa_templates) / sizeof(dfa_templates[0]) + 1; t++) {
+        selector_t *x = t ? selector_try_new(dfa_templates[t - 1], strlen(dfa_templates[t - 1])) : s;
+        (void)dfa_agrees(x, 500, 200);
+        dfa_t *d = x->dfa;
+        size_t per_state = (size_t)d->words * 8 + 4 + (size_t)d->ncls * 2;
+        ASSERT(d->max_states >= DFA_MIN_STATES);
+        ASSERT((size_t)d->max_states * per_state + (d->slot_mask + 1) * 2 <= DFA_MAX_BYTES ||
+               d->max_states == DFA_MIN_STATES);
+        if (d->arena)
+            ASSERT((size_t)d->cap * per_state + (d->slot_mask + 1) * 2 <= DFA_MAX_BYTES);
+        if (t)
+            selector_free(x);
+    }
+    selector_free(s);
 }
 
 int main(void)
@@ -185,5 +459,9 @@ int main(void)
     TEST_RUN(test_cache_agrees_and_hits);
     TEST_RUN(test_cache_work);
     TEST_RUN(test_hostile_topic_is_linear);
+    TEST_RUN(test_dfa_agrees_with_nfa);
+    TEST_RUN(test_dfa_flush_and_fallback);
+    TEST_RUN(test_dfa_cost);
+    TEST_RUN(test_dfa_memory_bound);
     TEST_MAIN_END();
 }
