@@ -39,10 +39,11 @@
  * a row), the template's topics do not fit any small DFA (a bounded run
  * after an unbounded one, "{+a}/{+b:16}", needs a state per subset of the
  * last 17 positions): the arena is freed and the template is simulated as
- * an NFA from then on, on the DFA's preallocated sets, from the very state
- * where the DFA gave up. Whatever path a match takes, the answer is the
- * NFA's; template_match (the plain simulation) stays as the reference the
- * tests and the fuzzer compare against.
+ * an NFA, on the DFA's preallocated sets, from the very state where the DFA
+ * gave up; after 16 times the work giving up cost, spent as an NFA, the DFA
+ * is tried again (topics change). Whatever path a match takes, the answer
+ * is the NFA's; template_match (the plain simulation) stays as the
+ * reference the tests and the fuzzer compare against.
  *
  * Memory per template: the NFA (12 bytes a state), its value classes (32
  * bytes each), then at the first match the DFA header and scratch (~600
@@ -94,7 +95,7 @@ struct selector {
     int num_classes;      /* in classes */
     int prefix_len;       /* TEMPLATE: literal bytes before the first expression (= its state) */
     int dfa_limit;        /* TEMPLATE: DFA states at most (0: what DFA_MAX_BYTES holds); tests lower it */
-    uint8_t dfa_keep;     /* TEMPLATE: never give up on the DFA (tests: flushes without the fallback) */
+    uint8_t dfa_mode;     /* TEMPLATE: SELECTOR__DFA_* (tests: flushes only, or eager fallbacks) */
     dfa_t *dfa;           /* owns (TEMPLATE): made at the first match; mutated by every match */
 };
 
@@ -605,6 +606,7 @@ static uint64_t set_step(const selector_t *sel, const uint64_t *from, int words,
 #define DFA_FIRST_STATES 8        /* the arena's first size; it doubles up to the cap */
 #define DFA_STEPS_PER_STATE 10    /* a flush below this many table steps per state built is bad */
 #define DFA_BAD_FLUSHES 3         /* in a row: give up on the DFA, simulate the NFA */
+#define DFA_RETRY_FACTOR 16       /* ... and try it again after 16 x what giving up cost, as NFA work */
 #define DFA_DEAD 0                /* the empty set: no match whatever follows */
 #define DFA_START 1               /* the closure of state prefix_len */
 #define DFA_UNKNOWN ((int16_t)-1) /* a transition not computed yet */
@@ -617,7 +619,7 @@ struct dfa {
     int cap;             /* states the arena holds now (doubles up to max_states) */
     int n;               /* states built: DFA_DEAD, DFA_START, then the rest */
     uint32_t slot_mask;  /* slots - 1; slots >= 2 cap keeps the table at most half full */
-    void *arena;         /* owns: the four arrays below in one block; NULL once nfa_only */
+    void *arena;         /* owns: the four arrays below in one block; NULL while nfa_only */
     uint64_t *sets;      /* in arena: [cap][words], state i's NFA states (closed) */
     uint32_t *hashes;    /* in arena: [cap], set_hash of each set */
     int16_t *trans;      /* in arena: [cap][ncls], the next state's row (id x ncls) or DFA_UNKNOWN */
@@ -625,8 +627,10 @@ struct dfa {
     uint64_t stepped;    /* table steps since the last flush */
     uint64_t built;      /* states built since the last flush */
     uint64_t flushes;    /* so far (tests) */
+    uint32_t gave_up;    /* times the DFA gave up so far (tests) */
     uint8_t bad_flushes; /* bad flushes in a row */
     uint8_t nfa_only;    /* gave up: every match simulates the NFA on cur and nxt */
+    uint64_t nfa_work;   /* work done as an NFA since giving up (DFA_RETRY_FACTOR) */
     uint8_t *rep;        /* in mem: [ncls], a byte of each class (what an NFA step tests) */
     uint64_t *start;     /* in mem: [words], DFA_START's set, kept across flushes */
     uint64_t *tmp;       /* in mem: [words], the set being built */
@@ -842,7 +846,9 @@ static int dfa_flush(selector_t *sel, dfa_t *d)
         d->bad_flushes++;
     else
         d->bad_flushes = 0;
-    if (d->bad_flushes >= DFA_BAD_FLUSHES && !sel->dfa_keep) {
+    int give_up =
+        sel->dfa_mode == SELECTOR__DFA_EAGER ? d->bad_flushes >= 1 : d->bad_flushes >= DFA_BAD_FLUSHES;
+    if (give_up && sel->dfa_mode != SELECTOR__DFA_KEEP) {
         free(d->arena);
         d->arena = NULL;
         d->sets = NULL;
@@ -851,6 +857,8 @@ static int dfa_flush(selector_t *sel, dfa_t *d)
         d->slots = NULL;
         d->n = d->cap = 0;
         d->nfa_only = 1;
+        d->nfa_work = 0;
+        d->gave_up++;
         return 0;
     }
     dfa_reset(d);
@@ -910,6 +918,53 @@ static int nfa_run(const selector_t *sel, dfa_t *d, const uint64_t *from, const 
     return set_has(cur, sel->accept);
 }
 
+/* A match as an NFA, once the DFA gave up. Topics change (an attacker's
+ * burst ends; the templates' usual topics come back), so after
+ * DFA_RETRY_FACTOR times the work that giving up took (DFA_BAD_FLUSHES
+ * arenas, each state one NFA step), spent as an NFA, the DFA gets a new
+ * arena: if it still does not pay, it gives up again, at a cost of at most
+ * 1/DFA_RETRY_FACTOR of the NFA work in between. */
+static int nfa_mode(selector_t *sel, dfa_t *d, const char *topic, size_t len, uint64_t *work)
+{
+    uint64_t w0 = *work;
+    int r = nfa_run(sel, d, d->start, topic, len, work);
+    d->nfa_work += *work - w0;
+    uint64_t fill = (uint64_t)d->max_states * (uint64_t)(sel->num_states + d->words + 1);
+    if (sel->dfa_mode == SELECTOR__DFA_EAGER)
+        fill = 0; /* the next match as an NFA retries */
+    if (d->nfa_work >= DFA_RETRY_FACTOR * DFA_BAD_FLUSHES * fill &&
+        dfa_resize(d, d->max_states < DFA_FIRST_STATES ? d->max_states : DFA_FIRST_STATES) == 0) {
+        d->nfa_only = 0;
+        d->bad_flushes = 0;
+        dfa_reset(d);
+    }
+    return r;
+}
+
+/* Steps the DFA from the state whose row is *row over u[i..len), as far
+ * as its transitions are known. Returns where it stopped: len; just past
+ * the byte that led to the dead state; or at a byte whose transition is
+ * unknown (*row: the state that byte leaves). The hot loop: two loads and
+ * a compare per byte. */
+static size_t dfa_scan(const dfa_t *d, const unsigned char *u, size_t i, size_t len, int *row)
+{
+    const uint8_t *bclass = d->bclass;
+    const int16_t *trans = d->trans;
+    int r = *row;
+    for (; i < len; i++) {
+        int t = trans[r + bclass[u[i]]];
+        if (t == DFA_UNKNOWN)
+            break;
+        r = t;
+        if (r == DFA_DEAD) {
+            i++;
+            break;
+        }
+    }
+    *row = r;
+    return i;
+}
+
 /* Matches a template: the literal prefix by memcmp, the rest through the
  * DFA (built as it goes), or the NFA once the DFA gave up. Adds its work to
  * *work (selector.h): SELECTOR_WORK_MATCH, one per 16 prefix bytes, one per
@@ -924,32 +979,46 @@ static int dfa_match(selector_t *sel, const char *topic, size_t len, uint64_t *w
         return template_match(sel, topic, len, work); /* out of memory: the allocating path */
     dfa_t *d = sel->dfa;
     if (d->nfa_only)
-        return nfa_run(sel, d, d->start, topic + p, len - p, work);
+        return nfa_mode(sel, d, topic + p, len - p, work);
     const unsigned char *u = (const unsigned char *)topic;
-    const uint8_t *bclass = d->bclass;
-    const int16_t *trans = d->trans;
-    int ncls = d->ncls, row = DFA_START * ncls; /* the current state's row: its id x ncls */
-    size_t i = p, counted = p;                  /* table steps up to `counted` are in d->stepped */
-    while (i < len) {
-        int c = bclass[u[i]];
-        int t = trans[row + c];
-        if (t == DFA_UNKNOWN) {
-            d->stepped += i - counted;
-            *work += i - counted;
-            counted = i;
-            if ((t = dfa_build(sel, d, row / ncls, c, work)) < 0)
-                return nfa_run(sel, d, d->tmp, topic + i + 1, len - i - 1, work);
-            t *= ncls;
-            trans = d->trans; /* the arena may have moved */
-        }
-        row = t;
-        i++;
-        if (row == DFA_DEAD)
+    int row = DFA_START * d->ncls; /* the current state's row: its id x ncls */
+    for (size_t i = p;;) {
+        size_t j = dfa_scan(d, u, i, len, &row);
+        d->stepped += j - i;
+        *work += j - i;
+        if (j == len || row == DFA_DEAD)
             break;
+        int t = dfa_build(sel, d, row / d->ncls, d->bclass[u[j]], work); /* the step at j */
+        if (t < 0)
+            return nfa_run(sel, d, d->tmp, topic + j + 1, len - j - 1, work);
+        row = t * d->ncls;
+        i = j + 1;
+        d->stepped++;
+        *work += 1;
     }
-    d->stepped += i - counted;
-    *work += i - counted;
-    return set_has(d->sets + (size_t)(row / ncls) * d->words, sel->accept);
+    return set_has(d->sets + (size_t)(row / d->ncls) * d->words, sel->accept); /* the dead set is empty */
+}
+
+/* The answer when the template's DFA already knows every step the topic
+ * takes (nothing to build: no NFA step, no allocation), adding its work;
+ * -1 when it does not (after a part of the walk, counted too), before the
+ * template's first match, and once it simulates its NFA. */
+static int dfa_known(selector_t *sel, const char *topic, size_t len, uint64_t *work)
+{
+    dfa_t *d = sel->dfa;
+    if (!d || d->nfa_only)
+        return -1;
+    size_t p = (size_t)sel->prefix_len;
+    *work += SELECTOR_WORK_MATCH + p / 16;
+    if (len < p || memcmp(topic, sel->text, p) != 0)
+        return 0;
+    int row = DFA_START * d->ncls;
+    size_t j = dfa_scan(d, (const unsigned char *)topic, p, len, &row);
+    d->stepped += j - p;
+    *work += j - p;
+    if (j < len && row != DFA_DEAD)
+        return -1;
+    return set_has(d->sets + (size_t)(row / d->ncls) * d->words, sel->accept);
 }
 
 int selector_match(selector_t *sel, const char *topic, size_t len)
@@ -966,12 +1035,12 @@ int selector_match(selector_t *sel, const char *topic, size_t len)
     }
 }
 
-void selector__dfa_limit(selector_t *sel, int max_states, int keep)
+void selector__dfa_limit(selector_t *sel, int max_states, int mode)
 {
     dfa_free(sel->dfa);
     sel->dfa = NULL;
     sel->dfa_limit = max_states;
-    sel->dfa_keep = (uint8_t)(keep != 0);
+    sel->dfa_mode = (uint8_t)mode;
 }
 
 /* ---- the per-worker cache -------------------------------------------------------- */
@@ -1032,28 +1101,24 @@ static centry_t *cache_slot(selector_cache_t *c, uint64_t id, const char *topic,
     return &c->e[(mix ^ (mix >> 29)) & c->mask];
 }
 
-int selector_cache_lookup(selector_cache_t *c, uint64_t id, const char *topic, size_t len)
+/* Is (id, topic) in its slot? The result (0 or 1) or -1, counted as a hit
+ * or a miss; *slot and *h for cache_put. */
+static int cache_get(selector_cache_t *c, uint64_t id, const char *topic, size_t len, centry_t **slot,
+                     uint32_t *h)
 {
-    if (!c || len > CACHE_MAX_TOPIC)
-        return -1;
-    uint32_t h;
-    centry_t *e = cache_slot(c, id, topic, len, &h);
-    if (e->sel_id == id && e->hash == h && e->len == len && memcmp(e->topic, topic, len) == 0) {
+    centry_t *e = *slot = cache_slot(c, id, topic, len, h);
+    c->work += SELECTOR_WORK_HIT;
+    if (e->sel_id == id && e->hash == *h && e->len == len && memcmp(e->topic, topic, len) == 0) {
         c->hits++;
-        c->work += SELECTOR_WORK_HIT;
         return e->result;
     }
     c->misses++;
-    c->work += SELECTOR_WORK_HIT;
     return -1;
 }
 
-void selector_cache_store(selector_cache_t *c, uint64_t id, const char *topic, size_t len, int result)
+/* Records (id, topic) -> result in the slot cache_get found. */
+static void cache_put(centry_t *e, uint64_t id, uint32_t h, const char *topic, size_t len, int result)
 {
-    if (!c || len > CACHE_MAX_TOPIC)
-        return;
-    uint32_t h;
-    centry_t *e = cache_slot(c, id, topic, len, &h);
     char *copy = e->len >= len && e->topic ? e->topic : realloc(e->topic, len ? len : 1);
     if (!copy) {
         e->sel_id = 0; /* the old entry's buffer is still owned by e */
@@ -1063,16 +1128,42 @@ void selector_cache_store(selector_cache_t *c, uint64_t id, const char *topic, s
     *e = (centry_t){id, h, (uint32_t)len, (uint8_t)(result != 0), copy};
 }
 
+int selector_cache_lookup(selector_cache_t *c, uint64_t id, const char *topic, size_t len)
+{
+    if (!c || len > CACHE_MAX_TOPIC)
+        return -1;
+    centry_t *e;
+    uint32_t h;
+    return cache_get(c, id, topic, len, &e, &h);
+}
+
+void selector_cache_store(selector_cache_t *c, uint64_t id, const char *topic, size_t len, int result)
+{
+    if (!c || len > CACHE_MAX_TOPIC)
+        return;
+    uint32_t h;
+    centry_t *e = cache_slot(c, id, topic, len, &h); /* before h is read */
+    cache_put(e, id, h, topic, len, result);
+}
+
+/* A template's DFA that knows the way answers sooner than the cache could
+ * hash the topic (31 table steps take ~40 ns, a keyed hash and a copy of
+ * the topic more): the cache is for the matches that would build DFA
+ * states or simulate the NFA, which it saves when a topic comes back. */
 int selector_cache_match(selector_cache_t *c, selector_t *sel, const char *topic, size_t len)
 {
     if (sel->kind != SELECTOR_TEMPLATE || !c)
         return selector_match(sel, topic, len);
-    if (len > CACHE_MAX_TOPIC) /* uncached, but its cost still counts */
-        return dfa_match(sel, topic, len, &c->work);
-    int r = selector_cache_lookup(c, sel->id, topic, len);
+    int r = dfa_known(sel, topic, len, &c->work);
     if (r >= 0)
         return r;
+    if (len > CACHE_MAX_TOPIC) /* uncached, but its cost still counts */
+        return dfa_match(sel, topic, len, &c->work);
+    centry_t *e;
+    uint32_t h;
+    if ((r = cache_get(c, sel->id, topic, len, &e, &h)) >= 0)
+        return r;
     r = dfa_match(sel, topic, len, &c->work);
-    selector_cache_store(c, sel->id, topic, len, r);
+    cache_put(e, sel->id, h, topic, len, r);
     return r;
 }

@@ -27,19 +27,23 @@
  * "{+a}{+b}...{+E}/never" took 30 us per 31-byte topic as an NFA, ~30 ns as
  * a DFA). Each template's DFA is capped at 4 KiB: when full it is flushed
  * and rebuilt; a template whose DFA keeps filling up without being reused
- * (a bounded run after an unbounded one, "{+a}/{+b:16}") falls back to NFA
- * simulation for good. Every path gives exactly the NFA's answer, in time
- * O(topic length x states) at worst, with no backtracking, so a hostile
- * topic cannot make it slow.
+ * (a bounded run after an unbounded one, "{+a}/{+b:16}", against topics
+ * with random parts) falls back to NFA simulation, and tries the DFA again
+ * once the NFA has cost 16 times what giving up did. Every path gives
+ * exactly the NFA's answer, in time O(topic length x states) at worst, with
+ * no backtracking, so a hostile topic cannot make it slow; but a template
+ * can still cost its NFA (selector_cache_work counts it).
  *
  * A selector containing "{" that is not a valid template is an exact topic.
  *
  * The match cache: fan-out asks "does template T match topic X" for every
- * template subscription on every event; the answer is cached per worker in
- * a bounded direct-mapped table keyed by (selector id, topic), so the cost
- * of an event does not grow with template complexity once seen. Selector ids
- * are unique per compiled selector for the life of the process, so a cached
- * answer can never be read back for another selector.
+ * template subscription on every event. When T's DFA already holds every
+ * state X leads through, the DFA answers (faster than hashing X); otherwise
+ * the answer is cached per worker in a bounded direct-mapped table keyed by
+ * (selector id, topic), so a topic that comes back does not pay for DFA
+ * states again, nor for the NFA of a template that gave up its DFA. Selector
+ * ids are unique per compiled selector for the life of the process, so a
+ * cached answer can never be read back for another selector.
  *
  * Threads: matching a template mutates it (its DFA grows), so a selector is
  * matched by one thread at a time, and never concurrently with another
@@ -84,8 +88,10 @@ typedef struct selector_cache selector_cache_t;
 selector_cache_t *selector_cache_new(size_t entries);
 void selector_cache_free(selector_cache_t *c);
 
-/* selector_match through the cache (`c` may be NULL: uncached). Exact and
- * "*" selectors never touch the cache. */
+/* selector_match through the cache (`c` may be NULL: uncached): the
+ * template's DFA if it knows every step of the topic, else the cache, else
+ * a match (building DFA states, or simulating the NFA) whose answer is
+ * cached. Exact and "*" selectors never touch the cache. */
 int selector_cache_match(selector_cache_t *c, selector_t *sel, const char *topic, size_t len);
 
 /* The same cache for other matchers (stream.c's URL patterns): ids come
@@ -101,17 +107,18 @@ void selector_cache_store(selector_cache_t *c, uint64_t id, const char *topic, s
 void selector_cache_stats(const selector_cache_t *c, uint64_t *hits, uint64_t *misses);
 
 /* The matching work done through `c` so far (never decreases), in units of
- * one NFA state scanned for one topic byte (a few ns). A miss or an
- * uncached long topic costs SELECTOR_WORK_MATCH, one per 16 bytes of the
- * literal prefix, one per topic byte through a known DFA transition, and
- * for each transition the DFA had to build, the NFA states it scanned (at
- * most the template's states) plus one per 64 of them (the set's hash);
- * a template simulated as an NFA costs the states scanned plus one per
- * byte. So a match costs at most about states x topic length, and about
- * the topic length once its DFA states are built. A hit or a miss costs
- * SELECTOR_WORK_HIT more (the keyed hash and compare). A caller that must
- * bound its time per turn (replay, stream.c) reads it before and after.
- * Exact and "*" selectors add nothing. Same thread as the cache. */
+ * one NFA state scanned for one topic byte (a few ns). A template match
+ * costs SELECTOR_WORK_MATCH, one per 16 bytes of the literal prefix, one per
+ * topic byte through a known DFA transition, and for each transition the
+ * DFA had to build, the NFA states it scanned (at most the template's
+ * states) plus one per 64 of them (the set's hash); a template simulated as
+ * an NFA costs the states scanned plus one per byte. So a match costs at
+ * most about states x topic length, and about the topic length once its
+ * DFA states are built. When the DFA does not know every step, the cache
+ * is consulted: SELECTOR_WORK_HIT more (the keyed hash and compare), and
+ * on a miss the match above (the DFA's walk so far counts too). A caller
+ * that must bound its time per turn (replay, stream.c) reads it before and
+ * after. Exact and "*" selectors add nothing. Same thread as the cache. */
 uint64_t selector_cache_work(const selector_cache_t *c);
 
 #define SELECTOR_WORK_HIT 8   /* a cache lookup, about as long as 8 state scans */
@@ -121,8 +128,13 @@ uint64_t selector_cache_work(const selector_cache_t *c);
  * NFA simulation the DFA must agree with (allocates per call; does not touch
  * the DFA). selector__dfa_limit: drops the template's DFA and caps the next
  * one at max_states (0: the default cap; at least 3), so that flushes come
- * early; keep != 0 never falls back to the NFA (flushes only). */
+ * early; mode SELECTOR__DFA_KEEP never falls back to the NFA (flushes
+ * only), SELECTOR__DFA_EAGER falls back at the first bad flush and retries
+ * the DFA at the next match (every path, often). */
+#define SELECTOR__DFA_NORMAL 0
+#define SELECTOR__DFA_KEEP 1
+#define SELECTOR__DFA_EAGER 2
 int selector__match_nfa(const selector_t *sel, const char *topic, size_t len);
-void selector__dfa_limit(selector_t *sel, int max_states, int keep);
+void selector__dfa_limit(selector_t *sel, int max_states, int mode);
 
 #endif
