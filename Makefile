@@ -251,7 +251,7 @@ conformance: $(BUILD)/courant
 
 bench: setup
 	$(MAKE) -j$(NPROC) all
-	QUICK=$(QUICK) ./bench/run.sh
+	QUICK=$(QUICK) BASELINE=$(BASELINE) ./bench/run.sh
 
 # SQLite vs LMDB on the publish path (bench/store/RESULTS.md); needs liblmdb-dev,
 # which only this benchmark links.

@@ -49,6 +49,7 @@
 #include <openssl/ssl.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -98,6 +99,8 @@ static struct {
     int num_pids;
     double rate;
     long rate_events;
+    double rate2;      /* a second latency phase ("rate2"), e.g. 1/s then 10/s */
+    long rate2_events; /* 0: none */
     long burst_events;
     int inflight;
     int size;
@@ -105,6 +108,7 @@ static struct {
     double connect_timeout_s;
     int settle_ms;
     int conn_inflight;
+    int pub_conns; /* burst: publish connections (0 = --inflight, one request in flight each) */
     const char *labels;
     int src_ips;
     int h2;           /* streams per HTTP/2 connection; 0 = HTTP/1.1, one connection per subscriber */
@@ -281,26 +285,64 @@ static long server_pss_kib(void)
     return sum;
 }
 
+/* On-CPU seconds of one process: the sum of its threads' run time from
+ * /proc/PID/task/TID/schedstat (nanoseconds, exact), or -1 when schedstat is
+ * missing. /proc/PID/stat counts in clock ticks (10 ms): a 2M-delivery burst
+ * of the floor is only 7 ticks, too coarse for the CPU-per-delivery ratios. */
+static double proc_cpu_schedstat_s(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    double sum = 0;
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p2[320];
+        snprintf(p2, sizeof(p2), "/proc/%d/task/%s/schedstat", pid, e->d_name);
+        FILE *f = fopen(p2, "r");
+        if (!f)
+            continue;
+        unsigned long long ns = 0;
+        if (fscanf(f, "%llu", &ns) == 1) {
+            sum += (double)ns / 1e9;
+            found = 1;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return found ? sum : -1;
+}
+
+/* The same from /proc/PID/stat (utime + stime, clock ticks). */
+static double proc_cpu_stat_s(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long ut = 0, st = 0;
+    /* after ")": state(3) ... utime is field 14, stime 15 */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static double server_cpu_s(void)
 {
     double sum = 0;
-    long hz = sysconf(_SC_CLK_TCK);
     for (int i = 0; i < opt.num_pids; i++) {
-        char path[64], buf[1024];
-        snprintf(path, sizeof(path), "/proc/%d/stat", opt.pids[i]);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-        if (!p)
-            continue;
-        unsigned long ut = 0, st = 0;
-        /* after ")": state(3) ... utime is field 14, stime 15 */
-        if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-            sum += (double)(ut + st) / (double)hz;
+        double s = proc_cpu_schedstat_s(opt.pids[i]);
+        sum += s >= 0 ? s : proc_cpu_stat_s(opt.pids[i]);
     }
     return sum;
 }
@@ -1144,18 +1186,22 @@ static int child_main(int in, int out, long n, long first_global)
 
 /* ---- the publisher (in the coordinator) ---------------------------------- */
 
+#define MAX_PIPELINE 64 /* requests in flight on one publish connection */
+
 typedef struct pconn {
     int fd;
-    SSL *ssl; /* --tls: over the blocking socket */
-    int busy;
-    int64_t sent_ns;
+    SSL *ssl;                      /* --tls: over the blocking socket */
+    int inflight;                  /* requests sent and not yet answered */
+    int head;                      /* sent_ns index of the oldest of them */
+    int64_t sent_ns[MAX_PIPELINE]; /* their send times, a ring from head */
     size_t rlen;
-    char rbuf[8192];
+    char rbuf[1 << 16];
 } pconn_t;
 
 static struct {
     pconn_t c[MAX_PUB_CONNS];
-    int m;
+    int m;        /* connections in use */
+    int per_conn; /* requests in flight per connection (more than 1: pipelined) */
     long ok, fail;
     int logged;
     uint64_t rtt_hist[NB]; /* publish round trips (request sent to answer read) */
@@ -1193,10 +1239,12 @@ static int pconn_open(pconn_t *c)
         }
     }
     c->rlen = 0;
-    c->busy = 0;
+    c->inflight = 0;
+    c->head = 0;
     return 0;
 }
 
+/* Closes c; whatever it had in flight counts as failed. */
 static void pconn_close(pconn_t *c)
 {
     if (c->ssl) {
@@ -1208,14 +1256,15 @@ static void pconn_close(pconn_t *c)
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         close(c->fd);
     }
+    P.fail += c->inflight;
     c->fd = -1;
-    c->busy = 0;
+    c->inflight = 0;
+    c->head = 0;
     c->rlen = 0;
 }
 
 static void pub_failed(pconn_t *c, const char *why)
 {
-    P.fail++;
     if (P.logged++ < 3)
         fprintf(stderr, "loadgen: publish failed: %s\n", why);
     pconn_close(c);
@@ -1254,16 +1303,14 @@ static void pub_send(pconn_t *c, int phase, long seq)
                       opt.pub_path, opt.host, (int)(strlen(opt.topic) + strlen(alt) + 12 + (size_t)dl),
                       opt.topic, alt, data);
     }
-    if (c->ssl ? SSL_write(c->ssl, req, rl) != rl : write_all(c->fd, req, (size_t)rl) != 0) {
+    c->sent_ns[(c->head + c->inflight) % MAX_PIPELINE] = t;
+    c->inflight++;
+    if (c->ssl ? SSL_write(c->ssl, req, rl) != rl : write_all(c->fd, req, (size_t)rl) != 0)
         pub_failed(c, "write");
-        return;
-    }
-    c->busy = 1;
-    c->sent_ns = t;
 }
 
-/* Is a whole response in c->rbuf? Returns its length (0: not yet), and its
- * status and whether the server closes after it. */
+/* Is a whole response at the front of c->rbuf? Returns its length (0: not
+ * yet), and its status and whether the server closes after it. */
 static size_t response_complete(pconn_t *c, int *status, int *closes)
 {
     c->rbuf[c->rlen] = 0;
@@ -1294,6 +1341,8 @@ static size_t response_complete(pconn_t *c, int *status, int *closes)
     return c->rlen >= head + (size_t)cl ? head + (size_t)cl : 0;
 }
 
+/* Reads what arrived and accounts for every whole answer in it, oldest
+ * request first (HTTP/1.1 answers pipelined requests in order). */
 static void pub_readable(pconn_t *c)
 {
     ssize_t n = c->ssl ? SSL_read(c->ssl, c->rbuf + c->rlen, (int)(sizeof(c->rbuf) - 1 - c->rlen))
@@ -1303,55 +1352,77 @@ static void pub_readable(pconn_t *c)
         return;
     }
     c->rlen += (size_t)n;
-    int status, closes;
-    size_t len = response_complete(c, &status, &closes);
-    if (!len) {
-        if (c->rlen >= sizeof(c->rbuf) - 1)
-            pub_failed(c, "response too large");
-        return;
+    int64_t now = now_ns();
+    for (;;) {
+        int status, closes;
+        size_t len = response_complete(c, &status, &closes);
+        if (!len) {
+            if (c->rlen >= sizeof(c->rbuf) - 1)
+                pub_failed(c, "response too large");
+            return;
+        }
+        if (c->inflight == 0) {
+            pub_failed(c, "an answer to no request");
+            return;
+        }
+        int64_t rtt = now - c->sent_ns[c->head];
+        c->head = (c->head + 1) % MAX_PIPELINE;
+        c->inflight--;
+        P.rtt_hist[hist_idx(rtt)]++;
+        if (rtt > P.rtt_max)
+            P.rtt_max = rtt;
+        if (status >= 200 && status < 300) {
+            P.ok++;
+        } else {
+            P.fail++;
+            if (P.logged++ < 3)
+                fprintf(stderr, "loadgen: publish answered %d: %.*s\n", status, (int)len, c->rbuf);
+        }
+        memmove(c->rbuf, c->rbuf + len, c->rlen - len);
+        c->rlen -= len;
+        if (closes) {
+            pconn_close(c);
+            return;
+        }
     }
-    int64_t rtt = now_ns() - c->sent_ns;
-    P.rtt_hist[hist_idx(rtt)]++;
-    if (rtt > P.rtt_max)
-        P.rtt_max = rtt;
-    if (status >= 200 && status < 300) {
-        P.ok++;
-    } else {
-        P.fail++;
-        if (P.logged++ < 3)
-            fprintf(stderr, "loadgen: publish answered %d: %.*s\n", status, (int)c->rlen, c->rbuf);
-    }
-    memmove(c->rbuf, c->rbuf + len, c->rlen - len);
-    c->rlen -= len;
-    c->busy = 0;
-    if (closes)
-        pconn_close(c);
 }
 
 /* Publishes `events` events: at `rate`/s (rate > 0) or as fast as `m`
- * connections with one request each in flight allow. */
-static void publish(int phase, long events, double rate, int m, double max_s)
+ * requests in flight allow, over `conns` connections (m / conns pipelined
+ * on each: --pub-conns). */
+static void publish(int phase, long events, double rate, int m, int conns, double max_s)
 {
     P.ok = P.fail = 0;
     memset(P.rtt_hist, 0, sizeof(P.rtt_hist));
     P.rtt_max = 0;
-    P.m = m > MAX_PUB_CONNS ? MAX_PUB_CONNS : m;
+    if (m > MAX_PUB_CONNS * MAX_PIPELINE)
+        m = MAX_PUB_CONNS * MAX_PIPELINE;
+    if (conns < 1 || conns > m)
+        conns = m;
+    if (conns > MAX_PUB_CONNS)
+        conns = MAX_PUB_CONNS;
+    P.m = conns;
+    P.per_conn = (m + conns - 1) / conns;
+    if (P.per_conn > MAX_PIPELINE)
+        P.per_conn = MAX_PIPELINE;
     int64_t t0 = now_ns(), deadline = t0 + (int64_t)(max_s * 1e9);
     long sent = 0;
     int64_t interval = rate > 0 ? (int64_t)(1e9 / rate) : 0;
     while ((sent < events || P.ok + P.fail < events) && now_ns() < deadline) {
         int64_t now = now_ns();
         for (int i = 0; i < P.m && sent < events; i++) {
-            if (P.c[i].busy)
-                continue;
-            if (interval && now < t0 + sent * interval)
-                break;
-            pub_send(&P.c[i], phase, sent++);
+            while (P.c[i].inflight < P.per_conn && sent < events) {
+                if (interval && now < t0 + sent * interval)
+                    break;
+                pub_send(&P.c[i], phase, sent++);
+                if (P.c[i].fd < 0)
+                    break;
+            }
         }
         struct pollfd pfd[MAX_PUB_CONNS];
         int idx[MAX_PUB_CONNS], np = 0;
         for (int i = 0; i < P.m; i++)
-            if (P.c[i].busy) {
+            if (P.c[i].inflight > 0) {
                 pfd[np] = (struct pollfd){P.c[i].fd, POLLIN, 0};
                 idx[np++] = i;
             }
@@ -1381,7 +1452,7 @@ static void publish(int phase, long events, double rate, int m, double max_s)
                 pub_readable(&P.c[idx[j]]);
     }
     for (int i = 0; i < P.m; i++)
-        if (P.c[i].busy)
+        if (P.c[i].inflight)
             pub_failed(&P.c[i], "no answer before the deadline");
     P.fail += events - sent; /* never sent: the deadline came first */
 }
@@ -1417,7 +1488,9 @@ static void usage(void)
                     "  --per-proc N        subscribers per subscriber process (default 18000)\n"
                     "  --min-procs K       at least K subscriber processes (default 1)\n"
                     "  --rate R --rate-events E      latency phase: E events at R/s\n"
+                    "  --rate2 R --rate2-events E    a second latency phase (\"rate2\")\n"
                     "  --burst-events E --inflight M throughput phase: E events, M in flight\n"
+                    "  --pub-conns K       burst over K connections (M/K pipelined on each; default M)\n"
                     "  --size B            event data bytes (default 100)\n"
                     "  --timeout S         drain deadline per phase (default 30)\n"
                     "  --connect-timeout S (default 60)   --settle-ms MS (default 1000)\n"
@@ -1454,6 +1527,9 @@ static void parse_args(int argc, char **argv)
                                        {"h2", 1, 0, '2'},
                                        {"tls", 0, 0, 'L'},
                                        {"fresh-topics", 0, 0, 'F'},
+                                       {"pub-conns", 1, 0, 'K'},
+                                       {"rate2", 1, 0, 'R'},
+                                       {"rate2-events", 1, 0, 'E'},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     int ch;
@@ -1545,6 +1621,15 @@ static void parse_args(int argc, char **argv)
         case 'F':
             opt.fresh_topics = 1;
             break;
+        case 'K':
+            opt.pub_conns = atoi(optarg);
+            break;
+        case 'R':
+            opt.rate2 = atof(optarg);
+            break;
+        case 'E':
+            opt.rate2_events = atol(optarg);
+            break;
         default:
             usage();
         }
@@ -1594,7 +1679,7 @@ static void run_phase(const char *name, int phase, long events, double rate, int
     double scpu0 = server_cpu_s(), mycpu0 = cpu_self_s();
     int64_t t0 = now_ns();
     double pub_max_s = rate > 0 ? events / rate + opt.timeout_s : opt.timeout_s;
-    publish(phase, events, rate, m, pub_max_s);
+    publish(phase, events, rate, m, rate > 0 ? m : opt.pub_conns, pub_max_s);
     int64_t t_pub_end = now_ns();
     ctrl_msg_t d = {.type = C_DRAIN,
                     .phase = phase,
@@ -1646,7 +1731,7 @@ static void run_phase(const char *name, int phase, long events, double rate, int
            "events_per_s=%.1f p50_us=%.0f p90_us=%.0f p99_us=%.0f max_us=%.0f "
            "server_cpu_s=%.3f server_cpu_pct=%.1f gen_cpu_s=%.3f gen_cpu_pct=%.1f "
            "rss_before_kib=%ld rss_idle_kib=%ld rss_after_kib=%ld children_reported=%d "
-           "pub_rtt_p50_us=%.0f pub_rtt_p99_us=%.0f pub_rtt_max_us=%.0f\n",
+           "pub_rtt_p50_us=%.0f pub_rtt_p99_us=%.0f pub_rtt_max_us=%.0f pub_conns=%d pub_per_conn=%d\n",
            opt.labels, target_name(), name, opt.n, held, events, P.ok, P.fail, (t_pub_end - t0) / 1e9,
            (unsigned long long)expected, (unsigned long long)expected_ok, (unsigned long long)sum.received,
            loss, (unsigned long long)sum.dups, (unsigned long long)sum.stray, (unsigned long long)sum.foreign,
@@ -1656,7 +1741,7 @@ static void run_phase(const char *name, int phase, long events, double rate, int
            wall > 0 ? 100 * scpu / wall : 0, sum.cpu_s + mycpu,
            wall > 0 ? 100 * (sum.cpu_s + mycpu) / wall : 0, rss_before, rss_idle, rss_now, reported,
            hist_pct_us(P.rtt_hist, (uint64_t)(P.ok + P.fail), 0.5),
-           hist_pct_us(P.rtt_hist, (uint64_t)(P.ok + P.fail), 0.99), P.rtt_max / 1e3);
+           hist_pct_us(P.rtt_hist, (uint64_t)(P.ok + P.fail), 0.99), P.rtt_max / 1e3, P.m, P.per_conn);
     fflush(stdout);
     fprintf(stderr,
             "loadgen: %s %s n=%ld: %llu/%llu delivered (loss %.4f%%), %.0f deliveries/s, "
@@ -1751,6 +1836,8 @@ int main(int argc, char **argv)
             held ? (double)(rss_idle - rss_before) / (double)held : 0);
     if (opt.rate_events > 0)
         run_phase("rate", 1, opt.rate_events, opt.rate, 4, held, rss_before, rss_idle);
+    if (opt.rate2_events > 0 && opt.rate2 > 0)
+        run_phase("rate2", 3, opt.rate2_events, opt.rate2, 4, held, rss_before, rss_idle);
     if (opt.burst_events > 0)
         run_phase("burst", 2, opt.burst_events, 0, opt.inflight, held, rss_before, rss_idle);
     ctrl_msg_t x = {.type = C_EXIT};

@@ -11,7 +11,8 @@ the same way.
 """
 import argparse, os, statistics, subprocess, sys, time
 
-SERVERS = ["courant", "nchan", "floor"]
+SERVERS = ["courant", "nchan", "floor"]  # --servers may add "courant@<rev>" (make bench BASELINE=<rev>)
+BASE = None  # that baseline's name, when there is one
 
 
 def parse(path):
@@ -119,7 +120,13 @@ def main():
     ap.add_argument("--fanout-n", default="100 1000 10000")
     ap.add_argument("--mem-n", default="1000 10000 50000")
     ap.add_argument("--max-n", default="0")
+    ap.add_argument("--servers", default="courant nchan floor")
+    ap.add_argument("--scale-n", default="0")
     a = ap.parse_args()
+    global SERVERS, BASE
+    SERVERS = a.servers.split()
+    BASE = next((s for s in SERVERS if s.startswith("courant@")), None)
+    others = [s for s in SERVERS if s != "courant"]
     rows = parse(a.raw)
     fan = [int(x) for x in a.fanout_n.split()]
     mem = [int(x) for x in a.mem_n.split()]
@@ -162,12 +169,12 @@ def main():
         cells.append((sec, label, Cell(rows, phase, n, key, scale, lb)))
 
     lines = []
-    lines.append("| metric | courant | nchan | floor | courant/nchan | courant/floor |")
-    lines.append("|---|---:|---:|---:|---:|---:|")
+    lines.append("| metric | " + " | ".join(SERVERS) + " | " + " | ".join(f"courant/{o}" for o in others) + " |")
+    lines.append("|---|" + "---:|" * (len(SERVERS) + len(others)))
     cur = None
     for sec, label, c in cells:
         if sec != cur:
-            lines.append(f"| **{sec}** | | | | | |")
+            lines.append(f"| **{sec}** |" + " |" * (len(SERVERS) + len(others)))
             cur = sec
         vals = []
         for s in SERVERS:
@@ -175,10 +182,10 @@ def main():
             if c.loss[s] > 0:
                 v += f" **LOSS {100 * c.loss[s]:.3g}%**"
             vals.append(v)
-        lines.append(f"| {label} | " + " | ".join(vals) + f" | {fmt_ratio(c.ratio('nchan'))} | {fmt_ratio(c.ratio('floor'))} |")
+        lines.append(f"| {label} | " + " | ".join(vals) + " | " + " | ".join(fmt_ratio(c.ratio(o)) for o in others) + " |")
 
     # loss summary per phase
-    loss_lines = ["| phase | N | courant | nchan | floor |", "|---|---:|---:|---:|---:|"]
+    loss_lines = ["| phase | N | " + " | ".join(SERVERS) + " |", "|---|---:|" + "---:|" * len(SERVERS)]
     for phase in ("rate", "burst"):
         for n in fan:
             row = []
@@ -188,6 +195,41 @@ def main():
                 rec = sum(r["received"] for r in rs)
                 row.append(f"{rec:,}/{exp:,}" + ("" if rec == exp else f" (**{100 * (1 - rec / exp):.3g}% lost**)") if exp else "–")
             loss_lines.append(f"| {phase} | {n:,} | " + " | ".join(row) + " |")
+
+    # a pipelining publisher: one connection, 8 in flight, against 8 connections
+    pipe = ["| server | 8 connections, 1 request each | 1 connection, 8 pipelined | pipelined / 8 connections |",
+            "|---|---:|---:|---:|"]
+    for s in SERVERS:
+        many = {r["rep"]: r["deliveries_per_s"] for r in pick(rows, cell="matrix", phase="burst", n=1000, target=s)}
+        one = {r["rep"]: r["deliveries_per_s"] for r in pick(rows, cell="pipeline", phase="burst", n=1000, target=s)}
+        if not one:
+            continue
+        lost = max([r.get("loss", 0) for r in pick(rows, cell="pipeline", phase="burst", target=s)] or [0])
+        ratio = summary([one[k] / many[k] for k in one if k in many and many[k]])
+        pipe.append(f"| {s} | {fmt_sum(summary(list(many.values())))} | {fmt_sum(summary(list(one.values())))}"
+                    + (f" **LOSS {100 * lost:.3g}%**" if lost > 0 else "") + f" | {fmt_ratio(ratio)} |")
+
+    # fan-out at scale
+    scale_rows = []
+    for s in ("courant+redis", "nchan"):
+        idle = pick(rows, cell="scale", target=s, phase="idle")
+        if not idle:
+            continue
+        i = idle[0]
+        ph = {p: (pick(rows, cell="scale", target=s, phase=p) or [{}])[0] for p in ("rate", "rate2", "burst")}
+        def lat(r):
+            if not r:
+                return "–"
+            out = f"{r['p50_us'] / 1e3:.1f} / {r['p99_us'] / 1e3:.1f}"
+            return out + (f" **LOSS {100 * r['loss']:.3g}%**" if r.get("loss", 0) > 0 else "")
+        b = ph["burst"]
+        scale_rows.append(f"| {s} | {i['held']:,}/{i['n']:,} ({i['procs']} load processes) | {i['connects_per_s']:,.0f} | "
+                     f"{i['kib_per_sub']:.2f} | {lat(ph['rate'])} | {lat(ph['rate2'])} | "
+                     + (f"{fmt_num(b['deliveries_per_s'])} (p99 {b['p99_us'] / 1e3:.0f} ms)"
+                        + (f" **LOSS {100 * b['loss']:.3g}%**" if b.get("loss", 0) > 0 else "") if b else "–") + " |")
+    if scale_rows:
+        scale_rows = ["| server | held | connects/s | KiB/sub | 1 event/s: p50 / p99 ms | 10 events/s: p50 / p99 ms | burst of 20 events: deliveries/s |",
+                 "|---|---:|---:|---:|---:|---:|---:|"] + scale_rows
 
     # one process, largest held, self-check
     extra = []
@@ -242,6 +284,20 @@ def main():
               "publish or a missing delivery all count.\n")
     md.append("## Results\n")
     md.extend(lines)
+    if len(pipe) > 2:
+        md.append("\n## A pipelining publisher (N=1,000 burst)\n")
+        md.append("The same burst published over one keep-alive connection with 8 requests pipelined "
+                  "(`loadgen --pub-conns 1 --inflight 8`), run right after the same server's matrix cell with 8 "
+                  "connections of one request each; ratios per repetition.\n")
+        md.extend(pipe)
+    if scale_rows:
+        md.append(f"\n## Fan-out at scale ({int(a.scale_n):,} subscribers, one run)\n")
+        md.append("courant as ceil(N/18,000) processes on one port (`--reuse-port --workers 1`), sharing events "
+                  "and history through one loopback redis-server (`--redis`; Redis's CPU and memory counted with "
+                  "courant's); nchan as as many nginx workers (shared memory). The load generator spreads the "
+                  "subscribers over as many processes. Latency: 10 events at 1/s, then 50 at 10/s; then a burst "
+                  "of 20 events, 8 publishes in flight. Zero loss required.\n")
+        md.extend(scale_rows)
     md.append("\n## Deliveries (all repetitions)\n")
     md.extend(loss_lines)
     md.append("\n## Subscribers one process holds (20,000-descriptor cap)\n")
@@ -290,7 +346,7 @@ def main():
     os.makedirs(tmp, exist_ok=True)
     gp = ["set terminal pngcairo size 1400,900 font 'sans,10'",
           f"set output '{os.path.join(a.out, 'results.png')}'",
-          "set multiplot layout 2,2 title 'courant vs nginx+nchan vs kernel floor (median, whiskers min–max; x: subscribers)'",
+          f"set multiplot layout 2,2 title '{' vs '.join(SERVERS)} (median, whiskers min–max; x: subscribers)'",
           "set style data histograms", "set style histogram errorbars gap 1 lw 1",
           "set style fill solid 0.75 border -1", "set grid ytics", "set key top left",
           "set boxwidth 0.9"]
@@ -312,15 +368,24 @@ def main():
             gp.append(f"set yrange [{min(lows) / 2:.6g}:*]")
         else:
             gp.append("set yrange [0:*]")
-        gp.append(f"plot '{path}' using 2:3:4:xtic(1) title 'courant' lc rgb '#1f77b4', "
-                  f"'' using 5:6:7 title 'nchan' lc rgb '#ff7f0e', '' using 8:9:10 title 'floor' lc rgb '#2ca02c'")
+        colors = {"courant": "#1f77b4", "nchan": "#ff7f0e", "floor": "#2ca02c"}
+        parts = []
+        for k, srv in enumerate(SERVERS):
+            c0 = 2 + 3 * k
+            using = f"{c0}:{c0 + 1}:{c0 + 2}" + (":xtic(1)" if k == 0 else "")
+            src = "''" if k else f"'{path}'"
+            parts.append(f"{src} using {using} title '{srv}' lc rgb '{colors.get(srv, '#9467bd')}'")
+        gp.append("plot " + ", ".join(parts))
     gp.append("unset multiplot")
     gpf = os.path.join(tmp, "results.gp")
     with open(gpf, "w") as f:
         f.write("\n".join(gp) + "\n")
-    r = subprocess.run(["gnuplot", gpf], capture_output=True, text=True)
-    if r.returncode:
-        print(r.stderr, file=sys.stderr)
+    try:
+        r = subprocess.run(["gnuplot", gpf], capture_output=True, text=True)
+        if r.returncode:
+            print(r.stderr, file=sys.stderr)
+    except FileNotFoundError:
+        print("report.py: gnuplot missing, no chart (run.sh installs gnuplot-nox)", file=sys.stderr)
     subprocess.run(["rm", "-rf", tmp])
 
     print("\n".join(lines))
@@ -328,6 +393,12 @@ def main():
     print("\n".join(loss_lines))
     print()
     print("\n".join(one))
+    if len(pipe) > 2:
+        print()
+        print("\n".join(pipe))
+    if scale_rows:
+        print()
+        print("\n".join(scale_rows))
     if mx:
         print(f"\nlargest held: courant {mx[0]['held']:,}/{mx[0]['n']:,} over {mx[0]['procs']} processes, "
               f"{mx[0]['kib_per_sub']:.2f} KiB/subscriber")

@@ -3,6 +3,11 @@
 #
 #   make bench              full matrix (about 15 minutes)
 #   make bench QUICK=1      reduced matrix (under 3 minutes)
+#   make bench BASELINE=e7e0298
+#                           one more server, "courant@e7e0298": that revision
+#                           of courant, built in a temporary git worktree under
+#                           build/, measured in the same run (before/after
+#                           ratios from the same minutes)
 #   bench/run.sh            the same, without `make setup`
 #
 # Installs what it needs (nginx-light, libnginx-mod-nchan, gnuplot-nox) from
@@ -18,8 +23,11 @@
 # run is bounded (its own deadlines, plus `timeout`), and everything that
 # was started is stopped on exit.
 #
-# Env: QUICK=1; BENCH_REPS (default 3); BENCH_MAX_N (largest-held target,
-# default 1000000; 0 skips it); BENCH_OUT (default bench/).
+# Env: QUICK=1; BASELINE=<git rev>; BENCH_REPS (default 3); BENCH_MAX_N
+# (largest-held target, default 1000000; 0 skips it); BENCH_SCALE_N (the
+# fan-out at scale: courant as ceil(N/18,000) processes sharing one Redis,
+# nchan as as many workers; default 100000, 0 in QUICK); BENCH_OUT (default
+# bench/).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -33,12 +41,15 @@ EVENT_BYTES=100
 RATE=10
 if [ "$QUICK" = 1 ]; then
     FANOUT_N="100 1000"; MEM_N="1000 10000"; RATE_EVENTS=30; BURST_DELIVERIES=1000000
-    CAP_REPS=1; MAX_N=0
+    CAP_REPS=1; MAX_N=0; SCALE_N=${BENCH_SCALE_N:-0}
 else
     FANOUT_N="100 1000 10000"; MEM_N="1000 10000 50000"; RATE_EVENTS=100; BURST_DELIVERIES=2000000
-    CAP_REPS=$REPS; MAX_N=${BENCH_MAX_N:-1000000}
+    CAP_REPS=$REPS; MAX_N=${BENCH_MAX_N:-1000000}; SCALE_N=${BENCH_SCALE_N:-100000}
 fi
 SERVERS="courant nchan floor"
+BASELINE=${BASELINE:-}
+BASE_NAME=""      # "courant@<rev>" when BASELINE is set
+BASE_BIN=""       # its binary
 BENCH_START=$(date +%s)
 
 log() { echo "bench: $*" >&2; }
@@ -61,6 +72,7 @@ ensure_packages() {
     find_nchan || want+=(libnginx-mod-nchan)
     command -v gnuplot >/dev/null 2>&1 || want+=(gnuplot-nox)
     command -v python3 >/dev/null 2>&1 || want+=(python3)
+    [ "$SCALE_N" -gt 0 ] && ! command -v redis-server >/dev/null 2>&1 && want+=(redis-server)
     if [ "${#want[@]}" -gt 0 ]; then
         local port80_before
         port80_before=$(ss -Hltn 'sport = :80' 2>/dev/null | wc -l)
@@ -95,6 +107,33 @@ build() {
     if [ ! -x build/bench/floor ] || [ bench/floor.c -nt build/bench/floor ]; then
         gcc "${cflags[@]}" -pthread -o build/bench/floor bench/floor.c
     fi
+}
+
+# BASELINE: builds that revision's courant in a temporary git worktree under
+# build/ (its own Makefile, its own object directory), keeps the binary as
+# build/bench/courant-<full sha> (reused by later runs) and removes the
+# worktree.
+build_baseline() {
+    [ -n "$BASELINE" ] || return 0
+    local sha short tree
+    sha=$(git rev-parse --verify "$BASELINE^{commit}") || { log "BASELINE=$BASELINE: not a revision"; exit 1; }
+    short=$(git rev-parse --short "$sha")
+    BASE_NAME="courant@$short"
+    BASE_BIN=build/bench/courant-$sha
+    if [ ! -x "$BASE_BIN" ]; then
+        tree=build/baseline-$short
+        log "building $BASE_NAME in $tree"
+        git worktree remove --force "$tree" 2>/dev/null || rm -rf "$tree"
+        git worktree add --detach -q "$tree" "$sha"
+        if ! nice make -s -C "$tree" -j"$CORES" build/courant >"$WORK/baseline-build.log" 2>&1; then
+            tail -n 20 "$WORK/baseline-build.log" >&2
+            git worktree remove --force "$tree"
+            log "BASELINE=$BASELINE: build failed"; exit 1
+        fi
+        cp "$tree/build/courant" "$BASE_BIN"
+        git worktree remove --force "$tree"
+    fi
+    SERVERS="courant $BASE_NAME nchan floor"
 }
 
 # ---- servers ----------------------------------------------------------------------
@@ -180,6 +219,20 @@ http {
 EOF
 }
 
+# The scale cell's Redis (courant's nodes share history and events through
+# it): a loopback redis-server on a free port, no persistence.
+REDIS_PID=""; REDIS_URL=""
+start_redis() {
+    local rp=$((32100 + RANDOM % 900)) i
+    while ! port_free "$rp"; do rp=$((rp + 1)); done
+    timeout -s KILL $SERVER_LIFETIME redis-server --port "$rp" --bind 127.0.0.1 --save '' --appendonly no \
+        >"$WORK/redis.log" 2>&1 &
+    TOP_PIDS+=("$!"); REDIS_PID=$(child_of "$!")
+    REAL_PIDS+=("$REDIS_PID")
+    for i in $(seq 50); do redis-cli -p "$rp" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    REDIS_URL="redis://127.0.0.1:$rp"
+}
+
 # start_server KIND N [single]: one process when N fits in one (or `single`),
 # else ceil(N / PER_PROC) processes on one port.
 start_server() {
@@ -190,21 +243,28 @@ start_server() {
     pick_port
     TOP_PIDS=(); REAL_PIDS=(); SERVER_PIDS=""
     local i t c
+    local bin=./build/courant extra=()
+    [ "$kind" = "$BASE_NAME" ] && { bin=./$BASE_BIN; kind=courant; }
+    if [ "$kind" = courant+redis ]; then # several nodes on one port, sharing one Redis
+        start_redis
+        extra=(--redis "$REDIS_URL"); kind=courant; [ "$procs" -lt 2 ] && procs=2
+    fi
     case $kind in
     courant)
         if [ "$procs" -eq 1 ]; then
-            timeout -s KILL $SERVER_LIFETIME ./build/courant --listen 127.0.0.1:$PORT --workers "$WORKERS" \
+            timeout -s KILL $SERVER_LIFETIME $bin --listen 127.0.0.1:$PORT --workers "$WORKERS" \
                 --heartbeat 0 --log-level warn 2>>"$WORK/courant.log" &
             t=$!; TOP_PIDS+=("$t"); SERVER_PIDS=$(child_of "$t"); REAL_PIDS+=("$SERVER_PIDS")
             wait_listening "$WORKERS"
         else
             for i in $(seq "$procs"); do
-                timeout -s KILL $SERVER_LIFETIME ./build/courant --listen 127.0.0.1:$PORT --reuse-port --workers 1 \
-                    --heartbeat 0 --log-level warn 2>>"$WORK/courant.log" &
+                timeout -s KILL $SERVER_LIFETIME $bin --listen 127.0.0.1:$PORT --reuse-port --workers 1 \
+                    --heartbeat 0 --log-level warn "${extra[@]}" 2>>"$WORK/courant.log" &
                 t=$!; TOP_PIDS+=("$t"); c=$(child_of "$t"); REAL_PIDS+=("$c")
                 SERVER_PIDS=${SERVER_PIDS:+$SERVER_PIDS,}$c
             done
             wait_listening "$procs"
+            [ -n "$REDIS_PID" ] && SERVER_PIDS="$SERVER_PIDS,$REDIS_PID" # its CPU is the deployment's
         fi ;;
     floor)
         if [ "$procs" -eq 1 ]; then
@@ -260,15 +320,18 @@ stop_server() {
     for p in "${TOP_PIDS[@]:-}"; do
         [ -n "$p" ] && { wait "$p"; } 2>/dev/null || true   # quiet about the self-check's SIGKILL
     done
-    TOP_PIDS=(); REAL_PIDS=(); SERVER_PIDS=""
+    TOP_PIDS=(); REAL_PIDS=(); SERVER_PIDS=""; REDIS_PID=""
 }
 
-# loadgen KIND N LABELS ARGS...: appends its RESULT lines to $RAW.
+# loadgen KIND N LABELS ARGS...: appends its RESULT lines to $RAW (the
+# baseline speaks courant's protocol; its lines say target=courant@<rev>).
 loadgen() {
     local kind=$1 n=$2 labels=$3; shift 3
-    local rc=0
-    timeout -s KILL 400 ./build/bench/loadgen --target "$kind" --port "$PORT" -n "$n" --pids "$SERVER_PIDS" \
-        --per-proc $PER_PROC --size $EVENT_BYTES --labels "$labels" "$@" >>"$RAW" 2>>"$WORK/loadgen.log" || rc=$?
+    local rc=0 target=$kind
+    [ "$kind" = "$BASE_NAME" ] || [ "$kind" = courant+redis ] && target=courant
+    timeout -s KILL 400 ./build/bench/loadgen --target "$target" --port "$PORT" -n "$n" --pids "$SERVER_PIDS" \
+        --per-proc $PER_PROC --size $EVENT_BYTES --labels "$labels" "$@" 2>>"$WORK/loadgen.log" |
+        sed "s/ target=$target / target=$kind /" >>"$RAW" || rc=$?
     [ "$rc" -ne 0 ] && log "loadgen $kind n=$n exited $rc (see the held/loss columns)"
     return 0
 }
@@ -278,8 +341,14 @@ in_list() { local x; for x in $2; do [ "$x" = "$1" ] && return 0; done; return 1
 # ---- the run ------------------------------------------------------------------------
 ensure_packages
 build
+build_baseline
 : >"$RAW"
 log "$( [ "$QUICK" = 1 ] && echo QUICK || echo full ) matrix, $REPS repetitions, $CORES cores; raw results in $RAW"
+
+# BENCH_ONLY=matrix,pipeline,oneproc,scale,max,redis,h2,tls,attack (default: all, and the
+# self-check, which always runs): a subset while working on one of them
+# (pipeline runs inside the matrix, at N=1,000).
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
 
 # 1. The loss accounting must see a server that dies mid-run.
 log "self-check: killing courant in the middle of a rate phase must show loss"
@@ -293,7 +362,8 @@ stop_server
 
 # 2. The matrix: idle memory, 10 events/s latency, burst throughput.
 ALL_N=$(echo $FANOUT_N $MEM_N | tr ' ' '\n' | sort -n | uniq | tr '\n' ' ')
-for rep in $(seq "$REPS"); do
+PIPE_N=1000 # the pipelining publisher's cell (2b)
+want matrix && for rep in $(seq "$REPS"); do
     for n in $ALL_N; do
         args=()
         if in_list "$n" "$FANOUT_N"; then
@@ -306,13 +376,23 @@ for rep in $(seq "$REPS"); do
             start_server "$kind" "$n"
             loadgen "$kind" "$n" "cell=matrix rep=$rep" "${args[@]}"
             stop_server
+            # 2b. A pipelining publisher: one connection with 8 requests in
+            # flight, right after the same server's 8 connections with one
+            # each (so their ratio compares minutes of the same noise).
+            if [ "$n" = "$PIPE_N" ] && want pipeline; then
+                log "rep $rep/$REPS: $kind, $n subscribers, one publish connection, 8 pipelined"
+                start_server "$kind" "$n"
+                loadgen "$kind" "$n" "cell=pipeline rep=$rep" --burst-events $(( BURST_DELIVERIES / n )) \
+                    --inflight 8 --pub-conns 1 --timeout 30
+                stop_server
+            fi
         done
     done
 done
 
 # 3. One process: how many subscribers does a single server process hold
 #    under the 20,000-descriptor cap? (asks for 19,990)
-for rep in $(seq "$CAP_REPS"); do
+want oneproc && for rep in $(seq "$CAP_REPS"); do
     for kind in courant nchan; do
         log "rep $rep/$CAP_REPS: $kind, one process, 19990 subscribers asked"
         start_server "$kind" 19990 single
@@ -321,8 +401,22 @@ for rep in $(seq "$CAP_REPS"); do
     done
 done
 
+# 3b. Fan-out at scale: SCALE_N subscribers, courant as ceil(N/18,000)
+#     --reuse-port processes sharing events and history through one Redis,
+#     nchan as as many workers (shared memory). Latency at 1 and 10 events/s,
+#     a burst, memory per subscriber; one repetition (it is long).
+if [ "$SCALE_N" -gt 0 ] && want scale; then
+    for kind in courant+redis nchan; do
+        log "$kind, $SCALE_N subscribers (fan-out at scale)"
+        start_server "$kind" "$SCALE_N"
+        loadgen "$kind" "$SCALE_N" "cell=scale rep=1" --connect-timeout 150 --rate 1 --rate-events 10 \
+            --rate2 10 --rate2-events 50 --burst-events 20 --inflight 8 --timeout 60
+        stop_server
+    done
+fi
+
 # 4. The largest number of subscribers courant holds: processes on one port.
-if [ "$MAX_N" -gt 0 ]; then
+if [ "$MAX_N" -gt 0 ] && want max; then
     log "courant, $MAX_N subscribers over $(( (MAX_N + PER_PROC - 1) / PER_PROC )) processes"
     start_server courant "$MAX_N"
     loadgen courant "$MAX_N" "cell=max rep=1" --connect-timeout 150
@@ -334,19 +428,28 @@ log "measurements done in ${ELAPSED}s; writing $OUT/RESULTS.md and $OUT/results.
 cp "$RAW" "$OUT/results.raw"
 python3 bench/report.py --raw "$RAW" --out "$OUT" --quick "$QUICK" --elapsed "$ELAPSED" \
     --reps "$REPS" --cores "$CORES" --rate "$RATE" --rate-events "$RATE_EVENTS" \
-    --event-bytes "$EVENT_BYTES" --fanout-n "$FANOUT_N" --mem-n "$MEM_N" --max-n "$MAX_N"
+    --event-bytes "$EVENT_BYTES" --fanout-n "$FANOUT_N" --mem-n "$MEM_N" --max-n "$MAX_N" \
+    --servers "$SERVERS" --scale-n "$SCALE_N"
 
 # ---- across nodes on Redis, beside a single node (one run) -------------------------
-log "cross-node cells on Redis: bench/redis.sh -> $OUT/RESULTS-redis.md"
-BENCH_OUT="$OUT" ./bench/redis.sh || log "bench/redis.sh failed (see above)"
+if want redis; then
+    log "cross-node cells on Redis: bench/redis.sh -> $OUT/RESULTS-redis.md"
+    BENCH_OUT="$OUT" ./bench/redis.sh || log "bench/redis.sh failed (see above)"
+fi
 
-log "HTTP/2 cells: bench/h2.sh -> $OUT/RESULTS-h2.md"
-BENCH_OUT="$OUT" ./bench/h2.sh || log "bench/h2.sh failed (see above)"
+if want h2; then
+    log "HTTP/2 cells: bench/h2.sh -> $OUT/RESULTS-h2.md"
+    BENCH_OUT="$OUT" ./bench/h2.sh || log "bench/h2.sh failed (see above)"
+fi
 
 # ---- HTTPS: courant over TLS beside nginx + nchan over TLS ---------------------------
-log "TLS cells: bench/tls.sh -> $OUT/RESULTS-tls.md"
-QUICK="$QUICK" BENCH_OUT="$OUT" ./bench/tls.sh || log "bench/tls.sh failed (see above)"
+if want tls; then
+    log "TLS cells: bench/tls.sh -> $OUT/RESULTS-tls.md"
+    QUICK="$QUICK" BENCH_OUT="$OUT" ./bench/tls.sh || log "bench/tls.sh failed (see above)"
+fi
 
 # ---- honest latency under each attack of the hostile-clients issue (one run) ---------
-log "under attack: bench/attack.sh -> $OUT/RESULTS-attack.md"
-QUICK="$QUICK" BENCH_OUT="$OUT" ./bench/attack.sh || log "bench/attack.sh failed (see above)"
+if want attack; then
+    log "under attack: bench/attack.sh -> $OUT/RESULTS-attack.md"
+    QUICK="$QUICK" BENCH_OUT="$OUT" ./bench/attack.sh || log "bench/attack.sh failed (see above)"
+fi

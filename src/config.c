@@ -114,10 +114,25 @@ static const opt_t options[] = {
      "retry: hint sent when a stream starts; -1 = none (default -1)"},
     {"max-pending-bytes", OPT_SIZE, F(max_pending_bytes), 0, 1024, 1 << 30, "BYTES",
      "output queued for one subscriber at most; a slower one is disconnected (default 4194304)"},
+    {"fanout-batch-us", OPT_INT, F(fanout_batch_us), 0, 0, 1000000, "US",
+     "under a burst, a worker gathers published events for up to this long (or 128 events) before "
+     "writing them to its subscribers, so one write carries many; the first event after a quiet spell "
+     "goes out at once; 0 = write every loop turn (default 5000)"},
+    {"publish-wait-lag", OPT_INT, F(publish_wait_lag_ms), 0, 0, 3600000, "MS",
+     "pace publishers: while the fan-out lags more than this behind (the oldest event a worker has "
+     "not written yet is older), publish answers wait, so publishers slow down to what subscribers "
+     "take; lower keeps latency under a burst low, higher lets more events share each write; "
+     "0 = answer at once (default 50)"},
+    {"publish-refuse-lag", OPT_INT, F(publish_refuse_lag_ms), 0, 0, 3600000, "MS",
+     "past this fan-out lag, publishes are refused (503, Retry-After: 1) without being published, "
+     "for publishers that do not wait for answers; 0 = never (default 2000)"},
     {"max-lifetime", OPT_INT, F(max_lifetime_s), 0, 0, 100000000, "SECONDS",
      "end streams after about this long, jittered; 0 = never (default 0)"},
     {"max-body-bytes-total", OPT_SIZE, F(max_body_bytes_total), 0, 1024, 1LL << 40, "BYTES",
      "request body bytes buffered by all connections together at most; 503 past it (default 67108864)"},
+    {"max-head-bytes-total", OPT_SIZE, F(max_head_bytes_total), 0, 1024, 1LL << 40, "BYTES",
+     "bytes of unfinished request heads buffered by all connections together at most; 503 past it "
+     "(default 67108864)"},
     {"max-stream-input-bytes", OPT_SIZE, F(max_stream_input_bytes), 0, 0, 1 << 30, "BYTES",
      "bytes a subscriber may send after its request before it is closed (default 4096)"},
     {"max-topics-per-subscribe", OPT_INT, F(max_topics_per_subscribe), 0, 1, 64, "N",
@@ -134,9 +149,10 @@ static const opt_t options[] = {
      "distinct URL patterns held by one worker at most; 503 past it (default 10000)"},
     {"max-urlpattern-states", OPT_INT, F(max_urlpattern_states), 0, 8, 4096, "N",
      "NFA states of one client-given URL pattern at most (its matching cost); 400 past it (default 512)"},
-    {"urlpattern-turn-budget", OPT_LONG, F(urlpattern_turn_budget), 0, 1, 1000000000, "STEPS",
-     "URL-pattern matching steps one worker spends per turn (uncached); past it the subscribers still to "
-     "match read the event from history in a later turn, in order (default 8388608, about 20 ms)"},
+    {"match-turn-budget", OPT_LONG, F(match_turn_budget), 0, 1, 1000000000, "STEPS",
+     "matching steps (URI templates and URL patterns, uncached) one worker spends per turn; past it the "
+     "subscribers still to match read the event from history in a later turn, in order (default 1048576, "
+     "about 4 ms)"},
     {"max-replay", OPT_LONG, F(max_replay), 0, 0, 100000000, "N",
      "events one subscribe replays from history at most; the client then resumes by reconnecting; "
      "0 = no cap (default 10000)"},
@@ -310,7 +326,11 @@ static void init_defaults(config_t *c)
     c->heartbeat_s = 25;
     c->retry_ms = -1;
     c->max_pending_bytes = 4 << 20;
+    c->fanout_batch_us = 5000;
+    c->publish_wait_lag_ms = 50;
+    c->publish_refuse_lag_ms = 2000;
     c->max_body_bytes_total = 64 << 20;
+    c->max_head_bytes_total = 64 << 20;
     c->max_stream_input_bytes = 4096;
     c->max_topics_per_subscribe = 64;
     c->max_templates_per_subscriber = 16;
@@ -319,7 +339,7 @@ static void init_defaults(config_t *c)
     c->max_urlpatterns_per_subscriber = 16;
     c->max_urlpatterns_per_worker = 10000;
     c->max_urlpattern_states = 512;
-    c->urlpattern_turn_budget = 8L << 20;
+    c->match_turn_budget = 1L << 20;
     c->max_replay = 10000;
     c->max_connections_per_ip = 1024;
     c->subscribe_rate = 10;

@@ -63,8 +63,12 @@ typedef struct config {
     int heartbeat_s;                  /* comment on idle streams; 0 = off */
     long retry_ms;                    /* retry: hint sent on stream start; -1 = none */
     size_t max_pending_bytes;         /* queued output per subscriber before it is dropped */
+    int fanout_batch_us;              /* a worker gathers a burst this long before fanning out; 0 = never */
+    int publish_wait_lag_ms;          /* publish answers wait while the fan-out lags more; 0 = never */
+    int publish_refuse_lag_ms;        /* publishes are refused (503) while it lags more; 0 = never */
     int max_lifetime_s;               /* streams end after this, jittered; 0 = never */
     size_t max_body_bytes_total;      /* request body bytes buffered by all connections; 503 past it */
+    size_t max_head_bytes_total;      /* bytes of unfinished request heads, all connections; 503 past it */
     size_t max_stream_input_bytes;    /* bytes a subscriber may send after its request; closed past it */
     int max_topics_per_subscribe;     /* topic selectors in one subscribe request; 400 past it */
     int max_templates_per_subscriber; /* distinct URI templates in one subscribe request; 400 past it */
@@ -97,29 +101,29 @@ typedef struct config {
     int max_urlpatterns_per_subscriber; /* distinct URL patterns in one subscribe request; 400 past it */
     int max_urlpatterns_per_worker;     /* distinct URL patterns interned per worker; 503 past it */
     int max_urlpattern_states;          /* NFA states of one client-given URL pattern; 400 past it */
-    long urlpattern_turn_budget;        /* URL-pattern NFA steps per worker turn before deferring */
-    char *publisher_jwt_key;            /* owns: HS secret or PEM; NULL = none */
-    char *publisher_jwt_key_file;       /* owns: path of the same, read at start */
-    char *subscriber_jwt_key;           /* owns: as above, for subscribers */
-    char *subscriber_jwt_key_file;      /* owns */
-    char *admin_jwt_key;      /* owns: HS secret or PEM for admin tokens (the dashboard); NULL = none */
-    char *admin_jwt_key_file; /* owns: path of the same, read at start and on reload */
-    int admin;                /* serve the admin dashboard at /admin/ (also on with --demo) */
-    char *access_log;         /* owns: --access-log: "stderr", a path, or NULL (off) */
-    int anonymous;            /* subscribers without a token are let in */
-    int subscriptions;        /* publish subscription events, serve the API */
-    int log_level;            /* log_level_t */
-    int log_format;           /* log_format_t: --log-format text|json */
-    char *config_file;        /* owns; --config / COURANT_CONFIG: the file read, or NULL */
-    int listen_is_default;    /* no --listen anywhere: the two loopback defaults ([::1] optional) */
-    char *listen_url;         /* owns: not an option: main sets it once the first socket is bound,
+    long match_turn_budget;  /* template and URL-pattern matching steps per worker turn before deferring */
+    char *publisher_jwt_key; /* owns: HS secret or PEM; NULL = none */
+    char *publisher_jwt_key_file;  /* owns: path of the same, read at start */
+    char *subscriber_jwt_key;      /* owns: as above, for subscribers */
+    char *subscriber_jwt_key_file; /* owns */
+    char *admin_jwt_key;           /* owns: HS secret or PEM for admin tokens (the dashboard); NULL = none */
+    char *admin_jwt_key_file;      /* owns: path of the same, read at start and on reload */
+    int admin;                     /* serve the admin dashboard at /admin/ (also on with --demo) */
+    char *access_log;              /* owns: --access-log: "stderr", a path, or NULL (off) */
+    int anonymous;                 /* subscribers without a token are let in */
+    int subscriptions;             /* publish subscription events, serve the API */
+    int log_level;                 /* log_level_t */
+    int log_format;                /* log_format_t: --log-format text|json */
+    char *config_file;             /* owns; --config / COURANT_CONFIG: the file read, or NULL */
+    int listen_is_default;         /* no --listen anywhere: the two loopback defaults ([::1] optional) */
+    char *listen_url;              /* owns: not an option: main sets it once the first socket is bound,
                                       "http://HOST:PORT/.well-known/mercure"; a reload keeps it */
-    char *store_path;         /* owns; --store: the SQLite file; NULL = memory-only history */
-    int sync;                 /* store_sync_t: --sync full|normal|off */
-    char *redis_url;          /* owns; --redis: redis://[:PASS@]HOST:PORT[/DB]; NULL = one node */
-    char *redis_stream;       /* owns; --redis-stream: the stream's key (default "courant") */
-    char *tls_cert;           /* owns; --tls-cert: PEM certificate chain; NULL = cleartext */
-    char *tls_key;            /* owns; --tls-key: PEM private key (goes with tls_cert) */
+    char *store_path;              /* owns; --store: the SQLite file; NULL = memory-only history */
+    int sync;                      /* store_sync_t: --sync full|normal|off */
+    char *redis_url;               /* owns; --redis: redis://[:PASS@]HOST:PORT[/DB]; NULL = one node */
+    char *redis_stream;            /* owns; --redis-stream: the stream's key (default "courant") */
+    char *tls_cert;                /* owns; --tls-cert: PEM certificate chain; NULL = cleartext */
+    char *tls_key;                 /* owns; --tls-key: PEM private key (goes with tls_cert) */
     /* Automatic HTTPS (acme.h) and the cleartext port beside it. */
     char *listen_http[CONFIG_MAX_LISTEN]; /* owns: --listen-http: HTTP-01 + redirects */
     int num_listen_http;

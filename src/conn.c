@@ -58,8 +58,8 @@ static void turn_sync(conn_t *c)
 
 static void queued(conn_t *c)
 {
-    c->last_write_ms = worker__now_ms(c->worker);
-    worker__schedule_flush(c->worker, c);
+    if (!c->in_flush_list) /* once per turn, not per event: no call per delivery */
+        worker__schedule_flush(c->worker, c);
 }
 
 void conn_queue_static(conn_t *c, const char *s, size_t len)
@@ -87,7 +87,7 @@ void conn_queue_heap(conn_t *c, char *p, size_t len)
 static ssize_t write_queued(conn_t *c)
 {
     turn_sync(c);
-    size_t done = 0;
+    size_t done = 0, writes = 0;
     while (!outq_empty(&c->out) && c->writable && c->written_this_turn < CONN_WRITE_CAP_PER_TURN) {
         struct iovec iov[CONN_IOV_MAX];
         size_t budget = CONN_WRITE_CAP_PER_TURN - c->written_this_turn;
@@ -102,26 +102,36 @@ static ssize_t write_queued(conn_t *c)
         if (w < 0)
             return -1;
         outq_consume_notify(&c->out, (size_t)w, worker__event_written, c->worker); /* times live events */
+        writes++;
         c->written_this_turn += (uint32_t)w;
         done += (size_t)w;
     }
-    if (done)
-        atomic_fetch_add_explicit(&worker_stats(c->worker)->bytes_written, (unsigned long)done,
-                                  memory_order_relaxed);
+    if (done) {
+        worker_stats_t *st = worker_stats(c->worker);
+        c->last_write_ms = worker__now_ms(c->worker); /* heartbeats: once per writev, not per event */
+        atomic_fetch_add_explicit(&st->bytes_written, (unsigned long)done, memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->writes, (unsigned long)writes, memory_order_relaxed);
+    }
     return (ssize_t)done;
+}
+
+/* Room for `len` more queued bytes within `cap`. The cap bounds what the
+ * kernel would not take: before calling a subscriber slow, offer the socket
+ * what is queued (a burst of events is queued before the turn's flush).
+ * Errors are left to conn_flush, since closing here would free list nodes
+ * the fan-out is walking. Returns 0, or -1 past the cap. */
+static int room_for(conn_t *c, size_t len, size_t cap)
+{
+    if (c->state == CONN_CLOSING)
+        return -1;
+    if (c->out.bytes + len > cap && c->writable)
+        (void)write_queued(c);
+    return c->out.bytes + len > cap ? -1 : 0;
 }
 
 int conn_try_queue_event(conn_t *c, wref_t *r, const char *p, size_t len, size_t cap)
 {
-    if (c->state == CONN_CLOSING)
-        return -1;
-    /* The cap bounds what the kernel would not take: before calling a
-     * subscriber slow, offer the socket what is queued (a burst of events is
-     * queued before the turn's flush). Errors are left to conn_flush, since
-     * closing here would free list nodes the fan-out is walking. */
-    if (c->out.bytes + len > cap && c->writable)
-        (void)write_queued(c);
-    if (c->out.bytes + len > cap)
+    if (room_for(c, len, cap))
         return -1;
     outq_push_event(&c->out, r, p, len);
     queued(c);
@@ -132,6 +142,26 @@ void conn_want_flush(conn_t *c)
 {
     if (c->state == CONN_OPEN)
         worker__schedule_flush(c->worker, c);
+}
+
+int conn_try_queue_event_copy(conn_t *c, wref_t *r, const char *p, size_t len, size_t cap)
+{
+    if (room_for(c, len, cap))
+        return -1;
+    /* Copy only for a subscriber that keeps up: its queue is empty or ends
+     * in the open block. One that fell behind gets evbuf slices, so it pins
+     * at most the blocks of the batch it stalled in (wref.h, Memory). */
+    wref_pool_t *pool = c->out.pool;
+    wblock_t *b = NULL;
+    const char *at = NULL;
+    if (outq_empty(&c->out) || (pool->open && outq_tail_block(&c->out) == pool->open))
+        at = wref_copy(pool, r, p, len, &b);
+    if (at)
+        outq_push_block(&c->out, b, at, len);
+    else
+        outq_push_event(&c->out, r, p, len);
+    queued(c);
+    return 0;
 }
 
 void conn_write_now(conn_t *c)

@@ -64,7 +64,7 @@ evbuf_t *evbuf_try_new(const evbuf_spec_t *spec)
 
     atomic_init(&e->refs, 1);
     e->seq = 0;
-    e->posted_us = 0;
+    e->hub_ns = 0;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     e->published_ms =

@@ -11,8 +11,8 @@
  *                                around the same bytes, so both are zero-copy
  *
  * It is immutable once evbuf_try_new() returns, except for `seq` and
- * `posted_us`, which the hub sets exactly once, under its lock, before
- * anyone else can see them.
+ * `hub_ns`, which the hub sets exactly once, under its lock, before anyone
+ * else can see it.
  *
  * Reference counting across threads (the choice STYLE.md asks to write
  * down): `refs` is atomic, but it is touched only at thread boundaries,
@@ -40,8 +40,7 @@ typedef struct evbuf {
     uint32_t len;         /* bytes of encoded SSE at `bytes` */
     uint64_t seq;         /* hub order, 1-based; 0 until published */
     int64_t published_ms; /* CLOCK_REALTIME at publish, for history age */
-    int64_t posted_us;    /* CLOCK_MONOTONIC us when the hub posted it (like seq: set once under the
-                             hub lock); 0 for history loaded at start. For the write latency */
+    int64_t hub_ns;       /* CLOCK_MONOTONIC when the hub ordered it (set with seq): the fan-out lag */
     uint16_t num_topics;  /* >= 1; topics[0] is the canonical topic */
     uint8_t is_private;   /* Mercure "private" update */
     const char *id;       /* points into the allocation; NUL-terminated */

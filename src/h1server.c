@@ -33,6 +33,7 @@ typedef struct h1_reading {
     uint32_t head_len;       /* request head bytes, once complete */
     uint32_t body_len;       /* decoded body bytes after the head */
     uint32_t reserved;       /* bytes counted in server_t.body_bytes */
+    uint32_t head_reserved;  /* bytes counted in server_t.head_bytes (head_reserve) */
     uint64_t content_length; /* READ_BODY without chunked */
     uint64_t body_limit;     /* what the route accepts (handler->on_head) */
     uint8_t chunked;         /* the body is chunked */
@@ -51,6 +52,8 @@ typedef struct h1conn {
     uint8_t served : 1;         /* a request was handled: an HTTP/2 preface is no longer looked for */
     uint8_t version;            /* 10 or 11 */
     uint32_t stream_input;      /* bytes the peer sent after its stream request */
+    uint32_t pending_cap;       /* --max-pending-bytes, kept here: read once per delivery (a
+                                   288 -> 292-byte conn stays in the same 304-byte malloc chunk) */
 } h1conn_t;
 
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -77,12 +80,41 @@ static int body_reserve(h1conn_t *h, size_t n)
     return 0;
 }
 
+/* ---- head budget --------------------------------------------------------------- */
+
+/* A request still unfinished after a read keeps its buffer: the read
+ * buffer while its head is incomplete, the head while its body arrives.
+ * Counts that against --max-head-bytes-total, so that many slow heads (each
+ * within --max-header-bytes and --header-timeout) cannot add up to
+ * connections x --max-header-bytes of memory. A head that arrives whole in
+ * one read, as honest ones do, is never counted. Returns 0, or -1 past the
+ * budget (nothing more counted). */
+static int head_reserve(h1conn_t *h)
+{
+    h1_reading_t *rd = h->rd;
+    size_t want = h->phase == H1_READ_HEAD ? h->conn.rcap : rd->head_len;
+    if (want <= rd->head_reserved)
+        return 0;
+    size_t n = want - rd->head_reserved;
+    server_t *srv = srv_of(h);
+    long long now = atomic_fetch_add_explicit(&srv->head_bytes, (long long)n, memory_order_relaxed);
+    if (now + (long long)n > (long long)cfg_of(h)->max_head_bytes_total) {
+        atomic_fetch_sub_explicit(&srv->head_bytes, (long long)n, memory_order_relaxed);
+        return -1;
+    }
+    rd->head_reserved = (uint32_t)want;
+    return 0;
+}
+
 static void reading_free(h1conn_t *h)
 {
     if (!h->rd)
         return;
     if (h->rd->reserved)
         atomic_fetch_sub_explicit(&srv_of(h)->body_bytes, (long long)h->rd->reserved, memory_order_relaxed);
+    if (h->rd->head_reserved)
+        atomic_fetch_sub_explicit(&srv_of(h)->head_bytes, (long long)h->rd->head_reserved,
+                                  memory_order_relaxed);
     free(h->rd);
     h->rd = NULL;
 }
@@ -177,14 +209,10 @@ static void queue_chunk(h1conn_t *h, const char *p, size_t len, int heap)
         free((void *)p);
 }
 
-static int h1_push(req_t *r, wref_t *w, const char *p, size_t len, int heap)
+/* Stream bytes that are not an event: comments, the retry hint. Out of
+ * line, so that h1_push, run once per delivery, saves no registers. */
+static __attribute__((noinline)) int push_bytes(h1conn_t *h, const char *p, size_t len, int heap)
 {
-    h1conn_t *h = h1_of_req(r);
-    size_t cap = cfg_of(h)->max_pending_bytes;
-    if (w && h->chunked_stream)
-        return conn_try_queue_event(&h->conn, w, w->ev->chunked, w->ev->chunked_len, cap);
-    if (w)
-        return conn_try_queue_event(&h->conn, w, p, len, cap);
     if (h->chunked_stream)
         queue_chunk(h, p, len, heap);
     else if (heap)
@@ -192,6 +220,16 @@ static int h1_push(req_t *r, wref_t *w, const char *p, size_t len, int heap)
     else
         conn_queue_static(&h->conn, p, len);
     return 0;
+}
+
+static int h1_push(req_t *r, wref_t *w, const char *p, size_t len, int heap)
+{
+    h1conn_t *h = h1_of_req(r);
+    if (!w)
+        return push_bytes(h, p, len, heap);
+    if (h->chunked_stream) /* the common case: copied back to back while it keeps up */
+        return conn_try_queue_event_copy(&h->conn, w, w->ev->chunked, w->ev->chunked_len, h->pending_cap);
+    return conn_try_queue_event(&h->conn, w, p, len, h->pending_cap);
 }
 
 static const char last_chunk[] = "0\r\n\r\n";
@@ -446,11 +484,33 @@ static int maybe_h2(h1conn_t *h)
     return 1;
 }
 
-/* Runs the request state machine over what is buffered. */
+/* The answer to the current request is queued and written out: the next
+ * (maybe pipelined) request may start. */
+static int answer_written(const h1conn_t *h)
+{
+    return h->phase == H1_RESPOND && h->req.state == REQ_ANSWERED && outq_empty(&h->conn.out);
+}
+
+/* Runs the request state machine over what is buffered. A pipelined
+ * request is handled as soon as the answer before it is written, in the
+ * same turn (one connection with 8 requests in flight was answered 4 per
+ * turn when the next request waited for a flush pass: 0.74M deliveries/s
+ * against 1.5-2.0M with 8 connections). The per-turn write budget bounds
+ * it: an answer the socket does not take at once stops the loop until
+ * conn_flush calls on_drained. */
 static void process_input(h1conn_t *h)
 {
     conn_t *c = &h->conn;
-    while ((h->phase == H1_READ_HEAD || h->phase == H1_READ_BODY) && !conn_is_closing(c)) {
+    while (!conn_is_closing(c)) {
+        if (h->phase == H1_RESPOND) {
+            if (!answer_written(h))
+                return; /* waits for an ack, or for the socket */
+            if (!h->keep_alive || atomic_load(&srv_of(h)->stopping)) {
+                conn_finish(c);
+                return;
+            }
+            start_next_request(h);
+        }
         if (h->phase == H1_READ_HEAD) {
             if (c->rlen == 0)
                 return;
@@ -465,6 +525,8 @@ static void process_input(h1conn_t *h)
             if (r <= 0 || begin_request(h, &hr))
                 return;
         }
+        if (h->phase != H1_READ_BODY)
+            return; /* a stream, or refused */
         size_t consumed = 0;
         if (read_body(h, &consumed) <= 0)
             return;
@@ -494,6 +556,12 @@ static void read_request(h1conn_t *h)
             conn_set_deadline(c, now_of(h) + (int64_t)cfg->header_timeout_s * 1000);
         }
         process_input(h);
+        int unfinished = h->phase == H1_READ_BODY || (h->phase == H1_READ_HEAD && h->rd);
+        if (unfinished && !conn_is_closing(c) && head_reserve(h)) {
+            refuse(h, REFUSE_UNAVAILABLE, 503,
+                   "too many unfinished request heads (--max-head-bytes-total); retry");
+            return;
+        }
     }
 }
 
@@ -531,14 +599,9 @@ static void h1_on_drained(conn_t *c)
     h1conn_t *h = h1_of(c);
     /* A publish waiting for its ack has no answer queued yet: what just
      * drained was an interim "100 Continue". Keep waiting. */
-    if (h->phase != H1_RESPOND || h->req.state != REQ_ANSWERED)
+    if (!answer_written(h))
         return;
-    if (!h->keep_alive || atomic_load(&srv_of(h)->stopping)) {
-        conn_finish(c);
-        return;
-    }
-    start_next_request(h);
-    process_input(h); /* a pipelined request may already be here */
+    process_input(h); /* the next request: keep-alive, maybe pipelined */
     read_request(h);
 }
 
@@ -615,6 +678,7 @@ struct conn *h1server_accept(worker_t *w, int fd, const struct sockaddr *peer, s
     conn_init(&h->conn, w, fd, &h1server_proto, peer, len, peer_loopback);
     req_init(&h->req, &h1_req_ops, &h->conn);
     h->phase = H1_READ_HEAD;
+    h->pending_cap = (uint32_t)worker_server(w)->cfg->max_pending_bytes; /* <= 1 GiB (config.c) */
     conn_set_deadline(&h->conn, worker__now_ms(w) + (int64_t)worker_server(w)->cfg->header_timeout_s * 1000);
     return &h->conn;
 }

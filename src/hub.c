@@ -161,17 +161,23 @@ static void history_append(hub_t *h, evbuf_t *ev)
     (void)!strmap_try_put(&h->by_id_newest, ev->id, ev->id_len, ev);
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 void hub_publish(hub_t *h, evbuf_t *ev)
 {
     uint8_t wake[HUB_MAX_SINKS] = {0};
     const int n = h->num_sinks; /* set once before any publish */
-    /* The post time, for the enqueue-to-written histogram (worker.h): one
-     * vDSO clock read per event, taken before the lock. */
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
     pthread_mutex_lock(&h->lock);
     ev->seq = ++h->last_seq;
-    ev->posted_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    /* The post time: for the workers' fan-out lag, and the enqueue-to-written
+     * histogram (worker.h). One vDSO clock read, under the lock so that
+     * it grows with seq. */
+    ev->hub_ns = mono_ns();
     h->published++;
     trim_by_age(h, 64);
     history_append(h, ev);

@@ -62,6 +62,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,18 @@ static int open_listener(const struct sockaddr *sa, socklen_t len)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    /* Accepted sockets inherit TCP_NODELAY from their listener on Linux (checked:
+     * getsockopt on an accepted socket says 1), which saves a setsockopt per
+     * connection at accept (worker.c). */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* Accept a connection once its first bytes are there, so the worker reads
+     * and answers the request in the turn that accepts it (worker.c,
+     * first_read): 1,000 subscribers connected in about 390 loop turns
+     * instead of 1,050-1,500, 15 ms of CPU instead of 16-20. A client that
+     * sends nothing is still accepted after about a second (the kernel's
+     * retransmission of the SYN-ACK), then the usual timeouts apply. */
+    int defer = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
     if (sa->sa_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, sa, len) || listen(fd, 4096)) {

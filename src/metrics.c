@@ -35,17 +35,24 @@ static void worker_counters(const stats_t *st, char *body, size_t cap, size_t *n
            "# TYPE courant_events_published_total counter\ncourant_events_published_total %llu\n"
            "# TYPE courant_deliveries_total counter\ncourant_deliveries_total %llu\n"
            "# TYPE courant_bytes_written_total counter\ncourant_bytes_written_total %llu\n"
+           "# TYPE courant_writes_total counter\ncourant_writes_total %llu\n"
+           "# TYPE courant_publish_answers_held_total counter\ncourant_publish_answers_held_total %llu\n"
+           "# TYPE courant_publish_lag_refusals_total counter\ncourant_publish_lag_refusals_total %llu\n"
+           "# TYPE courant_fanout_lag_seconds gauge\ncourant_fanout_lag_seconds %.6f\n"
            "# TYPE courant_events_replayed_total counter\ncourant_events_replayed_total %llu\n"
            "# TYPE courant_slow_subscriber_disconnects_total counter\n"
            "courant_slow_subscriber_disconnects_total %llu\n"
            "# TYPE courant_history_events gauge\ncourant_history_events %llu\n"
            "# TYPE courant_request_body_bytes gauge\ncourant_request_body_bytes %lld\n"
+           "# TYPE courant_request_head_bytes gauge\ncourant_request_head_bytes %lld\n"
            "# TYPE courant_refused_requests_total counter\n",
            (long long)st->open_conns, (unsigned long long)st->accepted, (unsigned long long)st->subscribers,
            (unsigned long long)st->requests, (unsigned long long)st->published,
            (unsigned long long)st->deliveries, (unsigned long long)st->bytes_written,
+           (unsigned long long)st->writes, (unsigned long long)st->answers_held,
+           (unsigned long long)st->lag_refusals, (double)st->fanout_lag_ns / 1e9,
            (unsigned long long)st->replayed, (unsigned long long)st->slow_disconnects,
-           (unsigned long long)st->history_len, (long long)st->body_bytes);
+           (unsigned long long)st->history_len, (long long)st->body_bytes, (long long)st->head_bytes);
     for (int k = 0; k < REFUSE__COUNT; k++)
         APPEND(body, cap, n, "courant_refused_requests_total{reason=\"%s\"} %llu\n", refusal_names[k],
                (unsigned long long)st->refused[k]);

@@ -21,6 +21,8 @@ static void item_release(outq_t *q, outq_item_t *it)
         free((void *)it->ptr);
     else if (it->kind == OUTQ_EVENT)
         wref_unref(q->pool, it->wref);
+    else if (it->kind == OUTQ_BLOCK)
+        wblock_unref(q->pool, it->block);
 }
 
 /* Back to the inline slots, so a queue grown by a burst costs nothing once
@@ -50,6 +52,7 @@ void outq_dispose(outq_t *q)
 /* Makes room for one more item at the tail. */
 static outq_item_t *push_slot(outq_t *q)
 {
+    assert(q->items && q->cap >= OUTQ_INLINE); /* outq_init ran */
     if (q->head + q->count == q->cap) {
         if (q->head > 0) {
             memmove(q->items, q->items + q->head, q->count * sizeof(*q->items));
@@ -73,12 +76,12 @@ static void push(outq_t *q, const char *p, size_t len, outq_kind_t kind, wref_t 
 {
     assert(len <= UINT32_MAX);
     if (len == 0) { /* nothing to write: an empty item would never be consumed */
-        outq_item_t tmp = {p, 0, kind, r};
+        outq_item_t tmp = {p, 0, kind, {r}};
         item_release(q, &tmp);
         return;
     }
     outq_item_t *it = push_slot(q);
-    *it = (outq_item_t){p, (uint32_t)len, kind, r};
+    *it = (outq_item_t){p, (uint32_t)len, kind, {r}};
     q->bytes += len;
 }
 
@@ -90,6 +93,16 @@ void outq_push_event(outq_t *q, wref_t *r, const char *p, size_t len)
 {
     wref_ref(r);
     push(q, p, len, OUTQ_EVENT, r);
+}
+
+void outq__push_block_item(outq_t *q, wblock_t *b, const char *p, size_t len)
+{
+    if (len == 0)
+        return;
+    wblock_ref(b);
+    outq_item_t *it = push_slot(q);
+    *it = (outq_item_t){p, (uint32_t)len, OUTQ_BLOCK, {.block = b}};
+    q->bytes += len;
 }
 
 int outq_gather(const outq_t *q, struct iovec *iov, int max, size_t budget)
@@ -124,8 +137,8 @@ void outq_consume_notify(outq_t *q, size_t n, outq_written_cb written, void *ctx
             return;
         }
         n -= left;
-        if (written && it->kind == OUTQ_EVENT)
-            written(ctx, it->wref);
+        if (written && (it->kind == OUTQ_EVENT || it->kind == OUTQ_BLOCK))
+            written(ctx, it);
         item_release(q, it);
         q->head++;
         q->count--;

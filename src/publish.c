@@ -439,37 +439,105 @@ static refusal_t refusal_of(int status)
                            : REFUSE_BAD_REQUEST;
 }
 
-/* The journal's verdict for a waiting publish (acks.h), on its worker. A
- * 503 is logged at debug only: the journal logs an outage once, and a line
- * per refused publish would flood the log for its length. */
-static void on_journal_done(void *ctx, void *data, evbuf_t *ev, int ok)
+/* ---- pacing (--publish-wait-lag, --publish-refuse-lag) ------------------------------
+ *
+ * The answer to a publish is what paces a publisher that waits for it. An
+ * event is published (ordered, in history, in every inbox) at once; only its
+ * answer is held while the fan-out lags more than --publish-wait-lag behind
+ * (worker_fanout_lag_ns): the publisher slows down to what the workers
+ * write, and the backlog, hence the latency of a burst, stays near the
+ * bound instead of growing with the burst. A publisher that does not wait
+ * for answers (many connections) is refused past --publish-refuse-lag.
+ * Held answers go through the ack table, like a durable journal's, so a
+ * publisher that leaves meanwhile costs nothing (acks.h). */
+
+static int64_t lag_bound_ns(const req_t *r, int refuse)
+{
+    const config_t *cfg = worker_server(r->conn->worker)->cfg;
+    return (int64_t)(refuse ? cfg->publish_refuse_lag_ms : cfg->publish_wait_lag_ms) * 1000000;
+}
+
+/* A held answer's release (worker.c, release_held): the 200 goes out now.
+ * `data` is the copy of the CORS fields answer_or_hold made. */
+static void on_release(void *ctx, void *data, evbuf_t *ev, int ok)
+{
+    req_t *r = ctx;
+    (void)ok; /* a release is always a success; a peer that left is dropped by acks */
+    r->ack_token = 0;
+    req_respond(r, 200, data, "text/plain; charset=utf-8", ev->id, ev->id_len);
+}
+
+/* Answers 200 with the id now, or holds the answer while the fan-out lags
+ * (the req is REQ_WAITING then). `cors` is copied when held. */
+static void answer_or_hold(req_t *r, const resp_hdrs_t *cors, evbuf_t *ev)
+{
+    worker_t *w = r->conn->worker;
+    int64_t bound = lag_bound_ns(r, 0);
+    if (bound && worker_fanout_lag_ns(worker_server(w)) > bound) {
+        resp_hdrs_t *copy = resp_hdrs_dup(cors);
+        uint64_t token = copy ? acks_try_wait(worker__acks(w), on_release, r, copy) : 0;
+        if (token && worker__hold_answer(w, token, ev) == 0) {
+            req_wait(r, token);
+            return;
+        }
+        if (token)
+            acks_cancel(worker__acks(w), token); /* out of memory: answer at once rather than fail */
+    }
+    req_respond(r, 200, cors, "text/plain; charset=utf-8", ev->id, ev->id_len);
+}
+
+/* The journal's verdict for a waiting publish (acks.h), or the release of a
+ * held answer, on its worker. A 503 is logged at debug only: the journal
+ * logs an outage once, and a line per refused publish would flood the log
+ * for its length. */
+static void on_answer(void *ctx, void *data, evbuf_t *ev, int ok)
 {
     req_t *r = ctx;
     const resp_hdrs_t *cors = data;
     r->ack_token = 0;
     if (ok) {
-        req_note_enqueued(r); /* the journal accepted it (worker.h, publish_enqueue) */
-        req_respond(r, 200, cors, "text/plain; charset=utf-8", ev->id, ev->id_len);
+        req_note_enqueued(r);        /* the journal accepted it (worker.h, publish_enqueue) */
+        answer_or_hold(r, cors, ev); /* a durable journal's ack may be held on too */
     } else {
         req_refuse_quietly(r, REFUSE_UNAVAILABLE, 503, cors,
                            journal_failure_reason(worker_server(r->conn->worker)->journal));
     }
 }
 
+/* Past --publish-refuse-lag: 503 with Retry-After, nothing published.
+ * Returns 1 when refused. */
+static int refused_for_lag(req_t *r, const request_t *in)
+{
+    int64_t bound = lag_bound_ns(r, 1);
+    if (!bound || worker_fanout_lag_ns(worker_server(r->conn->worker)) <= bound)
+        return 0;
+    atomic_fetch_add_explicit(&worker_stats(r->conn->worker)->lag_refusals, 1, memory_order_relaxed);
+    resp_hdrs_t h = in->cors;
+    resp_hdrs_add(&h, "Retry-After", "1");
+    req_refuse_quietly(r, REFUSE_UNAVAILABLE, 503, &h,
+                       "subscribers are more than --publish-refuse-lag behind; retry");
+    return 1;
+}
+
 /* Hands the event (and the caller's reference) to the journal (journal.h),
  * the one path for every journal. The memory journal publishes at once:
- * answer now. A durable one answers later through this worker's inbox and
- * ack table: the request waits (REQ_WAITING), reading nothing more. With
- * --redis the event is not given to the hub here: it is fanned out when it
- * is read back from the stream, in the stream's order, on every node alike. */
+ * answer now (or hold the answer, pacing). A durable one answers later
+ * through this worker's inbox and ack table: the request waits
+ * (REQ_WAITING), reading nothing more. With --redis the event is not given
+ * to the hub here: it is fanned out when it is read back from the stream,
+ * in the stream's order, on every node alike. */
 static void submit(req_t *r, const request_t *in, evbuf_t *ev)
 {
     worker_t *w = r->conn->worker;
     journal_t *j = worker_server(w)->journal;
+    if (refused_for_lag(r, in)) {
+        evbuf_unref(ev);
+        return;
+    }
     uint64_t token = 0;
     if (!journal_is_memory(j)) {
         resp_hdrs_t *cors = resp_hdrs_dup(&in->cors);
-        if (!cors || !(token = acks_try_wait(worker__acks(w), on_journal_done, r, cors))) {
+        if (!cors || !(token = acks_try_wait(worker__acks(w), on_answer, r, cors))) {
             evbuf_unref(ev);
             req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors, "out of memory");
             return;
@@ -481,7 +549,7 @@ static void submit(req_t *r, const request_t *in, evbuf_t *ev)
     int rc = journal_try_submit(j, ev, worker_post_ack, w, token, &why);
     if (rc == JOURNAL_PUBLISHED) {
         req_note_enqueued(r); /* in the hub (worker.h, publish_enqueue) */
-        req_respond(r, 200, &in->cors, "text/plain; charset=utf-8", ev->id, ev->id_len);
+        answer_or_hold(r, &in->cors, ev);
     } else if (rc == JOURNAL_PENDING) {
         req_wait(r, token);
     } else {

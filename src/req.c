@@ -215,7 +215,7 @@ size_t req_pending(const req_t *r) { return r->ops->pending(r); }
 
 void req_wait(req_t *r, uint64_t token)
 {
-    assert(r->state == REQ_HANDLING && token);
+    assert((r->state == REQ_HANDLING || r->state == REQ_WAITING) && token);
     r->state = REQ_WAITING;
     r->ack_token = token;
 }

@@ -239,7 +239,9 @@ void req_reset(req_t *r, const char *why);
 
 size_t req_pending(const req_t *r);
 
-/* The answer will come later (an ack): the req is REQ_WAITING with `token`. */
+/* The answer will come later (an ack): the req is REQ_WAITING with `token`.
+ * A waiting req may wait again with a new token (its first ack came, but
+ * the answer is held on: publish pacing, worker.h). */
 void req_wait(req_t *r, uint64_t token);
 
 /* A publish's event is in the hub (memory journal) or accepted by the

@@ -75,8 +75,10 @@ typedef struct server {
     long max_connections;    /* effective cap on open client connections */
     atomic_long open_conns;  /* client connections open now, all workers */
     atomic_llong body_bytes; /* request body bytes buffered now, all workers (--max-body-bytes-total) */
-    atomic_int stopping;     /* set once by main on SIGTERM/SIGINT */
-    int64_t started_ms;      /* CLOCK_REALTIME at start */
+    atomic_llong
+        head_bytes;      /* read buffers of unfinished request heads, all workers (--max-head-bytes-total) */
+    atomic_int stopping; /* set once by main on SIGTERM/SIGINT */
+    int64_t started_ms;  /* CLOCK_REALTIME at start */
 } server_t;
 
 #endif

@@ -19,6 +19,9 @@ static void add_worker(worker_t *w, stats_t *out, stats_worker_t *mine)
     out->bytes_written += load(&st->bytes_written);
     out->replayed += load(&st->replayed);
     out->slow_disconnects += load(&st->slow_disconnects);
+    out->writes += load(&st->writes);
+    out->answers_held += load(&st->answers_held);
+    out->lag_refusals += load(&st->lag_refusals);
     out->h2_connections += load(&st->h2_connections);
     out->h2_streams += load(&st->h2_streams);
     out->h2_calm += load(&st->h2_calm);
@@ -44,6 +47,8 @@ void stats_collect(server_t *srv, stats_t *out, stats_worker_t *per_worker)
     out->num_workers = srv->num_workers;
     out->open_conns = atomic_load_explicit(&srv->open_conns, memory_order_relaxed);
     out->body_bytes = atomic_load_explicit(&srv->body_bytes, memory_order_relaxed);
+    out->head_bytes = atomic_load_explicit(&srv->head_bytes, memory_order_relaxed);
+    out->fanout_lag_ns = worker_fanout_lag_ns(srv);
     for (int i = 0; i < srv->num_workers; i++)
         add_worker(srv->workers[i], out, per_worker ? &per_worker[i] : NULL);
     hub_stats_t hs;

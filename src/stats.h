@@ -39,6 +39,7 @@ typedef struct stats_worker {
 typedef struct stats {
     int64_t open_conns;              /* connections open now, all workers */
     int64_t body_bytes;              /* request body bytes buffered now */
+    int64_t head_bytes;              /* read buffers of unfinished request heads now */
     uint64_t accepted;               /* connections accepted since start */
     uint64_t subscribers;            /* streams open now */
     uint64_t requests;               /* requests read */
@@ -48,6 +49,10 @@ typedef struct stats {
     uint64_t bytes_written;          /* bytes the sockets took */
     uint64_t replayed;               /* events replayed from history */
     uint64_t slow_disconnects;       /* subscribers dropped past --max-pending-bytes */
+    uint64_t writes;                 /* writev calls that wrote bytes */
+    uint64_t answers_held;           /* publish answers held by pacing (--publish-wait-lag) */
+    uint64_t lag_refusals;           /* publishes refused past --publish-refuse-lag */
+    int64_t fanout_lag_ns;           /* worker_fanout_lag_ns now */
     uint64_t h2_connections;         /* connections that became HTTP/2 (h2c or ALPN) */
     uint64_t h2_streams;             /* HTTP/2 streams opened by clients */
     uint64_t h2_calm;                /* HTTP/2 sessions ended for abuse (ENHANCE_YOUR_CALM) */

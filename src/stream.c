@@ -86,14 +86,14 @@ struct stream_index {
     uint32_t replay_budget;                      /* replay cost this turn may still spend (replay_cost) */
     size_t prefix_lookups, template_matches;     /* counters (stats) */
     upindex_t *upats;                            /* owns: URL patterns, made at the first one (upindex.h) */
-    uint32_t upat_turn;                          /* the turn upat_budget belongs to */
-    uint64_t upat_budget;                        /* URL-pattern NFA steps this turn may still spend */
-    size_t upat_evals, deferred, budget_spent;   /* counters (stats) */
-    uint8_t upat_spent_logged;                   /* this turn's exhaustion was counted */
-    int64_t upat_last_log_ms;                    /* when the last exhaustion was logged */
-    char retry_line[32];                         /* "retry: N\n" (--retry), formatted once */
-    size_t retry_len;                            /* 0: no retry hint */
-    long retry_ms;                               /* the --retry that retry_line holds */
+    uint32_t match_turn;                         /* the turn match_budget belongs to */
+    uint64_t match_budget; /* matching steps (templates, URL patterns) this turn may still spend */
+    size_t upat_evals, deferred, budget_spent; /* counters (stats) */
+    uint8_t match_spent_logged;                /* this turn's exhaustion was counted */
+    int64_t match_last_log_ms;                 /* when the last exhaustion was logged */
+    char retry_line[32];                       /* "retry: N\n" (--retry), formatted once */
+    size_t retry_len;                          /* 0: no retry hint */
+    long retry_ms;                             /* the --retry that retry_line holds */
 };
 
 /* Entries of each worker's match cache: 4096 x (32 bytes + the topic copy,
@@ -346,33 +346,32 @@ static upindex_t *upats_of(stream_index_t *idx, const config_t *cfg)
     return idx->upats;
 }
 
-/* This turn's URL-pattern budget (stream.h, "URL-pattern budget"). */
-static uint64_t *upat_budget(stream_index_t *idx)
+/* This turn's matching budget (stream.h, "Matching budget"). */
+static uint64_t *match_budget(stream_index_t *idx)
 {
     uint32_t turn = worker__turn(idx->worker);
-    if (idx->upat_turn != turn) {
-        idx->upat_turn = turn;
-        idx->upat_budget = (uint64_t)worker_server(idx->worker)->cfg->urlpattern_turn_budget;
-        idx->upat_spent_logged = 0;
+    if (idx->match_turn != turn) {
+        idx->match_turn = turn;
+        idx->match_budget = (uint64_t)worker_server(idx->worker)->cfg->match_turn_budget;
+        idx->match_spent_logged = 0;
     }
-    return &idx->upat_budget;
+    return &idx->match_budget;
 }
 
 /* A turn's budget ran out: counted, and logged at most once a minute per
  * worker (an attack would otherwise flood the log). */
-static void upat_budget_spent(stream_index_t *idx)
+static void match_budget_spent(stream_index_t *idx)
 {
-    if (idx->upat_spent_logged)
+    if (idx->match_spent_logged)
         return;
-    idx->upat_spent_logged = 1;
+    idx->match_spent_logged = 1;
     idx->budget_spent++;
     int64_t now = worker__now_ms(idx->worker);
-    if (!idx->upat_last_log_ms || now - idx->upat_last_log_ms >= 60000) {
-        idx->upat_last_log_ms = now;
-        log_info(
-            "URL-pattern budget of a turn spent (--urlpattern-turn-budget): subscribers still to match read "
-            "from history in later turns (%zu deferrals so far on this worker)",
-            idx->deferred);
+    if (!idx->match_last_log_ms || now - idx->match_last_log_ms >= 60000) {
+        idx->match_last_log_ms = now;
+        log_info("matching budget of a turn spent (--match-turn-budget): subscribers still to match read "
+                 "from history in later turns (%zu deferrals so far on this worker)",
+                 idx->deferred);
     }
 }
 
@@ -383,9 +382,9 @@ static int upat_match(stream_index_t *idx, upentry_t *e, const char *topic, size
     int r = selector_cache_lookup(idx->cache, e->id, topic, len);
     if (r >= 0)
         return r;
-    uint64_t *budget = upat_budget(idx);
+    uint64_t *budget = match_budget(idx);
     if (*budget == 0) {
-        upat_budget_spent(idx);
+        match_budget_spent(idx);
         return -1;
     }
     r = urlpattern_match(e->pat, topic, len);
@@ -395,6 +394,26 @@ static int upat_match(stream_index_t *idx, upentry_t *e, const char *topic, size
     *budget = cost >= *budget ? 0 : *budget - cost;
     idx->upat_evals++;
     selector_cache_store(idx->cache, e->id, topic, len, r);
+    return r;
+}
+
+/* Does the template match? 1 or 0; -1 when the cache does not know and
+ * this turn's budget is spent (not evaluated). The same budget as URL
+ * patterns: whatever kind of selector a client picks, its matching comes
+ * out of one allowance per turn. */
+static int tmpl_match(stream_index_t *idx, const selector_t *sel, const char *topic, size_t len)
+{
+    uint64_t *budget = match_budget(idx);
+    if (*budget == 0) {
+        int r = selector_cache_lookup(idx->cache, selector_id(sel), topic, len);
+        if (r < 0)
+            match_budget_spent(idx);
+        return r;
+    }
+    uint64_t work0 = selector_cache_work(idx->cache);
+    int r = selector_cache_match(idx->cache, sel, topic, len);
+    uint64_t cost = selector_cache_work(idx->cache) - work0;
+    *budget = cost >= *budget ? 0 : *budget - cost;
     return r;
 }
 
@@ -478,14 +497,14 @@ static void link_detach(stream_index_t *idx, sub_link_t *l)
 
 /* ---- who receives what ---------------------------------------------------------- */
 
-/* Does claim c match the topic? 1, 0, or -1 (URL-pattern budget spent). */
+/* Does claim c match the topic? 1, 0, or -1 (matching budget spent). */
 static int claim_match(stream_index_t *idx, const claim_t *c, const char *topic, size_t len)
 {
     switch ((claim_kind_t)c->kind) {
     case CLAIM_ANY:
         return 1;
     case CLAIM_SELECTOR:
-        return selector_cache_match(idx->cache, c->u.sel, topic, len);
+        return tmpl_match(idx, c->u.sel, topic, len);
     case CLAIM_EXACT:
         return c->len == len && memcmp(c->u.text, topic, len) == 0;
     case CLAIM_URLPATTERN:
@@ -528,7 +547,7 @@ static int wanted_by(stream_index_t *idx, const stream_t *s, const evbuf_t *ev)
                 m = l->owner->len == ev->topic_lens[t] &&
                     !memcmp(l->owner->topic, ev->topics[t], l->owner->len);
             else if (l->tmpl)
-                m = selector_cache_match(idx->cache, l->tmpl->sel, ev->topics[t], ev->topic_lens[t]);
+                m = tmpl_match(idx, l->tmpl->sel, ev->topics[t], ev->topic_lens[t]);
             else
                 m = upat_match(idx, l->upat, ev->topics[t], ev->topic_lens[t]);
             if (m > 0)
@@ -564,9 +583,9 @@ static void replay_link(stream_index_t *idx, replay_t *rp)
     idx->replays = rp;
 }
 
-/* This turn's URL-pattern budget is spent and `r` still has to be matched
+/* This turn's matching budget is spent and `r` still has to be matched
  * against the event `seq`: it reads it, and what follows, from history in
- * later turns instead (stream.h, "URL-pattern budget"). Nothing is lost and
+ * later turns instead (stream.h, "Matching budget"). Nothing is lost and
  * the order holds: a replaying stream takes no live events. */
 static void defer(stream_index_t *idx, req_t *r, uint64_t seq)
 {
@@ -603,7 +622,8 @@ static int deliver(stream_index_t *idx, req_t *r, evbuf_t *ev, wref_t **w)
         return 0;
     if (!*w) {
         *w = wref_new(worker__wrefs(idx->worker), ev);
-        (*w)->live = 1; /* timed when written (worker.h, enqueue_written) */
+        (*w)->live =
+            1; /* timed when written (worker.h, enqueue_written), worth one copy per worker (wref.h) */
     }
     if (req_try_push_event(r, *w)) {
         on_overflow(r);
@@ -622,6 +642,20 @@ static unsigned long deliver_list(stream_index_t *idx, sub_link_t *l, evbuf_t *e
     return n;
 }
 
+/* Does any stream of the list take event `seq` live? Those replaying read
+ * it from history (with the replay budget), so matching for them now would
+ * spend this turn's budget for nothing: deferred hostile templates would
+ * otherwise keep costing on every live event. */
+static int any_live(const sub_link_t *l, uint64_t seq)
+{
+    for (; l; l = l->next) {
+        const stream_t *s = l->req->stream;
+        if (!s->replay && !s->ending && seq > s->last_seq)
+            return 1;
+    }
+    return 0;
+}
+
 /* The templates of one bucket that match `topic`, each once per event. */
 static unsigned long deliver_bucket(stream_index_t *idx, prefix_bucket_t *b, const char *topic, size_t len,
                                     evbuf_t *ev, wref_t **w)
@@ -630,8 +664,14 @@ static unsigned long deliver_bucket(stream_index_t *idx, prefix_bucket_t *b, con
     for (tmpl_subs_t *t = b->head; t; t = t->next) {
         if (!t->head || t->matched_seq == ev->seq)
             continue; /* only held by claims, or already delivered for another topic */
+        if (!any_live(t->head, ev->seq))
+            continue; /* all replaying (they read it from history) or past it: no need to match */
         idx->template_matches++;
-        if (selector_cache_match(idx->cache, t->sel, topic, len)) {
+        int m = tmpl_match(idx, t->sel, topic, len);
+        if (m < 0) {
+            for (sub_link_t *l = t->head; l; l = l->next)
+                defer(idx, l->req, ev->seq);
+        } else if (m) {
             t->matched_seq = ev->seq;
             n += deliver_list(idx, t->head, ev, w);
         }
@@ -672,6 +712,8 @@ static void on_upat_candidate(upentry_t *e, void *ctx)
     upat_visit_t *v = ctx;
     if (!e->head || e->matched_seq == v->ev->seq)
         return; /* only held by claims, or already delivered for another topic */
+    if (!any_live(e->head, v->ev->seq))
+        return; /* all replaying or past it */
     int m = upat_match(v->idx, e, v->topic, v->len);
     if (m < 0) {
         for (sub_link_t *l = e->head; l; l = l->next)
@@ -753,7 +795,7 @@ static uint64_t replay_cost(stream_index_t *idx, size_t checked, uint64_t work0)
 typedef enum batch_result {
     BATCH_DONE,    /* every event was looked at */
     BATCH_STOPPED, /* the stream stopped taking events (overflow, --max-replay) */
-    BATCH_PAUSED,  /* this turn's replay or URL-pattern budget ran out: the rest next turn */
+    BATCH_PAUSED,  /* this turn's replay or matching budget ran out: the rest next turn */
 } batch_result_t;
 
 /* Queues the matching events of one batch, within this turn's budget
@@ -777,7 +819,7 @@ static batch_result_t replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b
         }
         int vis = visible_to(idx, s, ev), want = vis > 0 ? wanted_by(idx, s, ev) : 0;
         if (vis < 0 || want < 0) {
-            rp->next_seq = ev->seq; /* the URL-pattern budget: this event again, next turn */
+            rp->next_seq = ev->seq; /* the matching budget: this event again, next turn */
             res = BATCH_PAUSED;
             break;
         }

@@ -43,15 +43,16 @@
  * connections. A subscriber matched by several selectors gets the event
  * once (its `last_seq` stamp).
  *
- * URL-pattern budget: a worker evaluates at most --urlpattern-turn-budget
- * NFA steps of URL patterns per turn that the cache cannot answer (fan-out
- * and replay together; 8 Mi steps by default, about 8 worst-case matches or
- * 20 ms). When a turn's budget is spent, the subscribers an
+ * Matching budget: a worker evaluates at most --match-turn-budget steps
+ * of matching per turn that the cache cannot answer (URI templates and URL
+ * patterns, fan-out and replay together; 1 Mi steps by default, about 4
+ * ms). When a turn's budget is spent, the subscribers an
  * event would still have to be matched for are not dropped: they are
  * deferred, i.e. put into replay from that event on (below), and read it
- * from history in a later turn, in order, within later budgets. So hostile
- * patterns slow down their own subscribers (and those sharing their
- * patterns), never a worker's turn.
+ * from history in a later turn, in order, within later budgets. A template
+ * or pattern whose subscribers are all replaying is not matched live at
+ * all. So hostile selectors slow down their own subscribers (and those
+ * sharing their selectors), never a worker's turn.
  *
  * Replay (see hub.h, "Resume seam"): a new stream reads history in batches,
  * filtering them here, on its worker, never under the hub lock. A worker
@@ -150,8 +151,8 @@ typedef struct stream_index_stats {
     size_t template_matches; /* template matches run by fan-out so far (cached or not) */
     size_t urlpatterns;      /* interned URL patterns */
     size_t urlpattern_evals; /* URL-pattern matches evaluated (not answered by the cache) so far */
-    size_t deferred;         /* streams put into replay because a turn's URL-pattern budget was spent */
-    size_t budget_spent;     /* turns whose URL-pattern budget ran out */
+    size_t deferred;         /* streams put into replay because a turn's matching budget was spent */
+    size_t budget_spent;     /* turns whose matching budget ran out */
 } stream_index_stats_t;
 void stream_index_get_stats(const stream_index_t *idx, stream_index_stats_t *out);
 

@@ -3,13 +3,20 @@
  * connections, its share of the subscribers, and its inbox of events.
  *
  * A turn of the loop:
- *   1. epoll_wait (timeout: the next 250 ms tick; 0 when work is left over)
- *   2. for each ready handle: accept, drain the inbox (fan-out), or read;
- *      then the read-again list (connections whose read budget ran out)
- *   3. replay history to new subscribers, within the turn's budget
- *   4. flush every connection that has queued output (writev, capped per turn)
- *   5. on a tick: timeouts, heartbeats, lifetimes, shutdown drain
- *   6. free the connections closed during this turn
+ *   1. epoll_wait (timeout: the next 250 ms tick, or the gathered inbox's
+ *      deadline; 0 when work is left over)
+ *   2. the read-again list (connections whose read budget ran out), then
+ *      for each ready handle: accept, note the doorbell, or read
+ *   3. take the inbox and fan it out, when due: under a burst the inbox is
+ *      gathered for up to --fanout-batch-us (or 128 events), so that one
+ *      writev carries many events; the first event after a quiet spell
+ *      goes at once
+ *   4. replay history to new subscribers, within the turn's budget
+ *   5. flush every connection that has queued output (writev, capped per
+ *      turn); every 64 connections, read what arrived meanwhile (a
+ *      publisher's next request is answered during a long fan-out)
+ *   6. on a tick: timeouts, heartbeats, lifetimes, shutdown drain
+ *   7. free the connections closed during this turn
  * Connections are never freed inside their own callbacks (step 6), so an
  * epoll event later in the same batch never touches freed memory.
  *
@@ -33,6 +40,7 @@
 
 #include "evbuf.h"
 #include "histo.h"
+#include "outq.h"
 #include "req.h"
 #include "wref.h"
 
@@ -70,7 +78,7 @@ typedef struct worker_listener {
  *   publish_enqueue  a publish's head (the turn that completed it) to its
  *                    event being in the hub (memory journal) or accepted by
  *                    the journal (its ack): req_note_enqueued
- *   enqueue_written  an event's hub post (evbuf.posted_us) to the writev that
+ *   enqueue_written  an event's hub post (evbuf.hub_ns) to the writev that
  *                    took its last byte, for each live delivery (replays are
  *                    not timed); "now" is the worker's clock read once per
  *                    turn before it writes: no clock read per delivery */
@@ -84,6 +92,9 @@ typedef struct worker_stats {
     atomic_ulong busy_us;        /* microseconds spent in turns, outside epoll_wait */
     histo_t publish_enqueue;     /* see above */
     histo_t enqueue_written;     /* see above */
+    atomic_ulong writes;         /* writev calls that wrote bytes (deliveries / writes: events per write) */
+    atomic_ulong answers_held;   /* publish answers held by pacing (--publish-wait-lag) */
+    atomic_ulong lag_refusals;   /* publishes refused past --publish-refuse-lag */
 } worker_stats_t;
 
 /* Creates worker `index` with its listening sockets (taken over: closed by
@@ -107,6 +118,10 @@ void worker_post_ack(void *worker, uint64_t token, evbuf_t *ev, int ok);
 /* Any thread: turns begun so far. A reload waits for it to move on every
  * worker before freeing what it replaced (reload.h). */
 uint32_t worker_turns(worker_t *w);
+/* Publish pacing. The fan-out lag: how long ago the hub ordered the oldest
+ * event that some worker has not written yet (taken from its inbox, fanned
+ * out and flushed); 0 when every worker is idle. Any thread. */
+int64_t worker_fanout_lag_ns(struct server *srv);
 
 worker_stats_t *worker_stats(worker_t *w);
 int worker_index(const worker_t *w);
@@ -122,9 +137,14 @@ void worker__schedule_free(worker_t *w, struct conn *c);
 void worker__link_conn(worker_t *w, struct conn *c); /* a new conn joins the list */
 int64_t worker__now_ms(const worker_t *w);           /* CLOCK_MONOTONIC at turn start */
 int64_t worker__now_us(const worker_t *w);           /* the same, in microseconds */
-/* outq_written_cb for a conn's queue (conn.c): times a live event's write
- * into enqueue_written. `w` is the worker_t. */
-void worker__event_written(void *w, const wref_t *r);
+/* outq_written_cb for a conn's queue (conn.c): times the write of a live
+ * event item, or of each event a block slice holds (wref.h), into
+ * enqueue_written. `w` is the worker_t. */
+void worker__event_written(void *w, const outq_item_t *it);
+/* Holds a publish answer (an ack slot, acks.h; a reference on ev is taken)
+ * until the fan-out lag is back under --publish-wait-lag: then the slot is
+ * completed with ok = 1. 0, or -1 when memory runs out (answer at once). */
+int worker__hold_answer(worker_t *w, uint64_t token, evbuf_t *ev);
 uint32_t worker__turn(const worker_t *w); /* counts turns (per-turn budgets) */
 
 #endif

@@ -28,7 +28,7 @@ import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { assert, courantBin, run, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, courantBin, openStream as openMercureStream, postForm, run, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
 import { BOOKS, bookTemplates, collidingTopics, costlyTemplates, fnv1a } from './attacks.mjs';
 
 const HUB = '/.well-known/mercure';
@@ -530,6 +530,35 @@ test('fan-out: four connections with 64 templates each do not make every event e
     () => `one event costs ${attacked.cpuMsPerEvent.toFixed(2)} ms of server CPU with 256 templates held, ${base.cpuMsPerEvent.toFixed(2)} ms without`);
 }, { timeout: 60000 });
 
+test('fan-out: a spent matching budget defers template subscribers to history; nothing lost, doubled or reordered', async () => {
+  // One step a turn: almost every template match is deferred, so these
+  // subscribers read nearly every event from history instead of live.
+  const server = await startCourant(['--workers', '1', '--heartbeat', '0', '--match-turn-budget', '1']);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const topicOf = (i) => `https://honest.example/items/${i % 3}`;
+  const subs = [
+    openMercureStream(server.base, 'https://honest.example/items/{id}'),
+    openMercureStream(server.base, '{+any}'),
+    openMercureStream(server.base, 'https://honest.example/items/1'), // exact: never deferred
+  ];
+  await Promise.all(subs.map((s) => s.opened));
+  const N = 60;
+  for (let i = 0; i < N; i++) {
+    const r = await postForm(server.base, topicOf(i), `e${i}`, agent);
+    assert(r.status === 200, `publish ${i}: ${r.status}`);
+  }
+  const all = Array.from({ length: N }, (_, i) => `e${i}`);
+  const ones = all.filter((_, i) => i % 3 === 1);
+  for (const [s, want] of [[subs[0], all], [subs[1], all], [subs[2], ones]]) {
+    await waitFor(() => s.events.length >= want.length, { timeout: 10000, message: () => `got ${s.events.length} of ${want.length}` });
+    await sleep(100); // nothing more may come
+    assert(s.events.map((e) => e.data).join() === want.join(), () => `order or count: ${s.events.map((e) => e.data).join()}`);
+  }
+  assert(server.stderrLines.some((l) => /matching budget of a turn spent/.test(l)), 'the budget was spent (logged)');
+  subs.forEach((s) => s.close());
+  agent.destroy();
+}, { timeout: 60000 });
+
 // OPEN: the defaults let anonymous clients make every event cost what they
 // like. Templates with no literal prefix (or the site's common one) are
 // candidates for every topic, and one that keeps ~300 NFA states alive costs
@@ -704,6 +733,53 @@ test('body bloat: publish bodies in flight are capped by --max-body-bytes-total 
   assert(inFlight <= CAP, () => `courant_request_body_bytes = ${inFlight}, cap ${CAP}`);
   const n = refused(after, 'unavailable') - refused(before, 'unavailable');
   assert(n === n503, () => `unavailable refusals went up by ${n}, ${n503} answers were 503`);
+}, { timeout: 60000 });
+
+test('head bloat: unfinished request heads are capped by --max-head-bytes-total (4 MiB here, 503); RSS stays bounded', async () => {
+  const CAP = 4 * MiB;
+  const server = await startCourant(argv(['--workers', '2', '--heartbeat', '0'], [['--max-head-bytes-total', String(CAP)]]), { env: ASAN_ENV });
+  const pid = server.proc.pid;
+  await sleep(300);
+  const idle = rssKb(pid);
+  const before = await metrics(server.base);
+  // 2,000 connections each send 15 KiB of a head (within --max-header-bytes,
+  // 16 KiB) and stall: ~32 MiB of read buffers without a global cap.
+  const part = Buffer.from(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'p'.repeat(15 * 1024)}`);
+  let peak = 0;
+  let inFlight = 0;
+  const [socks, out] = await underAttack(server, async () => {
+    const rss = rssSampler(pid);
+    const socks = [];
+    for (let batch = 0; batch < 20; batch++) {
+      socks.push(...(await Promise.all(Array.from({ length: 100 }, async () => {
+        const sock = await rawSocket(server.port);
+        sock.write(part);
+        return sock;
+      }))));
+    }
+    await sleep(800);
+    inFlight = (await metrics(server.base)).get('courant_request_head_bytes');
+    peak = rss.stop();
+    return socks;
+  });
+  const statuses = socks.map((s) => statusOf(s.data));
+  socks.forEach((s) => s.destroy());
+  const after = await metrics(server.base);
+  const grew = (peak - idle) / 1024;
+  const counts = JSON.stringify(statuses.reduce((m, st) => ((m[st] = (m[st] || 0) + 1), m), {}));
+  note(`RSS idle ${(idle / 1024).toFixed(1)} MiB, peak ${(peak / 1024).toFixed(1)} MiB (+${grew.toFixed(1)} MiB); answers ${counts}; head bytes in flight ${inFlight}`);
+  assertHonest(out, 'while 2,000 stalled request heads arrive');
+  const n503 = statuses.filter((st) => st === 503).length;
+  assert(n503 >= 1000 && statuses.every((st) => st === 503 || st === null), () => `answers to the stalled heads: ${counts}`);
+  assert(inFlight <= CAP && inFlight > CAP / 2, () => `courant_request_head_bytes = ${inFlight}, cap ${CAP}`);
+  // Measured here (ASan, 16 MiB quarantine): +66 MiB without the cap, +27
+  // MiB with it (the 2,000 connections themselves and freed buffers in the
+  // quarantine make up the rest).
+  assert(grew <= 40, () => `RSS grew by ${grew.toFixed(1)} MiB (idle ${(idle / 1024).toFixed(1)}, peak ${(peak / 1024).toFixed(1)}); answers ${counts}`);
+  const n = refused(after, 'unavailable') - refused(before, 'unavailable');
+  assert(n === n503, () => `unavailable refusals went up by ${n}, ${n503} answers were 503`);
+  const drained = await waitFor(async () => (await metrics(server.base)).get('courant_request_head_bytes') === 0, { timeout: 5000, message: 'head bytes back to 0 once the attackers left' });
+  assert(drained, 'head bytes back to 0');
 }, { timeout: 60000 });
 
 // ==== 5. Quadratic heads ======================================================================

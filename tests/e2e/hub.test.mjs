@@ -1120,6 +1120,91 @@ test('--max-lifetime 2: idle streams end after 1.6 to 2.4 s (plus a tick)', asyn
   }
 }, { timeout: 15000 });
 
+// Publish pacing: a burst to many subscribers, with bounds low enough that
+// the fan-out (under ASan) passes them. Held answers still come, each event
+// is delivered once; refused publishes say when to retry and publish nothing.
+async function pacedBurst(args, { subscribers = 300, publishers = 8, each = 60 } = {}) {
+  const server = await startCourant(['--workers', '2', '--heartbeat', '0', '--fanout-batch-us', '0', ...args]);
+  const base = server.base;
+  const streams = [];
+  try {
+    for (let i = 0; i < subscribers; i++) streams.push(await openStream(base, `${HUB}?topic=pace`, { keepRaw: false, keepData: false }));
+    const answers = [];
+    const publisher = async (p) => {
+      for (let i = 0; i < each; i++) {
+        const id = `pace-${p}-${i}`;
+        const r = await publish(base, [['topic', 'pace'], ['id', id], ['data', `${id} ${'x'.repeat(100)}`]]);
+        answers.push({ id, status: r.status, body: r.body, retryAfter: r.headers.get('retry-after') });
+      }
+    };
+    await Promise.all([...Array(publishers).keys()].map(publisher));
+    const ok = answers.filter((a) => a.status === 200);
+    await waitFor(() => streams.every((s) => s.sse.events.length >= ok.length), {
+      timeout: 20000,
+      message: () => `every subscriber has the ${ok.length} accepted events (fewest ${Math.min(...streams.map((s) => s.sse.events.length))})`,
+    });
+    await sleep(200); // nothing more may come
+    const ids = new Set(ok.map((a) => a.id));
+    for (const s of streams) {
+      assert(s.sse.events.length === ok.length, () => `a subscriber got ${s.sse.events.length} events, want ${ok.length}`);
+      assert(s.sse.events.every((e) => ids.has(e.id)), 'a subscriber got an event whose publish was refused');
+    }
+    return { answers, ok, m: await metrics(base) };
+  } finally {
+    for (const s of streams) s.close();
+  }
+}
+
+test('pacing: past --publish-wait-lag answers are held (counted), all come, every event delivered once', async () => {
+  const { answers, ok, m } = await pacedBurst(['--publish-wait-lag', '1', '--publish-refuse-lag', '0']);
+  assert(ok.length === answers.length, () => `refusals without --publish-refuse-lag: ${short(answers.filter((a) => a.status !== 200))}`);
+  assert(ok.every((a) => a.body === a.id), 'an answer does not name its event');
+  const held = metric(m, 'courant_publish_answers_held_total');
+  assert(held > 0, () => `no answer was held at a 1 ms bound (writes ${m.get('courant_writes_total')}, deliveries ${m.get('courant_deliveries_total')})`);
+  assert(metric(m, 'courant_publish_lag_refusals_total') === 0, 'refusals counted');
+  assert(metric(m, 'courant_fanout_lag_seconds') >= 0, 'lag gauge');
+}, { timeout: 60000 });
+
+test('pacing: past --publish-refuse-lag a publish is refused (503, Retry-After: 1) and not published', async () => {
+  const { answers, ok, m } = await pacedBurst(['--publish-wait-lag', '0', '--publish-refuse-lag', '1'], { publishers: 16, each: 40 });
+  const refused = answers.filter((a) => a.status !== 200);
+  assert(refused.length > 0, 'no publish was refused at a 1 ms bound');
+  assert(ok.length > 0, 'every publish was refused');
+  assert(refused.every((a) => a.status === 503 && a.retryAfter === '1' && /publish-refuse-lag/.test(a.body)),
+    () => `refusals: ${short(refused.slice(0, 3))}`);
+  assert(metric(m, 'courant_publish_lag_refusals_total') === refused.length,
+    () => `courant_publish_lag_refusals_total ${m.get('courant_publish_lag_refusals_total')}, ${refused.length} refused`);
+  assert(metric(m, 'courant_publish_answers_held_total') === 0, 'answers held with --publish-wait-lag 0');
+}, { timeout: 60000 });
+
+test('pipelining: 50 publishes sent in one write are answered in order, each with its id, all delivered', async () => {
+  const server = await startCourant(['--workers', '2', '--heartbeat', '0']);
+  const s = await openStream(server.base, `${HUB}?topic=pipe`);
+  try {
+    let batch = '';
+    for (let i = 0; i < 50; i++) {
+      const body = `topic=pipe&id=pipe-${i}&data=${i}`;
+      batch += `POST ${HUB} HTTP/1.1\r\nHost: x\r\nContent-Type: ${FORM}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    }
+    const sock = net.connect(server.port, '127.0.0.1');
+    let got = '';
+    sock.setEncoding('latin1');
+    sock.on('data', (d) => (got += d));
+    await new Promise((resolve) => sock.on('connect', resolve));
+    sock.write(batch);
+    const answers = () => (got.match(/HTTP\/1\.1 \d{3} /g) || []).length; // bodies have no newline: an answer follows one
+    await waitFor(() => answers() === 50, { message: () => `50 answers (${answers()})` });
+    sock.destroy();
+    const ids = [...got.matchAll(/\r\n\r\n(pipe-\d+)/g)].map((m) => m[1]);
+    assert(ids.length === 50 && ids.every((id, i) => id === `pipe-${i}`), () => `answers out of order: ${short(ids)}`);
+    assert(!/HTTP\/1\.1 (?!200)\d{3} /.test(got), () => `a refusal: ${short(got)}`);
+    await waitFor(() => s.sse.events.length === 50, { message: () => `50 events (${s.sse.events.length})` });
+    assert(s.sse.events.every((e, i) => e.id === `pipe-${i}`), 'events out of order');
+  } finally {
+    s.close();
+  }
+});
+
 test('metrics: every documented series is there and counts', async () => {
   const server = await startCourant(['--heartbeat', '0']);
   const base = server.base;
@@ -1128,7 +1213,8 @@ test('metrics: every documented series is there and counts', async () => {
   await res.text();
   const m0 = await metrics(base);
   for (const name of ['courant_connections_open', 'courant_subscribers_open', 'courant_events_published_total', 'courant_deliveries_total',
-    'courant_bytes_written_total', 'courant_events_replayed_total', 'courant_slow_subscriber_disconnects_total', 'courant_history_events']) {
+    'courant_bytes_written_total', 'courant_events_replayed_total', 'courant_slow_subscriber_disconnects_total', 'courant_history_events',
+    'courant_writes_total', 'courant_publish_answers_held_total', 'courant_publish_lag_refusals_total', 'courant_fanout_lag_seconds']) {
     assert(Number.isFinite(metric(m0, name)), `${name} is not a number`);
   }
   assert([...m0.keys()].some((k) => /^courant_refused_requests_total\{reason="[a-z_]+"\}$/.test(k)), () => `no courant_refused_requests_total{reason=...}:\n${m0.text}`);

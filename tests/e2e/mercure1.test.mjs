@@ -562,7 +562,7 @@ test('subscription events and the API, in each subscriber\'s dialect', async () 
 
 test('URL patterns: per-worker cap (503), state cap (400), and a spent turn budget defers without losing order', async () => {
   const srv = await startCourant(['--publisher-jwt-key', PUB_KEY, '--jwt-issuer', ISS, '--resource-identifier', RES,
-    '--workers', '1', '--max-urlpatterns-per-worker', '3', '--max-urlpattern-states', '16', '--urlpattern-turn-budget', '1']);
+    '--workers', '1', '--max-urlpatterns-per-worker', '3', '--max-urlpattern-states', '16', '--match-turn-budget', '1']);
   const complex = await status(srv.base, qs({ match_urlpattern: 'https://ex.com/(a|b|c|d|e|f|g|h)+/(x|y|z)+/:id' }));
   assert(complex.status === 400, `too many states: ${complex.status}`);
   const held = [];
@@ -585,7 +585,7 @@ test('URL patterns: per-worker cap (503), state cap (400), and a spent turn budg
     assert(s.events.map((e) => e.data).join() === want, `order: ${s.events.map((e) => e.data).join()}`);
   }
   assert(held[2].events.length === 0, 'the relative pattern (hub host) matched nothing');
-  assert(srv.stderrLines.some((l) => /URL-pattern budget of a turn spent/.test(l)), 'the budget was spent (logged)');
+  assert(srv.stderrLines.some((l) => /matching budget of a turn spent/.test(l)), 'the budget was spent (logged)');
   for (const s of [...held, shared]) s.close();
 });
 
