@@ -19,7 +19,7 @@
  *   - selector_is_valid_template agrees with what selector_try_new built;
  *   - differential: for every topic and both expansions, the lazy DFA
  *     (selector_match) answers what the plain NFA simulation does
- *     (selector__match_nfa): with the default cap, then capped at 3 states
+ *     (selector_match_nfa): with the default cap, then capped at 3 states
  *     (a flush every state or two, the DFA kept), then at 3 to 6 states
  *     giving up at the first bad flush (often mid-topic) and retrying the
  *     DFA at the next match, each pass twice over the topics so that states
@@ -79,7 +79,7 @@ static void differential(selector_t *s, char *const *t, const size_t *n, int cou
 {
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < count; i++)
-            CHECK(selector_match(s, t[i], n[i]) == selector__match_nfa(s, t[i], n[i]));
+            CHECK(selector_match(s, t[i], n[i]) == selector_match_nfa(s, t[i], n[i]));
 }
 
 /* One match through a cache's work counter: at most the fixed costs, a

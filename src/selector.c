@@ -46,11 +46,20 @@
  * reference the tests and the fuzzer compare against.
  *
  * Memory per template: the NFA (12 bytes a state), its value classes (32
- * bytes each), then at the first match the DFA header and scratch (~600
+ * bytes each, one per operator its expressions use), then at the first match the DFA header and scratch (~600
  * bytes plus 4 set words and 2 bytes per NFA state) and its arena (at most
  * 4 KiB). At the limits (--max-templates-per-worker 10,000 templates of
  * --max-template-states 512), that is about 6 + 2 + 4 KiB per template: the
  * DFA at most doubles what the NFAs already cost.
+ *
+ * Threads: the DFA, its counters and its scratch sets are plain memory that
+ * every match but selector_match_nfa writes, with no lock and no atomic
+ * (a lock per match would cost what a warm match does). The DFA records
+ * the thread that made it (`owner`, the address of a thread-local byte) and
+ * every match through it asserts it runs there: a caller that shared a
+ * template across workers would fail at once in any build with asserts,
+ * not as a rare race. The NFA (states, classes, text) is written only by
+ * selector_try_new, so selector_match_nfa reads it from any thread.
  */
 #include "selector.h"
 
@@ -63,7 +72,8 @@
 
 #define MAX_TEMPLATE 2048 /* longer selectors are exact topics */
 #define MAX_STATES 4096
-#define MAX_CLASSES 64
+#define MAX_CLASSES 64   /* distinct value classes: at most 16 (8 operators, exploded or not) */
+#define MAX_VARIABLES 64 /* expansions built, two per variable (first or later one): 32 variables */
 #define MAX_BOUNDED_PREFIX 16
 
 enum { EDGE_NONE, EDGE_BYTE, EDGE_CLASS };
@@ -145,7 +155,9 @@ typedef struct builder {
     int n, cap;
     cls_t *cls;
     int ncls;
-    int failed; /* out of room or memory: the selector becomes exact */
+    int cls_key[MAX_CLASSES]; /* the (operator, explode) each class of cls was made for */
+    int nvars;                /* variable expansions built so far (MAX_VARIABLES) */
+    int failed;               /* out of room or memory: the selector becomes exact */
 } builder_t;
 
 static int new_state(builder_t *b)
@@ -244,12 +256,20 @@ static int named_op(char op) { return op == ';' || op == '?' || op == '&'; }
 /* One variable's expansion, from `from`; returns the end state. */
 static int variable(builder_t *b, int from, char op, const varspec_t *v)
 {
-    if (b->ncls == MAX_CLASSES) {
+    if (b->nvars++ == MAX_VARIABLES) {
         b->failed = 1;
         return from;
     }
-    int c = b->ncls++;
-    value_class(&b->cls[c], op, v->explode);
+    /* Variables of one operator (and explode flag) share their class: a
+     * DFA tells bytes apart by which classes hold them, and the 31
+     * variables of "{+a}{+b}...{+E}" made 31 identical classes to test. */
+    int key = (unsigned char)op * 2 + (v->explode != 0), c = 0;
+    while (c < b->ncls && b->cls_key[c] != key)
+        c++;
+    if (c == b->ncls) {
+        b->cls_key[c] = key;
+        value_class(&b->cls[b->ncls++], op, v->explode);
+    }
     int start = new_state(b);
     eps(b, from, start);
     int at = start;
@@ -503,8 +523,9 @@ static void add_closure(const selector_t *sel, stateset_t *set, uint32_t gen, in
 }
 
 /* Simulates the NFA over `topic` from state 0, with no DFA and no shortcut:
- * the reference the DFA must agree with (selector__match_nfa), and the
- * path of last resort when the DFA cannot be allocated. Adds to *work the
+ * selector_match_nfa (one-shot matches on any thread, and the reference the
+ * DFA must agree with), and the path of last resort when the DFA cannot be
+ * allocated. Reads only what selector_try_new wrote. Adds to *work the
  * states it scanned (one per active state per byte, plus the start's
  * closure) and SELECTOR_WORK_MATCH. Allocates its sets per call. */
 static int template_match(const selector_t *sel, const char *topic, size_t len, uint64_t *work)
@@ -547,7 +568,7 @@ static int template_match(const selector_t *sel, const char *topic, size_t len, 
     return matched;
 }
 
-int selector__match_nfa(const selector_t *sel, const char *topic, size_t len)
+int selector_match_nfa(const selector_t *sel, const char *topic, size_t len)
 {
     uint64_t work = 0;
     if (sel->kind == SELECTOR_ANY)
@@ -636,8 +657,15 @@ struct dfa {
     uint64_t *tmp;       /* in mem: [words], the set being built */
     uint64_t *cur, *nxt; /* in mem: [words] each, the NFA simulation's sets */
     int16_t *stack;      /* in mem: [num_states], the epsilon closure's work list */
+    const void *owner;   /* the thread that made it (thread_token): the only one that may match */
     uint64_t mem[];      /* owns: the scratch above, allocated with the header */
 };
+
+/* A value unique to the calling thread while it lives (the address of a
+ * thread-local byte): what dfa_t.owner holds. Cheaper than pthread_self()
+ * and comparable with ==. */
+static _Thread_local char thread_mark;
+static const void *thread_token(void) { return &thread_mark; }
 
 static void dfa_free(dfa_t *d)
 {
@@ -825,6 +853,7 @@ static dfa_t *dfa_new(selector_t *sel)
     d->rep = (uint8_t *)(d->stack + sel->num_states);
     memcpy(d->rep, rep, (size_t)ncls);
     set_add_closure(sel, d->start, sel->prefix_len, d->stack);
+    d->owner = thread_token();
     d->max_states = dfa_max_states(sel, words, ncls);
     int first = d->max_states < DFA_FIRST_STATES ? d->max_states : DFA_FIRST_STATES;
     if (dfa_resize(d, first)) {
@@ -975,9 +1004,14 @@ static int dfa_match(selector_t *sel, const char *topic, size_t len, uint64_t *w
     *work += SELECTOR_WORK_MATCH + p / 16;
     if (len < p || memcmp(topic, sel->text, p) != 0)
         return 0;
-    if (!sel->dfa && !(sel->dfa = dfa_new(sel)))
-        return template_match(sel, topic, len, work); /* out of memory: the allocating path */
+    if (!sel->dfa) {
+        *work += SELECTOR_WORK_DFA_NEW(sel->num_states);
+        if (!(sel->dfa = dfa_new(sel)))
+            return template_match(sel, topic, len, work); /* out of memory: the allocating path */
+    }
     dfa_t *d = sel->dfa;
+    assert(d->owner == thread_token()); /* one thread matches a template (selector.h, Threads) */
+    assert(d->ncls > 0);                /* byte_classes makes one at least: rows are ncls wide */
     if (d->nfa_only)
         return nfa_mode(sel, d, topic + p, len - p, work);
     const unsigned char *u = (const unsigned char *)topic;
@@ -1008,6 +1042,8 @@ static int dfa_known(selector_t *sel, const char *topic, size_t len, uint64_t *w
     dfa_t *d = sel->dfa;
     if (!d || d->nfa_only)
         return -1;
+    assert(d->owner == thread_token()); /* one thread matches a template (selector.h, Threads) */
+    assert(d->ncls > 0);                /* byte_classes makes one at least: rows are ncls wide */
     size_t p = (size_t)sel->prefix_len;
     *work += SELECTOR_WORK_MATCH + p / 16;
     if (len < p || memcmp(topic, sel->text, p) != 0)
@@ -1166,4 +1202,15 @@ int selector_cache_match(selector_cache_t *c, selector_t *sel, const char *topic
     r = dfa_match(sel, topic, len, &c->work);
     cache_put(e, sel->id, h, topic, len, r);
     return r;
+}
+
+int selector_cache_known(selector_cache_t *c, selector_t *sel, const char *topic, size_t len)
+{
+    if (sel->kind != SELECTOR_TEMPLATE)
+        return selector_match(sel, topic, len);
+    uint64_t uncounted = 0;
+    int r = dfa_known(sel, topic, len, c ? &c->work : &uncounted);
+    if (r >= 0)
+        return r;
+    return selector_cache_lookup(c, sel->id, topic, len); /* -1 when c is NULL or the topic long */
 }

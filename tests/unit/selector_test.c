@@ -4,11 +4,20 @@
  * match cache against the uncached answer (a naive model), and the lazy
  * DFA against the plain NFA simulation (the reference): agreement over
  * many templates and topics, flushes and the NFA fallback under a tiny
- * cap, its cost in work units, its memory bound.
+ * cap, its cost in work units, its memory bound; which path answers
+ * through the cache (a warm DFA, else the cache, else a match) and what
+ * each costs; the DFA's owner thread.
  */
 #include "../../src/selector.c"
 
 #include "test.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int m(const char *sel, const char *topic)
 {
@@ -84,6 +93,31 @@ static void test_invalid_templates_are_exact(void)
     }
 }
 
+/* Variables of one operator share one value class (what the DFA's byte
+ * classes are computed from); the limit on variables is unchanged (it was
+ * one class per expansion built, two per variable): 32 make a template, 33
+ * an exact topic. */
+static void test_value_classes_shared(void)
+{
+    const char *costly = "{+a}{+b}{+c}{+d}{+e}{+f}{+g}{+h}/x{y}{.z*}{.w*}{/v}";
+    selector_t *s = selector_try_new(costly, strlen(costly));
+    ASSERT_EQ(selector_kind(s), SELECTOR_TEMPLATE);
+    ASSERT_EQ(s->num_classes, 4); /* "+", "", "." exploded, "/" */
+    ASSERT(selector_match(s, "a/b/c/x1.e.f=g/h", 16));
+    ASSERT(!selector_match(s, "a/b/c/x1/h/i", 12));
+    selector_free(s);
+    char big[33 * 5 + 1];
+    for (int vars = 32; vars <= 33; vars++) {
+        size_t n = 0;
+        for (int v = 0; v < vars; v++)
+            n += (size_t)snprintf(big + n, sizeof(big) - n, "{v%d}", v);
+        s = selector_try_new(big, n);
+        ASSERT_EQ(selector_kind(s), vars == 32 ? SELECTOR_TEMPLATE : SELECTOR_EXACT);
+        ASSERT_EQ(selector_is_valid_template(big, n), vars == 32);
+        selector_free(s);
+    }
+}
+
 static void test_cache_agrees_and_hits(void)
 {
     selector_cache_t *c = selector_cache_new(64);
@@ -121,7 +155,7 @@ static void test_cache_agrees_and_hits(void)
     int r = selector_cache_match(c, h, t, sizeof(t));
     uint64_t w1 = selector_cache_work(c);
     ASSERT_EQ(selector_cache_match(c, h, t, sizeof(t)), r);
-    ASSERT_EQ(r, selector__match_nfa(h, t, sizeof(t)));
+    ASSERT_EQ(r, selector_match_nfa(h, t, sizeof(t)));
     ASSERT(w1 - w0 > SELECTOR_WORK_HIT + 2 * sizeof(t)); /* NFA steps: several states alive */
     ASSERT_UEQ(selector_cache_work(c) - w1, SELECTOR_WORK_HIT);
     selector_cache_stats(c, &hits, &misses);
@@ -173,8 +207,9 @@ static void test_cache_work(void)
     selector_t *cheap = selector_try_new("https://ex.com/books/{id}", 25);
     ASSERT(selector_cache_match(c, cheap, topic, tl));
     uint64_t miss = selector_cache_work(c);
-    /* at least the fixed costs and one table step per byte after the prefix */
-    ASSERT(miss >= SELECTOR_WORK_HIT + SELECTOR_WORK_MATCH + 5);
+    /* at least the fixed costs, making the DFA, and one table step per
+     * byte after the prefix */
+    ASSERT(miss >= SELECTOR_WORK_HIT + SELECTOR_WORK_MATCH + SELECTOR_WORK_DFA_NEW(cheap->num_states) + 5);
     /* again: the DFA knows the way (no hash): the fixed cost, one unit for
      * the 21-byte prefix, a step per digit */
     ASSERT(selector_cache_match(c, cheap, topic, tl));
@@ -185,9 +220,9 @@ static void test_cache_work(void)
     ASSERT_EQ(selector_kind(wide), SELECTOR_TEMPLATE);
     uint64_t w0 = selector_cache_work(c);
     ASSERT(!selector_cache_match(c, wide, topic, tl));
-    uint64_t wide_work = selector_cache_work(c) - w0;
+    uint64_t wide_work = selector_cache_work(c) - w0 - SELECTOR_WORK_DFA_NEW(wide->num_states);
     /* the first match builds its DFA states: NFA steps over ~200 states */
-    ASSERT(wide_work > 10 * miss);
+    ASSERT(wide_work > 10 * (miss - SELECTOR_WORK_DFA_NEW(cheap->num_states)));
     ASSERT(wide_work <=
            SELECTOR_WORK_HIT + SELECTOR_WORK_MATCH + (uint64_t)(selector_num_states(wide) + 2) * (tl + 1));
 
@@ -327,7 +362,7 @@ static long dfa_agrees(selector_t *s, int topics, int max_len)
     int failed = 0;
     for (int i = 0; i < topics; i++) {
         int n = make_topic(s, buf, max_len);
-        int want = selector__match_nfa(s, buf, (size_t)n);
+        int want = selector_match_nfa(s, buf, (size_t)n);
         int got = selector_match(s, buf, (size_t)n);
         if (got != want && failed++ < 3) /* the first few tell the story */
             TEST_FAIL_AT("%s (DFA cap %d, mode %d) on \"%.*s\": DFA %d, NFA %d", s->text, s->dfa_limit,
@@ -396,7 +431,7 @@ static void test_dfa_flush_and_fallback(void)
         topic[64] = '!';
         int n = 48 + (int)rnd(17);
         agreed &=
-            selector_match(s, topic + 65 - n, (size_t)n) == selector__match_nfa(s, topic + 65 - n, (size_t)n);
+            selector_match(s, topic + 65 - n, (size_t)n) == selector_match_nfa(s, topic + 65 - n, (size_t)n);
     }
     ASSERT(agreed);
     ASSERT(s->dfa->nfa_only);
@@ -412,7 +447,7 @@ static void test_dfa_flush_and_fallback(void)
     for (int i = 0; i < 100000 && retried_after < 0; i++) {
         memset(topic, 'a', sizeof(topic));
         topic[i % 64] = '/';
-        agreed &= selector_match(s, topic, sizeof(topic)) == selector__match_nfa(s, topic, sizeof(topic));
+        agreed &= selector_match(s, topic, sizeof(topic)) == selector_match_nfa(s, topic, sizeof(topic));
         if (!s->dfa->nfa_only)
             retried_after = i;
     }
@@ -421,7 +456,7 @@ static void test_dfa_flush_and_fallback(void)
         memset(topic, 'a', sizeof(topic));
         topic[i % 64] = '/';
         topic[(i * 7) % 64] = '!';
-        agreed &= selector_match(s, topic, sizeof(topic)) == selector__match_nfa(s, topic, sizeof(topic));
+        agreed &= selector_match(s, topic, sizeof(topic)) == selector_match_nfa(s, topic, sizeof(topic));
     }
     ASSERT(agreed);
     ASSERT(!s->dfa->nfa_only);
@@ -507,6 +542,288 @@ static void test_dfa_memory_bound(void)
     selector_free(s);
 }
 
+/* ---- the cache with the DFA: which path answers, what it costs ---------------------- */
+
+typedef struct probe {
+    uint64_t work, hits, misses; /* what one call added */
+} probe_t;
+
+static int probed(selector_cache_t *c, selector_t *s, const char *t, size_t n, int known_only, probe_t *p)
+{
+    uint64_t w0 = selector_cache_work(c), h0, m0, h1, m1;
+    selector_cache_stats(c, &h0, &m0);
+    int r = known_only ? selector_cache_known(c, s, t, n) : selector_cache_match(c, s, t, n);
+    selector_cache_stats(c, &h1, &m1);
+    *p = (probe_t){selector_cache_work(c) - w0, h1 - h0, m1 - m0};
+    return r;
+}
+
+/* A warm DFA answers without the cache (no hash, no hit, no miss), fresh
+ * topics included; a cold template or a step the DFA lacks goes through
+ * the cache (a miss, then the match stored); a template whose DFA was
+ * flushed or given up finds a topic that comes back in the cache (a hit).
+ * selector_cache_known gives the same answers where one is known, else -1
+ * without building or simulating anything. */
+static void test_cache_paths(void)
+{
+    selector_cache_t *c = selector_cache_new(256);
+    const char *tx = "https://ex.com/b/{id}";
+    selector_t *s = selector_try_new(tx, strlen(tx));
+    size_t p = 17; /* "https://ex.com/b/", compared by memcmp */
+    ASSERT_UEQ((size_t)s->prefix_len, p);
+    probe_t pr;
+
+    /* cold: no DFA yet, so known_only cannot answer, builds nothing */
+    ASSERT_EQ(probed(c, s, "https://ex.com/b/1", 18, 1, &pr), -1);
+    ASSERT(s->dfa == NULL);
+    ASSERT_UEQ(pr.misses, 1);
+    ASSERT_UEQ(pr.work, SELECTOR_WORK_HIT);
+    /* the first match: a miss, then the DFA's first states (start, and
+     * within a value: both of its steps), the answer cached */
+    ASSERT_EQ(probed(c, s, "https://ex.com/b/12", 19, 0, &pr), 1);
+    ASSERT_UEQ(pr.misses, 1);
+    ASSERT_UEQ(pr.hits, 0);
+    ASSERT(pr.work > SELECTOR_WORK_HIT + SELECTOR_WORK_MATCH + 1);
+    ASSERT(s->dfa != NULL && s->dfa->n > 2);
+    /* warm: that topic and fresh ones of the same shape, by the DFA alone:
+     * the fixed cost, one unit per 16 prefix bytes, one per byte after it */
+    static const char *const fresh[] = {"https://ex.com/b/1", "https://ex.com/b/2", "https://ex.com/b/12345",
+                                        "https://ex.com/b/x-y_z.9"};
+    for (int known_only = 0; known_only < 2; known_only++)
+        for (size_t i = 0; i < sizeof(fresh) / sizeof(fresh[0]); i++) {
+            size_t n = strlen(fresh[i]);
+            ASSERT_EQ(probed(c, s, fresh[i], n, known_only, &pr), 1);
+            ASSERT_UEQ(pr.hits + pr.misses, 0);
+            ASSERT_UEQ(pr.work, SELECTOR_WORK_MATCH + p / 16 + n - p);
+        }
+    /* a step the DFA has not built ('/' after the value): known_only walks
+     * to it and gives up (twice: it built nothing); a match builds it, and
+     * caches the answer */
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(probed(c, s, "https://ex.com/b/1/2", 20, 1, &pr), -1);
+        ASSERT_UEQ(pr.misses, 1);
+        ASSERT_UEQ(pr.work, SELECTOR_WORK_MATCH + p / 16 + 1 + SELECTOR_WORK_HIT);
+    }
+    ASSERT_EQ(probed(c, s, "https://ex.com/b/1/2", 20, 0, &pr), 0);
+    ASSERT_UEQ(pr.misses, 1);
+    /* ... after which the DFA knows it: no cache */
+    ASSERT_EQ(probed(c, s, "https://ex.com/b/7/8", 20, 0, &pr), 0);
+    ASSERT_UEQ(pr.hits + pr.misses, 0);
+    /* a topic outside the literal prefix: by memcmp, no cache either */
+    ASSERT_EQ(probed(c, s, "https://ex.org/b/1", 18, 0, &pr), 0);
+    ASSERT_UEQ(pr.hits + pr.misses, 0);
+    ASSERT_UEQ(pr.work, SELECTOR_WORK_MATCH + p / 16);
+    selector_free(s);
+
+    /* Flushed: the costly template under a 3-state cap (flushes only) never
+     * holds every state of an honest topic at once, so a topic that comes
+     * back is a hit, costing a lookup and a partial walk. */
+    const char *costly = dfa_templates[7];
+    s = selector_try_new(costly, strlen(costly));
+    selector__dfa_limit(s, 3, SELECTOR__DFA_KEEP);
+    const char *t1 = "https://honest.example/i/000001", *t2 = "urn:x:y/z";
+    ASSERT_EQ(probed(c, s, t1, 31, 0, &pr), 0);
+    ASSERT_UEQ(pr.misses, 1);
+    ASSERT(s->dfa->flushes > 0);
+    ASSERT_EQ(probed(c, s, t2, 9, 0, &pr), 0);
+    ASSERT_EQ(probed(c, s, t1, 31, 0, &pr), 0);
+    ASSERT_UEQ(pr.hits, 1);
+    ASSERT_UEQ(pr.misses, 0);
+    ASSERT(pr.work <= SELECTOR_WORK_HIT + SELECTOR_WORK_MATCH + 31);
+    ASSERT_EQ(probed(c, s, t1, 31, 1, &pr), 0); /* known: from the cache */
+    ASSERT_UEQ(pr.hits, 1);
+
+    /* Given up (the fallback at the first bad flush): every match is an
+     * NFA simulation, the cache serves topics that come back. */
+    selector__dfa_limit(s, 3, SELECTOR__DFA_EAGER);
+    char t[40];
+    for (int i = 0; i < 100 && !(s->dfa && s->dfa->nfa_only); i++) {
+        snprintf(t, sizeof(t), "https://honest.example/i/%06d", i);
+        (void)selector_cache_match(c, s, t, 31);
+    }
+    ASSERT(s->dfa->nfa_only);
+    snprintf(t, sizeof(t), "https://honest.example/j/%06d", 1);
+    ASSERT_EQ(probed(c, s, t, 31, 1, &pr), -1); /* not known, not simulated */
+    ASSERT_UEQ(pr.work, SELECTOR_WORK_HIT);
+    /* the match may retry the DFA (EAGER: at once), whose first steps
+     * then cost NFA steps too: either way, states x bytes */
+    ASSERT_EQ(probed(c, s, t, 31, 0, &pr), 0);
+    ASSERT_UEQ(pr.misses, 1);
+    ASSERT(pr.work > 31 * 10);
+    /* EAGER gives up again at its first bad flush: the cache answers */
+    for (int i = 0; i < 100 && !s->dfa->nfa_only; i++) {
+        snprintf(t, sizeof(t), "https://honest.example/k/%06d", i);
+        (void)selector_cache_match(c, s, t, 31);
+    }
+    ASSERT(s->dfa->nfa_only);
+    ASSERT_EQ(probed(c, s, t, 31, 0, &pr), 0);
+    ASSERT_UEQ(pr.hits, 1);
+    ASSERT_UEQ(pr.work, SELECTOR_WORK_HIT);
+
+    /* Longer than the cache keeps (512): never cached, never a hit or a
+     * miss; known_only answers only from a DFA that knows the way. */
+    selector__dfa_limit(s, 0, SELECTOR__DFA_NORMAL);
+    char long_topic[600];
+    memset(long_topic, 'a', sizeof(long_topic));
+    ASSERT_EQ(probed(c, s, long_topic, sizeof(long_topic), 1, &pr), -1);
+    ASSERT_UEQ(pr.hits + pr.misses, 0);
+    ASSERT_EQ(probed(c, s, long_topic, sizeof(long_topic), 0, &pr), 0);
+    ASSERT_UEQ(pr.hits + pr.misses, 0);
+    ASSERT_EQ(probed(c, s, long_topic, sizeof(long_topic), 1, &pr), 0);
+    ASSERT_UEQ(pr.work, SELECTOR_WORK_MATCH + sizeof(long_topic));
+
+    /* Without a cache, known_only is the DFA alone; exact and "*" always
+     * answer, from no cache. */
+    ASSERT_EQ(selector_cache_known(NULL, s, long_topic, sizeof(long_topic)), 0);
+    ASSERT_EQ(selector_cache_known(NULL, s, t1, 31), -1);
+    selector_t *exact = selector_try_new("urn:a", 5), *star = selector_try_new("*", 1);
+    ASSERT_EQ(probed(c, exact, "urn:a", 5, 1, &pr), 1);
+    ASSERT_UEQ(pr.work + pr.hits + pr.misses, 0);
+    ASSERT_EQ(probed(c, exact, "urn:b", 5, 1, &pr), 0);
+    ASSERT_EQ(probed(c, star, "urn:b", 5, 1, &pr), 1);
+    ASSERT_UEQ(pr.work + pr.hits + pr.misses, 0);
+    selector_free(exact);
+    selector_free(star);
+    selector_free(s);
+    selector_cache_free(c);
+}
+
+/* What a caller's budget relies on (selector.h, selector_cache_work): over
+ * every test template, random topics and every DFA regime (the default
+ * cap, flushes only, eager fallbacks), one match through the cache never
+ * reports more than about states x topic length (the fixed costs, a
+ * lookup, and per byte each NFA state scanned, a set's hash and a step),
+ * and the same topic again, about its length (a DFA walk, or a lookup
+ * after a partial walk). And what the work says is what was done: a warm
+ * template reports one unit per byte, not its states. */
+static void test_work_bounds(void)
+{
+    selector_cache_t *c = selector_cache_new(1024);
+    char buf[256];
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(dfa_templates) / sizeof(dfa_templates[0]); i++) {
+        selector_t *s = selector_try_new(dfa_templates[i], strlen(dfa_templates[i]));
+        uint64_t ns = (uint64_t)selector_num_states(s), words = (ns + 63) / 64, p = (uint64_t)s->prefix_len;
+        static const int limits[] = {0, 3, 4};
+        static const int modes[] = {SELECTOR__DFA_NORMAL, SELECTOR__DFA_KEEP, SELECTOR__DFA_EAGER};
+        for (int regime = 0; regime < 3; regime++) {
+            selector__dfa_limit(s, limits[regime], modes[regime]);
+            for (int k = 0; k < 1000; k++) {
+                uint64_t n = (uint64_t)make_topic(s, buf, 200);
+                int fresh = s->dfa == NULL; /* this match may make the DFA */
+                probe_t first, again;
+                int r = probed(c, s, buf, n, 0, &first);
+                int r2 = probed(c, s, buf, n, 0, &again);
+                uint64_t cold = SELECTOR_WORK_HIT + 2 * (SELECTOR_WORK_MATCH + p / 16) +
+                                (n + 1) * (ns + words + 2) + (fresh ? SELECTOR_WORK_DFA_NEW(ns) : 0);
+                uint64_t warm = SELECTOR_WORK_HIT + SELECTOR_WORK_MATCH + p / 16 + n;
+                if ((first.work > cold || again.work > warm || r != r2 ||
+                     r != selector_match_nfa(s, buf, n)) &&
+                    bad++ < 3)
+                    TEST_FAIL_AT(
+                        "%s (regime %d) on \"%.*s\": work %llu (bound %llu), again %llu (bound %llu), "
+                        "answers %d %d",
+                        s->text, regime, (int)n, buf, (unsigned long long)first.work,
+                        (unsigned long long)cold, (unsigned long long)again.work, (unsigned long long)warm, r,
+                        r2);
+            }
+        }
+        selector_free(s);
+    }
+    ASSERT_EQ(bad, 0);
+
+    /* The costly template, warm, against fresh honest topics: one unit a
+     * byte; its plain NFA, ~300 states a byte. */
+    const char *costly = dfa_templates[7];
+    selector_t *s = selector_try_new(costly, strlen(costly));
+    char t[40];
+    for (int i = 0; i < 20; i++) {
+        snprintf(t, sizeof(t), "https://honest.example/i/%06d", i);
+        (void)selector_cache_match(c, s, t, 31);
+    }
+    probe_t pr;
+    snprintf(t, sizeof(t), "https://honest.example/i/%06d", 999999);
+    ASSERT_EQ(probed(c, s, t, 31, 0, &pr), 0);
+    ASSERT_UEQ(pr.work, SELECTOR_WORK_MATCH + 31);
+    uint64_t nfa = 0;
+    (void)template_match(s, t, 31, &nfa);
+    ASSERT(nfa > 100 * pr.work);
+    ASSERT(nfa <= SELECTOR_WORK_MATCH + 32 * (uint64_t)selector_num_states(s));
+    selector_free(s);
+    selector_cache_free(c);
+}
+
+/* ---- threads: the DFA's owner ------------------------------------------------------- */
+
+typedef struct thread_arg {
+    selector_t *sel;
+    const char *topic;
+    int result;
+} thread_arg_t;
+
+static void *match_nfa_thread(void *p)
+{
+    thread_arg_t *a = p;
+    a->result = selector_match_nfa(a->sel, a->topic, strlen(a->topic));
+    return NULL;
+}
+
+static void *match_dfa_thread(void *p)
+{
+    thread_arg_t *a = p;
+    a->result = selector_match(a->sel, a->topic, strlen(a->topic));
+    return NULL;
+}
+
+/* selector_match_nfa reads a template from any thread while its owner
+ * matches it; a selector_match on another thread than the DFA's owner
+ * fails its assert (in a child process: it aborts). */
+static void test_dfa_owner_thread(void)
+{
+    const char *tx = "https://ex.com/{+path}";
+    selector_t *s = selector_try_new(tx, strlen(tx));
+    ASSERT(selector_match(s, "https://ex.com/a/b", 18));
+    ASSERT(s->dfa->owner == thread_token());
+    thread_arg_t a = {s, "https://ex.com/c/d", -1};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, match_nfa_thread, &a), 0);
+    for (int i = 0; i < 1000; i++) /* concurrently: the owner grows the DFA */
+        ASSERT(selector_match(s, "https://ex.com/x?y=z", 20));
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    ASSERT_EQ(a.result, 1);
+
+    /* A template first matched on a thread belongs to it: that thread may
+     * go on matching it (the same token), and no other. */
+    selector_t *mine = selector_try_new(tx, strlen(tx));
+    thread_arg_t b = {mine, "https://ex.com/e", -1};
+    ASSERT_EQ(pthread_create(&th, NULL, match_dfa_thread, &b), 0);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    ASSERT_EQ(b.result, 1);
+    ASSERT(mine->dfa->owner != thread_token());
+    selector_free(mine);
+
+#ifndef NDEBUG /* the owner check is an assert */
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        /* the child: its main thread is not the DFA's owner either */
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, 2);
+        thread_arg_t x = {s, "https://ex.com/f", -1};
+        pthread_t t2;
+        if (pthread_create(&t2, NULL, match_dfa_thread, &x) == 0)
+            pthread_join(t2, NULL);
+        _exit(0); /* the assert did not fire */
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+#endif
+    selector_free(s);
+}
+
 int main(void)
 {
     TEST_MAIN_BEGIN();
@@ -515,6 +832,7 @@ int main(void)
     TEST_RUN(test_operators);
     TEST_RUN(test_prefix_modifier);
     TEST_RUN(test_invalid_templates_are_exact);
+    TEST_RUN(test_value_classes_shared);
     TEST_RUN(test_cache_agrees_and_hits);
     TEST_RUN(test_cache_work);
     TEST_RUN(test_hostile_topic_is_linear);
@@ -522,5 +840,8 @@ int main(void)
     TEST_RUN(test_dfa_flush_and_fallback);
     TEST_RUN(test_dfa_cost);
     TEST_RUN(test_dfa_memory_bound);
+    TEST_RUN(test_cache_paths);
+    TEST_RUN(test_work_bounds);
+    TEST_RUN(test_dfa_owner_thread);
     TEST_MAIN_END();
 }
