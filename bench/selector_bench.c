@@ -18,6 +18,12 @@
  *   gcc -std=gnu11 -O2 -D_GNU_SOURCE -Isrc -o build/selector_bench \
  *       bench/selector_bench.c src/selector.c src/siphash.c -pthread
  *   build/selector_bench [passes]
+ *
+ * The plain NFA it replaced: the same file against the selector.c of main
+ * before the DFA (git show 4032316:src/selector.c, and its selector.h).
+ * Measured (best of 20 passes, 2-core machine, load ~2.5): typical 206 ->
+ * 8 ns, costly 27,083 -> 43 ns, dfa-hostile 4,000 -> 3,300 ns (it runs as
+ * an NFA on the DFA's preallocated sets).
  */
 #include "selector.h"
 
