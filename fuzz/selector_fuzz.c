@@ -10,7 +10,8 @@
  * Properties (abort() on any violation):
  *   - compiling and matching never crash, and matching is deterministic:
  *     the answer uncached and twice through the cache (the DFA, the cache
- *     or a match) agree;
+ *     or a match) agree; selector_cache_known gives that answer or -1
+ *     before, and the answer right after (topics the cache keeps);
  *   - a selector without '{' is exact: it matches the topic iff equal;
  *   - for a valid template, two expansions built here independently must
  *     match: every variable undefined (the literal skeleton), and the first
@@ -39,8 +40,13 @@ static selector_cache_t *cache;
 static int cached(selector_t *s, const char *t, size_t n)
 {
     int a = selector_match(s, t, n);
+    int k = selector_cache_known(cache, s, t, n);
+    CHECK(k == -1 || k == a);
     CHECK(selector_cache_match(cache, s, t, n) == a);
     CHECK(selector_cache_match(cache, s, t, n) == a);
+    /* right after a match, its answer is known: the DFA's way or the cache's entry */
+    if (n <= 512)
+        CHECK(selector_cache_known(cache, s, t, n) == a);
     return a;
 }
 
