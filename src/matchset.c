@@ -63,8 +63,8 @@ int matchset_match_one(const matchset_t *m, size_t i, const char *topic, size_t 
     const one_t *o = &m->v[i];
     if (o->g->wildcard)
         return 1;
-    if (o->sel)
-        return selector_match(o->sel, topic, len);
+    if (o->sel) /* the NFA: no DFA to build for a set matched a few times, and m stays const */
+        return selector_match_nfa(o->sel, topic, len);
     if (o->pat)
         return urlpattern_match(o->pat, topic, len);
     return o->g->len == len && memcmp(o->g->text, topic, len) == 0;

@@ -25,7 +25,10 @@
  * GRANT_MAX_MATCHER_LEN; classic selectors by the token size); a URL
  * pattern match by URLPATTERN_MAX_STEPS.
  *
- * Threads: a matchset belongs to its caller.
+ * Threads: a matchset belongs to its caller. Matching never mutates it
+ * (templates run as NFAs, selector_match_nfa; URL patterns are immutable):
+ * a set is matched a few times and freed, so a lazy DFA (selector.h) would
+ * cost more to build than it saves.
  */
 #ifndef COURANT_MATCHSET_H
 #define COURANT_MATCHSET_H

@@ -5,19 +5,75 @@
  * has at most one consuming edge (a byte, or a class of bytes) to `next`,
  * and at most two epsilon edges. The builder keeps every state within those
  * limits by giving each run of value characters a state of its own (its
- * self-loop must not be shared with other edges).
+ * self-loop must not be shared with other edges). States 0 .. prefix_len
+ * are the literal text before the first expression, one byte edge each,
+ * no epsilon edges: a match compares those bytes with memcmp and runs the
+ * automaton from state prefix_len.
+ *
+ * The lazy DFA (RE2's, in small): simulating the NFA costs one step per
+ * live NFA state per topic byte, and a template of many adjacent reserved
+ * expansions keeps ~300 alive ("{+a}{+b}...{+E}/never": 30 us per 31-byte
+ * topic). But the set of live NFA states after a byte depends only on the
+ * set before it and on the byte's class, so each template memoizes those
+ * steps, built on demand as topics need them:
+ *
+ *   bclass[256]: byte -> class (bytes no edge tells apart share one; 2 to 20
+ *                classes for real templates: each literal byte after the
+ *                first expression, plus one per distinct mix of value sets)
+ *   arena (one allocation, grown by doubling up to the cap):
+ *     sets    [cap][words]  uint64  DFA state i = a set of NFA states
+ *     hashes  [cap]         uint32  of each set
+ *     trans   [cap][ncls]   int16   next DFA state, or DFA_UNKNOWN
+ *     slots   [2 cap, pow2] int16   open-addressing table: set -> state
+ *   state 0 (DFA_DEAD) is the empty set, state 1 (DFA_START) the closure of
+ *   state prefix_len; a match with every step known is one table load per
+ *   byte. An unknown step is one NFA step from the state's set (what every
+ *   byte costs without the DFA), then a hash lookup: an existing state, or a
+ *   new one.
+ *
+ * Bounded memory: the arena never exceeds DFA_MAX_BYTES (4 KiB). When it is
+ * full, it is flushed (emptied, back to the dead and start states) and the
+ * match goes on from the state it was building, as RE2 does. If flushes
+ * keep coming without the states paying for themselves (fewer than
+ * DFA_STEPS_PER_STATE table steps per state built, DFA_BAD_FLUSHES times in
+ * a row), the template's topics do not fit any small DFA (a bounded run
+ * after an unbounded one, "{+a}/{+b:16}", needs a state per subset of the
+ * last 17 positions): the arena is freed and the template is simulated as
+ * an NFA, on the DFA's preallocated sets, from the very state where the DFA
+ * gave up; after 16 times the work giving up cost, spent as an NFA, the DFA
+ * is tried again (topics change). Whatever path a match takes, the answer
+ * is the NFA's; template_match (the plain simulation) stays as the
+ * reference the tests and the fuzzer compare against.
+ *
+ * Memory per template: the NFA (12 bytes a state), its value classes (32
+ * bytes each, one per operator its expressions use), then at the first match the DFA header and scratch (~600
+ * bytes plus 4 set words and 2 bytes per NFA state) and its arena (at most
+ * 4 KiB). At the limits (--max-templates-per-worker 10,000 templates of
+ * --max-template-states 512), that is about 6 + 2 + 4 KiB per template: the
+ * DFA at most doubles what the NFAs already cost.
+ *
+ * Threads: the DFA, its counters and its scratch sets are plain memory that
+ * every match but selector_match_nfa writes, with no lock and no atomic
+ * (a lock per match would cost what a warm match does). The DFA records
+ * the thread that made it (`owner`, the address of a thread-local byte) and
+ * every match through it asserts it runs there: a caller that shared a
+ * template across workers would fail at once in any build with asserts,
+ * not as a rare race. The NFA (states, classes, text) is written only by
+ * selector_try_new, so selector_match_nfa reads it from any thread.
  */
 #include "selector.h"
 
 #include "siphash.h"
 
+#include <assert.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_TEMPLATE 2048 /* longer selectors are exact topics */
 #define MAX_STATES 4096
-#define MAX_CLASSES 64
+#define MAX_CLASSES 64   /* distinct value classes: at most 16 (8 operators, exploded or not) */
+#define MAX_VARIABLES 64 /* expansions built, two per variable (first or later one): 32 variables */
 #define MAX_BOUNDED_PREFIX 16
 
 enum { EDGE_NONE, EDGE_BYTE, EDGE_CLASS };
@@ -34,15 +90,23 @@ typedef struct cls {
     uint64_t bits[4];
 } cls_t;
 
+typedef struct dfa dfa_t;
+static void dfa_free(dfa_t *d);
+
 struct selector {
-    uint64_t id; /* unique for the process's life: the cache key */
-    selector_kind_t kind;
-    size_t len;
-    char *text;       /* owns: the selector, NUL-terminated */
-    nstate_t *states; /* owns (TEMPLATE): states[0] starts, `accept` ends */
-    int num_states, accept;
-    cls_t *classes; /* owns (TEMPLATE) */
-    int num_classes;
+    uint64_t id;          /* unique for the process's life: the cache key */
+    selector_kind_t kind; /* exact, "*" or template */
+    size_t len;           /* bytes of text */
+    char *text;           /* owns: the selector, NUL-terminated */
+    nstate_t *states;     /* owns (TEMPLATE): states[0] starts, `accept` ends */
+    int num_states;       /* in states (TEMPLATE) */
+    int accept;           /* the accepting state (TEMPLATE) */
+    cls_t *classes;       /* owns (TEMPLATE): the value classes edges refer to */
+    int num_classes;      /* in classes */
+    int prefix_len;       /* TEMPLATE: literal bytes before the first expression (= its state) */
+    int dfa_limit;        /* TEMPLATE: DFA states at most (0: what DFA_MAX_BYTES holds); tests lower it */
+    uint8_t dfa_mode;     /* TEMPLATE: SELECTOR__DFA_* (tests: flushes only, or eager fallbacks) */
+    dfa_t *dfa;           /* owns (TEMPLATE): made at the first match; mutated by every match */
 };
 
 static atomic_uint_fast64_t next_id = 1;
@@ -91,7 +155,9 @@ typedef struct builder {
     int n, cap;
     cls_t *cls;
     int ncls;
-    int failed; /* out of room or memory: the selector becomes exact */
+    int cls_key[MAX_CLASSES]; /* the (operator, explode) each class of cls was made for */
+    int nvars;                /* variable expansions built so far (MAX_VARIABLES) */
+    int failed;               /* out of room or memory: the selector becomes exact */
 } builder_t;
 
 static int new_state(builder_t *b)
@@ -190,12 +256,20 @@ static int named_op(char op) { return op == ';' || op == '?' || op == '&'; }
 /* One variable's expansion, from `from`; returns the end state. */
 static int variable(builder_t *b, int from, char op, const varspec_t *v)
 {
-    if (b->ncls == MAX_CLASSES) {
+    if (b->nvars++ == MAX_VARIABLES) {
         b->failed = 1;
         return from;
     }
-    int c = b->ncls++;
-    value_class(&b->cls[c], op, v->explode);
+    /* Variables of one operator (and explode flag) share their class: a
+     * DFA tells bytes apart by which classes hold them, and the 31
+     * variables of "{+a}{+b}...{+E}" made 31 identical classes to test. */
+    int key = (unsigned char)op * 2 + (v->explode != 0), c = 0;
+    while (c < b->ncls && b->cls_key[c] != key)
+        c++;
+    if (c == b->ncls) {
+        b->cls_key[c] = key;
+        value_class(&b->cls[b->ncls++], op, v->explode);
+    }
     int start = new_state(b);
     eps(b, from, start);
     int at = start;
@@ -384,11 +458,20 @@ selector_t *selector_try_new(const char *s, size_t len)
     int accept;
     if (b.cls && compile(&b, s, len, &accept) == 0) {
         sel->kind = SELECTOR_TEMPLATE;
-        sel->states = b.st;
+        /* The builder grew both arrays by doubling: give back the slack
+         * (up to half the states, and most of MAX_CLASSES x 32 bytes), held
+         * for as long as the template is. */
+        nstate_t *st = realloc(b.st, (size_t)b.n * sizeof(*st));
+        cls_t *cls = realloc(b.cls, (size_t)b.ncls * sizeof(*cls));
+        sel->states = st ? st : b.st;
         sel->num_states = b.n;
         sel->accept = accept;
-        sel->classes = b.cls;
+        sel->classes = cls ? cls : b.cls;
         sel->num_classes = b.ncls;
+        sel->prefix_len = (int)((const char *)memchr(s, '{', len) - s);
+        for (int k = 0; k < sel->prefix_len; k++) /* the chain a match skips with memcmp */
+            assert(sel->states[k].edge == EDGE_BYTE && sel->states[k].next == k + 1 &&
+                   sel->states[k].eps[0] < 0 && (unsigned char)s[k] == sel->states[k].byte);
         return sel;
     }
     /* Not a template: an exact topic that happens to contain braces. */
@@ -402,6 +485,7 @@ void selector_free(selector_t *sel)
     if (!sel)
         return;
     free(sel->text);
+    dfa_free(sel->dfa);
     free(sel->states);
     free(sel->classes);
     free(sel);
@@ -413,7 +497,7 @@ size_t selector_len(const selector_t *sel) { return sel->len; }
 uint64_t selector_id(const selector_t *sel) { return sel->id; }
 int selector_num_states(const selector_t *sel) { return sel->num_states; }
 
-/* ---- simulation ---------------------------------------------------------------- */
+/* ---- the reference: plain NFA simulation ------------------------------------------ */
 
 typedef struct stateset {
     int32_t *list;
@@ -438,9 +522,12 @@ static void add_closure(const selector_t *sel, stateset_t *set, uint32_t gen, in
     }
 }
 
-/* Simulates the NFA over `topic`; adds to *work the states it scanned (one
- * per active state per byte, plus the start's closure): the cost of this
- * match, which a caller bounding its time reads (selector_cache_work). */
+/* Simulates the NFA over `topic` from state 0, with no DFA and no shortcut:
+ * selector_match_nfa (one-shot matches on any thread, and the reference the
+ * DFA must agree with), and the path of last resort when the DFA cannot be
+ * allocated. Reads only what selector_try_new wrote. Adds to *work the
+ * states it scanned (one per active state per byte, plus the start's
+ * closure) and SELECTOR_WORK_MATCH. Allocates its sets per call. */
 static int template_match(const selector_t *sel, const char *topic, size_t len, uint64_t *work)
 {
     int ns = sel->num_states;
@@ -481,7 +568,496 @@ static int template_match(const selector_t *sel, const char *topic, size_t len, 
     return matched;
 }
 
-int selector_match(const selector_t *sel, const char *topic, size_t len)
+int selector_match_nfa(const selector_t *sel, const char *topic, size_t len)
+{
+    uint64_t work = 0;
+    if (sel->kind == SELECTOR_ANY)
+        return 1;
+    if (sel->kind == SELECTOR_EXACT)
+        return len == sel->len && memcmp(topic, sel->text, len) == 0;
+    return template_match(sel, topic, len, &work);
+}
+
+/* ---- NFA-state sets as bitsets (what a DFA state is made of) ---------------------- */
+
+static int set_has(const uint64_t *set, int s) { return (set[s >> 6] >> (s & 63)) & 1; }
+static void set_add(uint64_t *set, int s) { set[s >> 6] |= 1ull << (s & 63); }
+
+/* Adds s and its epsilon closure. The set is its own mark: a state is pushed
+ * at most once, so the stack never holds more than num_states entries. */
+static void set_add_closure(const selector_t *sel, uint64_t *set, int s, int16_t *stack)
+{
+    if (set_has(set, s))
+        return;
+    set_add(set, s);
+    int top = 0;
+    stack[top++] = (int16_t)s;
+    while (top) {
+        const nstate_t *x = &sel->states[stack[--top]];
+        for (int k = 0; k < 2; k++)
+            if (x->eps[k] >= 0 && !set_has(set, x->eps[k])) {
+                set_add(set, x->eps[k]);
+                stack[top++] = (int16_t)x->eps[k];
+            }
+    }
+}
+
+/* One NFA step: adds to `to` (closed under epsilon) every state reached from
+ * a state of `from` (closed) by consuming `ch`. Returns the states of `from`
+ * scanned: the work units of this step, as the plain simulation counts. */
+static uint64_t set_step(const selector_t *sel, const uint64_t *from, int words, unsigned char ch,
+                         uint64_t *to, int16_t *stack)
+{
+    uint64_t scanned = 0;
+    for (int w = 0; w < words; w++)
+        for (uint64_t bits = from[w]; bits; bits &= bits - 1) {
+            const nstate_t *st = &sel->states[w * 64 + __builtin_ctzll(bits)];
+            scanned++;
+            if ((st->edge == EDGE_BYTE && st->byte == ch) ||
+                (st->edge == EDGE_CLASS && cls_has(&sel->classes[st->cls], ch)))
+                set_add_closure(sel, to, st->next, stack);
+        }
+    return scanned;
+}
+
+/* ---- the lazy DFA ---------------------------------------------------------------- */
+
+#define DFA_MAX_BYTES 4096        /* an arena's cap (see the top of this file) */
+#define DFA_MIN_STATES 3          /* dead, start, and the one being built: always room */
+#define DFA_FIRST_STATES 8        /* the arena's first size; it doubles up to the cap */
+#define DFA_STEPS_PER_STATE 10    /* a flush below this many table steps per state built is bad */
+#define DFA_BAD_FLUSHES 3         /* in a row: give up on the DFA, simulate the NFA */
+#define DFA_RETRY_FACTOR 16       /* ... and try it again after 16 x what giving up cost, as NFA work */
+#define DFA_DEAD 0                /* the empty set: no match whatever follows */
+#define DFA_START 1               /* the closure of state prefix_len */
+#define DFA_UNKNOWN ((int16_t)-1) /* a transition not computed yet */
+
+struct dfa {
+    uint8_t bclass[256]; /* byte -> its class: bytes no edge tells apart share one */
+    int ncls;            /* classes: entries per transition row */
+    int words;           /* uint64_t words per NFA-state set */
+    int max_states;      /* the cap: the arena never holds more (DFA_MAX_BYTES, or dfa_limit) */
+    int cap;             /* states the arena holds now (doubles up to max_states) */
+    int n;               /* states built: DFA_DEAD, DFA_START, then the rest */
+    uint32_t slot_mask;  /* slots - 1; slots >= 2 cap keeps the table at most half full */
+    void *arena;         /* owns: the four arrays below in one block; NULL while nfa_only */
+    uint64_t *sets;      /* in arena: [cap][words], state i's NFA states (closed) */
+    uint32_t *hashes;    /* in arena: [cap], set_hash of each set */
+    int16_t *trans;      /* in arena: [cap][ncls], the next state's row (id x ncls) or DFA_UNKNOWN */
+    int16_t *slots;      /* in arena: [slot_mask + 1], state ids or -1: set -> state */
+    uint64_t stepped;    /* table steps since the last flush */
+    uint64_t built;      /* states built since the last flush */
+    uint64_t flushes;    /* so far (tests) */
+    uint32_t gave_up;    /* times the DFA gave up so far (tests) */
+    uint8_t bad_flushes; /* bad flushes in a row */
+    uint8_t nfa_only;    /* gave up: every match simulates the NFA on cur and nxt */
+    uint64_t nfa_work;   /* work done as an NFA since giving up (DFA_RETRY_FACTOR) */
+    uint8_t *rep;        /* in mem: [ncls], a byte of each class (what an NFA step tests) */
+    uint64_t *start;     /* in mem: [words], DFA_START's set, kept across flushes */
+    uint64_t *tmp;       /* in mem: [words], the set being built */
+    uint64_t *cur, *nxt; /* in mem: [words] each, the NFA simulation's sets */
+    int16_t *stack;      /* in mem: [num_states], the epsilon closure's work list */
+    const void *owner;   /* the thread that made it (thread_token): the only one that may match */
+    uint64_t mem[];      /* owns: the scratch above, allocated with the header */
+};
+
+/* A value unique to the calling thread while it lives (the address of a
+ * thread-local byte): what dfa_t.owner holds. Cheaper than pthread_self()
+ * and comparable with ==. */
+static _Thread_local char thread_mark;
+static const void *thread_token(void) { return &thread_mark; }
+
+static void dfa_free(dfa_t *d)
+{
+    if (!d)
+        return;
+    free(d->arena);
+    free(d);
+}
+
+/* Byte classes over the edges of states from `first` on (those before it are
+ * the literal prefix, never in a DFA state): a literal byte is a class of
+ * its own; the other bytes are grouped by which value classes hold them.
+ * Fills d->bclass, returns the number of classes and their representatives
+ * in rep[] (the lowest byte of each). */
+static int byte_classes(const selector_t *sel, int first, uint8_t bclass[256], uint8_t rep[256])
+{
+    uint64_t used = 0, lit[4] = {0};
+    for (int x = first; x < sel->num_states; x++) {
+        const nstate_t *st = &sel->states[x];
+        if (st->edge == EDGE_BYTE)
+            lit[st->byte >> 6] |= 1ull << (st->byte & 63);
+        else if (st->edge == EDGE_CLASS)
+            used |= 1ull << st->cls; /* cls < MAX_CLASSES = 64 */
+    }
+    uint64_t masks[256]; /* the value-class mask of each non-literal class so far */
+    int16_t mask_class[256];
+    int nmasks = 0, ncls = 0;
+    for (int b = 0; b < 256; b++) {
+        if ((lit[b >> 6] >> (b & 63)) & 1) {
+            rep[ncls] = (uint8_t)b;
+            bclass[b] = (uint8_t)ncls++;
+            continue;
+        }
+        uint64_t mask = 0;
+        for (uint64_t u = used; u; u &= u - 1) {
+            int c = __builtin_ctzll(u);
+            if (cls_has(&sel->classes[c], (unsigned char)b))
+                mask |= 1ull << c;
+        }
+        int k = 0;
+        while (k < nmasks && masks[k] != mask)
+            k++;
+        if (k == nmasks) {
+            masks[nmasks] = mask;
+            mask_class[nmasks++] = (int16_t)ncls;
+            rep[ncls++] = (uint8_t)b;
+        }
+        bclass[b] = (uint8_t)mask_class[k];
+    }
+    return ncls;
+}
+
+static uint32_t set_hash(const uint64_t *set, int words)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (int w = 0; w < words; w++) {
+        h = (h ^ set[w]) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+    }
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+/* The state whose set is `set`, or -1 with *slot the free slot to put it in. */
+static int dfa_find(const dfa_t *d, const uint64_t *set, uint32_t h, uint32_t *slot)
+{
+    size_t bytes = (size_t)d->words * sizeof(uint64_t);
+    for (uint32_t i = h & d->slot_mask;; i = (i + 1) & d->slot_mask) {
+        int id = d->slots[i];
+        if (id < 0) {
+            *slot = i;
+            return -1;
+        }
+        if (d->hashes[id] == h && memcmp(d->sets + (size_t)id * d->words, set, bytes) == 0)
+            return id;
+    }
+}
+
+/* Appends a state for `set` (not present; the arena has room), linked at `slot`. */
+static int dfa_add(dfa_t *d, const uint64_t *set, uint32_t h, uint32_t slot)
+{
+    int id = d->n++;
+    memcpy(d->sets + (size_t)id * d->words, set, (size_t)d->words * sizeof(uint64_t));
+    d->hashes[id] = h;
+    for (int c = 0; c < d->ncls; c++)
+        d->trans[(size_t)id * d->ncls + c] = id == DFA_DEAD ? 0 : DFA_UNKNOWN; /* row 0: dead */
+    d->slots[slot] = (int16_t)id;
+    d->built++;
+    return id;
+}
+
+static void dfa_put(dfa_t *d, const uint64_t *set)
+{
+    uint32_t h = set_hash(set, d->words), slot;
+    int found = dfa_find(d, set, h, &slot);
+    assert(found < 0);
+    (void)found;
+    dfa_add(d, set, h, slot);
+}
+
+/* Makes an arena of `cap` states and moves the built states into it. 0, or
+ * -1 when out of memory (the old arena is kept). */
+static int dfa_resize(dfa_t *d, int cap)
+{
+    uint32_t nslots = 4;
+    while (nslots < 2 * (uint32_t)cap)
+        nslots *= 2;
+    size_t sets = (size_t)cap * d->words * sizeof(uint64_t), hashes = (size_t)cap * sizeof(uint32_t),
+           trans = (size_t)cap * d->ncls * sizeof(int16_t);
+    char *a = malloc(sets + hashes + trans + nslots * sizeof(int16_t));
+    if (!a)
+        return -1;
+    uint64_t *nsets = (uint64_t *)a;
+    uint32_t *nhashes = (uint32_t *)(a + sets);
+    int16_t *ntrans = (int16_t *)(a + sets + hashes), *nslot = (int16_t *)(a + sets + hashes + trans);
+    if (d->n) {
+        memcpy(nsets, d->sets, (size_t)d->n * d->words * sizeof(uint64_t));
+        memcpy(nhashes, d->hashes, (size_t)d->n * sizeof(uint32_t));
+        memcpy(ntrans, d->trans, (size_t)d->n * d->ncls * sizeof(int16_t));
+    }
+    memset(nslot, 0xff, nslots * sizeof(int16_t)); /* -1: empty */
+    for (int id = 0; id < d->n; id++) {
+        uint32_t i = nhashes[id] & (nslots - 1);
+        while (nslot[i] >= 0)
+            i = (i + 1) & (nslots - 1);
+        nslot[i] = (int16_t)id;
+    }
+    free(d->arena);
+    d->arena = a;
+    d->sets = nsets;
+    d->hashes = nhashes;
+    d->trans = ntrans;
+    d->slots = nslot;
+    d->slot_mask = nslots - 1;
+    d->cap = cap;
+    return 0;
+}
+
+/* Empties the arena back to the dead and start states (d->tmp, the set a
+ * flush is making room for, is left alone). */
+static void dfa_reset(dfa_t *d)
+{
+    d->n = 0;
+    memset(d->slots, 0xff, (d->slot_mask + 1) * sizeof(int16_t));
+    memset(d->cur, 0, (size_t)d->words * sizeof(uint64_t)); /* the NFA's set: free in DFA mode */
+    dfa_put(d, d->cur);                                     /* DFA_DEAD */
+    dfa_put(d, d->start);
+    d->stepped = d->built = 0;
+}
+
+/* The DFA state cap for this template: what DFA_MAX_BYTES holds (a state
+ * costs its set, hash, row and at most 4 slots of 2 bytes), or the test
+ * hook's; transitions hold row offsets (id x ncls), which must fit int16. */
+static int dfa_max_states(const selector_t *sel, int words, int ncls)
+{
+    size_t per_state =
+        (size_t)words * sizeof(uint64_t) + sizeof(uint32_t) + (size_t)ncls * sizeof(int16_t) + 8;
+    size_t n = DFA_MAX_BYTES / per_state;
+    if (sel->dfa_limit)
+        n = (size_t)sel->dfa_limit;
+    if (n > (size_t)INT16_MAX / (size_t)ncls)
+        n = (size_t)INT16_MAX / (size_t)ncls;
+    return n < DFA_MIN_STATES ? DFA_MIN_STATES : (int)n;
+}
+
+/* Makes the template's DFA (its first match): classes, scratch, a first
+ * arena with the dead and start states. NULL when out of memory. */
+static dfa_t *dfa_new(selector_t *sel)
+{
+    uint8_t bclass[256], rep[256];
+    int ncls = byte_classes(sel, sel->prefix_len, bclass, rep);
+    int words = (sel->num_states + 63) / 64;
+    size_t scratch =
+        (size_t)4 * words * sizeof(uint64_t) + (size_t)sel->num_states * sizeof(int16_t) + (size_t)ncls;
+    dfa_t *d = calloc(1, sizeof(*d) + scratch);
+    if (!d)
+        return NULL;
+    memcpy(d->bclass, bclass, sizeof(bclass));
+    d->ncls = ncls;
+    d->words = words;
+    d->start = d->mem;
+    d->tmp = d->start + words;
+    d->cur = d->tmp + words;
+    d->nxt = d->cur + words;
+    d->stack = (int16_t *)(d->nxt + words);
+    d->rep = (uint8_t *)(d->stack + sel->num_states);
+    memcpy(d->rep, rep, (size_t)ncls);
+    set_add_closure(sel, d->start, sel->prefix_len, d->stack);
+    d->owner = thread_token();
+    d->max_states = dfa_max_states(sel, words, ncls);
+    int first = d->max_states < DFA_FIRST_STATES ? d->max_states : DFA_FIRST_STATES;
+    if (dfa_resize(d, first)) {
+        free(d);
+        return NULL;
+    }
+    dfa_reset(d);
+    return d;
+}
+
+/* The arena is full and a new state is needed. Flushes it (1), or, when the
+ * states built since the last flush were not used enough to pay for
+ * themselves DFA_BAD_FLUSHES times in a row, gives up on the DFA for good:
+ * frees the arena and returns 0 (the caller goes on as an NFA). */
+static int dfa_flush(selector_t *sel, dfa_t *d)
+{
+    d->flushes++;
+    if (d->stepped < DFA_STEPS_PER_STATE * d->built)
+        d->bad_flushes++;
+    else
+        d->bad_flushes = 0;
+    int give_up =
+        sel->dfa_mode == SELECTOR__DFA_EAGER ? d->bad_flushes >= 1 : d->bad_flushes >= DFA_BAD_FLUSHES;
+    if (give_up && sel->dfa_mode != SELECTOR__DFA_KEEP) {
+        free(d->arena);
+        d->arena = NULL;
+        d->sets = NULL;
+        d->hashes = NULL;
+        d->trans = NULL;
+        d->slots = NULL;
+        d->n = d->cap = 0;
+        d->nfa_only = 1;
+        d->nfa_work = 0;
+        d->gave_up++;
+        return 0;
+    }
+    dfa_reset(d);
+    return 1;
+}
+
+/* The state after `s` on a byte of class `c`, which is not known yet: one
+ * NFA step from s's set into d->tmp, then an existing state or a new one
+ * (growing the arena, or flushing it; after a flush s is gone, so the
+ * transition is not recorded). Adds the step's work. Returns the state, or
+ * -1 when the DFA gave up: d->tmp is then the set to go on from. */
+static int dfa_build(selector_t *sel, dfa_t *d, int s, int c, uint64_t *work)
+{
+    memset(d->tmp, 0, (size_t)d->words * sizeof(uint64_t));
+    *work += set_step(sel, d->sets + (size_t)s * d->words, d->words, d->rep[c], d->tmp, d->stack) +
+             (uint64_t)d->words;
+    uint32_t h = set_hash(d->tmp, d->words), slot;
+    int t = dfa_find(d, d->tmp, h, &slot);
+    if (t < 0) {
+        if (d->n == d->cap) {
+            int grown = d->cap < d->max_states &&
+                        dfa_resize(d, d->cap * 2 < d->max_states ? d->cap * 2 : d->max_states) == 0;
+            if (!grown) {
+                if (!dfa_flush(sel, d))
+                    return -1;
+                s = -1;
+            }
+            dfa_find(d, d->tmp, h, &slot); /* the table moved; the set is not in it */
+        }
+        t = dfa_add(d, d->tmp, h, slot);
+    }
+    if (s >= 0)
+        d->trans[(size_t)s * d->ncls + c] = (int16_t)(t * d->ncls);
+    return t;
+}
+
+/* Simulates the NFA over topic[0..len) from the closed set `from`, on the
+ * DFA's preallocated sets. Adds one unit per byte plus the states scanned. */
+static int nfa_run(const selector_t *sel, dfa_t *d, const uint64_t *from, const char *topic, size_t len,
+                   uint64_t *work)
+{
+    size_t bytes = (size_t)d->words * sizeof(uint64_t);
+    uint64_t *cur = d->cur, *nxt = d->nxt, scanned = 0;
+    memcpy(cur, from, bytes);
+    for (size_t i = 0; i < len; i++) {
+        memset(nxt, 0, bytes);
+        scanned += 1 + set_step(sel, cur, d->words, (unsigned char)topic[i], nxt, d->stack);
+        uint64_t *t = cur, any = 0;
+        cur = nxt;
+        nxt = t;
+        for (int w = 0; w < d->words; w++)
+            any |= cur[w];
+        if (!any)
+            break;
+    }
+    *work += scanned;
+    return set_has(cur, sel->accept);
+}
+
+/* A match as an NFA, once the DFA gave up. Topics change (an attacker's
+ * burst ends; the templates' usual topics come back), so after
+ * DFA_RETRY_FACTOR times the work that giving up took (DFA_BAD_FLUSHES
+ * arenas, each state one NFA step), spent as an NFA, the DFA gets a new
+ * arena: if it still does not pay, it gives up again, at a cost of at most
+ * 1/DFA_RETRY_FACTOR of the NFA work in between. */
+static int nfa_mode(selector_t *sel, dfa_t *d, const char *topic, size_t len, uint64_t *work)
+{
+    uint64_t w0 = *work;
+    int r = nfa_run(sel, d, d->start, topic, len, work);
+    d->nfa_work += *work - w0;
+    uint64_t fill = (uint64_t)d->max_states * (uint64_t)(sel->num_states + d->words + 1);
+    if (sel->dfa_mode == SELECTOR__DFA_EAGER)
+        fill = 0; /* the next match as an NFA retries */
+    if (d->nfa_work >= DFA_RETRY_FACTOR * DFA_BAD_FLUSHES * fill &&
+        dfa_resize(d, d->max_states < DFA_FIRST_STATES ? d->max_states : DFA_FIRST_STATES) == 0) {
+        d->nfa_only = 0;
+        d->bad_flushes = 0;
+        dfa_reset(d);
+    }
+    return r;
+}
+
+/* Steps the DFA from the state whose row is *row over u[i..len), as far
+ * as its transitions are known. Returns where it stopped: len; just past
+ * the byte that led to the dead state; or at a byte whose transition is
+ * unknown (*row: the state that byte leaves). The hot loop: two loads and
+ * a compare per byte. */
+static size_t dfa_scan(const dfa_t *d, const unsigned char *u, size_t i, size_t len, int *row)
+{
+    const uint8_t *bclass = d->bclass;
+    const int16_t *trans = d->trans;
+    int r = *row;
+    for (; i < len; i++) {
+        int t = trans[r + bclass[u[i]]];
+        if (t == DFA_UNKNOWN)
+            break;
+        r = t;
+        if (r == DFA_DEAD) {
+            i++;
+            break;
+        }
+    }
+    *row = r;
+    return i;
+}
+
+/* Matches a template: the literal prefix by memcmp, the rest through the
+ * DFA (built as it goes), or the NFA once the DFA gave up. Adds its work to
+ * *work (selector.h): SELECTOR_WORK_MATCH, one per 16 prefix bytes, one per
+ * table step, and each NFA step taken (states scanned). */
+static int dfa_match(selector_t *sel, const char *topic, size_t len, uint64_t *work)
+{
+    size_t p = (size_t)sel->prefix_len;
+    *work += SELECTOR_WORK_MATCH + p / 16;
+    if (len < p || memcmp(topic, sel->text, p) != 0)
+        return 0;
+    if (!sel->dfa) {
+        *work += SELECTOR_WORK_DFA_NEW(sel->num_states);
+        if (!(sel->dfa = dfa_new(sel)))
+            return template_match(sel, topic, len, work); /* out of memory: the allocating path */
+    }
+    dfa_t *d = sel->dfa;
+    assert(d->owner == thread_token()); /* one thread matches a template (selector.h, Threads) */
+    assert(d->ncls > 0);                /* byte_classes makes one at least: rows are ncls wide */
+    if (d->nfa_only)
+        return nfa_mode(sel, d, topic + p, len - p, work);
+    const unsigned char *u = (const unsigned char *)topic;
+    int row = DFA_START * d->ncls; /* the current state's row: its id x ncls */
+    for (size_t i = p;;) {
+        size_t j = dfa_scan(d, u, i, len, &row);
+        d->stepped += j - i;
+        *work += j - i;
+        if (j == len || row == DFA_DEAD)
+            break;
+        int t = dfa_build(sel, d, row / d->ncls, d->bclass[u[j]], work); /* the step at j */
+        if (t < 0)
+            return nfa_run(sel, d, d->tmp, topic + j + 1, len - j - 1, work);
+        row = t * d->ncls;
+        i = j + 1;
+        d->stepped++;
+        *work += 1;
+    }
+    return set_has(d->sets + (size_t)(row / d->ncls) * d->words, sel->accept); /* the dead set is empty */
+}
+
+/* The answer when the template's DFA already knows every step the topic
+ * takes (nothing to build: no NFA step, no allocation), adding its work;
+ * -1 when it does not (after a part of the walk, counted too), before the
+ * template's first match, and once it simulates its NFA. */
+static int dfa_known(selector_t *sel, const char *topic, size_t len, uint64_t *work)
+{
+    dfa_t *d = sel->dfa;
+    if (!d || d->nfa_only)
+        return -1;
+    assert(d->owner == thread_token()); /* one thread matches a template (selector.h, Threads) */
+    assert(d->ncls > 0);                /* byte_classes makes one at least: rows are ncls wide */
+    size_t p = (size_t)sel->prefix_len;
+    *work += SELECTOR_WORK_MATCH + p / 16;
+    if (len < p || memcmp(topic, sel->text, p) != 0)
+        return 0;
+    int row = DFA_START * d->ncls;
+    size_t j = dfa_scan(d, (const unsigned char *)topic, p, len, &row);
+    d->stepped += j - p;
+    *work += j - p;
+    if (j < len && row != DFA_DEAD)
+        return -1;
+    return set_has(d->sets + (size_t)(row / d->ncls) * d->words, sel->accept);
+}
+
+int selector_match(selector_t *sel, const char *topic, size_t len)
 {
     switch (sel->kind) {
     case SELECTOR_ANY:
@@ -490,9 +1066,17 @@ int selector_match(const selector_t *sel, const char *topic, size_t len)
         return len == sel->len && memcmp(topic, sel->text, len) == 0;
     default: {
         uint64_t work = 0;
-        return template_match(sel, topic, len, &work);
+        return dfa_match(sel, topic, len, &work);
     }
     }
+}
+
+void selector__dfa_limit(selector_t *sel, int max_states, int mode)
+{
+    dfa_free(sel->dfa);
+    sel->dfa = NULL;
+    sel->dfa_limit = max_states;
+    sel->dfa_mode = (uint8_t)mode;
 }
 
 /* ---- the per-worker cache -------------------------------------------------------- */
@@ -553,28 +1137,24 @@ static centry_t *cache_slot(selector_cache_t *c, uint64_t id, const char *topic,
     return &c->e[(mix ^ (mix >> 29)) & c->mask];
 }
 
-int selector_cache_lookup(selector_cache_t *c, uint64_t id, const char *topic, size_t len)
+/* Is (id, topic) in its slot? The result (0 or 1) or -1, counted as a hit
+ * or a miss; *slot and *h for cache_put. */
+static int cache_get(selector_cache_t *c, uint64_t id, const char *topic, size_t len, centry_t **slot,
+                     uint32_t *h)
 {
-    if (!c || len > CACHE_MAX_TOPIC)
-        return -1;
-    uint32_t h;
-    centry_t *e = cache_slot(c, id, topic, len, &h);
-    if (e->sel_id == id && e->hash == h && e->len == len && memcmp(e->topic, topic, len) == 0) {
+    centry_t *e = *slot = cache_slot(c, id, topic, len, h);
+    c->work += SELECTOR_WORK_HIT;
+    if (e->sel_id == id && e->hash == *h && e->len == len && memcmp(e->topic, topic, len) == 0) {
         c->hits++;
-        c->work += SELECTOR_WORK_HIT;
         return e->result;
     }
     c->misses++;
-    c->work += SELECTOR_WORK_HIT;
     return -1;
 }
 
-void selector_cache_store(selector_cache_t *c, uint64_t id, const char *topic, size_t len, int result)
+/* Records (id, topic) -> result in the slot cache_get found. */
+static void cache_put(centry_t *e, uint64_t id, uint32_t h, const char *topic, size_t len, int result)
 {
-    if (!c || len > CACHE_MAX_TOPIC)
-        return;
-    uint32_t h;
-    centry_t *e = cache_slot(c, id, topic, len, &h);
     char *copy = e->len >= len && e->topic ? e->topic : realloc(e->topic, len ? len : 1);
     if (!copy) {
         e->sel_id = 0; /* the old entry's buffer is still owned by e */
@@ -584,16 +1164,53 @@ void selector_cache_store(selector_cache_t *c, uint64_t id, const char *topic, s
     *e = (centry_t){id, h, (uint32_t)len, (uint8_t)(result != 0), copy};
 }
 
-int selector_cache_match(selector_cache_t *c, const selector_t *sel, const char *topic, size_t len)
+int selector_cache_lookup(selector_cache_t *c, uint64_t id, const char *topic, size_t len)
+{
+    if (!c || len > CACHE_MAX_TOPIC)
+        return -1;
+    centry_t *e;
+    uint32_t h;
+    return cache_get(c, id, topic, len, &e, &h);
+}
+
+void selector_cache_store(selector_cache_t *c, uint64_t id, const char *topic, size_t len, int result)
+{
+    if (!c || len > CACHE_MAX_TOPIC)
+        return;
+    uint32_t h;
+    centry_t *e = cache_slot(c, id, topic, len, &h); /* before h is read */
+    cache_put(e, id, h, topic, len, result);
+}
+
+/* A template's DFA that knows the way answers sooner than the cache could
+ * hash the topic (31 table steps take ~40 ns, a keyed hash and a copy of
+ * the topic more): the cache is for the matches that would build DFA
+ * states or simulate the NFA, which it saves when a topic comes back. */
+int selector_cache_match(selector_cache_t *c, selector_t *sel, const char *topic, size_t len)
 {
     if (sel->kind != SELECTOR_TEMPLATE || !c)
         return selector_match(sel, topic, len);
-    if (len > CACHE_MAX_TOPIC) /* uncached, but its cost still counts */
-        return template_match(sel, topic, len, &c->work);
-    int r = selector_cache_lookup(c, sel->id, topic, len);
+    int r = dfa_known(sel, topic, len, &c->work);
     if (r >= 0)
         return r;
-    r = template_match(sel, topic, len, &c->work);
-    selector_cache_store(c, sel->id, topic, len, r);
+    if (len > CACHE_MAX_TOPIC) /* uncached, but its cost still counts */
+        return dfa_match(sel, topic, len, &c->work);
+    centry_t *e;
+    uint32_t h;
+    if ((r = cache_get(c, sel->id, topic, len, &e, &h)) >= 0)
+        return r;
+    r = dfa_match(sel, topic, len, &c->work);
+    cache_put(e, sel->id, h, topic, len, r);
     return r;
+}
+
+int selector_cache_known(selector_cache_t *c, selector_t *sel, const char *topic, size_t len)
+{
+    if (sel->kind != SELECTOR_TEMPLATE)
+        return selector_match(sel, topic, len);
+    uint64_t uncounted = 0;
+    int r = dfa_known(sel, topic, len, c ? &c->work : &uncounted);
+    if (r >= 0)
+        return r;
+    return selector_cache_lookup(c, sel->id, topic, len); /* -1 when c is NULL or the topic long */
 }

@@ -397,15 +397,21 @@ static int upat_match(stream_index_t *idx, upentry_t *e, const char *topic, size
     return r;
 }
 
-/* Does the template match? 1 or 0; -1 when the cache does not know and
- * this turn's budget is spent (not evaluated). The same budget as URL
- * patterns: whatever kind of selector a client picks, its matching comes
- * out of one allowance per turn. */
-static int tmpl_match(stream_index_t *idx, const selector_t *sel, const char *topic, size_t len)
+/* Does the template match? 1 or 0; -1 when this turn's budget is spent and
+ * neither the template's DFA nor the cache knows (not evaluated). The same
+ * budget as URL patterns: whatever kind of selector a client picks, its
+ * matching comes out of one allowance per turn. The budget is charged what
+ * the match reports (selector_cache_work: DFA steps, and the NFA states
+ * scanned to build new DFA states or to simulate a template that gave its
+ * DFA up), so a template that is cheap once warm costs little, and one that
+ * is not costs its NFA. Once the budget is spent, a known answer (a DFA
+ * walk, a lookup: about what hashing the topic costs) is still given. The
+ * template's DFA is this worker's: matched on this thread only. */
+static int tmpl_match(stream_index_t *idx, selector_t *sel, const char *topic, size_t len)
 {
     uint64_t *budget = match_budget(idx);
     if (*budget == 0) {
-        int r = selector_cache_lookup(idx->cache, selector_id(sel), topic, len);
+        int r = selector_cache_known(idx->cache, sel, topic, len);
         if (r < 0)
             match_budget_spent(idx);
         return r;

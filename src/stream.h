@@ -46,7 +46,12 @@
  * Matching budget: a worker evaluates at most --match-turn-budget steps
  * of matching per turn that the cache cannot answer (URI templates and URL
  * patterns, fan-out and replay together; 1 Mi steps by default, about 4
- * ms). When a turn's budget is spent, the subscribers an
+ * ms). A template's steps are what selector_cache_work counts: one per
+ * topic byte once its lazy DFA knows the way, the NFA states scanned while
+ * it builds DFA states or simulates a template that gave its DFA up. A
+ * spent budget still lets a known answer through (the template's warm DFA,
+ * a cached one: selector_cache_known, about a lookup's cost). When a turn's
+ * budget is spent, the subscribers an
  * event would still have to be matched for are not dropped: they are
  * deferred, i.e. put into replay from that event on (below), and read it
  * from history in a later turn, in order, within later budgets. A template
@@ -59,8 +64,9 @@
  * spends at most STREAM_REPLAY_BUDGET per turn on replays, counted as one
  * per event checked plus one per STREAM_REPLAY_MATCH_WORK of matching work
  * (selector_cache_work): a subscriber's templates decide what checking one
- * event costs (up to states x topic length each, 30 us for a 400-state
- * template on a 31-byte topic), so counting events alone would let one
+ * event costs (up to states x topic length each while their DFAs are cold
+ * or given up, 30 us for a 400-state template on a 31-byte topic; about
+ * the topic length once warm), so counting events alone would let one
  * subscribe with costly templates hold its worker for a whole history. A
  * stream that is not caught up ignores live events (it will read them from
  * history) and continues next turn, where the budget ran out. --max-replay
@@ -73,7 +79,9 @@
  * if one of them matches one of the event's topics. An anonymous stream has
  * none: it never sees a private event, whatever dialect published it.
  *
- * Threads: everything here runs on the owning worker's thread.
+ * Threads: everything here runs on the owning worker's thread. That is
+ * also what makes the interned templates safe: matching one grows its lazy
+ * DFA (selector.h, Threads), and only this worker ever matches it.
  */
 #ifndef COURANT_STREAM_H
 #define COURANT_STREAM_H
