@@ -350,6 +350,33 @@ export function postForm(base, topic, data, agent, extra = '') {
 }
 
 /**
+ * Reads an event stream from `source` (anything with setEncoding() and 'data'
+ * events: an http(s) response, an HTTP/2 stream) and pushes each event that
+ * has data onto `sub.events` as {id, data}, its data lines joined by '\n'.
+ * Deliberately small and literal ("id: ", "data: ", a blank line ends an
+ * event; other lines are ignored), so a test sees exactly the lines courant
+ * wrote: a WHATWG parser would forgive what these tests should catch.
+ */
+export function collectEvents(source, sub) {
+  let buf = '';
+  let cur = { id: null, data: [] };
+  source.setEncoding('utf8');
+  source.on('data', (chunk) => {
+    buf += chunk;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line === '') {
+        if (cur.data.length) sub.events.push({ id: cur.id, data: cur.data.join('\n') });
+        cur = { id: null, data: [] };
+      } else if (line.startsWith('id: ')) cur.id = line.slice(4);
+      else if (line.startsWith('data: ')) cur.data.push(line.slice(6));
+    }
+  });
+}
+
+/**
  * Subscribes to `topic` with an optional Last-Event-ID and collects {id, data}
  * events (parsed here, so the test sees the exact wire lines). `done` resolves when the stream ends (server gone or closed).
  */
@@ -360,22 +387,7 @@ export function openStream(base, topic, lastEventId) {
     const headers = lastEventId ? { 'last-event-id': lastEventId } : {};
     sub.req = http.get({ host: u.hostname, port: u.port, path: u.pathname + u.search, headers, agent: false }, (res) => {
       sub.headers = res.headers;
-      let buf = '';
-      let cur = { id: null, data: [] };
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => {
-        buf += chunk;
-        let nl;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line === '') {
-            if (cur.data.length) sub.events.push({ id: cur.id, data: cur.data.join('\n') });
-            cur = { id: null, data: [] };
-          } else if (line.startsWith('id: ')) cur.id = line.slice(4);
-          else if (line.startsWith('data: ')) cur.data.push(line.slice(6));
-        }
-      });
+      collectEvents(res, sub);
       const end = () => { sub.ended = true; resolve(); };
       res.on('end', end);
       res.on('error', end);

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import tls from 'node:tls';
-import { assert, courantBin, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, collectEvents, courantBin, run, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'courant-tls-'));
@@ -95,22 +95,7 @@ function stream(server, topic) {
     const req = https.get({ host: '127.0.0.1', port: server.port, path: `${HUB}?topic=${encodeURIComponent(topic)}`, ca: server.ca, agent: false }, (res) => {
       sub.res = res;
       sub.status = res.statusCode;
-      let buf = '';
-      let cur = { id: null, data: [] };
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => {
-        buf += chunk;
-        let nl;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line === '') {
-            if (cur.data.length) sub.events.push({ id: cur.id, data: cur.data.join('\n') });
-            cur = { id: null, data: [] };
-          } else if (line.startsWith('id: ')) cur.id = line.slice(4);
-          else if (line.startsWith('data: ')) cur.data.push(line.slice(6));
-        }
-      });
+      collectEvents(res, sub);
       const end = () => { sub.ended = true; resolve(); };
       res.on('end', end);
       res.on('error', end);
