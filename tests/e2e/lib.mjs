@@ -4,6 +4,7 @@
 //   test(name, fn, {timeout})  register a test; run() runs them in order
 //   launchChromium()           headless Debian Chromium through playwright-core
 //   waitFor(fn, opts), sleep(ms)
+//   sh(cmd, args, opts)        run a command to its end: {code, stdout, stderr}
 //
 // Output, one line per test:  `ok - <file>: <name>` / `not ok - <file>: <name>`
 // followed by the error (indented), then a closing `<file>: N passed, N failed`.
@@ -26,6 +27,31 @@ const LISTENING_RE = /listening on (https?):\/\/([^\s/]+)\//;
 
 export function courantBin() {
   return path.resolve(repoRoot, process.env.COURANT_BIN || 'build/asan/courant');
+}
+
+/** Runs a command (openssl, curl, courant itself) to its end; resolves
+ * {code, stdout, stderr}, never rejects: a spawn failure is code -1. `input`
+ * is written to its stdin (else stdin is closed at once), `env` added to
+ * ours. Killed after `timeout` ms. */
+export function sh(cmd, args, { input = null, env = {}, timeout = 15000 } = {}) {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeout);
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? signal, stdout, stderr });
+    });
+    p.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: -1, stdout, stderr: String(err) });
+    });
+    if (input !== null) p.stdin.end(input);
+    else p.stdin.end();
+  });
 }
 
 // Servers and browsers started by the running test, cleaned up after it.

@@ -16,35 +16,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import tls from 'node:tls';
-import { assert, collectEvents, courantBin, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, collectEvents, courantBin, run, sh, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'courant-tls-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
 // ---- tools ----------------------------------------------------------------------
-
-/** Runs a command; resolves {code, stdout, stderr}. Killed after `timeout` ms. */
-function sh(cmd, args, { input = null, env = {}, timeout = 15000 } = {}) {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeout);
-    p.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? signal, stdout, stderr });
-    });
-    p.on('error', (err) => {
-      clearTimeout(timer);
-      resolve({ code: -1, stdout, stderr: String(err) });
-    });
-    if (input !== null) p.stdin.end(input);
-    else p.stdin.end();
-  });
-}
 
 /** A self-signed certificate for localhost and 127.0.0.1: {cert, key, serial}
  * paths and the serial number. `name` keeps several apart; `kind` rsa or ec. */
