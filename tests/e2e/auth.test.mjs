@@ -14,7 +14,7 @@ import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { assert, courantBin, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, collectIdEvents, courantBin, run, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const FORM = 'application/x-www-form-urlencoded';
@@ -60,24 +60,8 @@ function openStream(base, params, headers = {}) {
   return new Promise((resolve, reject) => {
     const req = http.get(`${base}${HUB}?${qs}`, { headers }, (res) => {
       const s = { status: res.statusCode, headers: res.headers, events: [], body: '', ended: false };
-      let buf = '';
       s.closed = new Promise((r) => res.on('close', () => { s.ended = true; r(); }));
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => {
-        s.body += chunk;
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const ev = { id: null, data: [] };
-          for (const line of block.split('\n')) {
-            if (line.startsWith('data: ')) ev.data.push(line.slice(6));
-            else if (line.startsWith('id: ')) ev.id = line.slice(4);
-          }
-          if (ev.id !== null) s.events.push({ id: ev.id, data: ev.data.join('\n') });
-        }
-      });
+      collectIdEvents(res, s);
       res.on('error', () => {});
       s.close = () => req.destroy();
       resolve(s);

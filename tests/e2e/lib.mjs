@@ -403,6 +403,33 @@ export function collectEvents(source, sub) {
 }
 
 /**
+ * collectEvents for the protocol tests, which look at more of the wire: the
+ * raw text goes to `s.body` as well; each event records its `type` (event:,
+ * else 'message'); an event is kept when it has an id (with an empty data
+ * field too) and left out without one (the retry: preamble).
+ */
+export function collectIdEvents(source, s) {
+  let buf = '';
+  source.setEncoding('utf8');
+  source.on('data', (chunk) => {
+    s.body += chunk;
+    buf += chunk;
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const ev = { id: null, type: 'message', data: [] };
+      for (const line of block.split('\n')) {
+        if (line.startsWith('data: ')) ev.data.push(line.slice(6));
+        else if (line.startsWith('id: ')) ev.id = line.slice(4);
+        else if (line.startsWith('event: ')) ev.type = line.slice(7);
+      }
+      if (ev.id !== null) s.events.push({ id: ev.id, type: ev.type, data: ev.data.join('\n') });
+    }
+  });
+}
+
+/**
  * Subscribes to `topic` with an optional Last-Event-ID and collects {id, data}
  * events (parsed here, so the test sees the exact wire lines). `done` resolves when the stream ends (server gone or closed).
  */
