@@ -18,10 +18,9 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { assert, courantBin, run, sh, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, courantBin, freePort, run, sh, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const NAME = 'hub.courant.test';
@@ -41,18 +40,6 @@ function have(bin) {
 function needPebble() {
   if (!have('pebble') || !have('pebble-challtestsrv')) skip('pebble is not installed (Debian package pebble; scripts/setup.sh installs it)');
   if (!have('openssl')) skip('openssl is not installed');
-}
-
-/** A TCP port free on 127.0.0.1 right now (pebble needs fixed ports in its config). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Spawns a long-running helper; resolves once a stdout/stderr line matches `ready`. */

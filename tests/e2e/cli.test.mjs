@@ -13,10 +13,9 @@
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { assert, courantBin, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, courantBin, freePort, run, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'courant-cli-e2e-'));
 process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
@@ -51,18 +50,6 @@ const runCli = (args, opts) => cli(args, opts).done;
 
 const hubUrl = (s) => s.base;
 const lines = (s) => s.split('\n').filter((l) => l !== '');
-
-/** A port nobody listens on right now. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const decodeClaims = (tok) => JSON.parse(Buffer.from(tok.split('.')[1], 'base64url').toString());
 

@@ -5,6 +5,7 @@
 //   launchChromium()           headless Debian Chromium through playwright-core
 //   waitFor(fn, opts), sleep(ms)
 //   sh(cmd, args, opts)        run a command to its end: {code, stdout, stderr}
+//   freePort()                 a loopback port free right now
 //
 // Output, one line per test:  `ok - <file>: <name>` / `not ok - <file>: <name>`
 // followed by the error (indented), then a closing `<file>: N passed, N failed`.
@@ -12,6 +13,7 @@
 // or printed a sanitizer report. run() exits 1 if any test failed.
 
 import http from 'node:http';
+import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -51,6 +53,21 @@ export function sh(cmd, args, { input = null, env = {}, timeout = 15000 } = {}) 
     });
     if (input !== null) p.stdin.end(input);
     else p.stdin.end();
+  });
+}
+
+/** A TCP port free on 127.0.0.1 right now: bind :0, read it, close. For
+ * helpers that need a fixed port in their configuration (pebble, redis-server)
+ * and for a port nobody listens on; another process may take it before it is
+ * used, so prefer --listen 127.0.0.1:0 where the program reports its port. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
   });
 }
 

@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { assert, openStream, postForm, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, freePort, openStream, postForm, run, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const TOPIC = 'https://example.com/shared';
@@ -29,18 +29,6 @@ process.on('exit', () => {
 let dirCount = 0;
 
 // ---- Redis ------------------------------------------------------------------------
-
-/** A free loopback port: bind :0, read it, close (redis-server cannot report a port of its own). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Sends PING; resolves true on +PONG. */
 function ping(port) {
