@@ -1495,9 +1495,9 @@ static void usage(void)
                     "  --timeout S         drain deadline per phase (default 30)\n"
                     "  --connect-timeout S (default 60)   --settle-ms MS (default 1000)\n"
                     "  --labels 'k=v ...'  copied to the front of every RESULT line\n"
-                    "  --h2 K              subscribers are HTTP/2 streams, K per connection (h2c)\n");
+                    "  --h2 K              subscribers are HTTP/2 streams, K per connection (h2c)\n"
                     "  --tls               speak TLS on every connection\n");
-                    exit(2);
+    exit(2);
 }
 
 static void parse_args(int argc, char **argv)
