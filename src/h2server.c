@@ -513,16 +513,25 @@ static void refuse(h2stream_t *st, refusal_t why, int status, const char *reason
     reading_free(st);
 }
 
+/* Builds the request view of st's fields (build_request). Returns 0 (the
+ * caller frees v->cookie when done), or -1 after refusing a malformed
+ * request (400). */
+static int view_or_refuse(h2stream_t *st, h2_view_t *v, request_t *in)
+{
+    if (!build_request(st, v, in))
+        return 0;
+    free(v->cookie);
+    refuse(st, REFUSE_BAD_REQUEST, 400, "malformed request");
+    return -1;
+}
+
 /* The whole request is here: hand it to the router. */
 static void handle(h2stream_t *st)
 {
     h2_view_t v;
     request_t in;
-    if (build_request(st, &v, &in)) {
-        free(v.cookie);
-        refuse(st, REFUSE_BAD_REQUEST, 400, "malformed request");
+    if (view_or_refuse(st, &v, &in))
         return;
-    }
     in.body = st->body;
     in.body_len = st->body_len;
     atomic_fetch_add_explicit(&worker_stats(st->sess->conn->worker)->requests, 1, memory_order_relaxed);
@@ -544,11 +553,8 @@ static void begin_request(h2stream_t *st, int end_stream)
     }
     h2_view_t v;
     request_t in;
-    if (build_request(st, &v, &in)) {
-        free(v.cookie);
-        refuse(st, REFUSE_BAD_REQUEST, 400, "malformed request");
+    if (view_or_refuse(st, &v, &in))
         return;
-    }
     const http1_header_t *cl = request_header(&in, "content-length");
     uint64_t content_length = 0;
     int bad_cl = cl && http1_parse_content_length(cl->value, cl->value_len, &content_length);
