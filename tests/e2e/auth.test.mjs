@@ -10,11 +10,10 @@
 
 import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { assert, collectIdEvents, courantBin, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, courantBin, openEvents, run, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const FORM = 'application/x-www-form-urlencoded';
@@ -57,17 +56,7 @@ const bearer = (t) => ({ authorization: `Bearer ${t}` });
 /** Opens a stream; resolves once the response head is in. Parses events as they come. */
 function openStream(base, params, headers = {}) {
   const qs = params instanceof URLSearchParams ? params : new URLSearchParams(params);
-  return new Promise((resolve, reject) => {
-    const req = http.get(`${base}${HUB}?${qs}`, { headers }, (res) => {
-      const s = { status: res.statusCode, headers: res.headers, events: [], body: '', ended: false };
-      s.closed = new Promise((r) => res.on('close', () => { s.ended = true; r(); }));
-      collectIdEvents(res, s);
-      res.on('error', () => {});
-      s.close = () => req.destroy();
-      resolve(s);
-    });
-    req.on('error', reject);
-  });
+  return openEvents(`${base}${HUB}?${qs}`, { headers });
 }
 
 async function subscribeStatus(base, params, headers = {}) {

@@ -425,7 +425,7 @@ export function collectEvents(source, sub) {
  * else 'message'); an event is kept when it has an id (with an empty data
  * field too) and left out without one (the retry: preamble).
  */
-export function collectIdEvents(source, s) {
+function collectIdEvents(source, s) {
   let buf = '';
   source.setEncoding('utf8');
   source.on('data', (chunk) => {
@@ -443,6 +443,32 @@ export function collectIdEvents(source, s) {
       }
       if (ev.id !== null) s.events.push({ id: ev.id, type: ev.type, data: ev.data.join('\n') });
     }
+  });
+}
+
+/**
+ * A request whose answer may be an event stream, for the protocol tests (any
+ * status, method, headers and body). Resolves once the response head is in:
+ * {status, headers, events, body, ended, closed (a promise), close()}, the
+ * events and raw text filled as they arrive (collectIdEvents). `agent` as
+ * http.request takes it; without one, node's global agent.
+ */
+export function openEvents(url, { method = 'GET', headers = {}, body, agent } = {}) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const opts = { host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers };
+    if (agent !== undefined) opts.agent = agent;
+    const req = http.request(opts, (res) => {
+      const s = { status: res.statusCode, headers: res.headers, events: [], body: '', ended: false };
+      s.closed = new Promise((r) => res.on('close', () => { s.ended = true; r(); }));
+      collectIdEvents(res, s);
+      res.on('error', () => {});
+      s.close = () => req.destroy();
+      resolve(s);
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.end(body);
+    else req.end();
   });
 }
 
