@@ -21,6 +21,7 @@
 # H2_N (default 10000), H2_PER_CONN (100), REPS (BENCH_REPS, default 1).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. bench/nchan.sh # nchan_conf
 
 N=${H2_N:-10000}
 PER_CONN=${H2_PER_CONN:-100}
@@ -84,40 +85,9 @@ start() {
         SPIDS=$(pgrep -P "${PIDS[-1]}" | paste -sd,) ;;
     nchan-h1 | nchan-h2)
         local dir=$WORK/nginx-$PORT http2=""
-        [ "$1" = nchan-h2 ] && http2=" http2"
-        mkdir -p "$dir"
-        cat >"$dir/nginx.conf" <<EOF
-load_module $NCHAN_SO;
-worker_processes $WORKERS;
-worker_rlimit_nofile 20000;
-daemon off;
-master_process on;
-user root;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 19990; use epoll; multi_accept on; }
-http {
-    access_log off;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    http2_max_concurrent_streams $PER_CONN;
-    nchan_max_reserved_memory 256M;
-    nchan_message_buffer_length 1000;
-    nchan_message_timeout 0;
-    server {
-        listen 127.0.0.1:$PORT reuseport$http2;
-        location = /pub { nchan_publisher; nchan_channel_id \$arg_id; }
-        location = /sub {
-            nchan_subscriber eventsource;
-            nchan_channel_id \$arg_id;
-            nchan_subscriber_first_message newest;
-        }
-    }
-}
-EOF
+        [ "$1" = nchan-h2 ] && http2="http2 "
+        nchan_conf "$dir" "$WORKERS" "$http2" "    http2_max_concurrent_streams $PER_CONN;
+"
         timeout -s KILL $LIFETIME nginx -p "$dir" -c "$dir/nginx.conf" 2>>"$WORK/nginx.log" &
         PIDS+=($!)
         wait_port

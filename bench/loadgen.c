@@ -651,6 +651,26 @@ static void head_done(sub_t *s, int ok)
     }
 }
 
+/* A subscriber that failed before its stream opened (connect, handshake,
+ * request, an oversized head): counted failed, its socket closed. */
+static void sub_fail(sub_t *s)
+{
+    C.failed++;
+    head_done(s, 0);
+    sub_close(s, 0);
+}
+
+/* A subscriber whose connection or stream ended: a failure if it had not
+ * got its stream yet; either way it is dead. */
+static void sub_lost(sub_t *s)
+{
+    if (s->state != S_STREAM) {
+        C.failed++;
+        head_done(s, 0);
+    }
+    sub_close(s, 1);
+}
+
 /* Accumulates the response head; on its end, checks the status and hands
  * the rest to the body. */
 static void sub_head(sub_t *s, const char *p, size_t n)
@@ -664,11 +684,8 @@ static void sub_head(sub_t *s, const char *p, size_t n)
     s->hbuf[s->hlen] = 0;
     char *end = strstr(s->hbuf, "\r\n\r\n");
     if (!end) {
-        if (s->hlen >= 8191) {
-            C.failed++;
-            head_done(s, 0);
-            sub_close(s, 0);
-        }
+        if (s->hlen >= 8191)
+            sub_fail(s);
         return;
     }
     size_t head_len = (size_t)(end - s->hbuf) + 4;
@@ -720,11 +737,7 @@ static void sub_readable(sub_t *s)
         if (n < 0 && errno == EAGAIN)
             return;
         if (n <= 0) {
-            if (s->state != S_STREAM) {
-                C.failed++;
-                head_done(s, 0);
-            }
-            sub_close(s, 1);
+            sub_lost(s);
             return;
         }
         C.recv_ns = now_ns();
@@ -754,6 +767,17 @@ static int sub_send_request(sub_t *s)
     return write(s->fd, C.request, C.request_len) == (ssize_t)C.request_len ? 0 : -1;
 }
 
+/* Connected (and through the handshake): sends the request, then waits for
+ * the head. */
+static void sub_request(sub_t *s)
+{
+    if (sub_send_request(s)) {
+        sub_fail(s);
+        return;
+    }
+    s->state = S_HEAD;
+}
+
 static void sub_handshake(sub_t *s)
 {
     ERR_clear_error();
@@ -767,18 +791,10 @@ static void sub_handshake(sub_t *s)
                     ERR_reason_error_string(ERR_peek_last_error())
                         ? ERR_reason_error_string(ERR_peek_last_error())
                         : "connection closed");
-        C.failed++;
-        head_done(s, 0);
-        sub_close(s, 0);
+        sub_fail(s);
         return;
     }
-    if (sub_send_request(s)) {
-        C.failed++;
-        head_done(s, 0);
-        sub_close(s, 0);
-        return;
-    }
-    s->state = S_HEAD;
+    sub_request(s);
 }
 
 static void sub_writable(sub_t *s)
@@ -795,9 +811,7 @@ static void sub_writable(sub_t *s)
     if (err) {
         if (C.failed < 3)
             fprintf(stderr, "loadgen: connect: %s\n", strerror(err));
-        C.failed++;
-        head_done(s, 0);
-        sub_close(s, 0);
+        sub_fail(s);
         return;
     }
     if (opt.tls) {
@@ -809,13 +823,7 @@ static void sub_writable(sub_t *s)
         sub_handshake(s);
         return;
     }
-    if (sub_send_request(s)) {
-        C.failed++;
-        head_done(s, 0);
-        sub_close(s, 0);
-        return;
-    }
-    s->state = S_HEAD;
+    sub_request(s);
 }
 
 /* ---- --h2: subscribers as HTTP/2 streams -------------------------------- */
@@ -888,11 +896,7 @@ static int h2_on_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
     sub_t *s = nghttp2_session_get_stream_user_data(ng, id);
     if (!s || s->state == S_DEAD)
         return 0;
-    if (s->state != S_STREAM) {
-        C.failed++;
-        head_done(s, 0);
-    }
-    sub_close(s, 1);
+    sub_lost(s);
     return 0;
 }
 
@@ -905,11 +909,7 @@ static void h2_dead(h2c_t *h)
         sub_t *s = &C.subs[i];
         if (s->state == S_DEAD)
             continue;
-        if (s->state != S_STREAM) {
-            C.failed++;
-            head_done(s, 0);
-        }
-        sub_close(s, 1);
+        sub_lost(s);
     }
     if (h->fd >= 0) {
         struct linger lg = {1, 0};
@@ -1497,7 +1497,7 @@ static void usage(void)
                     "  --labels 'k=v ...'  copied to the front of every RESULT line\n"
                     "  --h2 K              subscribers are HTTP/2 streams, K per connection (h2c)\n"
                     "  --tls               speak TLS on every connection\n");
-                    exit(2);
+    exit(2);
 }
 
 static void parse_args(int argc, char **argv)

@@ -30,6 +30,7 @@
 # bench/).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. bench/nchan.sh # nchan_conf
 
 QUICK=${QUICK:-0}
 REPS=${BENCH_REPS:-3}
@@ -176,42 +177,6 @@ child_of() {
     return 1
 }
 
-nginx_conf() { # dir workers
-    local dir=$1 workers=$2
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<EOF
-load_module $NCHAN_SO;
-worker_processes $workers;
-worker_rlimit_nofile 20000;
-daemon off;
-master_process on;
-user root;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 19990; use epoll; multi_accept on; }
-http {
-    access_log off;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    nchan_max_reserved_memory 256M;
-    nchan_message_buffer_length 1000;   # courant --history 1000
-    nchan_message_timeout 0;            # courant --history-age 0
-    server {
-        listen 127.0.0.1:$PORT reuseport;
-        location = /pub { nchan_publisher; nchan_channel_id \$arg_id; }
-        location = /sub {
-            nchan_subscriber eventsource;
-            nchan_channel_id \$arg_id;
-            nchan_subscriber_first_message newest;
-        }
-    }
-}
-EOF
-}
-
 # The scale cell's Redis (courant's nodes share history and events through
 # it): a loopback redis-server on a free port, no persistence.
 REDIS_PID=""; REDIS_URL=""
@@ -278,7 +243,7 @@ start_server() {
         local workers=$WORKERS dir=$WORK/nginx-$PORT
         [ "$procs" -gt 1 ] && workers=$procs
         [ -n "$single" ] && workers=1
-        nginx_conf "$dir" "$workers"
+        nchan_conf "$dir" "$workers" ""
         timeout -s KILL $SERVER_LIFETIME nginx -p "$dir" -c "$dir/nginx.conf" 2>>"$WORK/nginx.log" &
         t=$!; TOP_PIDS+=("$t")
         local master; master=$(child_of "$t"); REAL_PIDS+=("$master")

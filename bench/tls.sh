@@ -21,6 +21,7 @@
 # Writes $BENCH_OUT/RESULTS-tls.md and prints it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. bench/nchan.sh # nchan_conf
 
 QUICK=${QUICK:-0}
 OUT=${BENCH_OUT:-bench}
@@ -104,28 +105,9 @@ child_of() {
     return 1
 }
 
-nginx_conf() { # dir
-    mkdir -p "$1"
-    cat >"$1/nginx.conf" <<EOF
-load_module $NCHAN_SO;
-worker_processes $WORKERS;
-worker_rlimit_nofile 20000;
-daemon off;
-master_process on;
-user root;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 19990; use epoll; multi_accept on; }
-http {
-    access_log off;
-    client_body_temp_path $1/body;
-    proxy_temp_path $1/proxy;
-    fastcgi_temp_path $1/fastcgi;
-    uwsgi_temp_path $1/uwsgi;
-    scgi_temp_path $1/scgi;
-    nchan_max_reserved_memory 256M;
-    nchan_message_buffer_length 1000;
-    nchan_message_timeout 0;
+# nginx + nchan over TLS: the same ciphers, curves and ticket policy as courant.
+nchan_tls_conf() { # dir
+    nchan_conf "$1" "$WORKERS" "ssl " "\
     ssl_certificate $WORK/cert.pem;
     ssl_certificate_key $WORK/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -136,18 +118,9 @@ http {
     ssl_ecdh_curve X25519:prime256v1:secp384r1;
     ssl_session_tickets on;
     ssl_session_cache off;
-    server {
-        listen 127.0.0.1:$PORT ssl reuseport;
-        location = /pub { nchan_publisher; nchan_channel_id \$arg_id; }
-        location = /sub {
-            nchan_subscriber eventsource;
-            nchan_channel_id \$arg_id;
-            nchan_subscriber_first_message newest;
-        }
-        location = /healthz { return 200 "ok\n"; }
-    }
-}
-EOF
+" "\
+        location = /healthz { return 200 \"ok\\n\"; }
+"
 }
 
 # start_server courant|nchan|courant-clear|baseline-clear
@@ -165,7 +138,7 @@ start_server() {
         t=$!; TOP_PIDS+=("$t"); SERVER_PIDS=$(child_of "$t"); REAL_PIDS+=("$SERVER_PIDS")
         wait_listening "$WORKERS" ;;
     nchan)
-        nginx_conf "$WORK/nginx-$PORT"
+        nchan_tls_conf "$WORK/nginx-$PORT"
         timeout -s KILL 900 nginx -p "$WORK/nginx-$PORT" -c "$WORK/nginx-$PORT/nginx.conf" 2>>"$WORK/nginx.log" &
         t=$!; TOP_PIDS+=("$t")
         local master w; master=$(child_of "$t"); REAL_PIDS+=("$master")

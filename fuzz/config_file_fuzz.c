@@ -60,15 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int r = config__parse_text(&c, "fuzz.conf", (const char *)data, size);
     CHECK(r == 0 || r == -1);
     if (r == 0) {
-        CHECK(c.num_listen >= 1 && c.num_listen <= CONFIG_MAX_LISTEN);
-        for (int i = 0; i < c.num_listen; i++) {
-            char host[256];
-            int port;
-            CHECK(config_split_hostport(c.listen[i], host, sizeof(host), &port) == 0);
-        }
-        CHECK(c.workers >= 1 && c.workers <= 256);
-        CHECK(c.num_cors_origins >= 1);
-        CHECK(c.max_header_bytes >= 256 && c.max_event_bytes >= 64 && c.max_pending_bytes >= 1024);
+        fuzz_check_config(&c);
         config_change_t ch[1];
         CHECK(config_diff(&c, &c, ch, 1) == 0);
         size_t len;

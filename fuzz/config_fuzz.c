@@ -50,18 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     config_t c;
     int r = config_parse(&c, argc, argv);
     CHECK(r == 0 || r == 1 || r == -1);
-    if (r == 0) {
-        CHECK(c.num_listen >= 1 && c.num_listen <= CONFIG_MAX_LISTEN);
-        for (int i = 0; i < c.num_listen; i++) {
-            char host[256];
-            int port;
-            CHECK(config_split_hostport(c.listen[i], host, sizeof(host), &port) == 0);
-            CHECK(port >= 0 && port <= 65535);
-        }
-        CHECK(c.workers >= 1 && c.workers <= 256);
-        CHECK(c.num_cors_origins >= 1);
-        CHECK(c.max_header_bytes >= 256 && c.max_event_bytes >= 64 && c.max_pending_bytes >= 1024);
-    }
+    if (r == 0)
+        fuzz_check_config(&c);
     config_dispose(&c);
     free(buf);
     return 0;

@@ -6,6 +6,7 @@
 #ifndef COURANT_FUZZ_H
 #define COURANT_FUZZ_H
 
+#include "config.h"
 #include "evbuf.h"
 #include "sse.h"
 
@@ -59,6 +60,25 @@ static inline void fuzz_check_event_wire(const evbuf_t *ev)
         CHECK(s.events == 1);
         CHECK(s.id_len == ev->id_len && memcmp(s.id, ev->id, ev->id_len) == 0);
     }
+}
+
+/* ---- a configuration that parsed is within its documented bounds -------- */
+
+/* What config_parse and config__parse_text promise of a config they
+ * accepted, whatever the input: listen addresses that split into a host
+ * and a port, and the floors and ceilings of the numeric options. */
+static inline void fuzz_check_config(const config_t *c)
+{
+    CHECK(c->num_listen >= 1 && c->num_listen <= CONFIG_MAX_LISTEN);
+    for (int i = 0; i < c->num_listen; i++) {
+        char host[256];
+        int port;
+        CHECK(config_split_hostport(c->listen[i], host, sizeof(host), &port) == 0);
+        CHECK(port >= 0 && port <= 65535);
+    }
+    CHECK(c->workers >= 1 && c->workers <= 256);
+    CHECK(c->num_cors_origins >= 1);
+    CHECK(c->max_header_bytes >= 256 && c->max_event_bytes >= 64 && c->max_pending_bytes >= 1024);
 }
 
 #endif

@@ -34,6 +34,7 @@
 #include "acmepki.h"
 #include "acmewire.h"
 #include "buildinfo.h"
+#include "curlhttps.h"
 #include "jws.h"
 #include "log.h"
 
@@ -700,25 +701,22 @@ static int http(acme_t *a, const char *method, const char *url, const char *body
         return -1;
     }
     curl_easy_reset(c); /* keeps the connection cache */
-    a->errbuf[0] = 0;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)a->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, a->errbuf);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, a);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ACME_MAX_JSON);
-    if (a->ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, a->ca_file);
+    curlhttps_opts_t o = {
+        .url = url,
+        .timeout_ms = a->timeout_ms,
+        .user_agent = ua,
+        .headers = hdrs,
+        .errbuf = a->errbuf,
+        .on_body = on_body,
+        .body_ctx = r,
+        .on_header = on_header,
+        .header_ctx = r,
+        .on_progress = on_progress,
+        .progress_ctx = a,
+        .max_bytes = ACME_MAX_JSON,
+        .ca_file = a->ca_file,
+    };
+    curlhttps_setup(c, &o);
     if (!strcmp(method, "HEAD")) {
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     } else if (body) {

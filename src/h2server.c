@@ -238,18 +238,31 @@ static void reading_free(h2stream_t *st)
 
 /* ---- output: frames into the conn's queue ------------------------------------------ */
 
+/* Makes *buf (of *cap bytes) hold at least `need` bytes: doubling from
+ * `first`, never past `limit` (the caller's need is within it). The output
+ * buffer, a stream's header fields and its request body grow this way.
+ * Returns 0, or -1 when memory runs out (*buf and *cap unchanged). */
+static int buf_reserve(char **buf, uint32_t *cap, size_t need, size_t first, size_t limit)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : first;
+    while (ncap < need)
+        ncap *= 2;
+    if (ncap > limit)
+        ncap = limit;
+    char *n = realloc(*buf, ncap);
+    if (!n)
+        return -1;
+    *buf = n;
+    *cap = (uint32_t)ncap;
+    return 0;
+}
+
 static int wbuf_append(h2sess_t *s, const void *p, size_t len)
 {
-    if (s->wlen + len > s->wcap) {
-        size_t ncap = s->wcap ? s->wcap : 256;
-        while (ncap < s->wlen + len)
-            ncap *= 2;
-        char *n = realloc(s->wbuf, ncap);
-        if (!n)
-            return -1;
-        s->wbuf = n;
-        s->wcap = (uint32_t)ncap;
-    }
+    if (buf_reserve(&s->wbuf, &s->wcap, s->wlen + len, 256, SIZE_MAX))
+        return -1;
     memcpy(s->wbuf + s->wlen, p, len);
     s->wlen += (uint32_t)len;
     return 0;
@@ -382,16 +395,8 @@ static int head_add(h2_head_t *h, const uint8_t *name, size_t nlen, const uint8_
         h->too_large = 1; /* keep counting, store nothing more; 431 at the end */
         return 0;
     }
-    if (h->used + nlen + vlen > h->cap) {
-        size_t ncap = h->cap ? h->cap : 512;
-        while (ncap < h->used + nlen + vlen)
-            ncap *= 2;
-        char *n = realloc(h->buf, ncap);
-        if (!n)
-            return -1;
-        h->buf = n;
-        h->cap = (uint32_t)ncap;
-    }
+    if (buf_reserve(&h->buf, &h->cap, h->used + nlen + vlen, 512, SIZE_MAX))
+        return -1;
     h->f[h->n] = (h2_field_t){h->used, (uint16_t)nlen, (uint32_t)vlen};
     memcpy(h->buf + h->used, name, nlen);
     memcpy(h->buf + h->used + nlen, value, vlen);
@@ -508,16 +513,25 @@ static void refuse(h2stream_t *st, refusal_t why, int status, const char *reason
     reading_free(st);
 }
 
+/* Builds the request view of st's fields (build_request). Returns 0 (the
+ * caller frees v->cookie when done), or -1 after refusing a malformed
+ * request (400). */
+static int view_or_refuse(h2stream_t *st, h2_view_t *v, request_t *in)
+{
+    if (!build_request(st, v, in))
+        return 0;
+    free(v->cookie);
+    refuse(st, REFUSE_BAD_REQUEST, 400, "malformed request");
+    return -1;
+}
+
 /* The whole request is here: hand it to the router. */
 static void handle(h2stream_t *st)
 {
     h2_view_t v;
     request_t in;
-    if (build_request(st, &v, &in)) {
-        free(v.cookie);
-        refuse(st, REFUSE_BAD_REQUEST, 400, "malformed request");
+    if (view_or_refuse(st, &v, &in))
         return;
-    }
     in.body = st->body;
     in.body_len = st->body_len;
     atomic_fetch_add_explicit(&worker_stats(st->sess->conn->worker)->requests, 1, memory_order_relaxed);
@@ -539,11 +553,8 @@ static void begin_request(h2stream_t *st, int end_stream)
     }
     h2_view_t v;
     request_t in;
-    if (build_request(st, &v, &in)) {
-        free(v.cookie);
-        refuse(st, REFUSE_BAD_REQUEST, 400, "malformed request");
+    if (view_or_refuse(st, &v, &in))
         return;
-    }
     const http1_header_t *cl = request_header(&in, "content-length");
     uint64_t content_length = 0;
     int bad_cl = cl && http1_parse_content_length(cl->value, cl->value_len, &content_length);
@@ -707,19 +718,9 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
                "too many request bodies in flight (--max-body-bytes-total); retry");
         return 0;
     }
-    if (st->body_len + len > st->body_cap) {
-        size_t ncap = st->body_cap ? st->body_cap : 1024;
-        while (ncap < st->body_len + len)
-            ncap *= 2;
-        if (ncap > st->body_limit)
-            ncap = st->body_limit;
-        char *n = realloc(st->body, ncap);
-        if (!n) {
-            refuse(st, REFUSE_UNAVAILABLE, 503, "out of memory");
-            return 0;
-        }
-        st->body = n;
-        st->body_cap = (uint32_t)ncap;
+    if (buf_reserve(&st->body, &st->body_cap, st->body_len + len, 1024, st->body_limit)) {
+        refuse(st, REFUSE_UNAVAILABLE, 503, "out of memory");
+        return 0;
     }
     memcpy(st->body + st->body_len, data, len);
     st->body_len += (uint32_t)len;

@@ -171,6 +171,29 @@ static int eol(const char **pp, const char *end)
     return 1;
 }
 
+/* The rest of a line at *pp: field-value characters (the reason phrase, a
+ * field's value), then its CRLF or LF. Returns 0 with *pp past the line end
+ * and *text_end at the CR or LF, or an HTTPC_* code (a character a value
+ * may not hold, a bare CR, no line end yet). */
+static int rest_of_line(const char **pp, const char *end, const char **text_end)
+{
+    const char *p = *pp;
+    for (;;) {
+        NEED();
+        if (*p == '\r' || *p == '\n')
+            break;
+        if (!is_value_char((unsigned char)*p))
+            return HTTPC_ERROR;
+        p++;
+    }
+    *text_end = p;
+    int r = eol(&p, end); /* never 0: p is at a CR or LF */
+    if (r != 1)
+        return r == 0 ? HTTPC_ERROR : r;
+    *pp = p;
+    return 0;
+}
+
 static int parse_status_line(const char **pp, const char *end, httpc_head_t *h)
 {
     static const char lit[] = "HTTP/1.";
@@ -200,18 +223,11 @@ static int parse_status_line(const char **pp, const char *end, httpc_head_t *h)
     if (*p == ' ')
         p++;
     h->reason = p;
-    for (;;) {
-        NEED();
-        if (*p == '\r' || *p == '\n')
-            break;
-        if (!is_value_char((unsigned char)*p))
-            return HTTPC_ERROR;
-        p++;
-    }
-    h->reason_len = (size_t)(p - h->reason);
-    int r = eol(&p, end);
-    if (r != 1)
-        return r == 0 ? HTTPC_ERROR : r;
+    const char *r_end;
+    int r = rest_of_line(&p, end, &r_end);
+    if (r)
+        return r;
+    h->reason_len = (size_t)(r_end - h->reason);
     *pp = p;
     return 0;
 }
@@ -239,21 +255,13 @@ static int parse_field(const char **pp, const char *end, httpc_header_t *f)
         p++;
     }
     f->value = p;
-    for (;;) {
-        NEED();
-        if (*p == '\r' || *p == '\n')
-            break;
-        if (!is_value_char((unsigned char)*p))
-            return HTTPC_ERROR;
-        p++;
-    }
-    const char *v_end = p;
+    const char *v_end;
+    int r = rest_of_line(&p, end, &v_end);
+    if (r)
+        return r;
     while (v_end > f->value && (v_end[-1] == ' ' || v_end[-1] == '\t'))
         v_end--;
     f->value_len = (size_t)(v_end - f->value);
-    int r = eol(&p, end);
-    if (r != 1)
-        return r == 0 ? HTTPC_ERROR : r;
     *pp = p;
     return 0;
 }

@@ -19,6 +19,7 @@
  */
 #include "jwks.h"
 
+#include "curlhttps.h"
 #include "log.h"
 
 #include <curl/curl.h>
@@ -619,29 +620,23 @@ static int http_get(jwks_fetcher_t *f, jwks_url_t *u, transfer_t *t, const char 
         *why = "out of memory";
         return -1;
     }
-    u->errbuf[0] = 0;
-    curl_easy_setopt(c, CURLOPT_URL, u->url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)f->o.timeout_ms);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "courant-jwks/1");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, u->errbuf);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, t);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)JWKS_MAX_BYTES);
-    if (f->o.ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, f->o.ca_file);
-    if (f->o.insecure_tls) {
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
+    curlhttps_opts_t o = {
+        .url = u->url,
+        .timeout_ms = f->o.timeout_ms,
+        .user_agent = "courant-jwks/1",
+        .headers = hdrs,
+        .errbuf = u->errbuf,
+        .on_body = on_body,
+        .body_ctx = t,
+        .on_header = on_header,
+        .header_ctx = t,
+        .on_progress = on_progress,
+        .progress_ctx = t,
+        .max_bytes = JWKS_MAX_BYTES,
+        .ca_file = f->o.ca_file,
+        .insecure_tls = f->o.insecure_tls,
+    };
+    curlhttps_setup(c, &o);
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);

@@ -9,6 +9,7 @@
 
 #include "acks.h"
 #include "auth.h"
+#include "authanswer.h"
 #include "conn.h"
 #include "dialect.h"
 #include "grant.h"
@@ -332,29 +333,6 @@ static const char *keyless_refusal(const request_t *in)
     return NULL;
 }
 
-/* Refuses a token in the request's dialect (auth.h, "Answers"). */
-static void refuse_token(req_t *r, const request_t *in, const auth_t *a, auth_status_t st, const char *why)
-{
-    resp_hdrs_t h = in->cors;
-    int v1 = in->dialect == DIALECT_V1;
-    if (v1 && st == AUTH_BAD_REQUEST) {
-        auth_add_challenge(a, &h, "invalid_request");
-        req_refuse(r, REFUSE_BAD_REQUEST, 400, &h, why);
-        return;
-    }
-    auth_add_challenge(a, &h, v1 && st == AUTH_INVALID ? "invalid_token" : NULL);
-    req_refuse(r, REFUSE_UNAUTHORIZED, 401, &h,
-               st == AUTH_INVALID || st == AUTH_BAD_REQUEST ? why : "a publisher token is required");
-}
-
-static void forbid(req_t *r, const request_t *in, const auth_t *a, const char *why)
-{
-    resp_hdrs_t h = in->cors;
-    if (in->dialect == DIALECT_V1)
-        auth_add_challenge(a, &h, "insufficient_scope");
-    req_refuse(r, REFUSE_FORBIDDEN, 403, &h, why);
-}
-
 /* Applies the publish policy with a publisher key. Returns 1 with *g
  * filled, or 0 after refusing. */
 static int token_may_publish(req_t *r, const request_t *in, grant_t *g)
@@ -363,7 +341,7 @@ static int token_may_publish(req_t *r, const request_t *in, grant_t *g)
     const char *why = NULL;
     auth_status_t st = auth_check(srv->auth, AUTH_PUBLISHER, in, g, &why);
     if (st != AUTH_VALID) {
-        refuse_token(r, in, srv->auth, st, why);
+        authanswer_refuse(r, in, srv->auth, st, why, "a publisher token is required");
         return 0;
     }
     const char *no = NULL;
@@ -377,7 +355,7 @@ static int token_may_publish(req_t *r, const request_t *in, grant_t *g)
                                     : "the token has no mercure.publish claim";
     if (no) {
         grant_dispose(g);
-        forbid(r, in, srv->auth, no);
+        authanswer_forbid(r, in, srv->auth, no);
         return 0;
     }
     return 1;
@@ -585,9 +563,10 @@ void publish_handle(req_t *r, request_t *in)
         if (ok < 0)
             req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors, "out of memory");
         else
-            forbid(r, in, srv->auth,
-                   rules.v1 ? "a topic of the update is outside the token's publish authorization details"
-                            : "a topic of the update is outside the token's mercure.publish selectors");
+            authanswer_forbid(
+                r, in, srv->auth,
+                rules.v1 ? "a topic of the update is outside the token's publish authorization details"
+                         : "a topic of the update is outside the token's mercure.publish selectors");
         return;
     }
     submit(r, in, ev);

@@ -4,6 +4,7 @@
 #include "subsapi.h"
 
 #include "auth.h"
+#include "authanswer.h"
 #include "conn.h"
 #include "dialect.h"
 #include "grant.h"
@@ -58,23 +59,6 @@ static int split_segments(const char *rest, size_t rlen, char **seg, int max)
         i += sl + 1;
     }
     return n;
-}
-
-/* Refuses an unauthorized request in its dialect (auth.h, "Answers"). */
-static void refuse_auth(req_t *r, const request_t *in, const auth_t *a, auth_status_t st, const char *why)
-{
-    resp_hdrs_t h = in->cors;
-    int v1 = in->dialect == DIALECT_V1;
-    if (v1 && st == AUTH_BAD_REQUEST) {
-        auth_add_challenge(a, &h, "invalid_request");
-        req_refuse(r, REFUSE_BAD_REQUEST, 400, &h, why);
-        return;
-    }
-    auth_add_challenge(a, &h, v1 && st == AUTH_INVALID ? "invalid_token" : NULL);
-    req_refuse(r, REFUSE_UNAUTHORIZED, 401, &h,
-               st == AUTH_INVALID || st == AUTH_BAD_REQUEST
-                   ? why
-                   : "the subscriptions API needs a subscriber token");
 }
 
 /* Does one of the token's subscribe matchers match the request path (as
@@ -168,22 +152,20 @@ void subsapi_handle(req_t *r, const request_t *in)
     grant_t g;
     auth_status_t st = auth_check(a, AUTH_SUBSCRIBER, in, &g, &why);
     if (st != AUTH_VALID) {
-        refuse_auth(r, in, a, st, why);
+        authanswer_refuse(r, in, a, st, why, "the subscriptions API needs a subscriber token");
         return;
     }
     int v1 = g.dialect == GRANT_V1;
     int allowed = path_authorized(&g, auth_resource(a), in->path, in->path_len);
     grant_dispose(&g);
     if (allowed <= 0) {
-        resp_hdrs_t h = in->cors;
-        if (v1)
-            auth_add_challenge(a, &h, "insufficient_scope");
         if (allowed < 0)
             req_refuse(r, REFUSE_UNAVAILABLE, 503, &in->cors, "out of memory");
         else
-            req_refuse(r, REFUSE_FORBIDDEN, 403, &h,
-                       v1 ? "no subscribe authorization detail of the token matches this subscriptions URL"
-                          : "the token's mercure.subscribe selectors do not match this subscriptions URL");
+            authanswer_forbid(
+                r, in, a,
+                v1 ? "no subscribe authorization detail of the token matches this subscriptions URL"
+                   : "the token's mercure.subscribe selectors do not match this subscriptions URL");
         return;
     }
     char *seg[3] = {NULL, NULL, NULL};

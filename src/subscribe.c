@@ -4,6 +4,7 @@
 #include "subscribe.h"
 
 #include "auth.h"
+#include "authanswer.h"
 #include "conn.h"
 #include "demo.h"
 #include "dialect.h"
@@ -24,21 +25,11 @@ static int may_subscribe(req_t *r, const request_t *in, grant_t *g, int *anonymo
     server_t *srv = worker_server(r->conn->worker);
     const auth_t *a = srv->auth;
     const char *why = NULL;
-    int v1 = in->dialect == DIALECT_V1;
     auth_status_t st = auth_check(a, AUTH_SUBSCRIBER, in, g, &why);
     *anonymous = st != AUTH_VALID;
     if (st == AUTH_VALID || st == AUTH_NO_KEY || (st == AUTH_NO_TOKEN && srv->cfg->anonymous))
         return 1;
-    resp_hdrs_t h = in->cors;
-    if (st == AUTH_BAD_REQUEST) {
-        auth_add_challenge(a, &h, v1 ? "invalid_request" : NULL);
-        req_refuse(r, REFUSE_BAD_REQUEST, v1 ? 400 : 401, &h, why);
-        return 0;
-    }
-    auth_add_challenge(a, &h, v1 && st == AUTH_INVALID ? "invalid_token" : NULL);
-    req_refuse(r, REFUSE_UNAUTHORIZED, 401, &h,
-               st == AUTH_INVALID ? why
-                                  : "a subscriber token is required (courant runs without --anonymous)");
+    authanswer_refuse(r, in, a, st, why, "a subscriber token is required (courant runs without --anonymous)");
     return 0;
 }
 

@@ -20,7 +20,7 @@ import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { assert, freePort, courantBin, run, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, courantBin, freePort, run, sh, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const NAME = 'hub.courant.test';
@@ -33,25 +33,6 @@ process.on('exit', () => {
 
 // ---- tools ------------------------------------------------------------------------
 
-function sh(cmd, args, { timeout = 15000 } = {}) {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeout);
-    p.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? signal, stdout, stderr });
-    });
-    p.on('error', (err) => {
-      clearTimeout(timer);
-      resolve({ code: -1, stdout, stderr: String(err) });
-    });
-  });
-}
-
 function have(bin) {
   return ['/usr/bin', '/usr/local/bin', '/bin'].some((d) => existsSync(path.join(d, bin)));
 }
@@ -61,7 +42,6 @@ function needPebble() {
   if (!have('openssl')) skip('openssl is not installed');
 }
 
-/** A TCP port free on 127.0.0.1 right now (pebble needs fixed ports in its config). */
 /** Spawns a long-running helper; resolves once a stdout/stderr line matches `ready`. */
 function startHelper(cmd, args, { env = {}, ready, timeout = 10000 }) {
   const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

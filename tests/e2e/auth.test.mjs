@@ -10,11 +10,10 @@
 
 import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { assert, courantBin, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, courantBin, openEvents, run, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const FORM = 'application/x-www-form-urlencoded';
@@ -57,33 +56,7 @@ const bearer = (t) => ({ authorization: `Bearer ${t}` });
 /** Opens a stream; resolves once the response head is in. Parses events as they come. */
 function openStream(base, params, headers = {}) {
   const qs = params instanceof URLSearchParams ? params : new URLSearchParams(params);
-  return new Promise((resolve, reject) => {
-    const req = http.get(`${base}${HUB}?${qs}`, { headers }, (res) => {
-      const s = { status: res.statusCode, headers: res.headers, events: [], body: '', ended: false };
-      let buf = '';
-      s.closed = new Promise((r) => res.on('close', () => { s.ended = true; r(); }));
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => {
-        s.body += chunk;
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const ev = { id: null, data: [] };
-          for (const line of block.split('\n')) {
-            if (line.startsWith('data: ')) ev.data.push(line.slice(6));
-            else if (line.startsWith('id: ')) ev.id = line.slice(4);
-          }
-          if (ev.id !== null) s.events.push({ id: ev.id, data: ev.data.join('\n') });
-        }
-      });
-      res.on('error', () => {});
-      s.close = () => req.destroy();
-      resolve(s);
-    });
-    req.on('error', reject);
-  });
+  return openEvents(`${base}${HUB}?${qs}`, { headers });
 }
 
 async function subscribeStatus(base, params, headers = {}) {

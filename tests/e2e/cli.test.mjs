@@ -15,7 +15,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { assert, freePort, courantBin, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, courantBin, freePort, run, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'courant-cli-e2e-'));
 process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
@@ -51,7 +51,6 @@ const runCli = (args, opts) => cli(args, opts).done;
 const hubUrl = (s) => s.base;
 const lines = (s) => s.split('\n').filter((l) => l !== '');
 
-/** A port nobody listens on right now. */
 const decodeClaims = (tok) => JSON.parse(Buffer.from(tok.split('.')[1], 'base64url').toString());
 
 // ---- token ------------------------------------------------------------------------

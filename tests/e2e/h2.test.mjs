@@ -17,7 +17,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { assert, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, collectEvents, run, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const enc = encodeURIComponent;
@@ -61,24 +61,9 @@ function subscribe(session, topic) {
   const sub = { events: [], ended: false, reset: null, headers: null, bytes: 0 };
   const req = session.request({ ':method': 'GET', ':path': `${HUB}?topic=${enc(topic)}` });
   sub.req = req;
-  let buf = '';
-  let cur = { id: null, data: [] };
-  req.setEncoding('utf8');
   req.on('response', (h) => (sub.headers = h));
-  req.on('data', (chunk) => {
-    sub.bytes += chunk.length;
-    buf += chunk;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (line === '') {
-        if (cur.data.length) sub.events.push({ id: cur.id, data: cur.data.join('\n') });
-        cur = { id: null, data: [] };
-      } else if (line.startsWith('id: ')) cur.id = line.slice(4);
-      else if (line.startsWith('data: ')) cur.data.push(line.slice(6));
-    }
-  });
+  req.on('data', (chunk) => (sub.bytes += chunk.length));
+  collectEvents(req, sub);
   sub.done = new Promise((resolve) => {
     req.on('end', () => { sub.ended = true; resolve(); });
     req.on('close', () => { sub.ended = true; sub.reset = req.rstCode; resolve(); });

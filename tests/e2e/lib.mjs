@@ -4,6 +4,8 @@
 //   test(name, fn, {timeout})  register a test; run() runs them in order
 //   launchChromium()           headless Debian Chromium through playwright-core
 //   waitFor(fn, opts), sleep(ms)
+//   sh(cmd, args, opts)        run a command to its end: {code, stdout, stderr}
+//   freePort()                 a loopback port free right now
 //
 // Output, one line per test:  `ok - <file>: <name>` / `not ok - <file>: <name>`
 // followed by the error (indented), then a closing `<file>: N passed, N failed`.
@@ -11,9 +13,9 @@
 // or printed a sanitizer report. run() exits 1 if any test failed.
 
 import http from 'node:http';
+import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -52,6 +54,31 @@ const LISTENING_RE = /listening on (https?):\/\/([^\s/]+)\//;
 
 export function courantBin() {
   return path.resolve(repoRoot, process.env.COURANT_BIN || 'build/asan/courant');
+}
+
+/** Runs a command (openssl, curl, courant itself) to its end; resolves
+ * {code, stdout, stderr}, never rejects: a spawn failure is code -1. `input`
+ * is written to its stdin (else stdin is closed at once), `env` added to
+ * ours. Killed after `timeout` ms. */
+export function sh(cmd, args, { input = null, env = {}, timeout = 15000 } = {}) {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeout);
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? signal, stdout, stderr });
+    });
+    p.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: -1, stdout, stderr: String(err) });
+    });
+    if (input !== null) p.stdin.end(input);
+    else p.stdin.end();
+  });
 }
 
 // Servers and browsers started by the running test, cleaned up after it.
@@ -376,6 +403,86 @@ export function postForm(base, topic, data, agent, extra = '') {
 }
 
 /**
+ * Reads an event stream from `source` (anything with setEncoding() and 'data'
+ * events: an http(s) response, an HTTP/2 stream) and pushes each event that
+ * has data onto `sub.events` as {id, data}, its data lines joined by '\n'.
+ * Deliberately small and literal ("id: ", "data: ", a blank line ends an
+ * event; other lines are ignored), so a test sees exactly the lines courant
+ * wrote: a WHATWG parser would forgive what these tests should catch.
+ */
+export function collectEvents(source, sub) {
+  let buf = '';
+  let cur = { id: null, data: [] };
+  source.setEncoding('utf8');
+  source.on('data', (chunk) => {
+    buf += chunk;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line === '') {
+        if (cur.data.length) sub.events.push({ id: cur.id, data: cur.data.join('\n') });
+        cur = { id: null, data: [] };
+      } else if (line.startsWith('id: ')) cur.id = line.slice(4);
+      else if (line.startsWith('data: ')) cur.data.push(line.slice(6));
+    }
+  });
+}
+
+/**
+ * collectEvents for the protocol tests, which look at more of the wire: the
+ * raw text goes to `s.body` as well; each event records its `type` (event:,
+ * else 'message'); an event is kept when it has an id (with an empty data
+ * field too) and left out without one (the retry: preamble).
+ */
+function collectIdEvents(source, s) {
+  let buf = '';
+  source.setEncoding('utf8');
+  source.on('data', (chunk) => {
+    s.body += chunk;
+    buf += chunk;
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const ev = { id: null, type: 'message', data: [] };
+      for (const line of block.split('\n')) {
+        if (line.startsWith('data: ')) ev.data.push(line.slice(6));
+        else if (line.startsWith('id: ')) ev.id = line.slice(4);
+        else if (line.startsWith('event: ')) ev.type = line.slice(7);
+      }
+      if (ev.id !== null) s.events.push({ id: ev.id, type: ev.type, data: ev.data.join('\n') });
+    }
+  });
+}
+
+/**
+ * A request whose answer may be an event stream, for the protocol tests (any
+ * status, method, headers and body). Resolves once the response head is in:
+ * {status, headers, events, body, ended, closed (a promise), close()}, the
+ * events and raw text filled as they arrive (collectIdEvents). `agent` as
+ * http.request takes it; without one, node's global agent.
+ */
+export function openEvents(url, { method = 'GET', headers = {}, body, agent } = {}) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const opts = { host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers };
+    if (agent !== undefined) opts.agent = agent;
+    const req = http.request(opts, (res) => {
+      const s = { status: res.statusCode, headers: res.headers, events: [], body: '', ended: false };
+      s.closed = new Promise((r) => res.on('close', () => { s.ended = true; r(); }));
+      collectIdEvents(res, s);
+      res.on('error', () => {});
+      s.close = () => req.destroy();
+      resolve(s);
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.end(body);
+    else req.end();
+  });
+}
+
+/**
  * Subscribes to `topic` with an optional Last-Event-ID and collects {id, data}
  * events (parsed here, so the test sees the exact wire lines). `done` resolves when the stream ends (server gone or closed).
  */
@@ -386,22 +493,7 @@ export function openStream(base, topic, lastEventId) {
     const headers = lastEventId ? { 'last-event-id': lastEventId } : {};
     sub.req = http.get({ host: u.hostname, port: u.port, path: u.pathname + u.search, headers, agent: false }, (res) => {
       sub.headers = res.headers;
-      let buf = '';
-      let cur = { id: null, data: [] };
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => {
-        buf += chunk;
-        let nl;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line === '') {
-            if (cur.data.length) sub.events.push({ id: cur.id, data: cur.data.join('\n') });
-            cur = { id: null, data: [] };
-          } else if (line.startsWith('id: ')) cur.id = line.slice(4);
-          else if (line.startsWith('data: ')) cur.data.push(line.slice(6));
-        }
-      });
+      collectEvents(res, sub);
       const end = () => { sub.ended = true; resolve(); };
       res.on('end', end);
       res.on('error', end);

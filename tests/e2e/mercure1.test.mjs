@@ -11,8 +11,7 @@
 // courant's own signing code.
 
 import crypto from 'node:crypto';
-import http from 'node:http';
-import { assert, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, openEvents, run, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const PUB_KEY = 'publisher-secret-for-mercure1-tests-0123456789';
@@ -67,37 +66,7 @@ async function get(base, path, headers = {}) {
 
 /** Opens a stream (query string `qs`); resolves once the head is in. Events: {id, type, data}. */
 function openStream(base, qs, headers = {}, { method = 'GET', body } = {}) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(`${base}${HUB}?${qs}`);
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers, agent: false }, (res) => {
-      const s = { status: res.statusCode, headers: res.headers, events: [], body: '', ended: false };
-      let buf = '';
-      s.closed = new Promise((r) => res.on('close', () => { s.ended = true; r(); }));
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => {
-        s.body += chunk;
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const ev = { id: null, type: 'message', data: [] };
-          for (const line of block.split('\n')) {
-            if (line.startsWith('data: ')) ev.data.push(line.slice(6));
-            else if (line.startsWith('id: ')) ev.id = line.slice(4);
-            else if (line.startsWith('event: ')) ev.type = line.slice(7);
-          }
-          if (ev.id !== null) s.events.push({ id: ev.id, type: ev.type, data: ev.data.join('\n') });
-        }
-      });
-      res.on('error', () => {});
-      s.close = () => req.destroy();
-      resolve(s);
-    });
-    req.on('error', reject);
-    if (body !== undefined) req.end(body);
-    else req.end();
-  });
+  return openEvents(`${base}${HUB}?${qs}`, { method, headers, body, agent: false });
 }
 
 const qs = (pairs) => new URLSearchParams(pairs).toString();

@@ -30,7 +30,6 @@ let dirCount = 0;
 
 // ---- Redis ------------------------------------------------------------------------
 
-/** A free loopback port: bind :0, read it, close (redis-server cannot report a port of its own). */
 /** Sends PING; resolves true on +PONG. */
 function ping(port) {
   return new Promise((resolve) => {

@@ -16,35 +16,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import tls from 'node:tls';
-import { assert, courantBin, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, collectEvents, courantBin, run, sh, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'courant-tls-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
 // ---- tools ----------------------------------------------------------------------
-
-/** Runs a command; resolves {code, stdout, stderr}. Killed after `timeout` ms. */
-function sh(cmd, args, { input = null, env = {}, timeout = 15000 } = {}) {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeout);
-    p.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? signal, stdout, stderr });
-    });
-    p.on('error', (err) => {
-      clearTimeout(timer);
-      resolve({ code: -1, stdout, stderr: String(err) });
-    });
-    if (input !== null) p.stdin.end(input);
-    else p.stdin.end();
-  });
-}
 
 /** A self-signed certificate for localhost and 127.0.0.1: {cert, key, serial}
  * paths and the serial number. `name` keeps several apart; `kind` rsa or ec. */
@@ -95,22 +73,7 @@ function stream(server, topic) {
     const req = https.get({ host: '127.0.0.1', port: server.port, path: `${HUB}?topic=${encodeURIComponent(topic)}`, ca: server.ca, agent: false }, (res) => {
       sub.res = res;
       sub.status = res.statusCode;
-      let buf = '';
-      let cur = { id: null, data: [] };
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => {
-        buf += chunk;
-        let nl;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line === '') {
-            if (cur.data.length) sub.events.push({ id: cur.id, data: cur.data.join('\n') });
-            cur = { id: null, data: [] };
-          } else if (line.startsWith('id: ')) cur.id = line.slice(4);
-          else if (line.startsWith('data: ')) cur.data.push(line.slice(6));
-        }
-      });
+      collectEvents(res, sub);
       const end = () => { sub.ended = true; resolve(); };
       res.on('end', end);
       res.on('error', end);
