@@ -571,7 +571,7 @@ static int wanted_by(stream_index_t *idx, const stream_t *s, const evbuf_t *ev)
  * fan-out may be walking. */
 static void on_overflow(req_t *r)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     s->overflowed = 1;
     s->ending = 1;
     s->end_ms = worker__now_ms(r->conn->worker) + STREAM_DRAIN_GRACE_MS;
@@ -595,7 +595,7 @@ static void replay_link(stream_index_t *idx, replay_t *rp)
  * the order holds: a replaying stream takes no live events. */
 static void defer(stream_index_t *idx, req_t *r, uint64_t seq)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     if (s->replay || s->ending || seq <= s->last_seq)
         return; /* reading history already, ending, or it has the event */
     replay_t *rp = calloc(1, sizeof(*rp));
@@ -615,7 +615,7 @@ static void defer(stream_index_t *idx, req_t *r, uint64_t seq)
 /* Queues `ev` to one subscriber; returns 1 if it was queued. */
 static int deliver(stream_index_t *idx, req_t *r, evbuf_t *ev, wref_t **w)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     if (s->replay || ev->seq <= s->last_seq || s->ending)
         return 0; /* replaying: it will read ev from history */
     int vis = visible_to(idx, s, ev);
@@ -655,7 +655,7 @@ static unsigned long deliver_list(stream_index_t *idx, sub_link_t *l, evbuf_t *e
 static int any_live(const sub_link_t *l, uint64_t seq)
 {
     for (; l; l = l->next) {
-        const stream_t *s = l->req->stream;
+        const stream_t *s = req_stream(l->req);
         if (!s->replay && !s->ending && seq > s->last_seq)
             return 1;
     }
@@ -772,7 +772,7 @@ static void replay_unlink(stream_index_t *idx, replay_t *rp)
 /* The stream caught up with history: from now on it takes live events. */
 static void replay_done(stream_index_t *idx, req_t *r)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     replay_unlink(idx, s->replay);
     free(s->replay);
     s->replay = NULL;
@@ -808,7 +808,7 @@ typedef enum batch_result {
  * (charged here); a batch cut short goes on next turn from rp->next_seq. */
 static batch_result_t replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     replay_t *rp = s->replay;
     worker_stats_t *st = worker_stats(idx->worker);
     long max_replay = cfg_of(r)->max_replay;
@@ -866,7 +866,7 @@ static batch_result_t replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b
  * was full, or a budget ran out). */
 static void replay_consume(stream_index_t *idx, req_t *r, hub_batch_t *b)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     batch_result_t res = replay_batch(idx, r, b);
     int stopped = res == BATCH_STOPPED;
     int caught_up = res == BATCH_DONE && b->count < b->max;
@@ -895,7 +895,7 @@ static void replay_step(stream_index_t *idx, req_t *r)
     hub_batch_t b = {events, *budget < STREAM_REPLAY_BATCH ? *budget : STREAM_REPLAY_BATCH, 0, 0, 0};
     if (b.max == 0)
         return;
-    hub_read(worker_server(idx->worker)->hub, r->stream->replay->next_seq, &b);
+    hub_read(worker_server(idx->worker)->hub, req_stream(r)->replay->next_seq, &b);
     replay_consume(idx, r, &b); /* charges the budget */
 }
 
@@ -1141,7 +1141,7 @@ static void register_subscriptions(req_t *r, const stream_request_t *sr, const u
             spec[k++] = (subs_spec_t){sr->selectors[i], sr->selector_lens[i], sr->selector_types[i],
                                       sr->payloads ? sr->payloads[i] : classic_payload};
     }
-    if (!(r->stream->subs = subs_add(reg, sr->v1, spec, n, sr->anonymous)))
+    if (!(req_stream(r)->subs = subs_add(reg, sr->v1, spec, n, sr->anonymous)))
         log_warn("fd %d: out of memory: the subscription is not listed", conn_fd(r->conn));
 }
 
@@ -1237,7 +1237,7 @@ void stream_start(req_t *r, const stream_request_t *sr)
     free(comp);
     if (s->num_links < n)
         log_warn("fd %d: out of memory while subscribing; some selectors ignored", conn_fd(r->conn));
-    r->stream = s;
+    req_set_stream(r, s);
     rp->req = r;
     rp->next_seq = from;
     replay_link(idx, rp);
@@ -1253,7 +1253,7 @@ void stream_start(req_t *r, const stream_request_t *sr)
 
 void stream_detach(req_t *r)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     stream_index_t *idx = index_of(r);
     if (s->replay)
         replay_done(idx, r);
@@ -1267,20 +1267,20 @@ void stream_detach(req_t *r)
     idx->streams--;
     atomic_fetch_sub_explicit(&worker_stats(r->conn->worker)->streams_open, 1, memory_order_relaxed);
     free(s);
-    r->stream = NULL;
+    req_set_stream(r, NULL);
 }
 
 /* ---- timers --------------------------------------------------------------------- */
 
 static void stream_end(req_t *r)
 {
-    r->stream->ending = 1;
+    req_stream(r)->ending = 1;
     req_end(r);
 }
 
 void stream_on_tick(req_t *r, int64_t now_ms)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     if (s->end_ms && now_ms >= s->end_ms) {
         if (s->ending)
             req_reset(r, "subscriber did not read its pending output in time");
@@ -1295,7 +1295,7 @@ void stream_on_tick(req_t *r, int64_t now_ms)
 
 void stream_schedule_end(req_t *r, int64_t now_ms, int spread_ms)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     if (s->ending)
         return;
     int64_t at = now_ms + (spread_ms > 0 ? random() % spread_ms : 0);
