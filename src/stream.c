@@ -25,12 +25,26 @@ typedef struct topic_subs topic_subs_t;
 typedef struct tmpl_subs tmpl_subs_t;
 typedef struct prefix_bucket prefix_bucket_t;
 
+/* Which list a link hangs on: a link is one selector, so exactly one. */
+typedef enum link_kind {
+    LINK_WILDCARD, /* the index's wildcard list ("*") */
+    LINK_TOPIC,    /* to.owner's list (an exact topic) */
+    LINK_TEMPLATE, /* to.tmpl's list (a URI template) */
+    LINK_URLPAT,   /* to.upat's list (a v1 URL pattern) */
+} link_kind_t;
+
 typedef struct sub_link {
     struct sub_link *prev, *next; /* neighbours in the owner's list */
-    topic_subs_t *owner;          /* borrows; NULL for the wildcard, template and URL-pattern lists */
-    tmpl_subs_t *tmpl;            /* borrows (holds one of its refs): a template link's entry */
-    upentry_t *upat;              /* borrows (holds one of its refs): a URL-pattern link's entry */
-    req_t *req;                   /* borrows: the subscriber */
+    /* The entry whose list holds the link, as `kind` says (nothing for the
+     * wildcard): one word for three, 8 bytes off every link, which takes a
+     * one-topic stream_t from a 112- to a 96-byte malloc chunk. */
+    union {
+        topic_subs_t *owner; /* LINK_TOPIC: borrows */
+        tmpl_subs_t *tmpl;   /* LINK_TEMPLATE: borrows (holds one of its refs) */
+        upentry_t *upat;     /* LINK_URLPAT: borrows (holds one of its refs) */
+    } to;
+    req_t *req;   /* borrows: the subscriber */
+    uint8_t kind; /* link_kind_t */
 } sub_link_t;
 
 /* One compiled URI template per distinct text per worker, shared by every
@@ -435,23 +449,24 @@ typedef struct compiled {
  * template's or URL pattern's link takes over the reference `c` holds. */
 static int link_attach(stream_index_t *idx, sub_link_t *l, const char *topic, size_t len, compiled_t *c)
 {
-    l->tmpl = NULL;
-    l->upat = NULL;
-    l->owner = NULL;
+    l->kind = LINK_WILDCARD;
+    l->to.owner = NULL;
     if (is_wildcard(topic, len)) {
         list_insert(&idx->wildcard, l);
         return 0;
     }
     if (c->up) {
-        l->upat = c->up;
+        l->kind = LINK_URLPAT;
+        l->to.upat = c->up;
         c->up = NULL;
-        list_insert((sub_link_t **)&l->upat->head, l);
+        list_insert((sub_link_t **)&l->to.upat->head, l);
         return 0;
     }
     if (c->sel && selector_kind(c->sel) == SELECTOR_TEMPLATE) {
-        l->tmpl = tmpl_find(idx, c->sel);
+        l->kind = LINK_TEMPLATE;
+        l->to.tmpl = tmpl_find(idx, c->sel);
         c->sel = NULL;
-        list_insert(&l->tmpl->head, l);
+        list_insert(&l->to.tmpl->head, l);
         return 0;
     }
     topic_subs_t *ts = strmap_get(&idx->topics, topic, len);
@@ -469,7 +484,8 @@ static int link_attach(stream_index_t *idx, sub_link_t *l, const char *topic, si
             return -1;
         }
     }
-    l->owner = ts;
+    l->kind = LINK_TOPIC;
+    l->to.owner = ts;
     list_insert(&ts->head, l);
     ts->count++;
     return 0;
@@ -477,23 +493,25 @@ static int link_attach(stream_index_t *idx, sub_link_t *l, const char *topic, si
 
 static void link_detach(stream_index_t *idx, sub_link_t *l)
 {
-    topic_subs_t *ts = l->owner;
-    if (l->tmpl) {
-        list_remove(&l->tmpl->head, l);
-        selector_release(idx, l->tmpl->sel);
-        l->tmpl = NULL;
+    if (l->kind == LINK_TEMPLATE) {
+        list_remove(&l->to.tmpl->head, l);
+        selector_release(idx, l->to.tmpl->sel);
+        l->kind = LINK_WILDCARD;
+        l->to.owner = NULL;
         return;
     }
-    if (l->upat) {
-        list_remove((sub_link_t **)&l->upat->head, l);
-        upindex_release(idx->upats, l->upat);
-        l->upat = NULL;
+    if (l->kind == LINK_URLPAT) {
+        list_remove((sub_link_t **)&l->to.upat->head, l);
+        upindex_release(idx->upats, l->to.upat);
+        l->kind = LINK_WILDCARD;
+        l->to.owner = NULL;
         return;
     }
-    if (!ts) {
+    if (l->kind == LINK_WILDCARD) {
         list_remove(&idx->wildcard, l);
         return;
     }
+    topic_subs_t *ts = l->to.owner;
     list_remove(&ts->head, l);
     if (--ts->count == 0) {
         strmap_remove(&idx->topics, ts->topic, ts->len);
@@ -545,17 +563,17 @@ static int wanted_by(stream_index_t *idx, const stream_t *s, const evbuf_t *ev)
     int unknown = 0;
     for (uint16_t i = 0; i < s->num_links; i++) {
         const sub_link_t *l = &s->links[i];
-        if (!l->owner && !l->tmpl && !l->upat)
+        if (l->kind == LINK_WILDCARD)
             return 1; /* "*" */
         for (unsigned t = 0; t < ev->num_topics; t++) {
             int m;
-            if (l->owner)
-                m = l->owner->len == ev->topic_lens[t] &&
-                    !memcmp(l->owner->topic, ev->topics[t], l->owner->len);
-            else if (l->tmpl)
-                m = tmpl_match(idx, l->tmpl->sel, ev->topics[t], ev->topic_lens[t]);
+            if (l->kind == LINK_TOPIC)
+                m = l->to.owner->len == ev->topic_lens[t] &&
+                    !memcmp(l->to.owner->topic, ev->topics[t], l->to.owner->len);
+            else if (l->kind == LINK_TEMPLATE)
+                m = tmpl_match(idx, l->to.tmpl->sel, ev->topics[t], ev->topic_lens[t]);
             else
-                m = upat_match(idx, l->upat, ev->topics[t], ev->topic_lens[t]);
+                m = upat_match(idx, l->to.upat, ev->topics[t], ev->topic_lens[t]);
             if (m > 0)
                 return 1;
             unknown |= m < 0;
