@@ -51,7 +51,7 @@ typedef struct dash_worker dash_worker_t;
 
 /* An admin's stream on one worker. */
 typedef struct dash_feed {
-    req_feed_t base;               /* must be first: req_t.feed points here */
+    req_feed_t base;               /* must be first: req_t.held.feed points here */
     struct dash_feed *prev, *next; /* its worker's list */
     dash_worker_t *dw;             /* borrows: the worker's state */
     req_t *req;                    /* borrows: the stream it feeds */
@@ -59,7 +59,7 @@ typedef struct dash_feed {
 } dash_feed_t;
 
 struct dash_worker {
-    dash_feed_t *feeds;   /* owns (through req_t.feed): this worker's feeds; its thread only */
+    dash_feed_t *feeds;   /* owns (through req_t.held.feed): this worker's feeds; its thread only */
     int64_t next_push_ms; /* monotonic: the next snapshot for its feeds */
     size_t cursor;        /* where the topic scan goes on; its thread only */
     topk_list_t scan;     /* the pass in progress; its thread only */
@@ -292,7 +292,7 @@ static void feed_unlink(dash_feed_t *f)
 
 static void feed_on_abort(req_t *r)
 {
-    dash_feed_t *f = (dash_feed_t *)r->feed;
+    dash_feed_t *f = (dash_feed_t *)req_feed(r);
     feed_unlink(f);
     free(f);
 }
@@ -417,7 +417,7 @@ static void handle_stream(req_t *r, int64_t exp_s)
     if (dw->feeds)
         dw->feeds->prev = f;
     dw->feeds = f;
-    r->feed = &f->base;
+    req_set_feed(r, &f->base);
     static const char hello[] = ":\nretry: 2000\n";
     req_push_bytes(r, hello, sizeof(hello) - 1, 0);
     size_t len = 0;

@@ -31,7 +31,7 @@
  * watches, in fixed memory: a pass over a worker holding a million topics
  * takes about a minute, and the list shows what the last complete pass saw.
  *
- * A feed is the admin's stream (req_t.feed, dashboard.c's dash_feed_t) on
+ * A feed is the admin's stream (req_t.held.feed, dashboard.c's dash_feed_t) on
  * the worker that accepted it; it ends when the token expires, when the
  * server stops, or when the admin leaves (req_on_abort). A dashboard that
  * does not read falls behind by skipping snapshots (none is queued while

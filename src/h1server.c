@@ -621,7 +621,7 @@ static void h1_on_tick(conn_t *c, int64_t now_ms)
         conn_finish(c);
         break;
     case H1_STREAM:
-        if (h->req.stream)
+        if (req_stream(&h->req))
             stream_on_tick(&h->req, now_ms);
         break;
     case H1_RESPOND:
@@ -636,7 +636,7 @@ static void h1_on_tick(conn_t *c, int64_t now_ms)
 static void h1_on_stop(conn_t *c, int64_t now_ms, int spread_ms)
 {
     h1conn_t *h = h1_of(c);
-    if (h->phase == H1_STREAM && h->req.stream)
+    if (h->phase == H1_STREAM && req_stream(&h->req))
         stream_schedule_end(&h->req, now_ms, spread_ms);
     else if (h->phase == H1_READ_HEAD && !h->got_bytes)
         conn_close(c, "shutting down");

@@ -1059,7 +1059,7 @@ static void h2_on_tick(conn_t *c, int64_t now_ms)
     }
     for (h2stream_t *st = s->streams, *next; st; st = next) {
         next = st->next; /* nothing here frees a stream: resets are only submitted */
-        if (st->phase == H2S_STREAM && st->req.stream) {
+        if (st->phase == H2S_STREAM && req_stream(&st->req)) {
             stream_on_tick(&st->req, now_ms);
         } else if ((st->phase == H2S_HEAD || st->phase == H2S_BODY) && now_ms >= st->deadline_ms) {
             st->rst_after_answer = 1;
@@ -1084,7 +1084,7 @@ static void h2_on_stop(conn_t *c, int64_t now_ms, int spread_ms)
     nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->ng),
                           NGHTTP2_NO_ERROR, NULL, 0);
     for (h2stream_t *st = s->streams; st; st = st->next)
-        if (st->phase == H2S_STREAM && st->req.stream)
+        if (st->phase == H2S_STREAM && req_stream(&st->req))
             stream_schedule_end(&st->req, now_ms, spread_ms);
     conn_want_flush(c);
 }

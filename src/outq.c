@@ -58,7 +58,9 @@ static outq_item_t *push_slot(outq_t *q)
             memmove(q->items, q->items + q->head, q->count * sizeof(*q->items));
             q->head = 0;
         } else {
-            uint32_t ncap = q->cap * 2;
+            /* From the one inline slot straight to 8: a queue that grows is
+             * an answer (head and body) or a burst, which grows further. */
+            uint32_t ncap = q->cap < 8 ? 8 : q->cap * 2;
             outq_item_t *n = q->items == q->inline_items ? malloc(ncap * sizeof(*n))
                                                          : realloc(q->items, ncap * sizeof(*n));
             if (!n)

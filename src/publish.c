@@ -441,7 +441,7 @@ static void on_release(void *ctx, void *data, evbuf_t *ev, int ok)
 {
     req_t *r = ctx;
     (void)ok; /* a release is always a success; a peer that left is dropped by acks */
-    r->ack_token = 0;
+    req_set_ack_token(r, 0);
     req_respond(r, 200, data, "text/plain; charset=utf-8", ev->id, ev->id_len);
 }
 
@@ -472,7 +472,7 @@ static void on_answer(void *ctx, void *data, evbuf_t *ev, int ok)
 {
     req_t *r = ctx;
     const resp_hdrs_t *cors = data;
-    r->ack_token = 0;
+    req_set_ack_token(r, 0);
     if (ok) {
         req_note_enqueued(r);        /* the journal accepted it (worker.h, publish_enqueue) */
         answer_or_hold(r, cors, ev); /* a durable journal's ack may be held on too */

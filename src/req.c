@@ -217,7 +217,7 @@ void req_wait(req_t *r, uint64_t token)
 {
     assert((r->state == REQ_HANDLING || r->state == REQ_WAITING) && token);
     r->state = REQ_WAITING;
-    r->ack_token = token;
+    req_set_ack_token(r, token);
 }
 
 void req_note_enqueued(req_t *r)
@@ -230,15 +230,17 @@ void req_on_abort(req_t *r)
 {
     if (r->alog) /* a stream's end, or a request whose client left before its answer */
         access_done(r, r->alog->status ? r->alog->status : 499, 0);
-    if (r->feed) {
-        r->feed->on_abort(r);
-        r->feed = NULL;
+    req_feed_t *feed = req_feed(r);
+    if (feed) {
+        feed->on_abort(r);
+        req_set_feed(r, NULL);
     }
-    if (r->stream)
-        stream_detach(r);
-    if (r->ack_token) { /* a publish waiting for the journal: its answer will be dropped */
-        acks_cancel(worker__acks(r->conn->worker), r->ack_token);
-        r->ack_token = 0;
+    if (req_stream(r))
+        stream_detach(r); /* clears it */
+    uint64_t token = req_ack_token(r);
+    if (token) { /* a publish waiting for the journal: its answer will be dropped */
+        acks_cancel(worker__acks(r->conn->worker), token);
+        req_set_ack_token(r, 0);
     }
     r->state = REQ_IDLE;
 }

@@ -25,12 +25,26 @@ typedef struct topic_subs topic_subs_t;
 typedef struct tmpl_subs tmpl_subs_t;
 typedef struct prefix_bucket prefix_bucket_t;
 
+/* Which list a link hangs on: a link is one selector, so exactly one. */
+typedef enum link_kind {
+    LINK_WILDCARD, /* the index's wildcard list ("*") */
+    LINK_TOPIC,    /* to.owner's list (an exact topic) */
+    LINK_TEMPLATE, /* to.tmpl's list (a URI template) */
+    LINK_URLPAT,   /* to.upat's list (a v1 URL pattern) */
+} link_kind_t;
+
 typedef struct sub_link {
     struct sub_link *prev, *next; /* neighbours in the owner's list */
-    topic_subs_t *owner;          /* borrows; NULL for the wildcard, template and URL-pattern lists */
-    tmpl_subs_t *tmpl;            /* borrows (holds one of its refs): a template link's entry */
-    upentry_t *upat;              /* borrows (holds one of its refs): a URL-pattern link's entry */
-    req_t *req;                   /* borrows: the subscriber */
+    /* The entry whose list holds the link, as `kind` says (nothing for the
+     * wildcard): one word for three, 8 bytes off every link, which takes a
+     * one-topic stream_t from a 112- to a 96-byte malloc chunk. */
+    union {
+        topic_subs_t *owner; /* LINK_TOPIC: borrows */
+        tmpl_subs_t *tmpl;   /* LINK_TEMPLATE: borrows (holds one of its refs) */
+        upentry_t *upat;     /* LINK_URLPAT: borrows (holds one of its refs) */
+    } to;
+    req_t *req;   /* borrows: the subscriber */
+    uint8_t kind; /* link_kind_t */
 } sub_link_t;
 
 /* One compiled URI template per distinct text per worker, shared by every
@@ -435,23 +449,24 @@ typedef struct compiled {
  * template's or URL pattern's link takes over the reference `c` holds. */
 static int link_attach(stream_index_t *idx, sub_link_t *l, const char *topic, size_t len, compiled_t *c)
 {
-    l->tmpl = NULL;
-    l->upat = NULL;
-    l->owner = NULL;
+    l->kind = LINK_WILDCARD;
+    l->to.owner = NULL;
     if (is_wildcard(topic, len)) {
         list_insert(&idx->wildcard, l);
         return 0;
     }
     if (c->up) {
-        l->upat = c->up;
+        l->kind = LINK_URLPAT;
+        l->to.upat = c->up;
         c->up = NULL;
-        list_insert((sub_link_t **)&l->upat->head, l);
+        list_insert((sub_link_t **)&l->to.upat->head, l);
         return 0;
     }
     if (c->sel && selector_kind(c->sel) == SELECTOR_TEMPLATE) {
-        l->tmpl = tmpl_find(idx, c->sel);
+        l->kind = LINK_TEMPLATE;
+        l->to.tmpl = tmpl_find(idx, c->sel);
         c->sel = NULL;
-        list_insert(&l->tmpl->head, l);
+        list_insert(&l->to.tmpl->head, l);
         return 0;
     }
     topic_subs_t *ts = strmap_get(&idx->topics, topic, len);
@@ -469,7 +484,8 @@ static int link_attach(stream_index_t *idx, sub_link_t *l, const char *topic, si
             return -1;
         }
     }
-    l->owner = ts;
+    l->kind = LINK_TOPIC;
+    l->to.owner = ts;
     list_insert(&ts->head, l);
     ts->count++;
     return 0;
@@ -477,23 +493,25 @@ static int link_attach(stream_index_t *idx, sub_link_t *l, const char *topic, si
 
 static void link_detach(stream_index_t *idx, sub_link_t *l)
 {
-    topic_subs_t *ts = l->owner;
-    if (l->tmpl) {
-        list_remove(&l->tmpl->head, l);
-        selector_release(idx, l->tmpl->sel);
-        l->tmpl = NULL;
+    if (l->kind == LINK_TEMPLATE) {
+        list_remove(&l->to.tmpl->head, l);
+        selector_release(idx, l->to.tmpl->sel);
+        l->kind = LINK_WILDCARD;
+        l->to.owner = NULL;
         return;
     }
-    if (l->upat) {
-        list_remove((sub_link_t **)&l->upat->head, l);
-        upindex_release(idx->upats, l->upat);
-        l->upat = NULL;
+    if (l->kind == LINK_URLPAT) {
+        list_remove((sub_link_t **)&l->to.upat->head, l);
+        upindex_release(idx->upats, l->to.upat);
+        l->kind = LINK_WILDCARD;
+        l->to.owner = NULL;
         return;
     }
-    if (!ts) {
+    if (l->kind == LINK_WILDCARD) {
         list_remove(&idx->wildcard, l);
         return;
     }
+    topic_subs_t *ts = l->to.owner;
     list_remove(&ts->head, l);
     if (--ts->count == 0) {
         strmap_remove(&idx->topics, ts->topic, ts->len);
@@ -545,17 +563,17 @@ static int wanted_by(stream_index_t *idx, const stream_t *s, const evbuf_t *ev)
     int unknown = 0;
     for (uint16_t i = 0; i < s->num_links; i++) {
         const sub_link_t *l = &s->links[i];
-        if (!l->owner && !l->tmpl && !l->upat)
+        if (l->kind == LINK_WILDCARD)
             return 1; /* "*" */
         for (unsigned t = 0; t < ev->num_topics; t++) {
             int m;
-            if (l->owner)
-                m = l->owner->len == ev->topic_lens[t] &&
-                    !memcmp(l->owner->topic, ev->topics[t], l->owner->len);
-            else if (l->tmpl)
-                m = tmpl_match(idx, l->tmpl->sel, ev->topics[t], ev->topic_lens[t]);
+            if (l->kind == LINK_TOPIC)
+                m = l->to.owner->len == ev->topic_lens[t] &&
+                    !memcmp(l->to.owner->topic, ev->topics[t], l->to.owner->len);
+            else if (l->kind == LINK_TEMPLATE)
+                m = tmpl_match(idx, l->to.tmpl->sel, ev->topics[t], ev->topic_lens[t]);
             else
-                m = upat_match(idx, l->upat, ev->topics[t], ev->topic_lens[t]);
+                m = upat_match(idx, l->to.upat, ev->topics[t], ev->topic_lens[t]);
             if (m > 0)
                 return 1;
             unknown |= m < 0;
@@ -571,7 +589,7 @@ static int wanted_by(stream_index_t *idx, const stream_t *s, const evbuf_t *ev)
  * fan-out may be walking. */
 static void on_overflow(req_t *r)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     s->overflowed = 1;
     s->ending = 1;
     s->end_ms = worker__now_ms(r->conn->worker) + STREAM_DRAIN_GRACE_MS;
@@ -595,7 +613,7 @@ static void replay_link(stream_index_t *idx, replay_t *rp)
  * the order holds: a replaying stream takes no live events. */
 static void defer(stream_index_t *idx, req_t *r, uint64_t seq)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     if (s->replay || s->ending || seq <= s->last_seq)
         return; /* reading history already, ending, or it has the event */
     replay_t *rp = calloc(1, sizeof(*rp));
@@ -615,7 +633,7 @@ static void defer(stream_index_t *idx, req_t *r, uint64_t seq)
 /* Queues `ev` to one subscriber; returns 1 if it was queued. */
 static int deliver(stream_index_t *idx, req_t *r, evbuf_t *ev, wref_t **w)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     if (s->replay || ev->seq <= s->last_seq || s->ending)
         return 0; /* replaying: it will read ev from history */
     int vis = visible_to(idx, s, ev);
@@ -655,7 +673,7 @@ static unsigned long deliver_list(stream_index_t *idx, sub_link_t *l, evbuf_t *e
 static int any_live(const sub_link_t *l, uint64_t seq)
 {
     for (; l; l = l->next) {
-        const stream_t *s = l->req->stream;
+        const stream_t *s = req_stream(l->req);
         if (!s->replay && !s->ending && seq > s->last_seq)
             return 1;
     }
@@ -772,7 +790,7 @@ static void replay_unlink(stream_index_t *idx, replay_t *rp)
 /* The stream caught up with history: from now on it takes live events. */
 static void replay_done(stream_index_t *idx, req_t *r)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     replay_unlink(idx, s->replay);
     free(s->replay);
     s->replay = NULL;
@@ -808,7 +826,7 @@ typedef enum batch_result {
  * (charged here); a batch cut short goes on next turn from rp->next_seq. */
 static batch_result_t replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     replay_t *rp = s->replay;
     worker_stats_t *st = worker_stats(idx->worker);
     long max_replay = cfg_of(r)->max_replay;
@@ -866,7 +884,7 @@ static batch_result_t replay_batch(stream_index_t *idx, req_t *r, hub_batch_t *b
  * was full, or a budget ran out). */
 static void replay_consume(stream_index_t *idx, req_t *r, hub_batch_t *b)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     batch_result_t res = replay_batch(idx, r, b);
     int stopped = res == BATCH_STOPPED;
     int caught_up = res == BATCH_DONE && b->count < b->max;
@@ -895,7 +913,7 @@ static void replay_step(stream_index_t *idx, req_t *r)
     hub_batch_t b = {events, *budget < STREAM_REPLAY_BATCH ? *budget : STREAM_REPLAY_BATCH, 0, 0, 0};
     if (b.max == 0)
         return;
-    hub_read(worker_server(idx->worker)->hub, r->stream->replay->next_seq, &b);
+    hub_read(worker_server(idx->worker)->hub, req_stream(r)->replay->next_seq, &b);
     replay_consume(idx, r, &b); /* charges the budget */
 }
 
@@ -1141,7 +1159,7 @@ static void register_subscriptions(req_t *r, const stream_request_t *sr, const u
             spec[k++] = (subs_spec_t){sr->selectors[i], sr->selector_lens[i], sr->selector_types[i],
                                       sr->payloads ? sr->payloads[i] : classic_payload};
     }
-    if (!(r->stream->subs = subs_add(reg, sr->v1, spec, n, sr->anonymous)))
+    if (!(req_stream(r)->subs = subs_add(reg, sr->v1, spec, n, sr->anonymous)))
         log_warn("fd %d: out of memory: the subscription is not listed", conn_fd(r->conn));
 }
 
@@ -1237,7 +1255,7 @@ void stream_start(req_t *r, const stream_request_t *sr)
     free(comp);
     if (s->num_links < n)
         log_warn("fd %d: out of memory while subscribing; some selectors ignored", conn_fd(r->conn));
-    r->stream = s;
+    req_set_stream(r, s);
     rp->req = r;
     rp->next_seq = from;
     replay_link(idx, rp);
@@ -1253,7 +1271,7 @@ void stream_start(req_t *r, const stream_request_t *sr)
 
 void stream_detach(req_t *r)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     stream_index_t *idx = index_of(r);
     if (s->replay)
         replay_done(idx, r);
@@ -1267,20 +1285,20 @@ void stream_detach(req_t *r)
     idx->streams--;
     atomic_fetch_sub_explicit(&worker_stats(r->conn->worker)->streams_open, 1, memory_order_relaxed);
     free(s);
-    r->stream = NULL;
+    req_set_stream(r, NULL);
 }
 
 /* ---- timers --------------------------------------------------------------------- */
 
 static void stream_end(req_t *r)
 {
-    r->stream->ending = 1;
+    req_stream(r)->ending = 1;
     req_end(r);
 }
 
 void stream_on_tick(req_t *r, int64_t now_ms)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     if (s->end_ms && now_ms >= s->end_ms) {
         if (s->ending)
             req_reset(r, "subscriber did not read its pending output in time");
@@ -1295,7 +1313,7 @@ void stream_on_tick(req_t *r, int64_t now_ms)
 
 void stream_schedule_end(req_t *r, int64_t now_ms, int spread_ms)
 {
-    stream_t *s = r->stream;
+    stream_t *s = req_stream(r);
     if (s->ending)
         return;
     int64_t at = now_ms + (spread_ms > 0 ? random() % spread_ms : 0);
