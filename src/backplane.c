@@ -68,6 +68,10 @@ typedef struct backplane {
     long loaded_n;             /* events load_history put into the hub, for journal_load */
 
     atomic_int pub_up, read_up; /* each connection works */
+    /* The reader has loaded history (set once, never cleared). Publishes
+     * wait for it: an entry added before the load would be loaded into
+     * history, not read live, so this node's subscribers would miss it. */
+    atomic_int history_ready;
     pthread_mutex_t state_lock; /* guards reported, ever_up: the log lines */
     int reported;               /* the state last logged: -1 none yet, 0 down, 1 up */
     int ever_up;                /* connected at least once: "reconnected" from then on */
@@ -373,6 +377,7 @@ static int load_history(backplane_t *b, redisContext *c, char *buf, size_t cap, 
     log_info("backplane: %ld events of history loaded from redis stream %s%s%s, reading after %s", loaded,
              b->key, bad ? " (entries skipped: not courant events: " : "", bad ? "some)" : "", b->last_sid);
     b->loaded = 1;
+    atomic_store(&b->history_ready, 1);
     return 0;
 }
 
@@ -520,6 +525,8 @@ static int bp_idle(void *self)
 static const char *bp_refuses(void *self)
 {
     backplane_t *b = self;
+    if (!atomic_load(&b->history_ready))
+        return "this node has not loaded its history from redis yet, so nothing was published; retry later";
     return atomic_load(&b->pub_up) ? NULL : "redis is unreachable, so nothing was published; retry later";
 }
 
