@@ -714,6 +714,15 @@ test('body bloat: 400 GET /healthz with 1 MiB bodies are refused at the head (41
   assert(n === 400, () => `body_too_large refusals went up by ${n}, expected 400`);
 }, { timeout: 60000 });
 
+/** Closes the attacker's stalled sockets; what they were answered (status
+ * or null each, and a count per status) and the RSS growth in MiB. */
+function closeStalled(socks, idleKb, peakKb) {
+  const statuses = socks.map((s) => statusOf(s.data));
+  socks.forEach((s) => s.destroy());
+  const counts = JSON.stringify(statuses.reduce((m, st) => ((m[st] = (m[st] || 0) + 1), m), {}));
+  return { statuses, counts, grew: (peakKb - idleKb) / 1024 };
+}
+
 test('body bloat: publish bodies in flight are capped by --max-body-bytes-total (32 MiB here, 503); RSS stays bounded', async () => {
   const CAP = 32 * MiB;
   const server = await startCourant(argv(['--workers', '2', '--heartbeat', '0'], [['--max-body-bytes-total', String(CAP)]]), { env: ASAN_ENV });
@@ -738,11 +747,8 @@ test('body bloat: publish bodies in flight are capped by --max-body-bytes-total 
     peak = rss.stop();
     return socks;
   });
-  const statuses = socks.map((s) => statusOf(s.data));
-  socks.forEach((s) => s.destroy());
+  const { statuses, counts, grew } = closeStalled(socks, idle, peak);
   const after = await metrics(server.base);
-  const grew = (peak - idle) / 1024;
-  const counts = JSON.stringify(statuses.reduce((m, st) => ((m[st] = (m[st] || 0) + 1), m), {}));
   note(`RSS idle ${(idle / 1024).toFixed(1)} MiB, peak ${(peak / 1024).toFixed(1)} MiB (+${grew.toFixed(1)} MiB); answers ${counts}; body bytes in flight ${inFlight}`);
   assertHonest(out, 'while 200 stalled publish bodies arrive');
   assert(grew <= 64, () => `RSS grew by ${grew.toFixed(1)} MiB (idle ${(idle / 1024).toFixed(1)}, peak ${(peak / 1024).toFixed(1)}); answers ${counts}`);
@@ -780,11 +786,8 @@ test('head bloat: unfinished request heads are capped by --max-head-bytes-total 
     peak = rss.stop();
     return socks;
   });
-  const statuses = socks.map((s) => statusOf(s.data));
-  socks.forEach((s) => s.destroy());
+  const { statuses, counts, grew } = closeStalled(socks, idle, peak);
   const after = await metrics(server.base);
-  const grew = (peak - idle) / 1024;
-  const counts = JSON.stringify(statuses.reduce((m, st) => ((m[st] = (m[st] || 0) + 1), m), {}));
   note(`RSS idle ${(idle / 1024).toFixed(1)} MiB, peak ${(peak / 1024).toFixed(1)} MiB (+${grew.toFixed(1)} MiB); answers ${counts}; head bytes in flight ${inFlight}`);
   assertHonest(out, 'while 2,000 stalled request heads arrive');
   const n503 = statuses.filter((st) => st === 503).length;
