@@ -1120,6 +1120,30 @@ test('--max-lifetime 2: idle streams end after 1.6 to 2.4 s (plus a tick)', asyn
   }
 }, { timeout: 15000 });
 
+// The descriptor table is grown at start, while the process has one thread:
+// grown later, each doubling waits for an RCU grace period (main.c,
+// presize_fd_table), and accepts stall with it. /proc says how big it is.
+function fdTableSize(pid) {
+  return Number(/FDSize:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+}
+
+test('descriptor table: sized for --max-connections at start (capped at 65,536), not grown by connecting', async () => {
+  const server = await startCourant(['--workers', '2', '--heartbeat', '0', '--max-connections', '3000']);
+  const before = fdTableSize(server.proc.pid);
+  assert(before >= 3000 + 64 && before <= 8192, () => `FDSize ${before} with --max-connections 3000; want room for 3,064 (a power of two up to 8,192)`);
+  const streams = [];
+  try {
+    for (let i = 0; i < 300; i++) streams.push(await openStream(server.base, `${HUB}?topic=fdtable`, { keepRaw: false, keepData: false }));
+    const after = fdTableSize(server.proc.pid);
+    assert(after === before, () => `FDSize grew from ${before} to ${after} while 300 subscribers connected`);
+  } finally {
+    for (const s of streams) s.close();
+  }
+  const big = await startCourant(['--workers', '1', '--max-connections', '500000']);
+  const size = fdTableSize(big.proc.pid);
+  assert(size === 65536 || (size >= 4096 && size < 65536), () => `FDSize ${size} with --max-connections 500000; want the 65,536 cap (or the descriptor limit, if lower)`);
+}, { timeout: 30000 });
+
 // Publish pacing: a burst to many subscribers, with bounds low enough that
 // the fan-out (under ASan) passes them. Held answers still come, each event
 // is delivered once; refused publishes say when to retry and publish nothing.
