@@ -122,7 +122,7 @@ static const opt_t options[] = {
      "pace publishers: while the fan-out lags more than this behind (the oldest event a worker has "
      "not written yet is older), publish answers wait, so publishers slow down to what subscribers "
      "take; lower keeps latency under a burst low, higher lets more events share each write; "
-     "0 = answer at once (default 50)"},
+     "0 = answer at once (default 5)"},
     {"publish-refuse-lag", OPT_INT, F(publish_refuse_lag_ms), 0, 0, 3600000, "MS",
      "past this fan-out lag, publishes are refused (503, Retry-After: 1) without being published, "
      "for publishers that do not wait for answers; 0 = never (default 2000)"},
@@ -327,7 +327,7 @@ static void init_defaults(config_t *c)
     c->retry_ms = -1;
     c->max_pending_bytes = 4 << 20;
     c->fanout_batch_us = 5000;
-    c->publish_wait_lag_ms = 50;
+    c->publish_wait_lag_ms = 5;
     c->publish_refuse_lag_ms = 2000;
     c->max_body_bytes_total = 64 << 20;
     c->max_head_bytes_total = 64 << 20;

@@ -451,7 +451,7 @@ static void answer_or_hold(req_t *r, const resp_hdrs_t *cors, evbuf_t *ev)
 {
     worker_t *w = r->conn->worker;
     int64_t bound = lag_bound_ns(r, 0);
-    if (bound && worker_fanout_lag_ns(worker_server(w)) > bound) {
+    if (bound && worker_pacing_lag_ns(worker_server(w)) > bound) {
         resp_hdrs_t *copy = resp_hdrs_dup(cors);
         uint64_t token = copy ? acks_try_wait(worker__acks(w), on_release, r, copy) : 0;
         if (token && worker__hold_answer(w, token, ev) == 0) {
@@ -487,7 +487,7 @@ static void on_answer(void *ctx, void *data, evbuf_t *ev, int ok)
 static int refused_for_lag(req_t *r, const request_t *in)
 {
     int64_t bound = lag_bound_ns(r, 1);
-    if (!bound || worker_fanout_lag_ns(worker_server(r->conn->worker)) <= bound)
+    if (!bound || worker_pacing_lag_ns(worker_server(r->conn->worker)) <= bound)
         return 0;
     atomic_fetch_add_explicit(&worker_stats(r->conn->worker)->lag_refusals, 1, memory_order_relaxed);
     resp_hdrs_t h = in->cors;

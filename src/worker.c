@@ -88,6 +88,9 @@ struct worker {
     atomic_llong busy_since_ns; /* hub_ns of the oldest event posted here and not yet written
                                    (taken, fanned out, flushed), 0 if none: the fan-out lag.
                                    Written under inbox_lock; read by any thread */
+    atomic_llong pass_ns;       /* how long the last turn that took the inbox spent taking,
+                                   fanning out and writing it: the lag a worker that keeps up
+                                   still shows (pacing counts only the lag beyond it) */
     uint8_t inbox_rung;         /* the doorbell rang: the inbox may hold messages not yet taken */
     int64_t last_take_ns;       /* CLOCK_MONOTONIC when the inbox was last taken (fan-out batching) */
     int64_t take_due_ns;        /* 0, or when the gathered inbox must be taken at the latest */
@@ -439,6 +442,22 @@ int64_t worker_fanout_lag_ns(struct server *srv)
     return oldest ? monotonic_ns() - oldest : 0;
 }
 
+int64_t worker_pacing_lag_ns(struct server *srv)
+{
+    int64_t now = monotonic_ns(), worst = 0;
+    for (int i = 0; i < srv->num_workers; i++) {
+        worker_t *w = srv->workers[i];
+        int64_t b = atomic_load_explicit(&w->busy_since_ns, memory_order_relaxed);
+        if (!b)
+            continue;
+        int64_t long_pass = atomic_load_explicit(&w->pass_ns, memory_order_relaxed) - w->batch_ns;
+        int64_t beyond = now - b - (long_pass > 0 ? long_pass : 0);
+        if (beyond > worst)
+            worst = beyond;
+    }
+    return worst;
+}
+
 int worker__hold_answer(worker_t *w, uint64_t token, evbuf_t *ev)
 {
     if (w->num_held == w->cap_held) {
@@ -462,7 +481,7 @@ static void release_held(worker_t *w)
     if (!w->num_held)
         return;
     int64_t bound = (int64_t)w->srv->cfg->publish_wait_lag_ms * 1000000;
-    if (!w->stop_deadline_ms && worker_fanout_lag_ns(w->srv) > bound)
+    if (!w->stop_deadline_ms && worker_pacing_lag_ns(w->srv) > bound)
         return;
     held_t *held = w->held;
     size_t n = w->num_held;
@@ -769,10 +788,13 @@ static void *worker_main(void *arg)
         read_again(w);
         for (int i = 0; i < n; i++)
             handle_event(w, &events[i]);
+        int64_t took_at = w->last_take_ns;
         take_inbox_if_due(w);
         stream_replay_some(w);
         w->write_us = monotonic_us(); /* once per turn: the fan-out above may have taken a while */
         flush_all(w);
+        if (w->last_take_ns != took_at) /* took the inbox: how long taking and writing it took */
+            atomic_store_explicit(&w->pass_ns, monotonic_ns() - w->last_take_ns, memory_order_relaxed);
         settle_busy(w);
         release_held(w);
         if (!w->stop_deadline_ms && atomic_load(&w->srv->stopping))
