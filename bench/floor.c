@@ -34,6 +34,7 @@
 #endif
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -425,6 +426,17 @@ int main(int argc, char **argv)
     if (!getrlimit(RLIMIT_NOFILE, &rl)) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    /* Like courant (main.c, presize_fd_table): the descriptor table grown
+     * while there is one thread, so no accept waits for the RCU grace
+     * period a shared table's doubling costs. */
+    int probe = epoll_create1(EPOLL_CLOEXEC);
+    if (probe >= 0) {
+        long slots = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 65536 ? 65536 : (long)rl.rlim_cur;
+        int high = fcntl(probe, F_DUPFD_CLOEXEC, (int)slots - 1);
+        if (high >= 0)
+            close(high);
+        close(probe);
     }
     char host[64];
     const char *colon = strrchr(listen_spec, ':');
