@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # bench/connect.sh - connects per second, courant against nginx + nchan,
-# alternating one fresh server of each, many times (alone; not part of
-# `make bench`, whose matrix measures each cell 3 times among everything
-# else).
+# alternating one fresh server of each, many times (part of `make bench`,
+# whose matrix measures each cell only 3 times among everything else).
 #
 #   bench/connect.sh [N] [REPS]      (default 1000 subscribers, 10 repetitions)
 #   CONNECT_BENCH_BIN=path/to/courant bench/connect.sh ...   (another build)
+#   CONNECT_BENCH_MD=FILE            also append a Markdown section to FILE
 #
 # Each repetition starts a fresh courant (--workers 2) and a fresh nginx
 # (2 workers, bench/nchan.sh's configuration), connects N subscribers with
@@ -68,5 +68,17 @@ for rep in $(seq "$REPS"); do
     awk -v c="$c" -v n="$n" 'BEGIN {printf "%.2f\n", c / n}' >>"$WORK/r"
     echo "rep $rep: courant $c/s, nchan $n/s"
 done
-echo "N=$N, $REPS repetitions: courant $(median <"$WORK/c")/s, nchan $(median <"$WORK/n")/s;" \
-    "courant/nchan median $(median <"$WORK/r")× (min $(sort -g "$WORK/r" | head -1), max $(sort -g "$WORK/r" | tail -1))"
+SUMMARY="N=$N, $REPS repetitions: courant $(median <"$WORK/c")/s, nchan $(median <"$WORK/n")/s; courant/nchan median $(median <"$WORK/r")× (min $(sort -g "$WORK/r" | head -1), max $(sort -g "$WORK/r" | tail -1))"
+echo "$SUMMARY"
+if [ -n "${CONNECT_BENCH_MD:-}" ]; then
+    {
+        echo "## N=$N, $REPS repetitions"
+        echo
+        echo "| repetition | courant connects/s | nchan connects/s | courant / nchan |"
+        echo "|---:|---:|---:|---:|"
+        paste -d' ' "$WORK/c" "$WORK/n" "$WORK/r" | awk '{printf "| %d | %s | %s | %s× |\n", NR, $1, $2, $3}'
+        echo
+        echo "**$SUMMARY**"
+        echo
+    } >>"$CONNECT_BENCH_MD"
+fi
