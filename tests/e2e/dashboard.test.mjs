@@ -17,7 +17,7 @@ import http from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { assert, courantBin, launchChromium, postForm, run, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, courantBin, launchChromium, onEventBlocks, postForm, run, skip, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const HUB = '/.well-known/mercure';
 const ADMIN_KEY = 'admin-secret-for-dashboard-tests-0123456789';
@@ -69,23 +69,14 @@ function readStream(base, pathAndQuery, { headers = {}, count = 2, ms = 5000 } =
     const req = http.get(base + pathAndQuery, { headers, agent: false }, (res) => {
       out.status = res.statusCode;
       out.headers = res.headers;
-      let buf = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => {
-        out.body += chunk;
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const ev = /^event: (\w+)\ndata: (.*)$/m.exec(block);
-          if (ev && ev[1] === 'stats') out.events.push(JSON.parse(ev[2]));
-          if (out.events.length >= count) {
-            req.destroy();
-            resolve(out);
-          }
+      onEventBlocks(res, (block) => {
+        const ev = /^event: (\w+)\ndata: (.*)$/m.exec(block);
+        if (ev && ev[1] === 'stats') out.events.push(JSON.parse(ev[2]));
+        if (out.events.length >= count) {
+          req.destroy();
+          resolve(out);
         }
-      });
+      }, (chunk) => { out.body += chunk; });
       res.on('end', () => {
         out.ended = true;
         resolve(out);

@@ -436,22 +436,34 @@ export function collectEvents(source, sub) {
  * field too) and left out without one (the retry: preamble).
  */
 function collectIdEvents(source, s) {
+  onEventBlocks(source, (block) => {
+    const ev = { id: null, type: 'message', data: [] };
+    for (const line of block.split('\n')) {
+      if (line.startsWith('data: ')) ev.data.push(line.slice(6));
+      else if (line.startsWith('id: ')) ev.id = line.slice(4);
+      else if (line.startsWith('event: ')) ev.type = line.slice(7);
+    }
+    if (ev.id !== null) s.events.push({ id: ev.id, type: ev.type, data: ev.data.join('\n') });
+  }, (chunk) => { s.body += chunk; });
+}
+
+/**
+ * Calls onBlock(text) for each event block of `source` (the text before a
+ * blank line, without it) as the blocks arrive, and onText(chunk) with every
+ * chunk of raw text first, when given. For tests that read one field of
+ * their own (a stats event, the data lines) rather than collectEvents' view.
+ */
+export function onEventBlocks(source, onBlock, onText = null) {
   let buf = '';
   source.setEncoding('utf8');
   source.on('data', (chunk) => {
-    s.body += chunk;
+    if (onText) onText(chunk);
     buf += chunk;
     let i;
     while ((i = buf.indexOf('\n\n')) >= 0) {
       const block = buf.slice(0, i);
       buf = buf.slice(i + 2);
-      const ev = { id: null, type: 'message', data: [] };
-      for (const line of block.split('\n')) {
-        if (line.startsWith('data: ')) ev.data.push(line.slice(6));
-        else if (line.startsWith('id: ')) ev.id = line.slice(4);
-        else if (line.startsWith('event: ')) ev.type = line.slice(7);
-      }
-      if (ev.id !== null) s.events.push({ id: ev.id, type: ev.type, data: ev.data.join('\n') });
+      onBlock(block);
     }
   });
 }

@@ -11,7 +11,7 @@ import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { assert, postForm, run, sleep, startCourant, test, waitFor } from './lib.mjs';
+import { assert, onEventBlocks, postForm, run, sleep, startCourant, test, waitFor } from './lib.mjs';
 
 const KEY_A = 'reload-test-subscriber-key-A-0123456789abcdef';
 const KEY_B = 'reload-test-subscriber-key-B-fedcba9876543210';
@@ -48,17 +48,9 @@ function streamWith(base, topic, headers) {
   const u = new URL(`${base}${HUB}?topic=${encodeURIComponent(topic)}`);
   s.req = http.get({ host: u.hostname, port: u.port, path: u.pathname + u.search, headers, agent: false }, (res) => {
     s.status = res.statusCode;
-    let buf = '';
-    res.setEncoding('utf8');
-    res.on('data', (c) => {
-      buf += c;
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const block = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
-        if (data.length) s.events.push({ data: data.join('\n') });
-      }
+    onEventBlocks(res, (block) => {
+      const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
+      if (data.length) s.events.push({ data: data.join('\n') });
     });
     res.on('end', () => { s.ended = true; });
   });
