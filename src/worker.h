@@ -125,7 +125,8 @@ int64_t worker_fanout_lag_ns(struct server *srv);
 /* What pacing compares with --publish-wait-lag and --publish-refuse-lag:
  * the lag beyond the one a worker that keeps up still shows, its last
  * pass (taking its inbox, fanning it out, writing it): at N=10,000 one pass
- * writes 5,000 streams per worker and takes 20-40 ms, at N=1,000 2-3 ms.
+ * writes 5,000 streams per worker and takes 50-85 ms, at N=1,000 about 3 ms
+ * (median and 90th percentile of the passes of one burst).
  * Counting the pass would hold answers at every pass where subscribers are
  * many, for no latency gained. Any thread. */
 int64_t worker_pacing_lag_ns(struct server *srv);
